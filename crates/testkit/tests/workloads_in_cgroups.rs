@@ -1,0 +1,215 @@
+//! The harness against the real thing: Go workloads built with both toolchains,
+//! run inside real memory cgroups, killed by the real OOM killer.
+
+use memlens_testkit::{Exit, GoToolchain, TestCgroup, WorkloadSpec};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const MIB: u64 = 1 << 20;
+
+/// `go version -m` is the independent judge of what toolchain built a binary.
+fn go_version_of_binary(toolchain: &GoToolchain, binary: &Path) -> String {
+    let out = Command::new(&toolchain.go_binary)
+        .args(["version", "-m"])
+        .arg(binary)
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .expect("run go version -m");
+    assert!(out.status.success(), "go version -m failed: {:?}", out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn workloads_build_and_serve_with_go119_and_go127() {
+    for toolchain in GoToolchain::all() {
+        let workload = WorkloadSpec::new(&toolchain, "steady")
+            .arg("--duration=20s")
+            .arg("--live-mib=4")
+            .start();
+        let info = go_version_of_binary(&toolchain, workload.binary());
+        let first_line = info.lines().next().unwrap_or_default();
+        assert!(
+            first_line.ends_with(&format!(": {}", toolchain.version)),
+            "{} built a binary that says {first_line:?}",
+            toolchain.name
+        );
+        assert!(
+            info.contains("memlens.dev/workload"),
+            "module path missing:\n{info}"
+        );
+        workload.wait_for_line("READY", Duration::from_secs(20));
+        // The debug endpoints answer on the loopback port the workload printed.
+        let body = http_get(workload.listen_addr(), "/debug/vars");
+        assert!(
+            body.contains("\"memstats\""),
+            "expvar without memstats: {body:.200}"
+        );
+        let pprof = http_get(workload.listen_addr(), "/debug/pprof/goroutine?debug=1");
+        assert!(
+            pprof.starts_with("goroutine profile: total"),
+            "{pprof:.200}"
+        );
+    }
+}
+
+#[test]
+fn heap_leak_is_oom_killed_in_a_128mib_cgroup() {
+    for toolchain in GoToolchain::all() {
+        let cgroup = TestCgroup::with_limit(128 * MIB);
+        assert_eq!(cgroup.oom_kill_count(), 0, "a fresh cgroup has no kills");
+        let mut workload = WorkloadSpec::new(&toolchain, "heap-leak")
+            .arg("--leak-kib=4096")
+            .arg("--tick=50ms")
+            .arg("--duration=120s")
+            .start_in(&cgroup);
+        assert!(
+            cgroup.pids().contains(&workload.pid()),
+            "the workload did not join its cgroup"
+        );
+        let exit = workload.wait_exit(Duration::from_secs(90));
+        let retained = last_retained_bytes(&workload.stdout_lines());
+        assert_eq!(
+            exit,
+            Some(Exit::Signal(libc::SIGKILL)),
+            "{}: heap-leak should be SIGKILLed by the OOM killer; retained {retained} bytes; stderr tail:\n{}",
+            toolchain.name,
+            tail(&workload.stderr(), 2000)
+        );
+        assert_eq!(
+            cgroup.oom_kill_count(),
+            1,
+            "{}: the cgroup counts one OOM kill",
+            toolchain.name
+        );
+        // It died of the leak: it had retained most of the limit by then.
+        assert!(
+            retained > 64 * MIB,
+            "{}: killed after retaining only {retained} bytes",
+            toolchain.name
+        );
+        println!(
+            "{}: OOM-killed after retaining {} MiB in a 128 MiB cgroup",
+            toolchain.name,
+            retained / MIB
+        );
+    }
+}
+
+#[test]
+fn steady_survives_a_bounded_run_in_a_128mib_cgroup() {
+    for toolchain in GoToolchain::all() {
+        let cgroup = TestCgroup::with_limit(128 * MIB);
+        let mut workload = WorkloadSpec::new(&toolchain, "steady")
+            .arg("--live-mib=32")
+            .arg("--duration=8s")
+            .env("GODEBUG", "gctrace=1")
+            .start_in(&cgroup);
+        let exit = workload.wait_exit(Duration::from_secs(60));
+        assert_eq!(
+            exit,
+            Some(Exit::Code(0)),
+            "{}: steady should finish its run; stderr tail:\n{}",
+            toolchain.name,
+            tail(&workload.stderr(), 2000)
+        );
+        assert_eq!(cgroup.oom_kill_count(), 0);
+        workload.wait_for_line("DONE", Duration::from_secs(5));
+        // The runtime's own stderr is kept: many GC cycles ran (a sawtooth, not a leak).
+        let gc_lines = workload
+            .stderr()
+            .lines()
+            .filter(|l| l.starts_with("gc "))
+            .count();
+        assert!(
+            gc_lines >= 5,
+            "{}: only {gc_lines} gctrace lines",
+            toolchain.name
+        );
+    }
+}
+
+#[test]
+fn dropping_a_cgroup_kills_what_is_inside_and_removes_it() {
+    let toolchain = GoToolchain::go119();
+    let cgroup = TestCgroup::with_limit(256 * MIB);
+    let dir = cgroup.dir().to_path_buf();
+    let workload = WorkloadSpec::new(&toolchain, "steady")
+        .arg("--live-mib=4")
+        .arg("--duration=60s")
+        .start_in(&cgroup);
+    let pid = workload.pid();
+    // Forget the handle so only the cgroup's cleanup can stop the process.
+    std::mem::forget(workload);
+    drop(cgroup);
+    assert!(!dir.exists(), "{} still exists", dir.display());
+    // The process was killed; reap it (it is our child) and check how it ended.
+    let mut status = 0;
+    // SAFETY: waitpid on our own child with a valid pointer.
+    let reaped = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(reaped, pid);
+    assert!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
+        "status {status:#x}"
+    );
+}
+
+#[test]
+fn a_failing_test_still_cleans_up() {
+    let toolchain = GoToolchain::go119();
+    let mut seen = None;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let cgroup = TestCgroup::with_limit(256 * MIB);
+        let workload = WorkloadSpec::new(&toolchain, "steady")
+            .arg("--live-mib=4")
+            .arg("--duration=60s")
+            .start_in(&cgroup);
+        seen = Some((cgroup.dir().to_path_buf(), workload.pid()));
+        panic!("an assertion fails mid-test");
+    }));
+    assert!(result.is_err());
+    let (dir, pid) = seen.expect("the test body ran");
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "workload {pid} left running"
+    );
+}
+
+fn last_retained_bytes(lines: &[String]) -> u64 {
+    lines
+        .iter()
+        .rev()
+        .find_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("retained_bytes="))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// A minimal HTTP/1.0 GET against a loopback workload (no client crate needed).
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to workload");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    body.to_string()
+}
