@@ -9,10 +9,12 @@
 //! - [`cgroup::Limit`]: a memory limit, either a number of bytes or `max`.
 //! - [`cgroup::FlatKeyed`]: the `key value` files of the memory controller
 //!   (`memory.events`, `memory.oom_control`, `memory.stat`).
+//! - [`host`]: `/proc/meminfo`, `/proc/vmstat`, PSI, `vm.*` sysctls.
 //! - [`mountinfo::CgroupMounts`]: where the cgroup hierarchies are mounted, v1, v2 or hybrid.
 
 pub mod cgroup;
 mod error;
+pub mod host;
 pub mod mountinfo;
 
 pub use error::ParseError;

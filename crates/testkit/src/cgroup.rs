@@ -1,5 +1,6 @@
 //! Fresh memory cgroups for tests, removed on drop.
 
+pub use memlens_linux::cgroup::CgroupVersion;
 use memlens_linux::cgroup::FlatKeyed;
 use memlens_linux::mountinfo::CgroupMounts;
 use std::path::{Path, PathBuf};
@@ -8,15 +9,6 @@ use std::time::{Duration, Instant};
 
 /// Names of the cgroups this harness creates start with this.
 const NAME_PREFIX: &str = "memlens-test-";
-
-/// Which cgroup version a [`TestCgroup`] lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CgroupVersion {
-    /// The v1 memory hierarchy (`memory.limit_in_bytes`, `memory.oom_control`).
-    V1,
-    /// The v2 unified hierarchy with the memory controller (`memory.max`, `memory.events`).
-    V2,
-}
 
 /// A memory cgroup created for one test, with a hard limit.
 ///

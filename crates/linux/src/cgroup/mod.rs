@@ -4,9 +4,16 @@
 //!   limit" is a value of its own ([`Limit::Max`]), never a magic number.
 //! - [`FlatKeyed`]: the `key value` per line files (`memory.events`,
 //!   `memory.oom_control`, `memory.stat`).
+//! - [`CgroupMemory`]: all memory files of one cgroup, v1 or v2, typed;
+//!   [`effective_limit`] for the tightest limit up the hierarchy.
+//! - [`describe_cgroup`]: what a cgroup path is (container, Kubernetes pod, systemd unit).
 
 mod flat_keyed;
 mod limit;
+mod memory;
+mod name;
 
 pub use flat_keyed::FlatKeyed;
 pub use limit::Limit;
+pub use memory::{effective_limit, CgroupMemory, CgroupVersion};
+pub use name::{describe_cgroup, CgroupOwner};

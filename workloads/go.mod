@@ -1,0 +1,3 @@
+module memlens.dev/workload
+
+go 1.19

@@ -1,0 +1,326 @@
+// Command workload reproduces, on purpose and deterministically, the Go memory
+// incidents memlens must recognise. It uses the standard library only and builds
+// with Go 1.19 and with current Go (go.mod says go 1.19).
+//
+// # Usage
+//
+//	workload --mode MODE [flags]
+//
+// Flags may be written -flag or --flag, with "=value" or " value".
+//
+// Common flags:
+//
+//	--mode MODE            steady | heap-leak | goroutine-leak | map-bloat |
+//	                       fd-leak | alloc-churn | mmap (required)
+//	--addr HOST:PORT       where pprof and expvar are served (default 127.0.0.1:0)
+//	--duration D           hard bound on the run; then prints DONE and exits 0
+//	                       (default 60s; 0 = run until killed or signalled)
+//	--tick D               interval of the periodic work (default 100ms)
+//	--seed N               seed of the random choices (default 1)
+//	--setup-after D        setup modes (goroutine-leak, map-bloat, fd-leak, mmap):
+//	                       wait D after READY before the setup starts (default 0)
+//
+// Mode flags:
+//
+//	steady:         --live-mib N (32)  --alloc-mib-per-tick N (16)
+//	heap-leak:      --leak-kib N (1024) --garbage-kib N (4096) --leak-after D (0)
+//	alloc-churn:    --alloc-mib-per-tick N (16)
+//	goroutine-leak: --goroutines N (100) --goroutine-rate N per tick (0 = all at once)
+//	map-bloat:      --map-entries N (1000000) --map-keep N (1000) --shrink-after D (0)
+//	fd-leak:        --fds N (100) --fd-rate N per tick (0 = all at once)
+//	mmap:           --mappings K (100) --mapping-kib N (64)
+//
+// # What each mode does
+//
+//	steady          a ring of --live-mib MiB of 64 KiB chunks; every tick replaces
+//	                --alloc-mib-per-tick MiB of random chunks with fresh, written ones:
+//	                a GC sawtooth around a constant live heap.
+//	heap-leak       every tick keeps --leak-kib KiB more (64 KiB chunks, every page
+//	                written, so RSS grows) and throws away --garbage-kib KiB.
+//	                Allocation site of the leak: main.retainLeakChunk.
+//	alloc-churn     many small objects (64..1024 bytes) per tick, live heap < 4 MiB.
+//	goroutine-leak  --goroutines goroutines blocked forever receiving from a channel
+//	                nobody can send to: function main.leakyWorker, created by
+//	                main.leakyWorkerSpawner (Go 1.26+ goroutineleak profile finds them).
+//	map-bloat       fills a map[int64][64]byte, then deletes all but --map-keep
+//	                entries; the map keeps its buckets (it never shrinks).
+//	fd-leak         opens /dev/null --fds times and never closes the files.
+//	mmap            K anonymous private read-write mappings of --mapping-kib KiB,
+//	                each between unmapped one-page holes so none merge: the VMA count
+//	                in /proc/PID/maps rises by exactly K. Every page is written.
+//
+// # Output protocol (stdout, one line per event, written at once, never buffered)
+//
+//	LISTEN 127.0.0.1:PORT        first line: the loopback address of the HTTP server
+//	PID <pid>
+//	MODE <mode> go=<runtime version>
+//	READY                        the server answers; the mode starts now
+//	LIVE_FILLED live_bytes=N     steady: the live ring is in place
+//	TICK <n> allocated_bytes=N live_bytes=N     steady, every tick
+//	LEAK_START tick=<n>          heap-leak: the first tick that retains memory
+//	TICK <n> retained_bytes=N    heap-leak, every tick (N = bytes kept so far)
+//	TICK <n> allocs=N alloc_bytes=N             alloc-churn, every tick (cumulative)
+//	GOROUTINES_LEAKED <n>        goroutine-leak, after each batch (n = running total)
+//	MAP_FULL entries=N           map-bloat, after the fill
+//	MAP_SHRUNK entries=K         map-bloat, after the deletes and a runtime.GC()
+//	FDS_OPEN <n>                 fd-leak, after each batch (n = running total)
+//	MAPPINGS <K> vmas_before=X vmas_after=Y     mmap (lines of /proc/self/maps)
+//	SETUP_DONE                   setup modes: the setup is complete (after the last
+//	                             marker line above)
+//	ERROR <text>                 setup failed; the process exits 1
+//	DONE                         --duration passed; the process exits 0 right after
+//	DONE signal=<name>           SIGINT or SIGTERM; the process exits 0 right after
+//
+// Nothing is printed after DONE. Diagnostics go to stderr, where the runtime also
+// writes gctrace when GODEBUG=gctrace=1 (GOGC, GOMEMLIMIT and GODEBUG are honoured
+// and never overridden).
+//
+// # HTTP
+//
+// net/http/pprof under /debug/pprof/ and expvar under /debug/vars. The expvar map
+// "workload" holds mode, ticks, retained_bytes, live_bytes, allocated_bytes,
+// allocs, goroutines_leaked, map_entries, fds_open, mappings, mapping_bytes,
+// vmas_before and vmas_after.
+package main
+
+import (
+	"expvar"
+	"flag"
+	"fmt"
+	"math/rand"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // registers /debug/pprof/ on http.DefaultServeMux
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// config holds the parsed command line.
+type config struct {
+	mode       string
+	addr       string
+	duration   time.Duration
+	tick       time.Duration
+	seed       int64
+	setupAfter time.Duration
+
+	liveMiB         int
+	allocMiBPerTick int
+
+	leakKiB    int
+	garbageKiB int
+	leakAfter  time.Duration
+
+	goroutines    int
+	goroutineRate int
+
+	mapEntries  int
+	mapKeep     int
+	shrinkAfter time.Duration
+
+	fds    int
+	fdRate int
+
+	mappings   int
+	mappingKiB int
+}
+
+// modes maps each --mode to the function that runs it. A mode function returns
+// when its setup is done (setup modes) or never (periodic modes); either way the
+// process lives until --duration passes.
+var modes = map[string]func(c *config, rng *rand.Rand){
+	"steady":         runSteady,
+	"heap-leak":      runHeapLeak,
+	"alloc-churn":    runAllocChurn,
+	"goroutine-leak": runGoroutineLeak,
+	"map-bloat":      runMapBloat,
+	"fd-leak":        runFDLeak,
+	"mmap":           runMmap,
+}
+
+// parseFlags reads the command line into a config, exiting 2 on a bad flag.
+func parseFlags() *config {
+	c := &config{}
+	fs := flag.NewFlagSet("workload", flag.ExitOnError)
+	fs.StringVar(&c.mode, "mode", "", "steady | heap-leak | goroutine-leak | map-bloat | fd-leak | alloc-churn | mmap")
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:0", "address of the pprof/expvar HTTP server")
+	fs.DurationVar(&c.duration, "duration", 60*time.Second, "hard bound on the run (0 = until killed)")
+	fs.DurationVar(&c.tick, "tick", 100*time.Millisecond, "interval of the periodic work")
+	fs.Int64Var(&c.seed, "seed", 1, "seed of the random choices")
+	fs.DurationVar(&c.setupAfter, "setup-after", 0, "setup modes: delay between READY and the setup")
+	fs.IntVar(&c.liveMiB, "live-mib", 32, "steady: live heap in MiB")
+	fs.IntVar(&c.allocMiBPerTick, "alloc-mib-per-tick", 16, "steady, alloc-churn: MiB allocated per tick")
+	fs.IntVar(&c.leakKiB, "leak-kib", 1024, "heap-leak: KiB retained per tick")
+	fs.IntVar(&c.garbageKiB, "garbage-kib", 4096, "heap-leak: KiB of garbage per tick")
+	fs.DurationVar(&c.leakAfter, "leak-after", 0, "heap-leak: delay between READY and the first leak")
+	fs.IntVar(&c.goroutines, "goroutines", 100, "goroutine-leak: goroutines to leak")
+	fs.IntVar(&c.goroutineRate, "goroutine-rate", 0, "goroutine-leak: goroutines per tick (0 = all at once)")
+	fs.IntVar(&c.mapEntries, "map-entries", 1000000, "map-bloat: entries inserted")
+	fs.IntVar(&c.mapKeep, "map-keep", 1000, "map-bloat: entries kept after the deletes")
+	fs.DurationVar(&c.shrinkAfter, "shrink-after", 0, "map-bloat: delay between MAP_FULL and the deletes")
+	fs.IntVar(&c.fds, "fds", 100, "fd-leak: files to open and never close")
+	fs.IntVar(&c.fdRate, "fd-rate", 0, "fd-leak: files per tick (0 = all at once)")
+	fs.IntVar(&c.mappings, "mappings", 100, "mmap: anonymous mappings (new VMAs)")
+	fs.IntVar(&c.mappingKiB, "mapping-kib", 64, "mmap: size of each mapping in KiB")
+	_ = fs.Parse(os.Args[1:]) // ExitOnError: never returns an error
+
+	bad := func(format string, args ...interface{}) {
+		fmt.Fprintf(os.Stderr, "workload: "+format+"\n", args...)
+		fs.Usage()
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		bad("unexpected arguments %q", fs.Args())
+	}
+	if _, ok := modes[c.mode]; !ok {
+		bad("unknown or missing --mode %q", c.mode)
+	}
+	if c.tick <= 0 || c.duration < 0 || c.setupAfter < 0 || c.leakAfter < 0 || c.shrinkAfter < 0 {
+		bad("--tick must be > 0 and the other durations >= 0")
+	}
+	for name, v := range map[string]int{
+		"live-mib": c.liveMiB, "alloc-mib-per-tick": c.allocMiBPerTick,
+		"leak-kib": c.leakKiB, "garbage-kib": c.garbageKiB,
+		"goroutines": c.goroutines, "goroutine-rate": c.goroutineRate,
+		"map-entries": c.mapEntries, "map-keep": c.mapKeep,
+		"fds": c.fds, "fd-rate": c.fdRate, "mappings": c.mappings,
+	} {
+		if v < 0 {
+			bad("--%s must be >= 0", name)
+		}
+	}
+	if c.mappingKiB <= 0 {
+		bad("--mapping-kib must be > 0")
+	}
+	return c
+}
+
+// stats is the expvar map "workload"; every key exists in every mode.
+var stats = struct {
+	mode                                             *expvar.String
+	ticks, retainedBytes, liveBytes, allocatedBytes  *expvar.Int
+	allocs, goroutinesLeaked, mapEntries, fdsOpen    *expvar.Int
+	mappings, mappingBytes, vmasBefore, vmasAfter    *expvar.Int
+}{}
+
+func init() {
+	m := expvar.NewMap("workload")
+	newInt := func(name string) *expvar.Int {
+		v := new(expvar.Int)
+		m.Set(name, v)
+		return v
+	}
+	stats.mode = new(expvar.String)
+	m.Set("mode", stats.mode)
+	stats.ticks = newInt("ticks")
+	stats.retainedBytes = newInt("retained_bytes")
+	stats.liveBytes = newInt("live_bytes")
+	stats.allocatedBytes = newInt("allocated_bytes")
+	stats.allocs = newInt("allocs")
+	stats.goroutinesLeaked = newInt("goroutines_leaked")
+	stats.mapEntries = newInt("map_entries")
+	stats.fdsOpen = newInt("fds_open")
+	stats.mappings = newInt("mappings")
+	stats.mappingBytes = newInt("mapping_bytes")
+	stats.vmasBefore = newInt("vmas_before")
+	stats.vmasAfter = newInt("vmas_after")
+}
+
+// out serialises stdout lines and stops them for good once DONE is printed.
+var out struct {
+	sync.Mutex
+	done bool
+}
+
+// say prints one protocol line to stdout in a single write (os.Stdout is not
+// buffered, so the reader sees it at once). It prints nothing after DONE.
+func say(format string, args ...interface{}) {
+	out.Lock()
+	defer out.Unlock()
+	if !out.done {
+		fmt.Fprintf(os.Stdout, format+"\n", args...)
+	}
+}
+
+// finish prints the last line and exits with code; no line can follow it.
+func finish(code int, line string) {
+	out.Lock()
+	if !out.done {
+		fmt.Fprintln(os.Stdout, line)
+		out.done = true
+	}
+	os.Exit(code) // with the lock held, so nothing else is printed
+}
+
+// fatal reports a failed setup on stdout and stderr and exits 1.
+func fatal(format string, args ...interface{}) {
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintln(os.Stderr, "workload: "+msg)
+	finish(1, "ERROR "+msg)
+}
+
+// sleepFor waits d (nothing when d is 0).
+func sleepFor(d time.Duration) {
+	if d > 0 {
+		time.Sleep(d)
+	}
+}
+
+func main() {
+	c := parseFlags()
+	start := time.Now()
+
+	// Signals are watched through a channel the signal package keeps reachable,
+	// so the main goroutine is never mistaken for a leaked one.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	var deadline <-chan time.Time
+	if c.duration > 0 {
+		timer := time.NewTimer(c.duration)
+		defer timer.Stop()
+		deadline = timer.C
+	}
+
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "workload: listen %s: %v\n", c.addr, err)
+		os.Exit(1)
+	}
+	server := &http.Server{Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := server.Serve(ln); err != nil {
+			fmt.Fprintf(os.Stderr, "workload: http server: %v\n", err)
+		}
+	}()
+
+	stats.mode.Set(c.mode)
+	say("LISTEN %s", ln.Addr().String())
+	say("PID %d", os.Getpid())
+	say("MODE %s go=%s", c.mode, runtime.Version())
+	say("READY")
+
+	go modes[c.mode](c, rand.New(rand.NewSource(c.seed)))
+
+	select {
+	case <-deadline:
+		finish(0, "DONE")
+	case s := <-signals:
+		fmt.Fprintf(os.Stderr, "workload: %v after %v\n", s, time.Since(start).Round(time.Millisecond))
+		finish(0, "DONE signal="+signalName(s))
+	}
+}
+
+// signalName is the short name of the signals main listens for.
+func signalName(s os.Signal) string {
+	switch s {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
+}
