@@ -9,11 +9,14 @@
 //! - [`cgroup::Limit`]: a memory limit, either a number of bytes or `max`.
 //! - [`cgroup::FlatKeyed`]: the `key value` files of the memory controller
 //!   (`memory.events`, `memory.oom_control`, `memory.stat`).
+//! - [`fs`]: the thin IO layer, rooted at a directory ([`fs::Root`]); readers for
+//!   the host files and the memory cgroup hierarchy.
 //! - [`host`]: `/proc/meminfo`, `/proc/vmstat`, PSI, `vm.*` sysctls.
 //! - [`mountinfo::CgroupMounts`]: where the cgroup hierarchies are mounted, v1, v2 or hybrid.
 
 pub mod cgroup;
 mod error;
+pub mod fs;
 pub mod host;
 pub mod mountinfo;
 
