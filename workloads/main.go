@@ -201,10 +201,10 @@ func parseFlags() *config {
 
 // stats is the expvar map "workload"; every key exists in every mode.
 var stats = struct {
-	mode                                             *expvar.String
-	ticks, retainedBytes, liveBytes, allocatedBytes  *expvar.Int
-	allocs, goroutinesLeaked, mapEntries, fdsOpen    *expvar.Int
-	mappings, mappingBytes, vmasBefore, vmasAfter    *expvar.Int
+	mode                                            *expvar.String
+	ticks, retainedBytes, liveBytes, allocatedBytes *expvar.Int
+	allocs, goroutinesLeaked, mapEntries, fdsOpen   *expvar.Int
+	mappings, mappingBytes, vmasBefore, vmasAfter   *expvar.Int
 }{}
 
 func init() {

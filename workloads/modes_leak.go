@@ -1,0 +1,127 @@
+package main
+
+// The setup modes that leak something other than heap bytes: goroutine-leak,
+// map-bloat and fd-leak. Each sets up, prints its marker lines and SETUP_DONE,
+// and returns; what it leaked stays until the process exits.
+
+import (
+	"math/rand"
+	"os"
+	"runtime"
+	"time"
+)
+
+// leakyWorker blocks forever receiving from ch. Nothing ever sends on ch and no
+// running goroutine can reach it, so the goroutine is provably leaked.
+//
+//go:noinline
+func leakyWorker(ch <-chan struct{}) {
+	<-ch
+}
+
+// leakyWorkerSpawner starts n leakyWorker goroutines, each on its own channel that
+// is created here and dropped when this function returns: the "created by" site
+// of the leaked goroutines.
+//
+//go:noinline
+func leakyWorkerSpawner(n int) {
+	for i := 0; i < n; i++ {
+		ch := make(chan struct{})
+		go leakyWorker(ch)
+	}
+}
+
+// runGoroutineLeak leaks --goroutines goroutines, all at once or --goroutine-rate
+// per tick, printing GOROUTINES_LEAKED <running total> after each batch.
+func runGoroutineLeak(c *config, _ *rand.Rand) {
+	sleepFor(c.setupAfter)
+	total := 0
+	forEachBatch(c, c.goroutines, c.goroutineRate, func(batch int) {
+		leakyWorkerSpawner(batch)
+		total += batch
+		stats.goroutinesLeaked.Set(int64(total))
+		say("GOROUTINES_LEAKED %d", total)
+	})
+	say("SETUP_DONE")
+}
+
+// forEachBatch calls do with batches that add up to total: one batch when rate is
+// 0 (or at least total), else rate per tick. With total 0 it calls do(0) once, so
+// the marker line is printed in every case.
+func forEachBatch(c *config, total, rate int, do func(batch int)) {
+	if rate <= 0 || rate >= total {
+		do(total)
+		return
+	}
+	ticker := time.NewTicker(c.tick)
+	defer ticker.Stop()
+	for done := 0; done < total; {
+		batch := rate
+		if total-done < batch {
+			batch = total - done
+		}
+		if done > 0 {
+			<-ticker.C
+		}
+		do(batch)
+		done += batch
+	}
+}
+
+// bloatedMap is the map-bloat map: filled, then mostly emptied, kept for good.
+var bloatedMap map[int64][64]byte
+
+// runMapBloat inserts --map-entries entries into a map with no size hint (it
+// grows as a real service's would), deletes all but --map-keep of them and
+// collects garbage: the map keeps its full-size bucket array.
+func runMapBloat(c *config, _ *rand.Rand) {
+	sleepFor(c.setupAfter)
+	bloatedMap = make(map[int64][64]byte)
+	for i := 0; i < c.mapEntries; i++ {
+		var v [64]byte
+		v[0], v[31], v[63] = byte(i), byte(i>>8), byte(i>>16)
+		bloatedMap[int64(i)] = v
+	}
+	stats.mapEntries.Set(int64(len(bloatedMap)))
+	say("MAP_FULL entries=%d", len(bloatedMap))
+
+	sleepFor(c.shrinkAfter)
+	keep := int64(c.mapKeep)
+	for k := range bloatedMap {
+		if k >= keep {
+			delete(bloatedMap, k)
+		}
+	}
+	runtime.GC()
+	stats.mapEntries.Set(int64(len(bloatedMap)))
+	say("MAP_SHRUNK entries=%d", len(bloatedMap))
+	say("SETUP_DONE")
+}
+
+// leakedFiles keeps every file fd-leak opens reachable, so no finalizer closes it.
+var leakedFiles []*os.File
+
+// openLeakedFiles opens /dev/null n times and keeps the files forever.
+//
+//go:noinline
+func openLeakedFiles(n int) {
+	for i := 0; i < n; i++ {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			fatal("fd-leak: after %d files: %v", len(leakedFiles), err)
+		}
+		leakedFiles = append(leakedFiles, f)
+	}
+}
+
+// runFDLeak opens --fds files, all at once or --fd-rate per tick, printing
+// FDS_OPEN <running total> after each batch.
+func runFDLeak(c *config, _ *rand.Rand) {
+	sleepFor(c.setupAfter)
+	forEachBatch(c, c.fds, c.fdRate, func(batch int) {
+		openLeakedFiles(batch)
+		stats.fdsOpen.Set(int64(len(leakedFiles)))
+		say("FDS_OPEN %d", len(leakedFiles))
+	})
+	say("SETUP_DONE")
+}
