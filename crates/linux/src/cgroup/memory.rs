@@ -181,6 +181,27 @@ mod tests {
     }
 
     #[test]
+    fn v1_cgroup_after_an_oom_kill() {
+        // A 128 MiB cgroup right after the kernel killed the heap-leak workload.
+        let mem =
+            CgroupMemory::from_files(CgroupVersion::V1, fixture_dir("linux6.18-v1-oomkilled"))
+                .unwrap();
+        assert_eq!(mem.limit, Some(Limit::Bytes(128 << 20)));
+        assert_eq!(mem.memsw_limit, Some(Limit::Bytes(128 << 20)));
+        assert_eq!(mem.oom_kill_count, Some(1));
+        assert_eq!(mem.under_oom, Some(false));
+        // The peak reached the limit before the kill (v1 records it a couple of
+        // pages past the limit: 134225920 here); the victim's memory is gone after.
+        let peak = mem.peak_usage_bytes.unwrap();
+        assert!(
+            peak > 120 << 20 && peak <= (128 << 20) + (64 << 10),
+            "peak {peak}"
+        );
+        assert!(mem.usage_bytes.unwrap() < 8 << 20);
+        assert_eq!(mem.v1_hierarchical_limit(), Some(Limit::Bytes(128 << 20)));
+    }
+
+    #[test]
     fn a_file_that_does_not_parse_is_named() {
         let read = |name: &str| match name {
             "memory.max" => Some("a lot\n".to_string()),
