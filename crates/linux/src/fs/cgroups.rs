@@ -137,6 +137,7 @@ impl CgroupReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn this_host_has_v1_memory() {
@@ -150,6 +151,84 @@ mod tests {
         let mem = reader.read_memory(&top).unwrap();
         assert_eq!(mem.limit, Some(Limit::Max));
         assert_eq!(reader.effective_limit(&top).unwrap(), Limit::Max);
+    }
+
+    /// Lays the captured v2 tree (Debian 6.1 kernel under qemu) out as a root
+    /// directory: `proc/self/mountinfo` and `sys/fs/cgroup/...`.
+    fn v2_fixture_root() -> (PathBuf, Root) {
+        let captured = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/linux6.1-v2-qemu");
+        let dir = std::env::temp_dir().join(format!(
+            "memlens-v2-root-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let copy_dir = |from: &Path, to: &Path| {
+            std::fs::create_dir_all(to).unwrap();
+            for entry in std::fs::read_dir(from).unwrap() {
+                let entry = entry.unwrap();
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
+        };
+        let cgroup = dir.join("sys/fs/cgroup");
+        copy_dir(&captured.join("root"), &cgroup);
+        copy_dir(
+            &captured.join("memlens-fixture"),
+            &cgroup.join("memlens-fixture"),
+        );
+        copy_dir(&captured.join("memlens-oom"), &cgroup.join("memlens-oom"));
+        std::fs::create_dir_all(dir.join("proc/self")).unwrap();
+        std::fs::copy(
+            captured.join("mountinfo.txt"),
+            dir.join("proc/self/mountinfo"),
+        )
+        .unwrap();
+        (dir.clone(), Root::at(dir))
+    }
+
+    #[test]
+    fn captured_v2_tree() {
+        let (dir, root) = v2_fixture_root();
+        let reader = CgroupReader::new(&root)
+            .unwrap()
+            .expect("v2 memory hierarchy");
+        assert_eq!(reader.version(), CgroupVersion::V2);
+
+        // The process in the capture (proc-pid-cgroup.txt: 0::/memlens-fixture).
+        let live = reader.resolve("/memlens-fixture").unwrap();
+        let mem = reader.read_memory(&live).unwrap();
+        assert_eq!(mem.limit, Some(Limit::Bytes(64 << 20)));
+        assert_eq!(mem.high_limit, Some(Limit::Bytes(48 << 20)));
+        assert_eq!(mem.low_protection, Some(Limit::Bytes(8 << 20)));
+        assert_eq!(mem.min_protection, Some(Limit::Bytes(4 << 20)));
+        assert_eq!(mem.swap_limit, Some(Limit::Bytes(0)));
+        // The hog had written 32 MiB: that much anon, plus a little for libc and page tables.
+        let usage = mem.usage_bytes.unwrap();
+        assert!((32 << 20..34 << 20).contains(&usage), "usage {usage}");
+        let anon = mem.stat.as_ref().unwrap().get("anon").unwrap();
+        assert!((32 << 20..33 << 20).contains(&anon), "anon {anon}");
+        assert_eq!(mem.oom_kill_count, Some(0));
+        assert!(mem.pressure.is_some());
+        // v1-only files are absent, not zero.
+        assert_eq!(mem.failcnt, None);
+        assert_eq!(
+            reader.effective_limit(&live).unwrap(),
+            Limit::Bytes(64 << 20)
+        );
+
+        // The cgroup whose hog the kernel OOM-killed.
+        let killed = reader.resolve("/memlens-oom").unwrap();
+        let mem = reader.read_memory(&killed).unwrap();
+        assert_eq!(mem.oom_kill_count, Some(1));
+        assert_eq!(mem.oom_count, Some(1));
+        assert_eq!(mem.peak_usage_bytes, Some(32 << 20));
+        assert_eq!(mem.events_local.as_ref().unwrap().get("max"), Some(35));
+        assert!(mem.pressure.unwrap().some.total_usec > 0);
+
+        // The v2 root has no memory.max: no limit at the top.
+        let top = reader.resolve("/").unwrap();
+        assert_eq!(reader.effective_limit(&top).unwrap(), Limit::Max);
+        assert_eq!(reader.read_memory(&top).unwrap().limit, None);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
