@@ -13,11 +13,13 @@
 //!   the host files and the memory cgroup hierarchy.
 //! - [`host`]: `/proc/meminfo`, `/proc/vmstat`, PSI, `vm.*` sysctls.
 //! - [`mountinfo::CgroupMounts`]: where the cgroup hierarchies are mounted, v1, v2 or hybrid.
+//! - [`process`]: the per-process files, `/proc/PID/{status,stat,smaps_rollup,maps,limits,io,oom_score,cmdline,environ,cgroup}`.
 
 pub mod cgroup;
 mod error;
 pub mod fs;
 pub mod host;
 pub mod mountinfo;
+pub mod process;
 
 pub use error::ParseError;
