@@ -10,8 +10,16 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- Debian packages -------------------------------------------------------
+# command or file that proves the package is there -> Debian package
+declare -A packages=(
+  [/usr/lib/go-1.19/bin/go]=golang-go
+  [/usr/bin/prometheus]=prometheus
+  [/usr/bin/prometheus-process-exporter]=prometheus-process-exporter
+)
 missing=()
-[ -x /usr/lib/go-1.19/bin/go ] || missing+=(golang-go)
+for path in "${!packages[@]}"; do
+  [ -x "$path" ] || missing+=("${packages[$path]}")
+done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   as_root apt-get update -qq

@@ -1,9 +1,16 @@
-//! `memlens`: the command-line entry point.
+//! `memlens`: the command-line entry point. Owns `main()`, parses arguments and
+//! hands each subcommand to its module.
 //!
-//! Subcommands are added by the pipeline stages as they land (snapshot, watch,
-//! goroutines, heap, ...). Today the binary only describes itself.
+//! - `collect/`: reads the host, cgroups and processes into model samples.
+//! - `snapshot.rs`: the `snapshot` subcommand (select, sort, print).
+//! - `show/`: tables for people, JSON for scripts.
 
-use clap::Parser;
+mod collect;
+mod show;
+mod snapshot;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 /// Shows where a Go service's memory is on Linux, why it grows, whether and when
 /// the kernel will OOM-kill it, and what to change.
@@ -12,12 +19,37 @@ use clap::Parser;
 /// host (/proc, PSI), the memory cgroup, the process, and the Go runtime.
 #[derive(Debug, Parser)]
 #[command(name = "memlens", version, about, long_about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    // No subcommand exists yet: print the help so a bare run explains the tool.
-    let mut cmd = <Cli as clap::CommandFactory>::command();
-    cmd.print_long_help().expect("write help to stdout");
-    println!();
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Every process's memory through the kernel's eyes, with the host and cgroups.
+    Snapshot(snapshot::SnapshotArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Snapshot(args) => snapshot::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("memlens: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `memlens snapshot | head` closes our stdout early: that is not a failure.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

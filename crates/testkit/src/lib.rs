@@ -12,16 +12,20 @@
 //!   lines can be awaited with a deadline; its stderr (gctrace, panics) is kept.
 //!   Killed and reaped on drop.
 //!
+//! - [`http_get`]: a minimal GET against loopback test servers.
+//!
 //! Everything cleans up on drop, so a failing assertion still removes its
 //! processes and cgroups.
 
 mod build;
 mod cgroup;
+mod http;
 mod process;
 mod toolchain;
 
 pub use build::{repo_root, workload_binary};
 pub use cgroup::{CgroupVersion, TestCgroup};
+pub use http::{free_loopback_port, http_get};
 pub use process::{Exit, Workload, WorkloadSpec};
 pub use toolchain::GoToolchain;
 

@@ -196,20 +196,6 @@ fn tail(text: &str, max: usize) -> &str {
     &text[start..]
 }
 
-/// A minimal HTTP/1.0 GET against a loopback workload (no client crate needed).
 fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to workload");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-    assert!(
-        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-        "{head}"
-    );
-    body.to_string()
+    memlens_testkit::http_get(addr, path).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -1,0 +1,3 @@
+module memlens.dev/greet
+
+go 1.19

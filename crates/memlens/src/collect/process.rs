@@ -1,0 +1,235 @@
+//! One process's `/proc/PID/*` files into a [`ProcessSample`].
+//!
+//! A process may exit between any two reads: when a file is missing and the
+//! process is gone (or replaced by another with the same pid), the sample is
+//! dropped silently. A file we may not read (another user's process) leaves a
+//! partial row that says which file and why.
+
+use super::cgroup::CgroupCache;
+use super::go::GoCache;
+use super::SmapsPolicy;
+use memlens_linux::cgroup::CgroupVersion;
+use memlens_linux::fs::{read_parsed, CgroupReader, ReadError, Root};
+use memlens_linux::process::{
+    parse_cmdline, parse_oom_score, parse_oom_score_adj, redact_args, CgroupMembership, GoEnv, Io,
+    Limits, MapsSummary, SmapsRollup, Stat, Status,
+};
+use memlens_model::{GoInfo, ProcessSample};
+use std::time::{Duration, Instant};
+
+/// Under `--smaps auto`, processes with more mappings than this are not walked.
+const SMAPS_AUTO_MAX_VMAS: u64 = 20_000;
+/// Under `--smaps auto`, processes with a larger RSS than this are not walked.
+const SMAPS_AUTO_MAX_RSS_BYTES: u64 = 16 << 30;
+
+/// What stays the same across the processes of one snapshot.
+pub struct Context<'a> {
+    root: &'a Root,
+    cgroups: Option<&'a CgroupReader>,
+    cgroup_cache: CgroupCache,
+    go_cache: GoCache,
+    smaps: SmapsPolicy,
+    smaps_budget_left: Duration,
+    ticks_per_second: f64,
+}
+
+impl<'a> Context<'a> {
+    /// A context reading under `root`; `smaps_budget` bounds the time spent in
+    /// smaps_rollup under [`SmapsPolicy::Auto`].
+    pub fn new(
+        root: &'a Root,
+        cgroups: Option<&'a CgroupReader>,
+        smaps: SmapsPolicy,
+        smaps_budget: Duration,
+    ) -> Context<'a> {
+        // SAFETY: sysconf has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        Context {
+            root,
+            cgroups,
+            cgroup_cache: CgroupCache::default(),
+            go_cache: GoCache::default(),
+            smaps,
+            smaps_budget_left: smaps_budget,
+            ticks_per_second: if ticks > 0 { ticks as f64 } else { 100.0 },
+        }
+    }
+
+    /// Reads process `pid`; `None` when it does not exist (any more), or is a
+    /// kernel thread (no user memory).
+    pub fn read_process(&mut self, pid: i32) -> Option<ProcessSample> {
+        let dir = format!("/proc/{pid}");
+        let stat = read_parsed(self.root, &format!("{dir}/stat"), Stat::parse).ok()?;
+        let mut sample = ProcessSample {
+            pid,
+            start_time: stat.start_time_ticks,
+            comm: stat.comm.clone(),
+            ppid: stat.ppid as i32,
+            minor_faults: stat.minor_faults,
+            major_faults: stat.major_faults,
+            threads: u64::from(stat.num_threads),
+            cpu_user_seconds: stat.utime_ticks as f64 / self.ticks_per_second,
+            cpu_system_seconds: stat.stime_ticks as f64 / self.ticks_per_second,
+            ..ProcessSample::default()
+        };
+        let missing = std::cell::Cell::new(false);
+        let note = |sample: &mut ProcessSample, file: &str, err: ReadError| {
+            if err.is_not_found() {
+                missing.set(true);
+            } else {
+                sample.unreadable.push(format!("{file}: {}", reason(&err)));
+            }
+        };
+
+        match read_parsed(self.root, &format!("{dir}/status"), Status::parse) {
+            Ok(status) if status.is_kernel_thread() => return None,
+            Ok(status) => {
+                sample.rss_bytes = status.rss_bytes;
+                sample.page_tables_bytes = status.page_tables_bytes;
+                sample.vm_size_bytes = status.vm_size_bytes;
+                sample.swap_bytes = status.swap_bytes;
+                sample.anon_bytes = status.anon_bytes;
+                sample.file_bytes = status.file_bytes;
+                sample.shmem_bytes = status.shmem_bytes;
+            }
+            Err(e) => note(&mut sample, "status", e),
+        }
+        match self.root.read_bytes(format!("{dir}/cmdline")) {
+            Ok(bytes) => sample.cmdline = redact_args(&parse_cmdline(&bytes)),
+            Err(e) => note(&mut sample, "cmdline", e),
+        }
+        match read_parsed(self.root, &format!("{dir}/maps"), MapsSummary::parse) {
+            Ok(maps) => {
+                sample.vma_count = Some(maps.vma_count);
+                sample.anon_vma_count = Some(maps.anon_vma_count);
+                sample.mapped_bytes = Some(maps.total_mapped_bytes);
+                sample.largest_gap_bytes = Some(maps.largest_gap_bytes);
+            }
+            Err(e) => note(&mut sample, "maps", e),
+        }
+        if let Some(skip) = self.smaps_skip_reason(&sample) {
+            sample
+                .unreadable
+                .push(format!("smaps_rollup: skipped, {skip}"));
+        } else {
+            let started = Instant::now();
+            let rollup = read_parsed(
+                self.root,
+                &format!("{dir}/smaps_rollup"),
+                SmapsRollup::parse,
+            );
+            self.smaps_budget_left = self.smaps_budget_left.saturating_sub(started.elapsed());
+            match rollup {
+                Ok(rollup) => {
+                    sample.pss_bytes = Some(rollup.pss_bytes);
+                    sample.uss_bytes = Some(rollup.uss_bytes());
+                }
+                Err(e) => note(&mut sample, "smaps_rollup", e),
+            }
+        }
+        match std::fs::read_dir(self.root.path(format!("{dir}/fd"))) {
+            Ok(entries) => sample.fd_count = Some(entries.count() as u64),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.set(true),
+            Err(e) => sample.unreadable.push(format!("fd: {e}")),
+        }
+        match read_parsed(self.root, &format!("{dir}/limits"), Limits::parse) {
+            Ok(limits) => sample.fd_limit = limits.open_files_soft.value(),
+            Err(e) => note(&mut sample, "limits", e),
+        }
+        match read_parsed(self.root, &format!("{dir}/oom_score"), parse_oom_score) {
+            Ok(score) => sample.oom_score = Some(score),
+            Err(e) => note(&mut sample, "oom_score", e),
+        }
+        match read_parsed(
+            self.root,
+            &format!("{dir}/oom_score_adj"),
+            parse_oom_score_adj,
+        ) {
+            Ok(adj) => sample.oom_score_adj = Some(adj),
+            Err(e) => note(&mut sample, "oom_score_adj", e),
+        }
+        match read_parsed(self.root, &format!("{dir}/io"), Io::parse) {
+            Ok(io) => {
+                sample.read_bytes = Some(io.read_bytes);
+                sample.write_bytes = Some(io.write_bytes);
+            }
+            Err(e) => note(&mut sample, "io", e),
+        }
+        if let Some(reader) = self.cgroups {
+            match read_parsed(self.root, &format!("{dir}/cgroup"), CgroupMembership::parse) {
+                Ok(membership) => {
+                    let path = match reader.version() {
+                        CgroupVersion::V1 => membership.memory_v1_path(),
+                        CgroupVersion::V2 => membership.unified_path(),
+                    };
+                    sample.cgroup = path.and_then(|p| self.cgroup_cache.sample(reader, p));
+                }
+                Err(e) => note(&mut sample, "cgroup", e),
+            }
+        }
+        match self
+            .go_cache
+            .build_info(&self.root.path(format!("{dir}/exe")))
+        {
+            Ok(Some(info)) => {
+                let env = match self.root.read_bytes(format!("{dir}/environ")) {
+                    Ok(bytes) => GoEnv::parse(&bytes),
+                    Err(e) => {
+                        note(&mut sample, "environ", e);
+                        GoEnv::default()
+                    }
+                };
+                sample.go = Some(GoInfo {
+                    version: info.go_version,
+                    module: info.main_module,
+                    gogc: env.gogc,
+                    gomemlimit: env.gomemlimit,
+                    godebug: env.godebug,
+                    gomaxprocs: env.gomaxprocs,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => sample.unreadable.push(e),
+        }
+
+        if missing.get() && !self.still_same_process(pid, sample.start_time) {
+            return None;
+        }
+        Some(sample)
+    }
+
+    /// Why smaps_rollup is not read for this process, if it is not.
+    fn smaps_skip_reason(&self, sample: &ProcessSample) -> Option<String> {
+        match self.smaps {
+            SmapsPolicy::Always => None,
+            SmapsPolicy::Never => Some("--smaps never".to_string()),
+            SmapsPolicy::Auto => {
+                let vmas = sample.vma_count.unwrap_or(0);
+                let rss = sample.rss_bytes.unwrap_or(0);
+                if vmas > SMAPS_AUTO_MAX_VMAS {
+                    Some(format!("{vmas} mappings (--smaps auto)"))
+                } else if rss > SMAPS_AUTO_MAX_RSS_BYTES {
+                    Some(format!("RSS {} bytes (--smaps auto)", rss))
+                } else if self.smaps_budget_left.is_zero() {
+                    Some("snapshot time budget spent (--smaps auto)".to_string())
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// Whether `pid` still runs the process that started at `start_time`.
+    fn still_same_process(&self, pid: i32, start_time: u64) -> bool {
+        read_parsed(self.root, &format!("/proc/{pid}/stat"), Stat::parse)
+            .is_ok_and(|stat| stat.start_time_ticks == start_time)
+    }
+}
+
+/// A short reason for a partial row.
+fn reason(err: &ReadError) -> String {
+    match err {
+        ReadError::PermissionDenied { .. } => "permission denied".to_string(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,7 @@
+//! Views for people: plain-text tables sized for a terminal.
+
+mod bytes;
+mod snapshot_table;
+
+pub use bytes::human_bytes;
+pub use snapshot_table::snapshot_table;

@@ -1,0 +1,342 @@
+//! `memlens snapshot --json` checked against independent sources: `go version -m`,
+//! values the workloads plant (open files, mappings, environment), the cgroup
+//! limit the harness set, and the process's own report of itself.
+
+use memlens_testkit::{GoToolchain, TestCgroup, WorkloadSpec};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const MIB: u64 = 1 << 20;
+
+/// Runs `memlens snapshot --json` with `args` and returns the parsed output.
+fn snapshot(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
+        .arg("snapshot")
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run memlens");
+    assert!(
+        out.status.success(),
+        "memlens snapshot {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("snapshot --json is JSON")
+}
+
+/// The row of `pid` in a snapshot taken with `--pid pid`.
+fn process_row(pid: i32) -> Value {
+    let snap = snapshot(&["--pid", &pid.to_string()]);
+    let rows = snap["processes"].as_array().expect("processes array");
+    assert_eq!(rows.len(), 1, "one row for --pid {pid}: {snap}");
+    rows[0].clone()
+}
+
+/// What `go version -m` says: (go version, main path).
+fn go_version_m(toolchain: &GoToolchain, binary: &Path) -> (String, String) {
+    let out = Command::new(&toolchain.go_binary)
+        .args(["version", "-m"])
+        .arg(binary)
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .expect("run go version -m");
+    assert!(out.status.success(), "go version -m {}", binary.display());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let version = text
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(": ").next())
+        .expect("first line names the version")
+        .trim()
+        .to_string();
+    let path = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("path\t"))
+        .expect("a path line")
+        .trim()
+        .to_string();
+    (version, path)
+}
+
+#[test]
+fn go_version_and_module_match_go_version_m() {
+    for toolchain in GoToolchain::all() {
+        let workload = WorkloadSpec::new(&toolchain, "steady")
+            .arg("--live-mib=4")
+            .arg("--duration=30s")
+            .start();
+        let (version, path) = go_version_m(&toolchain, workload.binary());
+        let row = process_row(workload.pid());
+        assert_eq!(row["go"]["version"], version.as_str(), "{}", toolchain.name);
+        assert_eq!(row["go"]["module"], path.as_str(), "{}", toolchain.name);
+        assert_eq!(row["start_time"].as_u64().map(|t| t > 0), Some(true));
+    }
+}
+
+#[test]
+fn debian_prometheus_is_recognised_as_go() {
+    let binary = Path::new("/usr/bin/prometheus");
+    assert!(
+        binary.exists(),
+        "Debian's prometheus is missing: ./scripts/test.sh installs it"
+    );
+    let toolchain = GoToolchain::go119();
+    let (version, path) = go_version_m(&toolchain, binary);
+    let data = tempdir("prometheus-data");
+    let config = data.join("prometheus.yml");
+    std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
+    let mut child = KillOnDrop(
+        Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                data.join("tsdb").display()
+            ))
+            .arg("--web.listen-address=127.0.0.1:0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let pid = child.0.id() as i32;
+    let row = process_row(pid);
+    assert_eq!(row["go"]["version"], version.as_str());
+    assert_eq!(row["go"]["module"], path.as_str());
+    child.kill();
+    std::fs::remove_dir_all(data).ok();
+}
+
+#[test]
+fn non_go_processes_have_no_go_section() {
+    let mut child = KillOnDrop(Command::new("sleep").arg("30").spawn().unwrap());
+    let row = process_row(child.0.id() as i32);
+    assert_eq!(row["go"], Value::Null);
+    assert_eq!(row["comm"], "sleep");
+    child.kill();
+}
+
+#[test]
+fn planted_open_files_show_in_fd_count() {
+    const FDS: u64 = 250;
+    let toolchain = GoToolchain::go127();
+    let workload = WorkloadSpec::new(&toolchain, "fd-leak")
+        .arg(format!("--fds={FDS}"))
+        .arg("--setup-after=4s")
+        .arg("--duration=60s")
+        .start();
+    workload.wait_for_line("READY", Duration::from_secs(20));
+    let before = process_row(workload.pid())["fd_count"].as_u64().unwrap();
+    assert!(
+        !workload
+            .stdout_lines()
+            .iter()
+            .any(|l| l.starts_with("FDS_OPEN")),
+        "the first snapshot came after the setup: raise --setup-after"
+    );
+    workload.wait_for_line("SETUP_DONE", Duration::from_secs(30));
+    let after = process_row(workload.pid())["fd_count"].as_u64().unwrap();
+    assert_eq!(after - before, FDS, "fd_count {before} -> {after}");
+}
+
+#[test]
+fn planted_mappings_show_in_vma_count() {
+    const MAPPINGS: u64 = 300;
+    let toolchain = GoToolchain::go119();
+    let workload = WorkloadSpec::new(&toolchain, "mmap")
+        .arg(format!("--mappings={MAPPINGS}"))
+        .arg("--setup-after=4s")
+        .arg("--duration=60s")
+        .start();
+    workload.wait_for_line("READY", Duration::from_secs(20));
+    let before = process_row(workload.pid());
+    assert!(
+        !workload
+            .stdout_lines()
+            .iter()
+            .any(|l| l.starts_with("MAPPINGS")),
+        "the first snapshot came after the setup: raise --setup-after"
+    );
+    workload.wait_for_line("SETUP_DONE", Duration::from_secs(30));
+    let after = process_row(workload.pid());
+    let vmas = |row: &Value| row["vma_count"].as_u64().unwrap();
+    let anon = |row: &Value| row["anon_vma_count"].as_u64().unwrap();
+    // The Go runtime maps memory of its own now and then; the workload reports
+    // its own count so a stray runtime mapping is told apart from ours.
+    let line = workload.wait_for_line("MAPPINGS", Duration::from_secs(1));
+    let own_delta = parse_field(&line, "vmas_after") - parse_field(&line, "vmas_before");
+    assert_eq!(own_delta, MAPPINGS, "{line}");
+    let delta = vmas(&after) - vmas(&before);
+    assert!(
+        delta.abs_diff(MAPPINGS) <= 2,
+        "vma_count {} -> {} (delta {delta}, planted {MAPPINGS})",
+        vmas(&before),
+        vmas(&after)
+    );
+    assert!(anon(&after) - anon(&before) >= MAPPINGS);
+    // Holes between the mappings: the largest gap is a real number, not zero.
+    assert!(after["largest_gap_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn go_environment_comes_back_and_nothing_else() {
+    let toolchain = GoToolchain::go127();
+    let workload = WorkloadSpec::new(&toolchain, "steady")
+        .arg("--live-mib=4")
+        .arg("--duration=30s")
+        .env("GOGC", "50")
+        .env("GOMEMLIMIT", "96MiB")
+        .env("GODEBUG", "madvdontneed=1")
+        .env("GOMAXPROCS", "1")
+        .env("MEMLENS_TEST_SECRET", "hunter2-do-not-keep")
+        .start();
+    let row = process_row(workload.pid());
+    assert_eq!(row["go"]["gogc"], "50");
+    assert_eq!(row["go"]["gomemlimit"], "96MiB");
+    assert_eq!(row["go"]["godebug"], "madvdontneed=1");
+    assert_eq!(row["go"]["gomaxprocs"], "1");
+    let all = snapshot(&[]).to_string();
+    assert!(
+        !all.contains("hunter2"),
+        "an environment value leaked into the output"
+    );
+}
+
+#[test]
+fn secrets_in_the_command_line_are_redacted() {
+    let mut child = KillOnDrop(
+        Command::new("python3")
+            .args([
+                "-c",
+                "import time; time.sleep(30)",
+                "--password=hunter2",
+                "--token",
+                "tok-secret",
+                "postgres://app:dbsecret@127.0.0.1/db",
+                "--listen=127.0.0.1:8080",
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    let row = process_row(child.0.id() as i32);
+    let cmdline = row["cmdline"].to_string();
+    for secret in ["hunter2", "tok-secret", "dbsecret"] {
+        assert!(!cmdline.contains(secret), "{secret} in {cmdline}");
+    }
+    assert!(cmdline.contains("--listen=127.0.0.1:8080"), "{cmdline}");
+    assert!(cmdline.contains("postgres://app:"), "{cmdline}");
+    child.kill();
+}
+
+#[test]
+fn cgroup_limit_set_by_the_harness_comes_back() {
+    let toolchain = GoToolchain::go119();
+    let cgroup = TestCgroup::with_limit(200 * MIB);
+    let workload = WorkloadSpec::new(&toolchain, "steady")
+        .arg("--live-mib=8")
+        .arg("--duration=30s")
+        .start_in(&cgroup);
+    workload.wait_for_line("LIVE_FILLED", Duration::from_secs(20));
+    let row = process_row(workload.pid());
+    let cg = &row["cgroup"];
+    assert_eq!(cg["path"], cgroup.path_in_hierarchy().as_str());
+    assert_eq!(cg["limit_bytes"], 200 * MIB);
+    assert_eq!(cg["effective_limit_bytes"], 200 * MIB);
+    assert_eq!(cg["oom_kill_count"], 0);
+    let usage = cg["usage_bytes"].as_u64().unwrap();
+    assert!((8 * MIB..200 * MIB).contains(&usage), "usage {usage}");
+    // --cgroup selects exactly the processes in it.
+    let snap = snapshot(&["--cgroup", &cgroup.path_in_hierarchy()]);
+    let pids: Vec<i64> = snap["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(pids, vec![i64::from(workload.pid())]);
+}
+
+#[test]
+fn rss_matches_what_the_process_says_of_itself() {
+    // A quiet process (setup done, nothing allocating): compare with `ps`,
+    // which reads the kernel through another path (procps).
+    let toolchain = GoToolchain::go127();
+    let workload = WorkloadSpec::new(&toolchain, "fd-leak")
+        .arg("--fds=10")
+        .arg("--duration=30s")
+        .start();
+    workload.wait_for_line("SETUP_DONE", Duration::from_secs(20));
+    let row = process_row(workload.pid());
+    let ps = Command::new("ps")
+        .args(["-o", "rss=,vsz=,nlwp=", "-p", &workload.pid().to_string()])
+        .output()
+        .unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    let fields: Vec<u64> = ps.split_whitespace().map(|f| f.parse().unwrap()).collect();
+    let rss = row["rss_bytes"].as_u64().unwrap();
+    // 5% or 1 MiB: the per-CPU RSS counters make readers differ by a few dozen pages.
+    assert!(
+        rss.abs_diff(fields[0] * 1024) <= (rss / 20).max(MIB),
+        "rss {rss} vs ps {} KiB",
+        fields[0]
+    );
+    assert_eq!(row["vm_size_bytes"].as_u64().unwrap() / 1024, fields[1]);
+    assert_eq!(row["threads"].as_u64().unwrap(), fields[2]);
+}
+
+#[test]
+fn bad_input_gets_one_clear_error() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_memlens"))
+            .arg("snapshot")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--root", "/nonexistent-memlens-root"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent-memlens-root/proc/meminfo"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let out = run(&["--pid", "2147483647"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("process 2147483647 does not exist"), "{err}");
+
+    let out = run(&["--sort", "size"]);
+    assert!(!out.status.success());
+}
+
+fn parse_field(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("memlens-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A child process killed and reaped when the test ends, pass or fail.
+struct KillOnDrop(std::process::Child);
+
+impl KillOnDrop {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

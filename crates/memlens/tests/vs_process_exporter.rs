@@ -1,0 +1,171 @@
+//! `snapshot --json` against Debian's `prometheus-process-exporter` reading the
+//! same process at about the same moment.
+//!
+//! Tolerances: counts that do not move in a quiet process (threads, open files,
+//! virtual size, limits) must be equal; resident and proportional sizes may
+//! differ by 5% or 1 MiB, whichever is larger: the tools read a few
+//! milliseconds apart, and process-exporter takes RSS from `/proc/PID/stat`,
+//! whose counter the kernel sums from per-CPU batches (seen 66 pages below
+//! `VmRSS` of `status`, which memlens reads).
+
+use memlens_testkit::{free_loopback_port, http_get, GoToolchain, WorkloadSpec};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EXPORTER: &str = "/usr/bin/prometheus-process-exporter";
+
+/// A process-exporter that tracks one pid as group `target`, stopped on drop.
+struct Exporter {
+    child: Child,
+    addr: String,
+    config: std::path::PathBuf,
+}
+
+impl Exporter {
+    fn start(comm: &str) -> Exporter {
+        assert!(
+            std::path::Path::new(EXPORTER).exists(),
+            "{EXPORTER} is missing: ./scripts/test.sh installs prometheus-process-exporter"
+        );
+        let config = std::env::temp_dir().join(format!("memlens-pe-{}.yml", std::process::id()));
+        std::fs::write(
+            &config,
+            format!("process_names:\n  - name: target\n    comm:\n    - {comm}\n"),
+        )
+        .unwrap();
+        let addr = format!("127.0.0.1:{}", free_loopback_port());
+        let child = Command::new(EXPORTER)
+            .arg(format!("-config.path={}", config.display()))
+            .arg(format!("-web.listen-address={addr}"))
+            .arg("-threads=false")
+            .arg("-gather-smaps=true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start process-exporter");
+        Exporter {
+            child,
+            addr,
+            config,
+        }
+    }
+
+    /// The `namedprocess_namegroup_*` samples of group `target`, once it reports one process.
+    fn scrape(&self) -> HashMap<String, f64> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(body) = http_get(&self.addr, "/metrics") {
+                let samples = group_samples(&body);
+                if samples.get("num_procs") == Some(&1.0) {
+                    return samples;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process-exporter never reported the target"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// `namedprocess_namegroup_NAME{groupname="target",memtype="X"} V` → `NAME:X` (or `NAME`) → V.
+fn group_samples(body: &str) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    for line in body.lines() {
+        let Some(rest) = line.strip_prefix("namedprocess_namegroup_") else {
+            continue;
+        };
+        let Some((series, value)) = rest.rsplit_once(' ') else {
+            continue;
+        };
+        if !series.contains("groupname=\"target\"") {
+            continue;
+        }
+        let name = series.split('{').next().unwrap_or_default();
+        let kind = ["memtype", "mode"].iter().find_map(|label| {
+            let start = series.find(&format!("{label}=\""))? + label.len() + 2;
+            Some(series[start..].split('"').next()?.to_string())
+        });
+        let key = match kind {
+            Some(kind) => format!("{name}:{kind}"),
+            None => name.to_string(),
+        };
+        if let Ok(value) = value.parse() {
+            out.insert(key, value);
+        }
+    }
+    out
+}
+
+fn within_percent(a: f64, b: f64, percent: f64) -> bool {
+    (a - b).abs() <= a.max(b) * percent / 100.0
+}
+
+/// Within `percent`, or within 1 MiB for sizes the kernel counts per CPU.
+fn close_in_size(a: f64, b: f64, percent: f64) -> bool {
+    within_percent(a, b, percent) || (a - b).abs() <= (1u64 << 20) as f64
+}
+
+#[test]
+fn snapshot_agrees_with_process_exporter() {
+    let toolchain = GoToolchain::go127();
+    let workload = WorkloadSpec::new(&toolchain, "fd-leak")
+        .arg("--fds=37")
+        .arg("--duration=60s")
+        .start();
+    workload.wait_for_line("SETUP_DONE", Duration::from_secs(20));
+    let exporter = Exporter::start("workload");
+    let theirs = exporter.scrape();
+    let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
+        .args(["snapshot", "--json", "--smaps", "always", "--pid"])
+        .arg(workload.pid().to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snap: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ours = &snap["processes"][0];
+    let num = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
+    let theirs_of = |key: &str| {
+        *theirs
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key} in {theirs:?}"))
+    };
+
+    let pairs = [
+        ("rss_bytes", "memory_bytes:resident", 5.0),
+        ("pss_bytes", "memory_bytes:proportionalResident", 5.0),
+        ("vm_size_bytes", "memory_bytes:virtual", 0.0),
+        ("swap_bytes", "memory_bytes:swapped", 0.0),
+        ("threads", "num_threads", 0.0),
+        ("fd_count", "open_filedesc", 0.0),
+        ("major_faults", "major_page_faults_total", 0.0),
+    ];
+    for (our_key, their_key, tolerance) in pairs {
+        let (a, b) = (num(&ours[our_key]), theirs_of(their_key));
+        assert!(
+            close_in_size(a, b, tolerance) && (tolerance > 0.0 || a == b),
+            "{our_key} = {a} but process-exporter's {their_key} = {b} (tolerance {tolerance}%)"
+        );
+        println!("{our_key:>14} {a:>14} | {their_key:<36} {b:>14}");
+    }
+    // worst_fd_ratio = open / soft limit.
+    let ratio = num(&ours["fd_count"]) / num(&ours["fd_limit"]);
+    assert!(within_percent(ratio, theirs_of("worst_fd_ratio"), 1.0));
+    // Start time: theirs in Unix seconds, ours in ticks after boot; both name the same process.
+    assert!(theirs_of("oldest_start_time_seconds") > 0.0);
+}
