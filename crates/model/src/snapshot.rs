@@ -128,12 +128,16 @@ pub struct ProcessSample {
     pub cmdline: Vec<String>,
     /// Parent pid.
     pub ppid: i32,
+    /// Scheduler state letter from `stat` (`R`, `S`, `D`, `Z`, ...).
+    pub state: String,
     /// Resident set size (`VmRSS`).
     pub rss_bytes: Option<u64>,
     /// Unique set size: private clean + private dirty (smaps_rollup).
     pub uss_bytes: Option<u64>,
     /// Proportional set size (smaps_rollup).
     pub pss_bytes: Option<u64>,
+    /// Proportional swap (smaps_rollup `SwapPss`).
+    pub swap_pss_bytes: Option<u64>,
     /// Page tables (`VmPTE`).
     pub page_tables_bytes: Option<u64>,
     /// Virtual size (`VmSize`).
@@ -152,6 +156,10 @@ pub struct ProcessSample {
     pub major_faults: u64,
     /// Threads.
     pub threads: u64,
+    /// Voluntary context switches (`status`): the process waited.
+    pub voluntary_ctxt_switches: Option<u64>,
+    /// Involuntary context switches (`status`): the process was preempted.
+    pub nonvoluntary_ctxt_switches: Option<u64>,
     /// CPU time in user mode, seconds.
     pub cpu_user_seconds: f64,
     /// CPU time in kernel mode, seconds.

@@ -102,7 +102,14 @@ pub fn read_text(path: &Path) -> Result<String, ReadError> {
 
 /// Reads at most [`FILE_CAP_BYTES`] of `path`.
 pub fn read_capped(path: &Path) -> Result<Vec<u8>, ReadError> {
-    let classify = |source: std::io::Error| match source.kind() {
+    let mut reader = FileReader { buf: Vec::new() };
+    reader.read(path)?;
+    Ok(reader.buf)
+}
+
+/// Turns an IO error about `path` into a [`ReadError`].
+fn classify(path: &Path, source: std::io::Error) -> ReadError {
+    match source.kind() {
         std::io::ErrorKind::NotFound => ReadError::NotFound {
             path: path.to_path_buf(),
         },
@@ -117,18 +124,149 @@ pub fn read_capped(path: &Path) -> Result<Vec<u8>, ReadError> {
             path: path.to_path_buf(),
             source,
         },
-    };
-    let file = std::fs::File::open(path).map_err(classify)?;
-    let mut bytes = Vec::new();
-    file.take(FILE_CAP_BYTES)
-        .read_to_end(&mut bytes)
-        .map_err(classify)?;
-    Ok(bytes)
+    }
 }
 
 /// ESRCH: what reading `/proc/PID/*` returns once the process is gone.
 const fn libc_esrch() -> i32 {
     3
+}
+
+/// Reads many small kernel files through one reused buffer: per file one open,
+/// a read that fills the buffer, one read that sees the end, and a close; no
+/// size probing (`/proc` files report size 0) and no allocation once warm.
+#[derive(Debug)]
+pub struct FileReader {
+    buf: Vec<u8>,
+}
+
+impl Default for FileReader {
+    fn default() -> Self {
+        FileReader::new()
+    }
+}
+
+impl FileReader {
+    /// A reader with a 64 KiB buffer (grows for bigger files, up to [`FILE_CAP_BYTES`]).
+    pub fn new() -> FileReader {
+        FileReader {
+            buf: Vec::with_capacity(64 << 10),
+        }
+    }
+
+    /// The bytes of `path`, at most [`FILE_CAP_BYTES`], valid until the next read.
+    pub fn read(&mut self, path: &Path) -> Result<&[u8], ReadError> {
+        self.buf.clear();
+        let file = std::fs::File::open(path).map_err(|e| classify(path, e))?;
+        file.take(FILE_CAP_BYTES)
+            .read_to_end(&mut self.buf)
+            .map_err(|e| classify(path, e))?;
+        Ok(&self.buf)
+    }
+
+    /// Reads `path` and hands its text to `parse(name, text)`, where `name` names
+    /// the file in errors. Text that is not UTF-8 is converted lossily.
+    pub fn parse<T>(
+        &mut self,
+        path: &Path,
+        parse: impl FnOnce(&str, &str) -> Result<T, ParseError>,
+    ) -> Result<T, ReadError> {
+        let name = path.to_string_lossy();
+        let bytes = self.read(path)?;
+        Ok(parse_text(&name, bytes, parse)?)
+    }
+
+    /// The bytes of the file `name` inside `dir` (opened relative to it, so the
+    /// kernel does not walk the directory's path again).
+    pub fn read_in(&mut self, dir: &Dir, name: &str) -> Result<&[u8], ReadError> {
+        self.buf.clear();
+        let file = dir.open_file(name)?;
+        file.take(FILE_CAP_BYTES)
+            .read_to_end(&mut self.buf)
+            .map_err(|e| classify(&dir.path.join(name), e))?;
+        Ok(&self.buf)
+    }
+
+    /// [`FileReader::parse`] for the file `name` inside `dir`.
+    pub fn parse_in<T>(
+        &mut self,
+        dir: &Dir,
+        name: &str,
+        parse: impl FnOnce(&str, &str) -> Result<T, ParseError>,
+    ) -> Result<T, ReadError> {
+        self.read_in(dir, name)?;
+        let path = dir.path.join(name);
+        Ok(parse_text(&path.to_string_lossy(), &self.buf, parse)?)
+    }
+}
+
+fn parse_text<T>(
+    name: &str,
+    bytes: &[u8],
+    parse: impl FnOnce(&str, &str) -> Result<T, ParseError>,
+) -> Result<T, ParseError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(name, text),
+        Err(_) => parse(name, &String::from_utf8_lossy(bytes)),
+    }
+}
+
+/// An open directory whose files are opened relative to it (`openat`).
+///
+/// Held on `/proc/PID`, it also pins the process: if the pid is reused while we
+/// read, the old directory's files fail (the process is gone) instead of
+/// silently describing the newcomer.
+#[derive(Debug)]
+pub struct Dir {
+    fd: std::os::fd::OwnedFd,
+    path: PathBuf,
+}
+
+impl Dir {
+    /// Opens the directory `path`.
+    pub fn open(path: &Path) -> Result<Dir, ReadError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(path)
+            .map_err(|e| classify(path, e))?;
+        Ok(Dir {
+            fd: file.into(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens the file `name` (no `/`) inside this directory for reading.
+    pub fn open_file(&self, name: &str) -> Result<std::fs::File, ReadError> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let c_name = std::ffi::CString::new(name).map_err(|_| ReadError::Io {
+            path: self.path.join(name),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        })?;
+        // SAFETY: a valid directory fd and a NUL-terminated name; the returned fd
+        // is owned by the File.
+        let fd = unsafe {
+            libc::openat(
+                self.fd.as_raw_fd(),
+                c_name.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(classify(
+                &self.path.join(name),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: fd is a fresh descriptor nobody else owns.
+        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+    }
 }
 
 /// Reads and parses in one step: `parse(name, text)` where `name` is the path.

@@ -35,7 +35,12 @@ pub struct Stat {
     /// counters without summing them here, so this can lag `VmRSS` in
     /// `status` by a few pages.
     pub rss_pages: u64,
+    /// Kernel flags of the task (`PF_*`, field 9).
+    pub flags: u32,
 }
+
+/// `PF_KTHREAD`: the task is a kernel thread (include/linux/sched.h).
+const PF_KTHREAD: u32 = 0x0020_0000;
 
 /// How many fields follow the `)`: fields 3 ..= 24 at least.
 const FIELDS_AFTER_COMM: usize = 22;
@@ -105,7 +110,13 @@ impl Stat {
             start_time_ticks: number(22, "starttime")?,
             vsize_bytes: number(23, "vsize")?,
             rss_pages: number(24, "rss")?,
+            flags: narrow(9, "flags")?,
         })
+    }
+
+    /// Whether this is a kernel thread (no user memory, nothing else to read).
+    pub fn is_kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
     }
 }
 
@@ -156,6 +167,9 @@ mod tests {
         assert_eq!((s.vsize_bytes, s.rss_pages), (0, 0));
         // kthreadd starts a fraction of a second after boot.
         assert_eq!(s.start_time_ticks, 24);
+        assert!(s.is_kernel_thread());
+        assert!(!Stat::parse("stat", BASH).unwrap().is_kernel_thread());
+        assert!(!Stat::parse("stat", GO).unwrap().is_kernel_thread());
     }
 
     #[test]

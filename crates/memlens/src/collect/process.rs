@@ -9,7 +9,7 @@ use super::cgroup::CgroupCache;
 use super::go::GoCache;
 use super::SmapsPolicy;
 use memlens_linux::cgroup::CgroupVersion;
-use memlens_linux::fs::{read_parsed, CgroupReader, ReadError, Root};
+use memlens_linux::fs::{CgroupReader, Dir, FileReader, ReadError, Root};
 use memlens_linux::process::{
     parse_cmdline, parse_oom_score, parse_oom_score_adj, redact_args, CgroupMembership, GoEnv, Io,
     Limits, MapsSummary, SmapsRollup, Stat, Status,
@@ -31,6 +31,7 @@ pub struct Context<'a> {
     smaps: SmapsPolicy,
     smaps_budget_left: Duration,
     ticks_per_second: f64,
+    files: FileReader,
 }
 
 impl<'a> Context<'a> {
@@ -52,6 +53,7 @@ impl<'a> Context<'a> {
             smaps,
             smaps_budget_left: smaps_budget,
             ticks_per_second: if ticks > 0 { ticks as f64 } else { 100.0 },
+            files: FileReader::new(),
         }
     }
 
@@ -59,12 +61,19 @@ impl<'a> Context<'a> {
     /// kernel thread (no user memory).
     pub fn read_process(&mut self, pid: i32) -> Option<ProcessSample> {
         let dir = format!("/proc/{pid}");
-        let stat = read_parsed(self.root, &format!("{dir}/stat"), Stat::parse).ok()?;
+        // Every file below is opened relative to this directory, which also pins
+        // the process: a reused pid cannot slip in between two reads.
+        let proc_dir = Dir::open(&self.root.path(&dir)).ok()?;
+        let stat = self.files.parse_in(&proc_dir, "stat", Stat::parse).ok()?;
+        if stat.is_kernel_thread() {
+            return None;
+        }
         let mut sample = ProcessSample {
             pid,
             start_time: stat.start_time_ticks,
             comm: stat.comm.clone(),
             ppid: stat.ppid as i32,
+            state: stat.state.to_string(),
             minor_faults: stat.minor_faults,
             major_faults: stat.major_faults,
             threads: u64::from(stat.num_threads),
@@ -81,7 +90,7 @@ impl<'a> Context<'a> {
             }
         };
 
-        match read_parsed(self.root, &format!("{dir}/status"), Status::parse) {
+        match self.files.parse_in(&proc_dir, "status", Status::parse) {
             Ok(status) if status.is_kernel_thread() => return None,
             Ok(status) => {
                 sample.rss_bytes = status.rss_bytes;
@@ -91,14 +100,16 @@ impl<'a> Context<'a> {
                 sample.anon_bytes = status.anon_bytes;
                 sample.file_bytes = status.file_bytes;
                 sample.shmem_bytes = status.shmem_bytes;
+                sample.voluntary_ctxt_switches = Some(status.voluntary_ctxt_switches);
+                sample.nonvoluntary_ctxt_switches = Some(status.nonvoluntary_ctxt_switches);
             }
             Err(e) => note(&mut sample, "status", e),
         }
-        match self.root.read_bytes(format!("{dir}/cmdline")) {
-            Ok(bytes) => sample.cmdline = redact_args(&parse_cmdline(&bytes)),
+        match self.files.read_in(&proc_dir, "cmdline") {
+            Ok(bytes) => sample.cmdline = redact_args(&parse_cmdline(bytes)),
             Err(e) => note(&mut sample, "cmdline", e),
         }
-        match read_parsed(self.root, &format!("{dir}/maps"), MapsSummary::parse) {
+        match self.files.parse_in(&proc_dir, "maps", MapsSummary::parse) {
             Ok(maps) => {
                 sample.vma_count = Some(maps.vma_count);
                 sample.anon_vma_count = Some(maps.anon_vma_count);
@@ -113,42 +124,40 @@ impl<'a> Context<'a> {
                 .push(format!("smaps_rollup: skipped, {skip}"));
         } else {
             let started = Instant::now();
-            let rollup = read_parsed(
-                self.root,
-                &format!("{dir}/smaps_rollup"),
-                SmapsRollup::parse,
-            );
+            let rollup = self
+                .files
+                .parse_in(&proc_dir, "smaps_rollup", SmapsRollup::parse);
             self.smaps_budget_left = self.smaps_budget_left.saturating_sub(started.elapsed());
             match rollup {
                 Ok(rollup) => {
                     sample.pss_bytes = Some(rollup.pss_bytes);
                     sample.uss_bytes = Some(rollup.uss_bytes());
+                    sample.swap_pss_bytes = Some(rollup.swap_pss_bytes);
                 }
                 Err(e) => note(&mut sample, "smaps_rollup", e),
             }
         }
-        match std::fs::read_dir(self.root.path(format!("{dir}/fd"))) {
-            Ok(entries) => sample.fd_count = Some(entries.count() as u64),
+        match count_fds(&self.root.path(format!("{dir}/fd"))) {
+            Ok(count) => sample.fd_count = Some(count),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.set(true),
             Err(e) => sample.unreadable.push(format!("fd: {e}")),
         }
-        match read_parsed(self.root, &format!("{dir}/limits"), Limits::parse) {
+        match self.files.parse_in(&proc_dir, "limits", Limits::parse) {
             Ok(limits) => sample.fd_limit = limits.open_files_soft.value(),
             Err(e) => note(&mut sample, "limits", e),
         }
-        match read_parsed(self.root, &format!("{dir}/oom_score"), parse_oom_score) {
+        match self.files.parse_in(&proc_dir, "oom_score", parse_oom_score) {
             Ok(score) => sample.oom_score = Some(score),
             Err(e) => note(&mut sample, "oom_score", e),
         }
-        match read_parsed(
-            self.root,
-            &format!("{dir}/oom_score_adj"),
-            parse_oom_score_adj,
-        ) {
+        match self
+            .files
+            .parse_in(&proc_dir, "oom_score_adj", parse_oom_score_adj)
+        {
             Ok(adj) => sample.oom_score_adj = Some(adj),
             Err(e) => note(&mut sample, "oom_score_adj", e),
         }
-        match read_parsed(self.root, &format!("{dir}/io"), Io::parse) {
+        match self.files.parse_in(&proc_dir, "io", Io::parse) {
             Ok(io) => {
                 sample.read_bytes = Some(io.read_bytes);
                 sample.write_bytes = Some(io.write_bytes);
@@ -156,7 +165,10 @@ impl<'a> Context<'a> {
             Err(e) => note(&mut sample, "io", e),
         }
         if let Some(reader) = self.cgroups {
-            match read_parsed(self.root, &format!("{dir}/cgroup"), CgroupMembership::parse) {
+            match self
+                .files
+                .parse_in(&proc_dir, "cgroup", CgroupMembership::parse)
+            {
                 Ok(membership) => {
                     let path = match reader.version() {
                         CgroupVersion::V1 => membership.memory_v1_path(),
@@ -172,8 +184,8 @@ impl<'a> Context<'a> {
             .build_info(&self.root.path(format!("{dir}/exe")))
         {
             Ok(Some(info)) => {
-                let env = match self.root.read_bytes(format!("{dir}/environ")) {
-                    Ok(bytes) => GoEnv::parse(&bytes),
+                let env = match self.files.read_in(&proc_dir, "environ") {
+                    Ok(bytes) => GoEnv::parse(bytes),
                     Err(e) => {
                         note(&mut sample, "environ", e);
                         GoEnv::default()
@@ -192,7 +204,7 @@ impl<'a> Context<'a> {
             Err(e) => sample.unreadable.push(e),
         }
 
-        if missing.get() && !self.still_same_process(pid, sample.start_time) {
+        if missing.get() && !self.still_running(&proc_dir) {
             return None;
         }
         Some(sample)
@@ -219,11 +231,22 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Whether `pid` still runs the process that started at `start_time`.
-    fn still_same_process(&self, pid: i32, start_time: u64) -> bool {
-        read_parsed(self.root, &format!("/proc/{pid}/stat"), Stat::parse)
-            .is_ok_and(|stat| stat.start_time_ticks == start_time)
+    /// Whether the process behind `proc_dir` still exists (its files read).
+    fn still_running(&mut self, proc_dir: &Dir) -> bool {
+        self.files.read_in(proc_dir, "stat").is_ok()
     }
+}
+
+/// Open file descriptors of a process, from its `/proc/PID/fd` directory.
+///
+/// Since Linux 6.2 the directory's size is the number of open descriptors, so
+/// one stat() answers; older kernels report 0 there, and then the entries are counted.
+fn count_fds(fd_dir: &std::path::Path) -> std::io::Result<u64> {
+    let size = std::fs::metadata(fd_dir)?.len();
+    if size > 0 {
+        return Ok(size);
+    }
+    Ok(std::fs::read_dir(fd_dir)?.count() as u64)
 }
 
 /// A short reason for a partial row.
