@@ -340,3 +340,59 @@ impl Drop for KillOnDrop {
         self.kill();
     }
 }
+
+/// Runs `command` as the unprivileged user `nobody`.
+fn as_nobody(command: &str) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", command]);
+    cmd
+}
+
+#[test]
+fn non_root_reads_its_own_processes_and_gets_partial_rows_for_others() {
+    let mut own = KillOnDrop(as_nobody("sleep").arg("30").spawn().unwrap());
+    let mut roots = KillOnDrop(Command::new("sleep").arg("30").spawn().unwrap());
+    let (own_pid, root_pid) = (own.0.id().to_string(), roots.0.id().to_string());
+    // Wait until setpriv has become sleep (its comm changes at exec).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{own_pid}/comm")).unwrap_or_default() != "sleep\n"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "setpriv never ran sleep"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = as_nobody(env!("CARGO_BIN_EXE_memlens"))
+        .args(["snapshot", "--json", "--pid", &own_pid, "--pid", &root_pid])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snap: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |pid: &str| {
+        snap["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pid"].to_string() == pid)
+            .unwrap_or_else(|| panic!("no row for {pid}: {snap}"))
+            .clone()
+    };
+    let mine = row(&own_pid);
+    assert!(mine["rss_bytes"].as_u64().unwrap() > 0);
+    assert!(mine["vma_count"].as_u64().unwrap() > 0);
+    assert!(mine["fd_count"].is_u64());
+    assert_eq!(mine["unreadable"], serde_json::json!([]), "{mine}");
+    // Root's process: what the kernel shows everyone, and the reasons for the rest.
+    let theirs = row(&root_pid);
+    assert!(theirs["rss_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(theirs["vma_count"], Value::Null);
+    let reasons = theirs["unreadable"].to_string();
+    assert!(reasons.contains("maps: permission denied"), "{reasons}");
+    own.kill();
+    roots.kill();
+}

@@ -32,6 +32,9 @@ pub struct Context<'a> {
     smaps_budget_left: Duration,
     ticks_per_second: f64,
     files: FileReader,
+    /// Whether `root/proc` is a real procfs (where a `fd/` directory's size is
+    /// its number of entries), rather than a fixture tree on a disk.
+    real_procfs: bool,
 }
 
 impl<'a> Context<'a> {
@@ -54,6 +57,7 @@ impl<'a> Context<'a> {
             smaps_budget_left: smaps_budget,
             ticks_per_second: if ticks > 0 { ticks as f64 } else { 100.0 },
             files: FileReader::new(),
+            real_procfs: is_procfs(&root.path("/proc")),
         }
     }
 
@@ -137,7 +141,7 @@ impl<'a> Context<'a> {
                 Err(e) => note(&mut sample, "smaps_rollup", e),
             }
         }
-        match count_fds(&self.root.path(format!("{dir}/fd"))) {
+        match count_fds(&self.root.path(format!("{dir}/fd")), self.real_procfs) {
             Ok(count) => sample.fd_count = Some(count),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.set(true),
             Err(e) => sample.unreadable.push(format!("fd: {e}")),
@@ -239,14 +243,30 @@ impl<'a> Context<'a> {
 
 /// Open file descriptors of a process, from its `/proc/PID/fd` directory.
 ///
-/// Since Linux 6.2 the directory's size is the number of open descriptors, so
-/// one stat() answers; older kernels report 0 there, and then the entries are counted.
-fn count_fds(fd_dir: &std::path::Path) -> std::io::Result<u64> {
-    let size = std::fs::metadata(fd_dir)?.len();
-    if size > 0 {
-        return Ok(size);
+/// On procfs since Linux 6.2 the directory's size is the number of open
+/// descriptors, so one stat() answers; older kernels report 0 there, and then
+/// (and on any other filesystem) the entries are counted.
+fn count_fds(fd_dir: &std::path::Path, real_procfs: bool) -> std::io::Result<u64> {
+    if real_procfs {
+        let size = std::fs::metadata(fd_dir)?.len();
+        if size > 0 {
+            return Ok(size);
+        }
     }
     Ok(std::fs::read_dir(fd_dir)?.count() as u64)
+}
+
+/// Whether `dir` is on a procfs mount (`PROC_SUPER_MAGIC`).
+fn is_procfs(dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated path and a zeroed statfs buffer the call fills.
+    unsafe {
+        let mut info: libc::statfs = std::mem::zeroed();
+        libc::statfs(path.as_ptr(), &mut info) == 0 && info.f_type == libc::PROC_SUPER_MAGIC
+    }
 }
 
 /// A short reason for a partial row.
