@@ -378,7 +378,7 @@ fn non_root_reads_its_own_processes_and_gets_partial_rows_for_others() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|p| p["pid"].to_string() == pid)
+            .find(|p| p["pid"].as_u64().map(|n| n.to_string()).as_deref() == Some(pid))
             .unwrap_or_else(|| panic!("no row for {pid}: {snap}"))
             .clone()
     };
