@@ -12,6 +12,7 @@
 //! - [`fs`]: the thin IO layer, rooted at a directory ([`fs::Root`]); readers for
 //!   the host files and the memory cgroup hierarchy.
 //! - [`host`]: `/proc/meminfo`, `/proc/vmstat`, PSI, `vm.*` sysctls.
+//! - [`net_tcp`]: `/proc/PID/net/tcp{,6}`, to find a process's listening sockets.
 //! - [`mountinfo::CgroupMounts`]: where the cgroup hierarchies are mounted, v1, v2 or hybrid.
 //! - [`process`]: the per-process files, `/proc/PID/{status,stat,smaps_rollup,maps,limits,io,oom_score,cmdline,environ,cgroup}`.
 
@@ -20,6 +21,7 @@ mod error;
 pub mod fs;
 pub mod host;
 pub mod mountinfo;
+pub mod net_tcp;
 pub mod process;
 
 pub use error::ParseError;
