@@ -87,27 +87,29 @@ def bench_exporter(cycles, smaps):
 
 
 def bench_memlens(binary, cycles, smaps):
-    """CPU and peak RSS of one `memlens snapshot` run, measured by GNU time.
+    """CPU per run and peak RSS of `memlens snapshot`.
 
-    GNU time forks a small C process and execs memlens, so the child's peak RSS
-    (wait4's ru_maxrss, which survives exec) is memlens's own; a fork of this
-    Python interpreter would report Python's RSS instead.
+    CPU: memlens started directly, `cycles` times, summed from this script's
+    children rusage (exec and start-up included, counted against memlens).
+    Peak RSS: a few more runs under GNU time, which forks a small C process and
+    execs memlens, so wait4's ru_maxrss (which survives exec) is memlens's own;
+    a fork of this Python interpreter would report Python's RSS instead.
     """
-    args = [TIME, "-f", "%M", binary, "snapshot", "--json",
-            f"--smaps={'always' if smaps else 'never'}"]
+    args = [binary, "snapshot", "--json", f"--smaps={'always' if smaps else 'never'}"]
     for _ in range(3):
-        subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    peak_kib = 0
-    # CPU: the children's rusage (memlens and the tiny `time` around it, whose
-    # own cost is counted against memlens), microsecond resolution.
+        subprocess.run(args, stdout=subprocess.DEVNULL, check=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     for _ in range(cycles):
-        done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        subprocess.run(args, stdout=subprocess.DEVNULL, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)) / cycles
+    peak_kib = 0
+    for _ in range(10):
+        done = subprocess.run([TIME, "-f", "%M"] + args, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
         if done.returncode != 0:
             sys.exit(f"memlens snapshot failed: {done.stderr}")
         peak_kib = max(peak_kib, int(done.stderr.strip().splitlines()[-1]))
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)) / cycles
     return cpu, peak_kib
 
 

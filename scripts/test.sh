@@ -15,6 +15,10 @@ declare -A packages=(
   [/usr/lib/go-1.19/bin/go]=golang-go
   [/usr/bin/prometheus]=prometheus
   [/usr/bin/prometheus-process-exporter]=prometheus-process-exporter
+  [/usr/bin/prometheus-node-exporter]=prometheus-node-exporter
+  [/usr/bin/prometheus-alertmanager]=prometheus-alertmanager
+  [/usr/bin/panicparse]=panicparse
+  [/usr/bin/time]=time
 )
 missing=()
 for path in "${!packages[@]}"; do

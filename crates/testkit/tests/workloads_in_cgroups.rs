@@ -3,22 +3,9 @@
 
 use memlens_testkit::{Exit, GoToolchain, TestCgroup, WorkloadSpec};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const MIB: u64 = 1 << 20;
-
-/// `go version -m` is the independent judge of what toolchain built a binary.
-fn go_version_of_binary(toolchain: &GoToolchain, binary: &Path) -> String {
-    let out = Command::new(&toolchain.go_binary)
-        .args(["version", "-m"])
-        .arg(binary)
-        .env("GOTOOLCHAIN", "local")
-        .output()
-        .expect("run go version -m");
-    assert!(out.status.success(), "go version -m failed: {:?}", out);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn workloads_build_and_serve_with_go119_and_go127() {
@@ -27,7 +14,7 @@ fn workloads_build_and_serve_with_go119_and_go127() {
             .arg("--duration=20s")
             .arg("--live-mib=4")
             .start();
-        let info = go_version_of_binary(&toolchain, workload.binary());
+        let info = toolchain.version_m(workload.binary());
         let first_line = info.lines().next().unwrap_or_default();
         assert!(
             first_line.ends_with(&format!(": {}", toolchain.version)),

@@ -1,5 +1,6 @@
 //! `/proc/meminfo`.
 
+use crate::kb_value::kb_or_count;
 use crate::ParseError;
 
 /// `/proc/meminfo`: every field as the kernel names it, sizes in bytes.
@@ -25,20 +26,7 @@ impl Meminfo {
             let (name, rest) = line
                 .split_once(':')
                 .ok_or_else(|| bad(format!("expected \"Name: value\", found {line:?}")))?;
-            let mut words = rest.split_whitespace();
-            let number = words
-                .next()
-                .ok_or_else(|| bad(format!("{name} has no value")))?;
-            let number: u64 = number
-                .parse()
-                .map_err(|_| bad(format!("{name}: not a whole number: {number:?}")))?;
-            let value = match words.next() {
-                None => number,
-                Some("kB") => number
-                    .checked_mul(1024)
-                    .ok_or_else(|| bad(format!("{name}: {number} kB overflows")))?,
-                Some(unit) => return Err(bad(format!("{name}: unknown unit {unit:?}"))),
-            };
+            let value = kb_or_count(input, index + 1, name.trim(), rest)?;
             fields.push((name.trim().to_string(), value));
         }
         if fields.is_empty() {
