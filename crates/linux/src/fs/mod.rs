@@ -102,9 +102,8 @@ pub fn read_text(path: &Path) -> Result<String, ReadError> {
 
 /// Reads at most [`FILE_CAP_BYTES`] of `path`.
 pub fn read_capped(path: &Path) -> Result<Vec<u8>, ReadError> {
-    let mut reader = FileReader { buf: Vec::new() };
-    reader.read(path)?;
-    Ok(reader.buf)
+    let mut reader = FileReader::with_capacity(4096);
+    Ok(reader.read(path)?.to_vec())
 }
 
 /// Turns an IO error about `path` into a [`ReadError`].
@@ -137,7 +136,10 @@ const fn libc_esrch() -> i32 {
 /// size probing (`/proc` files report size 0) and no allocation once warm.
 #[derive(Debug)]
 pub struct FileReader {
+    /// Always fully initialised (len == capacity), so reads need no zeroing.
     buf: Vec<u8>,
+    /// How much of `buf` the last read filled.
+    filled: usize,
 }
 
 impl Default for FileReader {
@@ -149,19 +151,50 @@ impl Default for FileReader {
 impl FileReader {
     /// A reader with a 64 KiB buffer (grows for bigger files, up to [`FILE_CAP_BYTES`]).
     pub fn new() -> FileReader {
+        FileReader::with_capacity(64 << 10)
+    }
+
+    fn with_capacity(bytes: usize) -> FileReader {
         FileReader {
-            buf: Vec::with_capacity(64 << 10),
+            buf: vec![0; bytes],
+            filled: 0,
         }
     }
 
     /// The bytes of `path`, at most [`FILE_CAP_BYTES`], valid until the next read.
     pub fn read(&mut self, path: &Path) -> Result<&[u8], ReadError> {
-        self.buf.clear();
         let file = std::fs::File::open(path).map_err(|e| classify(path, e))?;
-        file.take(FILE_CAP_BYTES)
-            .read_to_end(&mut self.buf)
+        self.fill(file, Ending::EmptyRead)
             .map_err(|e| classify(path, e))?;
-        Ok(&self.buf)
+        Ok(&self.buf[..self.filled])
+    }
+
+    /// Reads `file` to its end (at most [`FILE_CAP_BYTES`]) into the buffer.
+    fn fill(&mut self, mut file: std::fs::File, ending: Ending) -> std::io::Result<()> {
+        self.filled = 0;
+        loop {
+            // Each read gets room for a whole kernel record (seq_file hands out
+            // whole lines and answers a read with too little room with nothing).
+            if self.buf.len() - self.filled < MIN_READ_ROOM_BYTES {
+                if self.buf.len() as u64 >= FILE_CAP_BYTES {
+                    return Ok(());
+                }
+                let grown =
+                    (self.buf.len() * 2).clamp(2 * MIN_READ_ROOM_BYTES, FILE_CAP_BYTES as usize);
+                self.buf.resize(grown, 0);
+            }
+            match file.read(&mut self.buf[self.filled..]) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    self.filled += n;
+                    if ending == Ending::ShortRead && self.filled < self.buf.len() {
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Reads `path` and hands its text to `parse(name, text)`, where `name` names
@@ -179,12 +212,40 @@ impl FileReader {
     /// The bytes of the file `name` inside `dir` (opened relative to it, so the
     /// kernel does not walk the directory's path again).
     pub fn read_in(&mut self, dir: &Dir, name: &str) -> Result<&[u8], ReadError> {
-        self.buf.clear();
+        self.read_in_until(dir, name, Ending::EmptyRead)
+    }
+
+    /// [`FileReader::read_in`] for a file the kernel writes as one record
+    /// (`stat`, `status`, `io`, `limits`, `smaps_rollup`, `cgroup`, `cmdline`,
+    /// `oom_score`, ...): such a file comes whole in one read when it fits, so
+    /// a read that leaves room in the buffer is its end, and the second, empty
+    /// read is saved. Never use it for `maps` or `smaps`, which the kernel hands
+    /// out a page of whole lines at a time.
+    pub fn read_record_in(&mut self, dir: &Dir, name: &str) -> Result<&[u8], ReadError> {
+        self.read_in_until(dir, name, Ending::ShortRead)
+    }
+
+    fn read_in_until(&mut self, dir: &Dir, name: &str, ending: Ending) -> Result<&[u8], ReadError> {
         let file = dir.open_file(name)?;
-        file.take(FILE_CAP_BYTES)
-            .read_to_end(&mut self.buf)
+        self.fill(file, ending)
             .map_err(|e| classify(&dir.path.join(name), e))?;
-        Ok(&self.buf)
+        Ok(&self.buf[..self.filled])
+    }
+
+    /// [`FileReader::read_record_in`] and a parser, like [`FileReader::parse_in`].
+    pub fn parse_record_in<T>(
+        &mut self,
+        dir: &Dir,
+        name: &str,
+        parse: impl FnOnce(&str, &str) -> Result<T, ParseError>,
+    ) -> Result<T, ReadError> {
+        self.read_record_in(dir, name)?;
+        let path = dir.path.join(name);
+        Ok(parse_text(
+            &path.to_string_lossy(),
+            &self.buf[..self.filled],
+            parse,
+        )?)
     }
 
     /// [`FileReader::parse`] for the file `name` inside `dir`.
@@ -196,7 +257,11 @@ impl FileReader {
     ) -> Result<T, ReadError> {
         self.read_in(dir, name)?;
         let path = dir.path.join(name);
-        Ok(parse_text(&path.to_string_lossy(), &self.buf, parse)?)
+        Ok(parse_text(
+            &path.to_string_lossy(),
+            &self.buf[..self.filled],
+            parse,
+        )?)
     }
 }
 
@@ -209,6 +274,18 @@ fn parse_text<T>(
         Ok(text) => parse(name, text),
         Err(_) => parse(name, &String::from_utf8_lossy(bytes)),
     }
+}
+
+/// The least free room in the buffer for one read.
+const MIN_READ_ROOM_BYTES: usize = 8 << 10;
+
+/// When [`FileReader::fill`] stops reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// At a read that returns nothing (any file).
+    EmptyRead,
+    /// At a read that leaves room in the buffer (one-record kernel files).
+    ShortRead,
 }
 
 /// An open directory whose files are opened relative to it (`openat`).
@@ -277,4 +354,75 @@ pub fn read_parsed<T>(
 ) -> Result<T, ReadError> {
     let text = root.read(path)?;
     Ok(parse(path, &text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_files_bigger_than_the_buffer() {
+        let dir = std::env::temp_dir().join(format!("memlens-fr-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big");
+        let text: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(&path, &text).unwrap();
+        let mut reader = FileReader::with_capacity(4096);
+        assert_eq!(reader.read(&path).unwrap(), &text[..]);
+        // A small file after a big one: only its own bytes.
+        std::fs::write(dir.join("small"), b"12\n").unwrap();
+        assert_eq!(reader.read(&dir.join("small")).unwrap(), b"12\n");
+        let opened = Dir::open(&dir).unwrap();
+        assert_eq!(reader.read_in(&opened, "big").unwrap().len(), text.len());
+        // One-record mode still reads on while each read fills the buffer.
+        assert_eq!(reader.read_record_in(&opened, "big").unwrap(), &text[..]);
+        assert!(reader
+            .read_in(&opened, "missing")
+            .unwrap_err()
+            .is_not_found());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn reads_multi_page_proc_files_whole() {
+        // 300 mappings with alternating protections (so none merge) make this
+        // process's maps span many pages; the kernel hands them out a page of
+        // whole lines per read, which must not be taken for the end.
+        const MAPPINGS: usize = 300;
+        let page = 4096;
+        let mut regions = Vec::new();
+        for i in 0..MAPPINGS {
+            let prot = if i % 2 == 0 {
+                libc::PROT_READ
+            } else {
+                libc::PROT_READ | libc::PROT_WRITE
+            };
+            // SAFETY: a fresh anonymous private mapping, unmapped below.
+            let addr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    page,
+                    prot,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            assert_ne!(addr, libc::MAP_FAILED);
+            regions.push(addr);
+        }
+        let mut reader = FileReader::with_capacity(4096);
+        let maps = reader.read(Path::new("/proc/self/maps")).unwrap().to_vec();
+        let dir = Dir::open(Path::new("/proc/self")).unwrap();
+        let maps_in = reader.read_in(&dir, "maps").unwrap().to_vec();
+        for addr in regions {
+            // SAFETY: unmapping exactly what was mapped above.
+            unsafe { libc::munmap(addr, page) };
+        }
+        let lines = |bytes: &[u8]| bytes.iter().filter(|b| **b == b'\n').count();
+        assert!(maps.len() > 3 * 4096, "maps is only {} bytes", maps.len());
+        assert!(lines(&maps) >= MAPPINGS, "{} lines", lines(&maps));
+        assert!(lines(&maps_in) >= MAPPINGS, "{} lines", lines(&maps_in));
+        assert!(maps.ends_with(b"\n"));
+    }
 }

@@ -68,7 +68,10 @@ impl<'a> Context<'a> {
         // Every file below is opened relative to this directory, which also pins
         // the process: a reused pid cannot slip in between two reads.
         let proc_dir = Dir::open(&self.root.path(&dir)).ok()?;
-        let stat = self.files.parse_in(&proc_dir, "stat", Stat::parse).ok()?;
+        let stat = self
+            .files
+            .parse_record_in(&proc_dir, "stat", Stat::parse)
+            .ok()?;
         if stat.is_kernel_thread() {
             return None;
         }
@@ -94,7 +97,10 @@ impl<'a> Context<'a> {
             }
         };
 
-        match self.files.parse_in(&proc_dir, "status", Status::parse) {
+        match self
+            .files
+            .parse_record_in(&proc_dir, "status", Status::parse)
+        {
             Ok(status) if status.is_kernel_thread() => return None,
             Ok(status) => {
                 sample.rss_bytes = status.rss_bytes;
@@ -109,7 +115,7 @@ impl<'a> Context<'a> {
             }
             Err(e) => note(&mut sample, "status", e),
         }
-        match self.files.read_in(&proc_dir, "cmdline") {
+        match self.files.read_record_in(&proc_dir, "cmdline") {
             Ok(bytes) => sample.cmdline = redact_args(&parse_cmdline(bytes)),
             Err(e) => note(&mut sample, "cmdline", e),
         }
@@ -130,7 +136,7 @@ impl<'a> Context<'a> {
             let started = Instant::now();
             let rollup = self
                 .files
-                .parse_in(&proc_dir, "smaps_rollup", SmapsRollup::parse);
+                .parse_record_in(&proc_dir, "smaps_rollup", SmapsRollup::parse);
             self.smaps_budget_left = self.smaps_budget_left.saturating_sub(started.elapsed());
             match rollup {
                 Ok(rollup) => {
@@ -146,22 +152,28 @@ impl<'a> Context<'a> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.set(true),
             Err(e) => sample.unreadable.push(format!("fd: {e}")),
         }
-        match self.files.parse_in(&proc_dir, "limits", Limits::parse) {
+        match self
+            .files
+            .parse_record_in(&proc_dir, "limits", Limits::parse)
+        {
             Ok(limits) => sample.fd_limit = limits.open_files_soft.value(),
             Err(e) => note(&mut sample, "limits", e),
         }
-        match self.files.parse_in(&proc_dir, "oom_score", parse_oom_score) {
+        match self
+            .files
+            .parse_record_in(&proc_dir, "oom_score", parse_oom_score)
+        {
             Ok(score) => sample.oom_score = Some(score),
             Err(e) => note(&mut sample, "oom_score", e),
         }
         match self
             .files
-            .parse_in(&proc_dir, "oom_score_adj", parse_oom_score_adj)
+            .parse_record_in(&proc_dir, "oom_score_adj", parse_oom_score_adj)
         {
             Ok(adj) => sample.oom_score_adj = Some(adj),
             Err(e) => note(&mut sample, "oom_score_adj", e),
         }
-        match self.files.parse_in(&proc_dir, "io", Io::parse) {
+        match self.files.parse_record_in(&proc_dir, "io", Io::parse) {
             Ok(io) => {
                 sample.read_bytes = Some(io.read_bytes);
                 sample.write_bytes = Some(io.write_bytes);
@@ -171,7 +183,7 @@ impl<'a> Context<'a> {
         if let Some(reader) = self.cgroups {
             match self
                 .files
-                .parse_in(&proc_dir, "cgroup", CgroupMembership::parse)
+                .parse_record_in(&proc_dir, "cgroup", CgroupMembership::parse)
             {
                 Ok(membership) => {
                     let path = match reader.version() {
@@ -188,7 +200,7 @@ impl<'a> Context<'a> {
             .build_info(&self.root.path(format!("{dir}/exe")))
         {
             Ok(Some(info)) => {
-                let env = match self.files.read_in(&proc_dir, "environ") {
+                let env = match self.files.read_record_in(&proc_dir, "environ") {
                     Ok(bytes) => GoEnv::parse(bytes),
                     Err(e) => {
                         note(&mut sample, "environ", e);
@@ -237,7 +249,7 @@ impl<'a> Context<'a> {
 
     /// Whether the process behind `proc_dir` still exists (its files read).
     fn still_running(&mut self, proc_dir: &Dir) -> bool {
-        self.files.read_in(proc_dir, "stat").is_ok()
+        self.files.read_record_in(proc_dir, "stat").is_ok()
     }
 }
 
