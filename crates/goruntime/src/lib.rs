@@ -19,12 +19,25 @@
 //!   [`std::fs::File`]; [`read_build_info_from_path`] opens a path for you.
 //! - [`BuildInfoError`] (what is wrong and where in the file) and [`FileError`]
 //!   (the same with the path).
+//! - [`pprof`]: pprof protobuf profiles (gzip or not): decode, top by function,
+//!   diff, map share, folded stacks for flame graphs.
+//! - [`expvar`]: `/debug/vars` JSON (`memstats` as [`expvar::MemStats`], `cmdline`).
+//! - [`promtext`]: Prometheus text exposition (families, samples, labels) and
+//!   the `go_*` / `process_*` series of client_golang.
+//! - [`gctrace`]: `GODEBUG=gctrace=1` lines (one [`gctrace::GcCycle`] per GC).
+//! - [`goroutine`]: goroutine dumps (`?debug=2`, SIGQUIT, `?debug=1`, protobuf)
+//!   read as a stream and grouped by stack and creation site; leak ranking, diff.
 
 mod buildinfo;
 mod elf;
 mod error;
+pub mod expvar;
 mod file;
+pub mod gctrace;
+pub mod goroutine;
 mod modinfo;
+pub mod pprof;
+pub mod promtext;
 mod read_at;
 mod region;
 

@@ -4,10 +4,14 @@
 //! - `collect/`: reads the host, cgroups and processes into model samples.
 //! - `snapshot.rs`: the `snapshot` subcommand (select, sort, print).
 //! - `show/`: tables for people, JSON for scripts.
+//! - `target/`: where Go-runtime commands read from (PID, URL, file, stdin).
 
 mod collect;
+mod flame;
+mod heap;
 mod show;
 mod snapshot;
+mod target;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -28,12 +32,18 @@ struct Cli {
 enum Command {
     /// Every process's memory through the kernel's eyes, with the host and cgroups.
     Snapshot(snapshot::SnapshotArgs),
+    /// Top allocation sites of a Go heap profile, map share, growth since --base.
+    Heap(heap::HeapArgs),
+    /// Flame graph SVG of a pprof profile (heap, allocs, goroutine); --base for a differential one.
+    Flame(flame::FlameArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Snapshot(args) => snapshot::run(&args),
+        Command::Heap(args) => heap::run(&args),
+        Command::Flame(args) => flame::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
