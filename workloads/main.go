@@ -26,6 +26,7 @@
 //	heap-leak:      --leak-kib N (1024) --garbage-kib N (4096) --leak-after D (0)
 //	alloc-churn:    --alloc-mib-per-tick N (16)
 //	goroutine-leak: --goroutines N (100) --goroutine-rate N per tick (0 = all at once)
+//	                --leak-depth N (0): extra frames under each leaked goroutine
 //	map-bloat:      --map-entries N (1000000) --map-keep N (1000) --shrink-after D (0)
 //	fd-leak:        --fds N (100) --fd-rate N per tick (0 = all at once)
 //	mmap:           --mappings K (100) --mapping-kib N (64)
@@ -42,6 +43,9 @@
 //	goroutine-leak  --goroutines goroutines blocked forever receiving from a channel
 //	                nobody can send to: function main.leakyWorker, created by
 //	                main.leakyWorkerSpawner (Go 1.26+ goroutineleak profile finds them).
+//	                With --leak-depth N > 0 they are created by main.deepLeakyWorkerSpawner
+//	                and block N main.leakDeeper frames below main.leakyWorkerDeep (a
+//	                realistic stack depth: ?debug=2 then passes 64 MiB sooner).
 //	map-bloat       fills a map[int64][64]byte, then deletes all but --map-keep
 //	                entries; the map keeps its buckets (it never shrinks).
 //	fd-leak         opens /dev/null --fds times and never closes the files.
@@ -117,6 +121,7 @@ type config struct {
 
 	goroutines    int
 	goroutineRate int
+	leakDepth     int
 
 	mapEntries  int
 	mapKeep     int
@@ -159,6 +164,7 @@ func parseFlags() *config {
 	fs.DurationVar(&c.leakAfter, "leak-after", 0, "heap-leak: delay between READY and the first leak")
 	fs.IntVar(&c.goroutines, "goroutines", 100, "goroutine-leak: goroutines to leak")
 	fs.IntVar(&c.goroutineRate, "goroutine-rate", 0, "goroutine-leak: goroutines per tick (0 = all at once)")
+	fs.IntVar(&c.leakDepth, "leak-depth", 0, "goroutine-leak: extra stack frames under each leaked goroutine")
 	fs.IntVar(&c.mapEntries, "map-entries", 1000000, "map-bloat: entries inserted")
 	fs.IntVar(&c.mapKeep, "map-keep", 1000, "map-bloat: entries kept after the deletes")
 	fs.DurationVar(&c.shrinkAfter, "shrink-after", 0, "map-bloat: delay between MAP_FULL and the deletes")
@@ -185,7 +191,7 @@ func parseFlags() *config {
 	for name, v := range map[string]int{
 		"live-mib": c.liveMiB, "alloc-mib-per-tick": c.allocMiBPerTick,
 		"leak-kib": c.leakKiB, "garbage-kib": c.garbageKiB,
-		"goroutines": c.goroutines, "goroutine-rate": c.goroutineRate,
+		"goroutines": c.goroutines, "goroutine-rate": c.goroutineRate, "leak-depth": c.leakDepth,
 		"map-entries": c.mapEntries, "map-keep": c.mapKeep,
 		"fds": c.fds, "fd-rate": c.fdRate, "mappings": c.mappings,
 	} {

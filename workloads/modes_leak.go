@@ -37,7 +37,11 @@ func runGoroutineLeak(c *config, _ *rand.Rand) {
 	sleepFor(c.setupAfter)
 	total := 0
 	forEachBatch(c, c.goroutines, c.goroutineRate, func(batch int) {
-		leakyWorkerSpawner(batch)
+		if c.leakDepth > 0 {
+			deepLeakyWorkerSpawner(batch, c.leakDepth)
+		} else {
+			leakyWorkerSpawner(batch)
+		}
 		total += batch
 		stats.goroutinesLeaked.Set(int64(total))
 		say("GOROUTINES_LEAKED %d", total)
@@ -124,4 +128,31 @@ func runFDLeak(c *config, _ *rand.Rand) {
 		say("FDS_OPEN %d", len(leakedFiles))
 	})
 	say("SETUP_DONE")
+}
+
+// deepLeakyWorkerSpawner is leakyWorkerSpawner with depth extra frames under
+// each goroutine (--leak-depth).
+//
+//go:noinline
+func deepLeakyWorkerSpawner(n, depth int) {
+	for i := 0; i < n; i++ {
+		ch := make(chan struct{})
+		go leakyWorkerDeep(ch, depth)
+	}
+}
+
+// leakyWorkerDeep calls down depth leakDeeper frames, then blocks in leakyWorker.
+//
+//go:noinline
+func leakyWorkerDeep(ch <-chan struct{}, depth int) {
+	leakDeeper(ch, depth)
+}
+
+//go:noinline
+func leakDeeper(ch <-chan struct{}, depth int) {
+	if depth <= 1 {
+		leakyWorker(ch)
+		return
+	}
+	leakDeeper(ch, depth-1)
 }

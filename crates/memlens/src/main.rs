@@ -8,7 +8,9 @@
 
 mod collect;
 mod flame;
+mod goroutines;
 mod heap;
+mod runtime;
 mod show;
 mod snapshot;
 mod target;
@@ -36,6 +38,10 @@ enum Command {
     Heap(heap::HeapArgs),
     /// Flame graph SVG of a pprof profile (heap, allocs, goroutine); --base for a differential one.
     Flame(flame::FlameArgs),
+    /// Goroutines grouped by stack and creation site, leaks (proven or suspected) first; --diff for growth.
+    Goroutines(goroutines::GoroutinesArgs),
+    /// One-screen summary of a Go runtime: heap, GC goal, GOGC, GOMEMLIMIT, goroutines, GC cycles, each with its source.
+    Runtime(runtime::RuntimeArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +50,8 @@ fn main() -> ExitCode {
         Command::Snapshot(args) => snapshot::run(&args),
         Command::Heap(args) => heap::run(&args),
         Command::Flame(args) => flame::run(&args),
+        Command::Goroutines(args) => goroutines::run(&args),
+        Command::Runtime(args) => runtime::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,9 +9,13 @@
 //! The serde form of these types is the `snapshot --json` contract documented in
 //! `docs/snapshot-json.md`; renaming a field breaks users' scripts.
 //!
+//! - [`series`]: a snapshot as numeric points per entity (host, process as
+//!   (pid, start time), cgroup): what the history stores.
+//!
 //! No IO and no clock here: times come in as values.
 
 mod limit_json;
+pub mod series;
 mod snapshot;
 
 pub use snapshot::{CgroupSample, GoInfo, HostSample, ProcessIdentity, ProcessSample, Snapshot};

@@ -5,6 +5,9 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+/// The most binaries remembered (then the cache starts over).
+const MAX_BINARIES: usize = 4096;
+
 /// Remembers each binary's build info by (device, inode), so a snapshot reads
 /// each executable once however many processes run it.
 #[derive(Debug, Default)]
@@ -24,6 +27,10 @@ impl GoCache {
             return Ok(known.clone());
         }
         let info = read_build_info_from_path(exe).map_err(|e| e.to_string())?;
+        // A long-running agent sees binaries come and go: stay bounded.
+        if self.by_inode.len() >= MAX_BINARIES {
+            self.by_inode.clear();
+        }
         self.by_inode.insert(key, info.clone());
         Ok(info)
     }

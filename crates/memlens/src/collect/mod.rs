@@ -69,11 +69,43 @@ pub enum CollectError {
 /// The smaps_rollup time budget of one snapshot under [`SmapsPolicy::Auto`].
 const SMAPS_BUDGET: Duration = Duration::from_millis(500);
 
+/// What is worth keeping from one snapshot to the next (the agent takes many):
+/// each binary's Go build info.
+#[derive(Debug, Default)]
+pub struct Collector {
+    go_cache: go::GoCache,
+}
+
 /// Takes a snapshot of the host and the selected processes, in pid order.
 pub fn snapshot(root: &Root, options: &CollectOptions) -> Result<Snapshot, CollectError> {
+    Collector::default().snapshot(root, options)
+}
+
+impl Collector {
+    /// Takes a snapshot of the host and the selected processes, in pid order.
+    pub fn snapshot(
+        &mut self,
+        root: &Root,
+        options: &CollectOptions,
+    ) -> Result<Snapshot, CollectError> {
+        take_snapshot(root, options, &mut self.go_cache)
+    }
+}
+
+fn take_snapshot(
+    root: &Root,
+    options: &CollectOptions,
+    go_cache: &mut go::GoCache,
+) -> Result<Snapshot, CollectError> {
     let host = read_host(root)?;
     let cgroups = CgroupReader::new(root).ok().flatten();
-    let mut context = process::Context::new(root, cgroups.as_ref(), options.smaps, SMAPS_BUDGET);
+    let mut context = process::Context::new(
+        root,
+        cgroups.as_ref(),
+        go_cache,
+        options.smaps,
+        SMAPS_BUDGET,
+    );
     let pids = if options.filter.pids.is_empty() {
         list_pids(root)?
     } else {

@@ -27,7 +27,7 @@ pub struct Context<'a> {
     root: &'a Root,
     cgroups: Option<&'a CgroupReader>,
     cgroup_cache: CgroupCache,
-    go_cache: GoCache,
+    go_cache: &'a mut GoCache,
     smaps: SmapsPolicy,
     smaps_budget_left: Duration,
     ticks_per_second: f64,
@@ -43,6 +43,7 @@ impl<'a> Context<'a> {
     pub fn new(
         root: &'a Root,
         cgroups: Option<&'a CgroupReader>,
+        go_cache: &'a mut GoCache,
         smaps: SmapsPolicy,
         smaps_budget: Duration,
     ) -> Context<'a> {
@@ -52,7 +53,7 @@ impl<'a> Context<'a> {
             root,
             cgroups,
             cgroup_cache: CgroupCache::default(),
-            go_cache: GoCache::default(),
+            go_cache,
             smaps,
             smaps_budget_left: smaps_budget,
             ticks_per_second: if ticks > 0 { ticks as f64 } else { 100.0 },

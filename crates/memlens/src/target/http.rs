@@ -42,12 +42,12 @@ pub enum FetchError {
         reason: String,
     },
     /// Connecting, sending or reading failed (including timeouts).
-    #[error("{url}: {source}")]
+    #[error("{url}: {cause}")]
     Io {
         /// The URL.
         url: String,
         /// What happened.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The server answered with another status than 200.
     #[error("{url}: HTTP {status}")]
@@ -167,7 +167,7 @@ pub fn open(url: &str, limits: &FetchLimits) -> Result<Body, FetchError> {
     let parsed = HttpUrl::parse(url)?;
     let io = |source| FetchError::Io {
         url: url.to_string(),
-        source,
+        cause: source,
     };
     let deadline = Instant::now() + limits.total_timeout;
     let addr = parsed
@@ -250,12 +250,12 @@ pub fn get(url: &str, limits: &FetchLimits) -> Result<Vec<u8>, FetchError> {
                 Ok(fetch) => *fetch,
                 Err(other) => FetchError::Io {
                     url: url.to_string(),
-                    source: std::io::Error::other(other),
+                    cause: std::io::Error::other(other),
                 },
             },
             None => FetchError::Io {
                 url: url.to_string(),
-                source: std::io::Error::other("read failed"),
+                cause: std::io::Error::other("read failed"),
             },
         })?;
     Ok(bytes)

@@ -37,12 +37,12 @@ pub enum TargetError {
     #[error("{0:?} is not a PID, an http:// URL, an existing file or -")]
     Unrecognised(String),
     /// A file could not be opened.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     File {
         /// The file.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The process does not exist or shows no endpoint serving what is needed.
     #[error("process {pid}: {reason}")]
@@ -58,7 +58,6 @@ pub enum TargetError {
 }
 
 /// What a command wants from a target.
-#[allow(dead_code)] // TEMP: the goroutines and runtime commands read the rest
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource {
     /// `/debug/pprof/heap` (protobuf).
@@ -188,7 +187,7 @@ pub fn open(
         Target::File(path) => {
             let file = std::fs::File::open(path).map_err(|source| TargetError::File {
                 path: path.clone(),
-                source,
+                cause: source,
             })?;
             Ok(Box::new(file))
         }
@@ -223,7 +222,7 @@ pub fn read_all(
                 Target::File(path) => path.clone(),
                 _ => PathBuf::from("-"),
             },
-            source,
+            cause: source,
         })?;
     if bytes.len() as u64 > limits.max_body_bytes {
         return Err(TargetError::File {
@@ -231,7 +230,7 @@ pub fn read_all(
                 Target::File(path) => path.clone(),
                 _ => PathBuf::from("-"),
             },
-            source: std::io::Error::other(format!("larger than {} bytes", limits.max_body_bytes)),
+            cause: std::io::Error::other(format!("larger than {} bytes", limits.max_body_bytes)),
         });
     }
     Ok(bytes)

@@ -1,0 +1,331 @@
+//! A snapshot as numeric series: what the history stores. One [`Point`] per
+//! (entity, metric) and moment; raw values only (counters stay cumulative,
+//! rates are derived when read), so a replay sees exactly what live saw.
+//!
+//! Metric names are part of the history's contract (`memlens query` users write
+//! them in SQL): they are the model's field names, with their unit suffixes.
+
+use crate::snapshot::{CgroupSample, HostSample, ProcessSample, Snapshot};
+use memlens_linux::cgroup::Limit;
+use std::collections::BTreeMap;
+
+/// What a series is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Entity {
+    /// The whole host.
+    Host,
+    /// One process: a pid alone is reused, (pid, start time) is not.
+    Process {
+        /// The process id.
+        pid: i32,
+        /// Start time in clock ticks after boot.
+        start_time: u64,
+    },
+    /// One memory cgroup, by its path in the hierarchy.
+    Cgroup {
+        /// The path as `/proc/PID/cgroup` shows it.
+        path: String,
+    },
+}
+
+impl Entity {
+    /// A stable text key: `host`, `process:PID:START`, `cgroup:PATH`.
+    pub fn key(&self) -> String {
+        match self {
+            Entity::Host => "host".to_string(),
+            Entity::Process { pid, start_time } => format!("process:{pid}:{start_time}"),
+            Entity::Cgroup { path } => format!("cgroup:{path}"),
+        }
+    }
+
+    /// The kind: `host`, `process` or `cgroup`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Entity::Host => "host",
+            Entity::Process { .. } => "process",
+            Entity::Cgroup { .. } => "cgroup",
+        }
+    }
+
+    /// Reads back a [`Entity::key`]; `None` for anything else.
+    pub fn from_key(key: &str) -> Option<Entity> {
+        if key == "host" {
+            return Some(Entity::Host);
+        }
+        if let Some(path) = key.strip_prefix("cgroup:") {
+            return Some(Entity::Cgroup {
+                path: path.to_string(),
+            });
+        }
+        let rest = key.strip_prefix("process:")?;
+        let (pid, start) = rest.split_once(':')?;
+        Some(Entity::Process {
+            pid: pid.parse().ok()?,
+            start_time: start.parse().ok()?,
+        })
+    }
+}
+
+/// One value of one series at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Whose value.
+    pub entity: Entity,
+    /// The metric, with its unit suffix (`rss_bytes`, `minor_faults`).
+    pub metric: &'static str,
+    /// The value.
+    pub value: f64,
+}
+
+/// Descriptive labels of an entity (comm, cmdline, cgroup, go version), kept
+/// beside its series; they do not change for a process's lifetime.
+pub type Labels = BTreeMap<&'static str, String>;
+
+/// Whether a metric only ever grows over an entity's lifetime (a counter):
+/// readers derive rates from it.
+pub fn is_counter(metric: &str) -> bool {
+    matches!(
+        metric,
+        "minor_faults"
+            | "major_faults"
+            | "cpu_user_seconds"
+            | "cpu_system_seconds"
+            | "read_bytes"
+            | "write_bytes"
+            | "page_faults"
+            | "major_page_faults"
+            | "oom_kills"
+            | "pages_scanned"
+            | "pages_stolen"
+            | "pressure_some_total_usec"
+            | "pressure_full_total_usec"
+            | "oom_kill_count"
+            | "voluntary_ctxt_switches"
+            | "nonvoluntary_ctxt_switches"
+    ) || metric.ends_with("_total")
+}
+
+/// Every numeric value of `snapshot` as points: the host's, each process's and
+/// each distinct cgroup's (once, however many processes share it).
+pub fn snapshot_points(snapshot: &Snapshot) -> Vec<Point> {
+    let mut points = Vec::with_capacity(16 + snapshot.processes.len() * 24);
+    host_points(&snapshot.host, &mut points);
+    let mut cgroups_seen: Vec<&str> = Vec::new();
+    for process in &snapshot.processes {
+        process_points(process, &mut points);
+        if let Some(cgroup) = &process.cgroup {
+            if !cgroups_seen.contains(&cgroup.path.as_str()) {
+                cgroups_seen.push(&cgroup.path);
+                cgroup_points(cgroup, &mut points);
+            }
+        }
+    }
+    points
+}
+
+/// The labels of a process entity.
+pub fn process_labels(process: &ProcessSample) -> Labels {
+    let mut labels = Labels::new();
+    labels.insert("comm", process.comm.clone());
+    if !process.cmdline.is_empty() {
+        labels.insert("cmdline", process.cmdline.join(" "));
+    }
+    if let Some(cgroup) = &process.cgroup {
+        labels.insert("cgroup", cgroup.path.clone());
+    }
+    if let Some(go) = &process.go {
+        labels.insert("go_version", go.version.clone());
+        if let Some(module) = &go.module {
+            labels.insert("go_module", module.clone());
+        }
+    }
+    labels
+}
+
+/// The labels of a cgroup entity.
+pub fn cgroup_labels(cgroup: &CgroupSample) -> Labels {
+    let mut labels = Labels::new();
+    labels.insert("cgroup_version", cgroup.version.to_string());
+    if let Some(name) = &cgroup.name {
+        labels.insert("name", name.clone());
+    }
+    labels
+}
+
+fn push(points: &mut Vec<Point>, entity: &Entity, metric: &'static str, value: Option<f64>) {
+    if let Some(value) = value.filter(|v| v.is_finite()) {
+        points.push(Point {
+            entity: entity.clone(),
+            metric,
+            value,
+        });
+    }
+}
+
+fn host_points(host: &HostSample, points: &mut Vec<Point>) {
+    let e = Entity::Host;
+    let u = |v: u64| Some(v as f64);
+    let o = |v: Option<u64>| v.map(|v| v as f64);
+    push(points, &e, "mem_total_bytes", u(host.mem_total_bytes));
+    push(
+        points,
+        &e,
+        "mem_available_bytes",
+        u(host.mem_available_bytes),
+    );
+    push(points, &e, "mem_free_bytes", u(host.mem_free_bytes));
+    push(points, &e, "swap_total_bytes", u(host.swap_total_bytes));
+    push(points, &e, "swap_free_bytes", u(host.swap_free_bytes));
+    push(points, &e, "anon_bytes", u(host.anon_bytes));
+    push(points, &e, "page_cache_bytes", u(host.page_cache_bytes));
+    push(points, &e, "shmem_bytes", u(host.shmem_bytes));
+    push(points, &e, "committed_bytes", u(host.committed_bytes));
+    push(points, &e, "commit_limit_bytes", u(host.commit_limit_bytes));
+    push(points, &e, "page_faults", u(host.page_faults));
+    push(points, &e, "major_page_faults", u(host.major_page_faults));
+    push(points, &e, "oom_kills", o(host.oom_kills));
+    push(points, &e, "pages_scanned", u(host.pages_scanned));
+    push(points, &e, "pages_stolen", u(host.pages_stolen));
+    push(
+        points,
+        &e,
+        "pressure_some_total_usec",
+        o(host.pressure_some_total_usec),
+    );
+    push(
+        points,
+        &e,
+        "pressure_full_total_usec",
+        o(host.pressure_full_total_usec),
+    );
+    push(points, &e, "max_map_count", o(host.max_map_count));
+}
+
+fn process_points(p: &ProcessSample, points: &mut Vec<Point>) {
+    let e = Entity::Process {
+        pid: p.pid,
+        start_time: p.start_time,
+    };
+    let o = |v: Option<u64>| v.map(|v| v as f64);
+    push(points, &e, "rss_bytes", o(p.rss_bytes));
+    push(points, &e, "pss_bytes", o(p.pss_bytes));
+    push(points, &e, "uss_bytes", o(p.uss_bytes));
+    push(points, &e, "swap_bytes", o(p.swap_bytes));
+    push(points, &e, "swap_pss_bytes", o(p.swap_pss_bytes));
+    push(points, &e, "anon_bytes", o(p.anon_bytes));
+    push(points, &e, "file_bytes", o(p.file_bytes));
+    push(points, &e, "shmem_bytes", o(p.shmem_bytes));
+    push(points, &e, "page_tables_bytes", o(p.page_tables_bytes));
+    push(points, &e, "vm_size_bytes", o(p.vm_size_bytes));
+    push(points, &e, "minor_faults", Some(p.minor_faults as f64));
+    push(points, &e, "major_faults", Some(p.major_faults as f64));
+    push(points, &e, "threads", Some(p.threads as f64));
+    push(points, &e, "cpu_user_seconds", Some(p.cpu_user_seconds));
+    push(points, &e, "cpu_system_seconds", Some(p.cpu_system_seconds));
+    push(points, &e, "vma_count", o(p.vma_count));
+    push(points, &e, "anon_vma_count", o(p.anon_vma_count));
+    push(points, &e, "largest_gap_bytes", o(p.largest_gap_bytes));
+    push(points, &e, "fd_count", o(p.fd_count));
+    push(points, &e, "fd_limit", o(p.fd_limit));
+    push(points, &e, "oom_score", p.oom_score.map(f64::from));
+    push(points, &e, "oom_score_adj", p.oom_score_adj.map(f64::from));
+    push(points, &e, "read_bytes", o(p.read_bytes));
+    push(points, &e, "write_bytes", o(p.write_bytes));
+}
+
+/// A limit as a number; "max" (no limit) is not a number and is left out.
+fn limit_value(limit: Option<Limit>) -> Option<f64> {
+    match limit? {
+        Limit::Bytes(bytes) => Some(bytes as f64),
+        Limit::Max => None,
+    }
+}
+
+fn cgroup_points(c: &CgroupSample, points: &mut Vec<Point>) {
+    let e = Entity::Cgroup {
+        path: c.path.clone(),
+    };
+    push(points, &e, "usage_bytes", c.usage_bytes.map(|v| v as f64));
+    push(points, &e, "limit_bytes", limit_value(c.limit_bytes));
+    push(
+        points,
+        &e,
+        "effective_limit_bytes",
+        limit_value(c.effective_limit_bytes),
+    );
+    push(points, &e, "high_bytes", limit_value(c.high_bytes));
+    push(
+        points,
+        &e,
+        "oom_kill_count",
+        c.oom_kill_count.map(|v| v as f64),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        for entity in [
+            Entity::Host,
+            Entity::Process {
+                pid: 42,
+                start_time: 123_456,
+            },
+            Entity::Cgroup {
+                path: "/kubepods/pod1:x".to_string(),
+            },
+        ] {
+            assert_eq!(Entity::from_key(&entity.key()), Some(entity.clone()));
+        }
+        assert_eq!(Entity::from_key("process:1"), None);
+        assert_eq!(Entity::from_key("proc:1:2"), None);
+    }
+
+    #[test]
+    fn a_shared_cgroup_is_one_entity_and_max_is_not_a_number() {
+        let cgroup = CgroupSample {
+            version: 1,
+            path: "/t".to_string(),
+            usage_bytes: Some(10),
+            limit_bytes: Some(Limit::Max),
+            effective_limit_bytes: Some(Limit::Bytes(1 << 20)),
+            ..CgroupSample::default()
+        };
+        let process = |pid| ProcessSample {
+            pid,
+            start_time: 7,
+            rss_bytes: Some(4096),
+            cgroup: Some(cgroup.clone()),
+            ..ProcessSample::default()
+        };
+        let snapshot = Snapshot {
+            taken_at_unix_ms: 1,
+            host: HostSample::default(),
+            processes: vec![process(1), process(2)],
+        };
+        let points = snapshot_points(&snapshot);
+        let of = |entity: &Entity, metric: &str| {
+            points
+                .iter()
+                .filter(|p| &p.entity == entity && p.metric == metric)
+                .map(|p| p.value)
+                .collect::<Vec<_>>()
+        };
+        let cg = Entity::Cgroup {
+            path: "/t".to_string(),
+        };
+        assert_eq!(of(&cg, "usage_bytes"), vec![10.0]);
+        assert!(of(&cg, "limit_bytes").is_empty(), "max is no number");
+        assert_eq!(of(&cg, "effective_limit_bytes"), vec![1048576.0]);
+        let p2 = Entity::Process {
+            pid: 2,
+            start_time: 7,
+        };
+        assert_eq!(of(&p2, "rss_bytes"), vec![4096.0]);
+        assert!(of(&p2, "pss_bytes").is_empty(), "not read is no value");
+        assert!(is_counter("minor_faults") && !is_counter("rss_bytes"));
+    }
+}
