@@ -395,11 +395,27 @@ impl Fnv {
     fn new() -> Self {
         Fnv(0xcbf2_9ce4_8422_2325)
     }
+    /// Mixes in eight bytes per step (byte-wise FNV-1a was the costliest part of
+    /// grouping a big dump), the last, partial word tagged with its length. Every
+    /// step is a bijection of the state; equal hashes are still compared in full
+    /// by the callers, so a collision costs time, never a wrong group.
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
         }
+        let rest = chunks.remainder();
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        word[7] = rest.len() as u8;
+        self.mix(u64::from_le_bytes(word));
+    }
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0 ^ word)
+            .wrapping_mul(0x0100_0000_01b3)
+            .rotate_left(29);
     }
     fn finish(&self) -> u64 {
         self.0

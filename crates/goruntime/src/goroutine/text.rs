@@ -120,7 +120,8 @@ pub(crate) fn read_text<R: BufRead>(
         } else if line.starts_with('\t') {
             match parse_file_line(line) {
                 Some((file, number)) if last == Last::Function || last == Last::CreatedBy => {
-                    sigquit |= line.contains(" fp=");
+                    // Only the tail after file:line can hold ` fp=` (see parse_file_line).
+                    sigquit = sigquit || line[line.len().min(1 + file.len())..].contains(" fp=");
                     if last == Last::Function {
                         if let Some(frame) = cur.frames[..cur.frames_len].last_mut() {
                             frame.file.clear();

@@ -1,0 +1,3 @@
+module memlens.dev/workload-gen
+
+go 1.19
