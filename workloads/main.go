@@ -30,6 +30,7 @@
 //	map-bloat:      --map-entries N (1000000) --map-keep N (1000) --shrink-after D (0)
 //	fd-leak:        --fds N (100) --fd-rate N per tick (0 = all at once)
 //	mmap:           --mappings K (100) --mapping-kib N (64)
+//	hostile:        --hostile-mib N (500)
 //
 // # What each mode does
 //
@@ -52,6 +53,9 @@
 //	mmap            K anonymous private read-write mappings of --mapping-kib KiB,
 //	                each between unmapped one-page holes so none merge: the VMA count
 //	                in /proc/PID/maps rises by exactly K. Every page is written.
+//	hostile         debug endpoints that misbehave: the pprof index answers, but
+//	                /debug/vars streams --hostile-mib MiB of never-ending JSON and
+//	                the heap and goroutine profiles never answer.
 //
 // # Output protocol (stdout, one line per event, written at once, never buffered)
 //
@@ -132,6 +136,8 @@ type config struct {
 
 	mappings   int
 	mappingKiB int
+
+	hostileMiB int
 }
 
 // modes maps each --mode to the function that runs it. A mode function returns
@@ -145,13 +151,14 @@ var modes = map[string]func(c *config, rng *rand.Rand){
 	"map-bloat":      runMapBloat,
 	"fd-leak":        runFDLeak,
 	"mmap":           runMmap,
+	"hostile":        runHostile,
 }
 
 // parseFlags reads the command line into a config, exiting 2 on a bad flag.
 func parseFlags() *config {
 	c := &config{}
 	fs := flag.NewFlagSet("workload", flag.ExitOnError)
-	fs.StringVar(&c.mode, "mode", "", "steady | heap-leak | goroutine-leak | map-bloat | fd-leak | alloc-churn | mmap")
+	fs.StringVar(&c.mode, "mode", "", "steady | heap-leak | goroutine-leak | map-bloat | fd-leak | alloc-churn | mmap | hostile")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:0", "address of the pprof/expvar HTTP server")
 	fs.DurationVar(&c.duration, "duration", 60*time.Second, "hard bound on the run (0 = until killed)")
 	fs.DurationVar(&c.tick, "tick", 100*time.Millisecond, "interval of the periodic work")
@@ -172,6 +179,7 @@ func parseFlags() *config {
 	fs.IntVar(&c.fdRate, "fd-rate", 0, "fd-leak: files per tick (0 = all at once)")
 	fs.IntVar(&c.mappings, "mappings", 100, "mmap: anonymous mappings (new VMAs)")
 	fs.IntVar(&c.mappingKiB, "mapping-kib", 64, "mmap: size of each mapping in KiB")
+	fs.IntVar(&c.hostileMiB, "hostile-mib", 500, "hostile: MiB that /debug/vars streams")
 	_ = fs.Parse(os.Args[1:]) // ExitOnError: never returns an error
 
 	bad := func(format string, args ...interface{}) {
@@ -296,7 +304,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "workload: listen %s: %v\n", c.addr, err)
 		os.Exit(1)
 	}
-	server := &http.Server{Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second}
+	server := &http.Server{Handler: handlerFor(c), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := server.Serve(ln); err != nil {
 			fmt.Fprintf(os.Stderr, "workload: http server: %v\n", err)

@@ -5,15 +5,20 @@
 //! - `snapshot.rs`: the `snapshot` subcommand (select, sort, print).
 //! - `show/`: tables for people, JSON for scripts.
 //! - `target/`: where Go-runtime commands read from (PID, URL, file, stdin).
+//! - `watch/`: the agent loop and what it writes to the history.
 
 mod collect;
 mod flame;
 mod goroutines;
 mod heap;
+mod history;
+mod query;
 mod runtime;
 mod show;
 mod snapshot;
 mod target;
+mod timearg;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -42,6 +47,12 @@ enum Command {
     Goroutines(goroutines::GoroutinesArgs),
     /// One-screen summary of a Go runtime: heap, GC goal, GOGC, GOMEMLIMIT, goroutines, GC cycles, each with its source.
     Runtime(runtime::RuntimeArgs),
+    /// The agent: samples every process, cgroup and Go runtime at an interval and keeps the history.
+    Watch(watch::WatchArgs),
+    /// A process's recorded series (by pid or name) from the agent's history.
+    History(history::HistoryArgs),
+    /// Read-only SQL over the history (views: samples, entities, series, profiles).
+    Query(query::QueryArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +63,9 @@ fn main() -> ExitCode {
         Command::Flame(args) => flame::run(&args),
         Command::Goroutines(args) => goroutines::run(&args),
         Command::Runtime(args) => runtime::run(&args),
+        Command::Watch(args) => watch::run(&args),
+        Command::History(args) => history::run(&args),
+        Command::Query(args) => query::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

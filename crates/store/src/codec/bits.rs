@@ -134,6 +134,35 @@ pub fn unzigzag(value: u64) -> i64 {
     ((value >> 1) as i64) ^ -((value & 1) as i64)
 }
 
+/// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320, as zlib), with a
+/// table built at compile time.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut table = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+                k += 1;
+            }
+            table[i] = c;
+            i += 1;
+        }
+        table
+    };
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc = TABLE[((crc ^ b as u32) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +198,15 @@ mod tests {
             }
             prop_assert!(input.is_empty());
         }
+    }
+
+    #[test]
+    fn crc32_matches_the_standard_check_values() {
+        // The check value of CRC-32/ISO-HDLC for "123456789", and what
+        // Python's zlib.crc32(b"memlens") prints.
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b"memlens"), 0x4308_F891);
+        assert_eq!(crc32(b""), 0);
     }
 
     #[test]

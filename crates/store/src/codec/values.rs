@@ -16,7 +16,8 @@
 //! | `11111` `0` + 4 bits | the scale `k` grows to the given value, then the value's int code follows |
 //! | `11111` `1` + XOR | a float that is no scaled integer: Gorilla XOR against the previous value |
 //!
-//! The first value is stored as its 64 raw bits. After a first value or a
+//! The first value is `0` + 4 bits scale + 6 bits length `n` + the `n` bits
+//! of its zigzag scaled integer, or `1` + its 64 raw bits. After a first value or a
 //! XOR-coded value, the integer state restarts from that value with the
 //! smallest scale that represents it (delta 0), computed identically by
 //! encoder and decoder, so no extra bits are needed. NaN, infinities and
@@ -109,7 +110,20 @@ impl ValueEncoder {
         let st = &mut self.state;
         st.count += 1;
         if st.count == 1 {
-            self.out.write_bits(v.to_bits(), 64);
+            match smallest_scale(v, 0) {
+                Some((scale, m)) => {
+                    let z = zigzag(m);
+                    let len = 64 - z.leading_zeros();
+                    self.out.write_bit(false);
+                    self.out.write_bits(scale as u64, 4);
+                    self.out.write_bits(len as u64, 6);
+                    self.out.write_bits(z, len);
+                }
+                None => {
+                    self.out.write_bit(true);
+                    self.out.write_bits(v.to_bits(), 64);
+                }
+            }
             st.restart(v);
             return;
         }
@@ -215,7 +229,16 @@ pub fn decode_values(
     let mut st = State::default();
     for i in 0..count {
         let v = if i == 0 {
-            f64::from_bits(r.read_bits(64)?)
+            if r.read_bit()? {
+                f64::from_bits(r.read_bits(64)?)
+            } else {
+                let scale = r.read_bits(4)? as u32;
+                let len = r.read_bits(6)? as u32;
+                if scale > MAX_SCALE || len > 55 {
+                    return Err(DecodeError::BadCode);
+                }
+                unscale(unzigzag(r.read_bits(len)?), scale)
+            }
         } else {
             let mut ones = 0;
             while ones < 5 && r.read_bit()? {
@@ -354,7 +377,8 @@ mod tests {
         for _ in 0..1000 {
             enc.push(123_456_789.0);
         }
-        assert_eq!(enc.len_bits(), 64 + 999);
+        // 123456789 zigzags to 246913578, 28 bits: 1 + 4 + 6 + 28 bits first.
+        assert_eq!(enc.len_bits(), 39 + 999);
     }
 
     #[test]

@@ -1,0 +1,176 @@
+//! What one agent cycle writes to the history: every point of the cycle in one
+//! commit (so `kill -9` loses at most the cycle in flight), then the profiles
+//! fetched in it; retention and checkpoints now and then.
+
+use super::config::WatchConfig;
+use super::gotargets::FetchedProfile;
+use anyhow::Context;
+use memlens_model::series::{cgroup_labels, process_labels, Entity, Labels, Point};
+use memlens_model::Snapshot;
+use memlens_store::{Retention, SeriesId, Store, StoreOptions};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How often retention runs (and the WAL is checkpointed).
+const MAINTAIN_EVERY: Duration = Duration::from_secs(300);
+
+/// What a cycle stored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Written {
+    /// Numeric values made durable.
+    pub values: usize,
+    /// Profiles stored.
+    pub profiles: usize,
+    /// The instant they were stored under, ms since the epoch.
+    pub ts_ms: i64,
+}
+
+/// The agent's side of the store.
+pub struct History {
+    store: Store,
+    dir: PathBuf,
+    retention: Retention,
+    last_maintained: Instant,
+    last_ts_ms: Option<i64>,
+}
+
+impl History {
+    /// Opens (or creates) the history in the configured directory.
+    pub fn open(config: &WatchConfig) -> anyhow::Result<History> {
+        let options = StoreOptions {
+            max_profile_bytes: config.fetch.max_body_bytes.min(usize::MAX as u64) as usize,
+            max_profiles_total_bytes: config.retention.max_bytes / 4,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(&config.data_dir, options)
+            .with_context(|| format!("cannot open the history in {}", config.data_dir.display()))?;
+        let last_ts_ms = store.last_ts_ms();
+        Ok(History {
+            store,
+            dir: config.data_dir.clone(),
+            retention: Retention {
+                max_age_ms: Some((config.retention.max_age_days * 86_400_000.0) as i64),
+                max_bytes: Some(config.retention.max_bytes),
+            },
+            last_maintained: Instant::now(),
+            last_ts_ms,
+        })
+    }
+
+    /// Stores the points of one cycle in one commit, then its profiles.
+    pub fn record_cycle(
+        &mut self,
+        snapshot: &Snapshot,
+        points: &[Point],
+        profiles: &[FetchedProfile],
+    ) -> anyhow::Result<Written> {
+        // Instants must ascend: a clock stepped back shifts ours just past the last.
+        let mut ts_ms = snapshot.taken_at_unix_ms as i64;
+        if let Some(last) = self.last_ts_ms {
+            ts_ms = ts_ms.max(last + 1);
+        }
+        let labels = entity_labels(snapshot);
+        let mut ids: HashMap<&Entity, i64> = HashMap::new();
+        let mut samples: Vec<(SeriesId, f64)> = Vec::with_capacity(points.len());
+        for point in points {
+            let entity_id = match ids.get(&point.entity) {
+                Some(&id) => id,
+                None => {
+                    let empty = Labels::new();
+                    let id = self
+                        .store
+                        .entity(&point.entity, labels.get(&point.entity).unwrap_or(&empty))?;
+                    ids.insert(&point.entity, id);
+                    id
+                }
+            };
+            samples.push((self.store.series_id(entity_id, point.metric)?, point.value));
+        }
+        self.store.append(ts_ms, &samples)?;
+        let report = self
+            .store
+            .commit()
+            .with_context(|| format!("storing the samples in {}", self.dir.display()))?;
+        self.last_ts_ms = Some(ts_ms);
+        let mut written = Written {
+            values: report.samples(),
+            profiles: 0,
+            ts_ms,
+        };
+        for profile in profiles {
+            let Some(&entity_id) = ids.get(&profile.entity) else {
+                continue;
+            };
+            self.store
+                .put_profile(entity_id, profile.kind, ts_ms, &profile.bytes)
+                .with_context(|| {
+                    format!(
+                        "storing the {} profile of {}",
+                        profile.kind,
+                        profile.entity.key()
+                    )
+                })?;
+            written.profiles += 1;
+        }
+        Ok(written)
+    }
+
+    /// Applies retention and checkpoints the log, every few minutes.
+    pub fn maintain(&mut self, now_ms: i64) -> anyhow::Result<()> {
+        if self.last_maintained.elapsed() < MAINTAIN_EVERY {
+            return Ok(());
+        }
+        self.last_maintained = Instant::now();
+        self.store
+            .apply_retention(&self.retention, now_ms)
+            .with_context(|| format!("retention in {}", self.dir.display()))?;
+        self.store
+            .checkpoint()
+            .with_context(|| format!("checkpoint in {}", self.dir.display()))?;
+        Ok(())
+    }
+
+    /// Bytes of the data directory's files.
+    pub fn size_bytes(&self) -> u64 {
+        std::fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Seals what is buffered and checkpoints, for a clean stop.
+    pub fn close(mut self) -> anyhow::Result<()> {
+        self.store.flush()?;
+        self.store.checkpoint()?;
+        Ok(())
+    }
+}
+
+/// The labels of every process and cgroup entity of a snapshot.
+fn entity_labels(snapshot: &Snapshot) -> HashMap<Entity, Labels> {
+    let mut labels = HashMap::with_capacity(snapshot.processes.len() + 8);
+    for process in &snapshot.processes {
+        labels.insert(
+            Entity::Process {
+                pid: process.pid,
+                start_time: process.start_time,
+            },
+            process_labels(process),
+        );
+        if let Some(cgroup) = &process.cgroup {
+            labels
+                .entry(Entity::Cgroup {
+                    path: cgroup.path.clone(),
+                })
+                .or_insert_with(|| cgroup_labels(cgroup));
+        }
+    }
+    labels
+}

@@ -1,0 +1,263 @@
+//! `memlens watch`: the agent. Samples processes, cgroups and the host every
+//! interval, the Go runtime of discovered Go targets at a slower cadence, their
+//! heap and goroutine profiles slower still, and keeps it all in the local
+//! history (`memlens-store`). Ends cleanly on SIGINT / SIGTERM.
+//!
+//! - `config.rs`: the TOML config and its defaults; CLI flags override it.
+//! - `gotargets.rs`: endpoint discovery and bounded fetches from Go processes.
+//! - `history.rs`: what a cycle writes to the store.
+//! - `status.rs`: the terminal view.
+//! - `signals.rs`: the stop flag.
+
+mod config;
+mod gotargets;
+mod history;
+mod signals;
+mod status;
+
+pub use config::{default_data_dir, WatchConfig};
+
+use crate::collect::{CollectOptions, Collector, ProcessFilter};
+use crate::target::FetchLimits;
+use anyhow::Context;
+use memlens_linux::fs::Root;
+use memlens_model::series::snapshot_points;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Options of `memlens watch` (each overrides the config file's value).
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// A TOML config file (`--print-config` shows every key and its default).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective config (file + flags) as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+
+    /// The history's directory [default: /var/lib/memlens for root,
+    /// ~/.local/state/memlens otherwise].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// Seconds between two samples [default: 5].
+    #[arg(long, value_name = "SECONDS")]
+    pub interval: Option<f64>,
+
+    /// Seconds between two reads of Go runtime metrics [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    pub runtime_interval: Option<f64>,
+
+    /// Seconds between two heap + goroutine profiles of a Go target [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    pub profile_interval: Option<f64>,
+
+    /// Fetch no profiles.
+    #[arg(long)]
+    pub no_profiles: bool,
+
+    /// Only this process (repeatable).
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<i32>,
+
+    /// Only Go programs.
+    #[arg(long)]
+    pub go: bool,
+
+    /// Only processes in this memory cgroup or below it.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+
+    /// When to read smaps_rollup (PSS, USS): auto skips huge processes and
+    /// stops after a time budget per cycle, since the kernel holds the
+    /// target's mmap lock while it walks [default: auto].
+    #[arg(long, value_name = "auto|always|never")]
+    pub smaps: Option<String>,
+
+    /// Print nothing but errors.
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// Stop after this many cycles (for scripts and tests; default: run until stopped).
+    #[arg(long, value_name = "N")]
+    pub cycles: Option<u64>,
+
+    /// Read /proc and /sys under this directory instead of / (fixture trees).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub root: Option<PathBuf>,
+}
+
+/// The config file (if any) with the flags on top.
+pub fn effective_config(args: &WatchArgs) -> anyhow::Result<WatchConfig> {
+    let mut config = match &args.config {
+        Some(path) => WatchConfig::load(path)?,
+        None => WatchConfig::default(),
+    };
+    if let Some(dir) = &args.data {
+        config.data_dir = dir.clone();
+    }
+    if let Some(seconds) = args.interval {
+        config.interval_seconds = seconds;
+    }
+    if let Some(seconds) = args.runtime_interval {
+        config.runtime_interval_seconds = seconds;
+    }
+    if let Some(seconds) = args.profile_interval {
+        config.profile_interval_seconds = seconds;
+    }
+    if args.no_profiles {
+        config.profiling = false;
+    }
+    if !args.pids.is_empty() {
+        config.select.pids = args.pids.clone();
+    }
+    if args.go {
+        config.select.go_only = true;
+    }
+    if args.cgroup.is_some() {
+        config.select.cgroup = args.cgroup.clone();
+    }
+    if let Some(smaps) = &args.smaps {
+        config.smaps = smaps.clone();
+    }
+    if args.quiet {
+        config.quiet = true;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// Runs `memlens watch`.
+pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
+    let config = effective_config(args)?;
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    signals::install().context("cannot install the SIGINT/SIGTERM handler")?;
+    let root = match &args.root {
+        Some(dir) => Root::at(dir),
+        None => Root::host(),
+    };
+    let mut history = history::History::open(&config)?;
+    let mut status = status::Status::new(config.quiet);
+    status.info(&format!(
+        "memlens watch: history in {}, every {} s (Go runtime every {} s, profiles {})",
+        config.data_dir.display(),
+        config.interval_seconds,
+        config.runtime_interval_seconds,
+        if config.profiling {
+            format!("every {} s", config.profile_interval_seconds)
+        } else {
+            "off".to_string()
+        }
+    ));
+    let options = CollectOptions {
+        filter: ProcessFilter {
+            pids: config.select.pids.clone(),
+            cgroup: config.select.cgroup.clone(),
+            go_only: config.select.go_only,
+        },
+        smaps: config.smaps_policy()?,
+    };
+    let limits = FetchLimits {
+        connect_timeout: Duration::from_secs_f64(config.fetch.connect_timeout_seconds),
+        total_timeout: Duration::from_secs_f64(config.fetch.timeout_seconds),
+        max_body_bytes: config.fetch.max_body_bytes,
+    };
+    let go_worker = gotargets::GoWorker::start(
+        gotargets::GoTargets::new(
+            limits,
+            Duration::from_secs_f64(config.runtime_interval_seconds),
+            config
+                .profiling
+                .then(|| Duration::from_secs_f64(config.profile_interval_seconds)),
+        ),
+        root.clone(),
+    )
+    .context("cannot start the Go-targets thread")?;
+    let mut collector = Collector::default();
+    let interval = Duration::from_secs_f64(config.interval_seconds);
+    let mut next_cycle = Instant::now();
+    let mut cycles_done = 0u64;
+    loop {
+        let started = Instant::now();
+        let mut options = options.clone();
+        // A selected pid that exited is no reason to stop watching the others.
+        if !options.filter.pids.is_empty() {
+            options
+                .filter
+                .pids
+                .retain(|pid| root.path(format!("/proc/{pid}")).exists());
+        }
+        match collector.snapshot(&root, &options) {
+            Ok(snapshot) => {
+                let mut points = snapshot_points(&snapshot);
+                let go_alive: Vec<(i32, u64)> = snapshot
+                    .processes
+                    .iter()
+                    .filter(|p| p.go.is_some())
+                    .map(|p| (p.pid, p.start_time))
+                    .collect();
+                let go_processes = go_alive.len();
+                go_worker.offer(go_alive);
+                // What the Go thread read since the last cycle joins this cycle.
+                let mut profiles = Vec::new();
+                for event in go_worker.drain() {
+                    match event {
+                        gotargets::GoEvent::Points(go_points) => points.extend(go_points),
+                        gotargets::GoEvent::Profile(profile) => profiles.push(profile),
+                        gotargets::GoEvent::Failure(failure) => {
+                            status.target_failure(failure.pid, failure.stage, &failure.message)
+                        }
+                    }
+                }
+                let written = history.record_cycle(&snapshot, &points, &profiles);
+                match written {
+                    Ok(written) => status.cycle(&status::CycleReport {
+                        snapshot: &snapshot,
+                        go_processes,
+                        stored_values: written.values,
+                        stored_ts_ms: written.ts_ms,
+                        stored_profiles: written.profiles,
+                        store_bytes: history.size_bytes(),
+                        cycle_seconds: started.elapsed().as_secs_f64(),
+                    }),
+                    Err(err) => status.error(&format!("{err:#}")),
+                }
+            }
+            Err(err) => status.error(&format!("cannot take a snapshot: {err}")),
+        }
+        if let Err(err) = history.maintain(unix_ms()) {
+            status.error(&format!("{err:#}"));
+        }
+        cycles_done += 1;
+        if args.cycles.is_some_and(|n| cycles_done >= n) {
+            break;
+        }
+        next_cycle += interval;
+        // After a stall (suspend, an overloaded host) start again from now
+        // rather than firing the missed cycles back to back.
+        if next_cycle < Instant::now() {
+            next_cycle = Instant::now();
+        }
+        if !signals::sleep_until(next_cycle) {
+            break;
+        }
+    }
+    history
+        .close()
+        .context("closing the history cleanly failed")?;
+    if let Some(signal) = signals::stop_signal_name() {
+        status.info(&format!("memlens watch: stopped by {signal}"));
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,133 @@
+//! What the terminal shows while the agent runs: on a terminal, a short table
+//! of the biggest watched processes redrawn each cycle; otherwise one line per
+//! cycle; with `--quiet`, only errors (each kind of failure once per target).
+
+use crate::show::human_bytes;
+use crate::timearg::format_utc;
+use memlens_model::Snapshot;
+use std::collections::HashSet;
+use std::io::{IsTerminal, Write};
+
+/// How many processes the terminal table lists.
+const TOP_PROCESSES: usize = 8;
+
+/// The figures of one cycle the status shows.
+pub struct CycleReport<'a> {
+    /// The cycle's snapshot.
+    pub snapshot: &'a Snapshot,
+    /// Go processes among them.
+    pub go_processes: usize,
+    /// Numeric values durably stored this cycle.
+    pub stored_values: usize,
+    /// The instant they were stored under (ms since the epoch).
+    pub stored_ts_ms: i64,
+    /// Profiles stored this cycle.
+    pub stored_profiles: usize,
+    /// Bytes of the data directory.
+    pub store_bytes: u64,
+    /// How long the cycle took, in seconds.
+    pub cycle_seconds: f64,
+}
+
+/// The agent's terminal output.
+pub struct Status {
+    quiet: bool,
+    terminal: bool,
+    reported_failures: HashSet<(i32, &'static str)>,
+}
+
+impl Status {
+    /// A status writer; `quiet` prints errors only.
+    pub fn new(quiet: bool) -> Status {
+        Status {
+            quiet,
+            terminal: std::io::stdout().is_terminal(),
+            reported_failures: HashSet::new(),
+        }
+    }
+
+    /// Prints a line (not in quiet mode).
+    pub fn info(&self, line: &str) {
+        if !self.quiet {
+            println!("{line}");
+        }
+    }
+
+    /// Prints an error to stderr, always.
+    pub fn error(&self, line: &str) {
+        eprintln!("memlens watch: {line}");
+    }
+
+    /// Prints a failure to read a target, once per (pid, stage).
+    pub fn target_failure(&mut self, pid: i32, stage: &'static str, message: &str) {
+        if self.reported_failures.insert((pid, stage)) {
+            eprintln!("memlens watch: pid {pid}: {stage}: {message} (not repeated)");
+        }
+    }
+
+    /// Shows one cycle.
+    pub fn cycle(&mut self, report: &CycleReport) {
+        if self.quiet {
+            return;
+        }
+        let snapshot = report.snapshot;
+        let host = &snapshot.host;
+        let summary = format!(
+            "{} processes ({} Go); host available {} of {}; store {}; cycle {:.0} ms",
+            snapshot.processes.len(),
+            report.go_processes,
+            human_bytes(host.mem_available_bytes),
+            human_bytes(host.mem_total_bytes),
+            human_bytes(report.store_bytes),
+            report.cycle_seconds * 1000.0
+        );
+        // `ts_ms=` and `stored=` are for scripts: what is durably in the history.
+        let stored = format!(
+            "ts_ms={} stored={} values, {} profiles",
+            report.stored_ts_ms, report.stored_values, report.stored_profiles
+        );
+        let mut out = std::io::stdout().lock();
+        if !self.terminal {
+            let _ = writeln!(
+                out,
+                "{} {stored}; {summary}",
+                format_utc(report.stored_ts_ms)
+            );
+            return;
+        }
+        // Redraw in place: clear the screen, then the table.
+        let _ = write!(out, "\x1b[H\x1b[2J");
+        let _ = writeln!(
+            out,
+            "memlens watch  {} UTC",
+            format_utc(report.stored_ts_ms)
+        );
+        let _ = writeln!(out, "{summary}");
+        let _ = writeln!(out, "{stored}");
+        let _ = writeln!(
+            out,
+            "{:>8}  {:<16} {:>10} {:>10} {:>10}  GO",
+            "PID", "COMM", "RSS", "SWAP", "CGROUP"
+        );
+        let mut biggest: Vec<_> = snapshot.processes.iter().collect();
+        biggest.sort_by_key(|p| std::cmp::Reverse(p.rss_bytes.unwrap_or(0)));
+        for p in biggest.into_iter().take(TOP_PROCESSES) {
+            let cgroup_usage = p
+                .cgroup
+                .as_ref()
+                .and_then(|c| c.usage_bytes)
+                .map_or("-".to_string(), human_bytes);
+            let _ = writeln!(
+                out,
+                "{:>8}  {:<16} {:>10} {:>10} {:>10}  {}",
+                p.pid,
+                p.comm,
+                p.rss_bytes.map_or("-".to_string(), human_bytes),
+                p.swap_bytes.map_or("-".to_string(), human_bytes),
+                cgroup_usage,
+                p.go.as_ref().map_or("", |g| g.version.as_str())
+            );
+        }
+        let _ = out.flush();
+    }
+}

@@ -1,0 +1,104 @@
+//! Entity and series ids: handed out at once from caches, registered in
+//! the database with the next commit.
+
+use crate::error::{AtPath, StoreError};
+use crate::store::{EntityId, PendingEntity, SeriesId, Store, METRIC_BITS};
+use memlens_model::series::Entity;
+use rusqlite::OptionalExtension;
+use std::collections::BTreeMap;
+
+impl Store {
+    /// The id of `entity`, registering it (and updating its labels when they
+    /// changed) at the next commit. Cheap when called every tick.
+    pub fn entity(
+        &mut self,
+        entity: &Entity,
+        labels: &BTreeMap<&str, String>,
+    ) -> Result<EntityId, StoreError> {
+        self.writable()?;
+        let key = entity.key();
+        let labels_json = serde_json::to_string(labels).unwrap_or_default();
+        let seals = self.seals;
+        if let Some((id, old, used)) = self.entity_cache.get_mut(&key) {
+            *used = seals;
+            if *old == labels_json {
+                return Ok(*id);
+            }
+            *old = labels_json.clone();
+            let id = *id;
+            self.queue_entity(id, entity, labels);
+            return Ok(id);
+        }
+        let found: Option<(EntityId, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT id, labels FROM entities WHERE key = ?1",
+                [&key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .at(&self.path)?;
+        let id = match found {
+            Some((id, old)) => {
+                if old.as_deref() != Some(labels_json.as_str()) {
+                    self.queue_entity(id, entity, labels);
+                }
+                id
+            }
+            None => {
+                let id = self.next_entity;
+                if id >= 1 << 32 {
+                    // Chunk rows are keyed by group << 32 | entity.
+                    return Err(StoreError::TooManyEntities);
+                }
+                self.next_entity += 1;
+                self.queue_entity(id, entity, labels);
+                id
+            }
+        };
+        self.entity_cache.insert(key, (id, labels_json, seals));
+        Ok(id)
+    }
+
+    fn queue_entity(&mut self, id: EntityId, entity: &Entity, labels: &BTreeMap<&str, String>) {
+        self.pending_entities.push(PendingEntity {
+            id,
+            entity: entity.clone(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        });
+    }
+
+    /// The id of series (`entity`, `metric`), registered at the next commit.
+    /// At most 65535 distinct metric names per store.
+    pub fn series_id(&mut self, entity: EntityId, metric: &str) -> Result<SeriesId, StoreError> {
+        self.writable()?;
+        if entity <= 0 || entity >= self.next_entity {
+            return Err(StoreError::UnknownEntity(entity));
+        }
+        let metric_id = match self.metric_ids.get(metric) {
+            Some(&id) => id,
+            None => {
+                let id = self.next_metric;
+                if id >= 1 << METRIC_BITS {
+                    return Err(StoreError::TooManyMetrics {
+                        metric: metric.to_string(),
+                    });
+                }
+                self.next_metric += 1;
+                self.metric_ids.insert(metric.to_string(), id);
+                self.pending_metrics.push((id, metric.to_string()));
+                id
+            }
+        };
+        let id = (entity as u64) << METRIC_BITS | metric_id;
+        let seals = self.seals;
+        if self.series_cache.insert(id, seals).is_none() {
+            // INSERT OR IGNORE at commit: cheaper than looking it up.
+            self.pending_series.push(id);
+        }
+        Ok(id)
+    }
+}
