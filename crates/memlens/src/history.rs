@@ -45,11 +45,21 @@ pub struct HistoryArgs {
     pub name: Option<String>,
 
     /// Start of the range: now, -2h, Unix seconds/ms, or 2026-11-21T03:12:00Z [default: -1h].
-    #[arg(long, value_name = "TIME", default_value = "-1h")]
+    #[arg(
+        long,
+        value_name = "TIME",
+        default_value = "-1h",
+        allow_hyphen_values = true
+    )]
     pub from: String,
 
     /// End of the range (same forms) [default: now].
-    #[arg(long, value_name = "TIME", default_value = "now")]
+    #[arg(
+        long,
+        value_name = "TIME",
+        default_value = "now",
+        allow_hyphen_values = true
+    )]
     pub to: String,
 
     /// Metrics to show (repeatable; default: memory, Go heap, threads, fds, faults, CPU).

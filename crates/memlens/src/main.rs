@@ -12,6 +12,7 @@ mod flame;
 mod goroutines;
 mod heap;
 mod history;
+mod profiles;
 mod query;
 mod runtime;
 mod show;
@@ -53,6 +54,8 @@ enum Command {
     History(history::HistoryArgs),
     /// Read-only SQL over the history (views: samples, entities, series, profiles).
     Query(query::QueryArgs),
+    /// The heap and goroutine profiles the agent kept: list them, or write the one nearest --at to a file.
+    Profiles(profiles::ProfilesArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => watch::run(&args),
         Command::History(args) => history::run(&args),
         Command::Query(args) => query::run(&args),
+        Command::Profiles(args) => profiles::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -48,20 +48,24 @@ impl Status {
 
     /// Prints a line (not in quiet mode).
     pub fn info(&self, line: &str) {
+        // A closed stdout (a service's, a pipe whose reader left) is no reason to stop.
         if !self.quiet {
-            println!("{line}");
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
         }
     }
 
     /// Prints an error to stderr, always.
     pub fn error(&self, line: &str) {
-        eprintln!("memlens watch: {line}");
+        let _ = writeln!(std::io::stderr().lock(), "memlens watch: {line}");
     }
 
     /// Prints a failure to read a target, once per (pid, stage).
     pub fn target_failure(&mut self, pid: i32, stage: &'static str, message: &str) {
         if self.reported_failures.insert((pid, stage)) {
-            eprintln!("memlens watch: pid {pid}: {stage}: {message} (not repeated)");
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "memlens watch: pid {pid}: {stage}: {message} (not repeated)"
+            );
         }
     }
 
