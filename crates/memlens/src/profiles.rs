@@ -25,7 +25,7 @@ pub struct ProfilesArgs {
     #[arg(long, value_name = "KIND")]
     pub kind: Option<String>,
 
-    /// With -o: the profile nearest this time (now, -2h, Unix s/ms, 2026-11-21T03:12:00Z).
+    /// With -o: the profile nearest this time (now, -2h, 03:12, Unix s/ms, 2026-11-21T03:12:00Z; UTC).
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub at: Option<String>,
 

@@ -1,6 +1,7 @@
 //! Times on the command line (`--from`, `--to`): `now`, relative (`-30m`,
 //! `-2h`, `-7d`, `-90s`), Unix seconds or milliseconds, or a UTC date-time
-//! (`2026-11-21T03:12:00Z`, `2026-11-21 03:12`, `2026-11-21`).
+//! (`2026-11-21T03:12:00Z`, `2026-11-21 03:12`, `2026-11-21`), or a UTC time of
+//! day (`03:12`: the last one that has passed).
 
 /// Parses a time argument into ms since the Unix epoch, relative to `now_ms`.
 pub fn parse_time_ms(text: &str, now_ms: i64) -> Result<i64, String> {
@@ -20,12 +21,33 @@ pub fn parse_time_ms(text: &str, now_ms: i64) -> Result<i64, String> {
         // Seconds until the year 5138; beyond, the number is milliseconds.
         return Ok(if n < 100_000_000_000 { n * 1000 } else { n });
     }
+    if let Some(seconds_of_day) = parse_clock(text) {
+        // A time of day alone: today (UTC), or yesterday when that is still ahead.
+        let day_start = now_ms.div_euclid(86_400_000) * 86_400_000;
+        let at = day_start + seconds_of_day * 1000;
+        return Ok(if at > now_ms { at - 86_400_000 } else { at });
+    }
     parse_utc(text).ok_or_else(|| {
         format!(
             "{text:?} is not a time: use now, -2h (relative), Unix seconds or ms, \
              or a UTC date-time like 2026-11-21T03:12:00Z"
         )
     })
+}
+
+/// `HH:MM` or `HH:MM:SS` as seconds of the day.
+fn parse_clock(text: &str) -> Option<i64> {
+    let mut parts = text.split(':');
+    let hour: i64 = parts.next()?.parse().ok()?;
+    let minute: i64 = parts.next()?.parse().ok()?;
+    let second: i64 = match parts.next() {
+        Some(s) => s.parse().ok()?,
+        None => 0,
+    };
+    if parts.next().is_some() || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    Some(hour * 3600 + minute * 60 + second)
 }
 
 /// `90s`, `15m`, `2h`, `7d` in ms.
@@ -134,6 +156,17 @@ mod tests {
             Ok(1_699_999_980_000)
         );
         assert_eq!(parse_time_ms("1970-01-01", now), Ok(0));
+        // now is 2026-11-21 20:50:47.269 UTC (date -u -d @1795294247).
+        assert_eq!(format_utc(now), "2026-11-21 20:50:47");
+        assert_eq!(
+            parse_time_ms("03:12", now).map(format_utc),
+            Ok("2026-11-21 03:12:00".to_string())
+        );
+        assert_eq!(
+            parse_time_ms("23:00:05", now).map(format_utc),
+            Ok("2026-11-20 23:00:05".to_string()),
+            "a time still ahead today is yesterday's"
+        );
         assert_eq!(format_utc(1_700_000_000_000), "2023-11-14 22:13:20");
         assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00:00");
         for bad in ["yesterday", "-2x", "2023-13-01", "2023-11-14T25:00", ""] {
