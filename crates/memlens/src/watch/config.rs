@@ -23,6 +23,15 @@ pub struct WatchConfig {
     pub profiling: bool,
     /// Print nothing but errors (for services).
     pub quiet: bool,
+    /// Serve `/metrics` (Prometheus text format) on this address: `PORT`
+    /// (loopback) or `HOST:PORT`; off when unset.
+    pub listen: Option<String>,
+    /// A file holding the bearer token `/metrics` requests must carry; needed
+    /// to listen on a non-loopback address.
+    pub bearer_token_file: Option<PathBuf>,
+    /// The most series `/metrics` shows (host and cgroups first, then
+    /// processes by RSS); the rest are counted as dropped.
+    pub max_series: usize,
     /// Which processes to watch.
     pub select: Selection,
     /// When to read smaps_rollup (PSS, USS): `auto`, `always` or `never`.
@@ -76,6 +85,9 @@ impl Default for WatchConfig {
             profile_interval_seconds: 300.0,
             profiling: true,
             quiet: false,
+            listen: None,
+            bearer_token_file: None,
+            max_series: 20_000,
             select: Selection::default(),
             smaps: "auto".to_string(),
             fetch: FetchConfig::default(),
@@ -203,6 +215,12 @@ impl WatchConfig {
             return Err(ConfigError::Invalid {
                 field: "retention.max_bytes",
                 reason: format!("{} is below 1 MiB", self.retention.max_bytes),
+            });
+        }
+        if self.max_series == 0 {
+            return Err(ConfigError::Invalid {
+                field: "max_series",
+                reason: "must be at least 1".to_string(),
             });
         }
         self.smaps_policy()?;

@@ -4,12 +4,14 @@
 //! history (`memlens-store`). Ends cleanly on SIGINT / SIGTERM.
 //!
 //! - `config.rs`: the TOML config and its defaults; CLI flags override it.
+//! - `exporter.rs`: `--listen`, the Prometheus `/metrics` endpoint.
 //! - `gotargets.rs`: endpoint discovery and bounded fetches from Go processes.
 //! - `history.rs`: what a cycle writes to the store.
 //! - `status.rs`: the terminal view.
 //! - `signals.rs`: the stop flag.
 
 mod config;
+mod exporter;
 mod gotargets;
 mod history;
 mod signals;
@@ -79,6 +81,15 @@ pub struct WatchArgs {
     #[arg(long)]
     pub quiet: bool,
 
+    /// Serve Prometheus /metrics on PORT (loopback) or HOST:PORT (a
+    /// non-loopback address needs bearer_token_file in the config).
+    #[arg(long, value_name = "[HOST:]PORT")]
+    pub listen: Option<String>,
+
+    /// The most series /metrics shows [default: 20000].
+    #[arg(long, value_name = "N")]
+    pub max_series: Option<usize>,
+
     /// Stop after this many cycles (for scripts and tests; default: run until stopped).
     #[arg(long, value_name = "N")]
     pub cycles: Option<u64>,
@@ -124,6 +135,12 @@ pub fn effective_config(args: &WatchArgs) -> anyhow::Result<WatchConfig> {
     if args.quiet {
         config.quiet = true;
     }
+    if args.listen.is_some() {
+        config.listen = args.listen.clone();
+    }
+    if let Some(n) = args.max_series {
+        config.max_series = n;
+    }
     config.validate()?;
     Ok(config)
 }
@@ -140,8 +157,13 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         Some(dir) => Root::at(dir),
         None => Root::host(),
     };
+    // A bad --listen is refused before the history is touched.
+    let mut exporter = exporter::Exporter::start(&config)?;
     let mut history = history::History::open(&config)?;
     let mut status = status::Status::new(config.quiet);
+    if let Some(addr) = exporter.addr() {
+        status.info(&format!("memlens watch: serving http://{addr}/metrics"));
+    }
     status.info(&format!(
         "memlens watch: history in {}, every {} s (Go runtime every {} s, profiles {})",
         config.data_dir.display(),
@@ -209,11 +231,13 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
                         gotargets::GoEvent::Points(go_points) => points.extend(go_points),
                         gotargets::GoEvent::Profile(profile) => profiles.push(profile),
                         gotargets::GoEvent::Failure(failure) => {
+                            exporter.error("go", failure.stage);
                             status.target_failure(failure.pid, failure.stage, &failure.message)
                         }
                     }
                 }
                 let written = history.record_cycle(&snapshot, &points, &profiles);
+                exporter.cycle(&snapshot, &points);
                 match written {
                     Ok(written) => status.cycle(&status::CycleReport {
                         snapshot: &snapshot,
@@ -224,14 +248,22 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
                         store_bytes: history.size_bytes(),
                         cycle_seconds: started.elapsed().as_secs_f64(),
                     }),
-                    Err(err) => status.error(&format!("{err:#}")),
+                    Err(err) => {
+                        exporter.error("store", "write");
+                        status.error(&format!("{err:#}"))
+                    }
                 }
             }
-            Err(err) => status.error(&format!("cannot take a snapshot: {err}")),
+            Err(err) => {
+                exporter.error("snapshot", "collect");
+                status.error(&format!("cannot take a snapshot: {err}"))
+            }
         }
         if let Err(err) = history.maintain(unix_ms()) {
+            exporter.error("store", "maintain");
             status.error(&format!("{err:#}"));
         }
+        exporter.finish_cycle(started.elapsed().as_secs_f64(), history.size_bytes());
         cycles_done += 1;
         if args.cycles.is_some_and(|n| cycles_done >= n) {
             break;

@@ -1,0 +1,189 @@
+//! `memlens watch --listen`: the agent's series as a Prometheus `/metrics`
+//! endpoint (names and labels in `docs/metrics.md`).
+//!
+//! - `names.rs`: history metric -> Prometheus family (name, type, unit, help).
+//! - `render.rs`: the exposition text, and the series cap.
+//! - `server.rs`: the HTTP server thread.
+//!
+//! The agent loop hands each cycle to [`Exporter::cycle`] and publishes with
+//! [`Exporter::finish_cycle`]; scrapes read the last published text and never
+//! wait for the loop. Go runtime values arrive at their own (slower) cadence,
+//! so the last ones of each live Go process are kept between reads.
+
+mod names;
+mod render;
+mod server;
+
+use super::WatchConfig;
+use anyhow::{bail, Context};
+use memlens_model::series::{Entity, Point};
+use memlens_model::Snapshot;
+use render::{AgentHealth, EntitySeries};
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// The exporter of a running agent; does nothing when `listen` is not set.
+pub struct Exporter {
+    published: Option<server::Published>,
+    addr: Option<SocketAddr>,
+    max_series: usize,
+    go_values: HashMap<Entity, Vec<(&'static str, f64)>>,
+    entities: Vec<EntitySeries>,
+    health: AgentHealth,
+}
+
+impl Exporter {
+    /// Starts the server when `config.listen` is set. A non-loopback address
+    /// without `bearer_token_file` is refused.
+    pub fn start(config: &WatchConfig) -> anyhow::Result<Exporter> {
+        let mut exporter = Exporter {
+            published: None,
+            addr: None,
+            max_series: config.max_series,
+            go_values: HashMap::new(),
+            entities: Vec::new(),
+            health: AgentHealth::default(),
+        };
+        let Some(listen) = &config.listen else {
+            return Ok(exporter);
+        };
+        let addr = listen_addr(listen).map_err(anyhow::Error::msg)?;
+        let token = match &config.bearer_token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read bearer_token_file {}", path.display()))?;
+                let token = text.trim().to_string();
+                if token.is_empty() || token.contains(char::is_whitespace) {
+                    bail!(
+                        "bearer_token_file {}: expected one token (no spaces), found {}",
+                        path.display(),
+                        if token.is_empty() {
+                            "nothing"
+                        } else {
+                            "spaces"
+                        }
+                    );
+                }
+                Some(token)
+            }
+            None => None,
+        };
+        if !addr.ip().is_loopback() && token.is_none() {
+            bail!(
+                "refusing to serve /metrics on {addr}: it is not a loopback address and no \
+                 bearer token is set (set bearer_token_file in the config file, or listen \
+                 on 127.0.0.1)"
+            );
+        }
+        let published = server::Published::default();
+        published.publish(render::render(&[], &exporter.health));
+        let bound = server::start(addr, token, published.clone())
+            .with_context(|| format!("cannot listen on {addr} for /metrics"))?;
+        exporter.published = Some(published);
+        exporter.addr = Some(bound);
+        Ok(exporter)
+    }
+
+    /// Where `/metrics` is served, when it is.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.addr
+    }
+
+    /// Counts a failure of `collector` (`snapshot`, `store`, `go`) at `stage`.
+    pub fn error(&mut self, collector: &str, stage: &str) {
+        *self
+            .health
+            .errors
+            .entry((collector.to_string(), stage.to_string()))
+            .or_insert(0) += 1;
+    }
+
+    /// Takes a cycle's snapshot and points (its Go points, if any, replace
+    /// the kept ones of their process).
+    pub fn cycle(&mut self, snapshot: &Snapshot, points: &[Point]) {
+        if self.published.is_none() {
+            return;
+        }
+        let mut merged: Vec<Point> = Vec::with_capacity(points.len());
+        for point in points {
+            if point.metric.starts_with("go_") && point.entity.kind() == "process" {
+                let values = self.go_values.entry(point.entity.clone()).or_default();
+                match values.iter_mut().find(|(m, _)| *m == point.metric) {
+                    Some(slot) => slot.1 = point.value,
+                    None => values.push((point.metric, point.value)),
+                }
+            } else {
+                merged.push(point.clone());
+            }
+        }
+        self.go_values.retain(|entity, _| {
+            snapshot.processes.iter().any(|p| {
+                *entity
+                    == Entity::Process {
+                        pid: p.pid,
+                        start_time: p.start_time,
+                    }
+            })
+        });
+        for (entity, values) in &self.go_values {
+            merged.extend(values.iter().map(|&(metric, value)| Point {
+                entity: entity.clone(),
+                metric,
+                value,
+            }));
+        }
+        let (kept, dropped) = render::cap(render::entities(snapshot, &merged), self.max_series);
+        self.entities = kept;
+        self.health.series = self.entities.iter().map(|e| e.values.len() as u64).sum();
+        self.health.series_dropped_total += dropped;
+    }
+
+    /// Ends a cycle: publishes the exposition with the agent's health.
+    pub fn finish_cycle(&mut self, cycle_seconds: f64, store_size_bytes: u64) {
+        let Some(published) = &self.published else {
+            return;
+        };
+        self.health.cycles_total += 1;
+        self.health.last_cycle_seconds = cycle_seconds;
+        self.health.last_cycle_unix_seconds = super::unix_ms() as f64 / 1000.0;
+        self.health.store_size_bytes = store_size_bytes;
+        published.publish(render::render(&self.entities, &self.health));
+    }
+}
+
+/// The address of `--listen`: `PORT` alone is `127.0.0.1:PORT`; otherwise
+/// `HOST:PORT` (a name must resolve to one address).
+pub fn listen_addr(listen: &str) -> Result<SocketAddr, String> {
+    let listen = listen.trim();
+    if let Ok(port) = listen.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let mut addrs = listen.to_socket_addrs().map_err(|err| {
+        format!("listen {listen:?}: expected PORT or HOST:PORT (like 127.0.0.1:9464): {err}")
+    })?;
+    let first = addrs
+        .next()
+        .ok_or_else(|| format!("listen {listen:?}: resolves to no address"))?;
+    // A name that also resolves elsewhere (say localhost to ::1 and
+    // 127.0.0.1) is fine as long as the choice does not widen exposure.
+    if addrs.any(|a| a.ip().is_loopback() != first.ip().is_loopback()) {
+        return Err(format!(
+            "listen {listen:?}: resolves to loopback and non-loopback addresses; give an IP"
+        ));
+    }
+    Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_port_is_loopback() {
+        assert_eq!(listen_addr("9464").unwrap().to_string(), "127.0.0.1:9464");
+        assert!(listen_addr("[::1]:9").unwrap().ip().is_loopback());
+        assert!(!listen_addr("0.0.0.0:9").unwrap().ip().is_loopback());
+        let err = listen_addr("nonsense").unwrap_err();
+        assert!(err.contains("HOST:PORT"), "{err}");
+    }
+}

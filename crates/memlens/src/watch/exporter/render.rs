@@ -1,0 +1,385 @@
+//! The exposition: a cycle's series (and the agent's own counters) in the
+//! Prometheus text format 0.0.4. Pure: values in, text out.
+
+use super::names::{family_for, FamilySpec, Kind};
+use memlens_model::series::{Entity, Point};
+use memlens_model::Snapshot;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+/// The agent's own families (listed in `docs/metrics.md`).
+#[cfg(test)]
+pub const AGENT_FAMILIES: [&str; 7] = [
+    "memlens_agent_cycles_total",
+    "memlens_agent_cycle_duration_seconds",
+    "memlens_agent_last_cycle_timestamp_seconds",
+    "memlens_agent_collector_errors_total",
+    "memlens_agent_store_size_bytes",
+    "memlens_agent_series",
+    "memlens_agent_series_dropped_total",
+];
+
+/// Error counters present (at 0) from the start, so alert rules see them.
+const KNOWN_ERRORS: [(&str, &str); 6] = [
+    ("snapshot", "collect"),
+    ("store", "write"),
+    ("store", "maintain"),
+    ("go", "discover"),
+    ("go", "runtime"),
+    ("go", "profile"),
+];
+
+/// The agent's health, as the exposition shows it.
+#[derive(Debug, Clone, Default)]
+pub struct AgentHealth {
+    /// Cycles finished.
+    pub cycles_total: u64,
+    /// How long the last cycle took.
+    pub last_cycle_seconds: f64,
+    /// When the last cycle ended, in seconds since the Unix epoch.
+    pub last_cycle_unix_seconds: f64,
+    /// Failures by (collector, stage).
+    pub errors: BTreeMap<(String, String), u64>,
+    /// Bytes of the history's files.
+    pub store_size_bytes: u64,
+    /// Series exported by the last cycle.
+    pub series: u64,
+    /// Series left out because of the cap, summed over cycles.
+    pub series_dropped_total: u64,
+}
+
+/// One entity's values of a cycle, with the labels its series carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntitySeries {
+    /// Whose.
+    pub entity: Entity,
+    /// Labels in output order (`pid`, `comm`, `cgroup`, `go_version` of a
+    /// process; `cgroup` of a cgroup; none for the host).
+    pub labels: Vec<(&'static str, String)>,
+    /// Its RSS (processes), for choosing which to keep under the cap.
+    pub rss_bytes: f64,
+    /// (history metric, value).
+    pub values: Vec<(&'static str, f64)>,
+}
+
+/// The entities of a cycle: the snapshot's host, cgroups and processes with
+/// the values of `points` (which may also hold Go runtime points of them).
+pub fn entities(snapshot: &Snapshot, points: &[Point]) -> Vec<EntitySeries> {
+    let mut by_entity: HashMap<&Entity, Vec<(&'static str, f64)>> = HashMap::new();
+    for point in points {
+        by_entity
+            .entry(&point.entity)
+            .or_default()
+            .push((point.metric, point.value));
+    }
+    let mut out = Vec::new();
+    let mut take = |entity: Entity, labels: Vec<(&'static str, String)>, rss_bytes: f64| {
+        if let Some(values) = by_entity.remove(&entity) {
+            out.push(EntitySeries {
+                entity,
+                labels,
+                rss_bytes,
+                values,
+            });
+        }
+    };
+    take(Entity::Host, Vec::new(), 0.0);
+    let mut cgroups: Vec<&str> = snapshot
+        .processes
+        .iter()
+        .filter_map(|p| p.cgroup.as_ref().map(|c| c.path.as_str()))
+        .collect();
+    cgroups.sort_unstable();
+    cgroups.dedup();
+    for path in cgroups {
+        take(
+            Entity::Cgroup {
+                path: path.to_string(),
+            },
+            vec![("cgroup", path.to_string())],
+            0.0,
+        );
+    }
+    for p in &snapshot.processes {
+        let mut labels = vec![("pid", p.pid.to_string()), ("comm", p.comm.clone())];
+        if let Some(cgroup) = &p.cgroup {
+            labels.push(("cgroup", cgroup.path.clone()));
+        }
+        if let Some(go) = &p.go {
+            labels.push(("go_version", go.version.clone()));
+        }
+        let entity = Entity::Process {
+            pid: p.pid,
+            start_time: p.start_time,
+        };
+        take(entity, labels, p.rss_bytes.unwrap_or(0) as f64);
+    }
+    out
+}
+
+/// Keeps at most `max_series` series: the host's first, then the cgroups',
+/// then processes by RSS, largest first (an entity is kept whole or not at
+/// all). Returns the kept entities and how many series were left out.
+pub fn cap(mut entities: Vec<EntitySeries>, max_series: usize) -> (Vec<EntitySeries>, u64) {
+    let rank = |e: &EntitySeries| match e.entity {
+        Entity::Host => 0,
+        Entity::Cgroup { .. } => 1,
+        Entity::Process { .. } => 2,
+    };
+    entities.sort_by(|a, b| {
+        rank(a)
+            .cmp(&rank(b))
+            .then(b.rss_bytes.total_cmp(&a.rss_bytes))
+            .then(a.entity.cmp(&b.entity))
+    });
+    let mut kept = Vec::with_capacity(entities.len());
+    let mut used = 0usize;
+    let mut dropped = 0u64;
+    let mut full = false;
+    for mut e in entities {
+        let n = e.values.len();
+        if !full && used + n <= max_series {
+            used += n;
+            kept.push(e);
+        } else if !full && rank(&e) < 2 {
+            // The host and cgroups are cut series by series rather than lost whole.
+            let room = max_series - used;
+            dropped += (n - room) as u64;
+            e.values.truncate(room);
+            used += room;
+            full = true;
+            kept.push(e);
+        } else {
+            full = true;
+            dropped += n as u64;
+        }
+    }
+    (kept, dropped)
+}
+
+/// The exposition of `entities` and the agent's health.
+pub fn render(entities: &[EntitySeries], health: &AgentHealth) -> String {
+    let mut families: BTreeMap<String, (FamilySpec, String)> = BTreeMap::new();
+    for e in entities {
+        let kind = e.entity.kind();
+        for &(metric, value) in &e.values {
+            let spec = family_for(kind, metric);
+            let go = kind == "process" && metric.starts_with("go_");
+            let entry = families
+                .entry(spec.name.clone())
+                .or_insert_with(|| (spec.clone(), String::new()));
+            let labels = e
+                .labels
+                .iter()
+                .filter(|(name, _)| !go || matches!(*name, "pid" | "comm"));
+            sample(&mut entry.1, &spec.name, labels, value * spec.scale);
+        }
+    }
+    let mut out = String::with_capacity(families.values().map(|f| f.1.len() + 128).sum());
+    for (spec, samples) in families.values() {
+        header(&mut out, &spec.name, spec.kind, &spec.help);
+        out.push_str(samples);
+    }
+    agent(&mut out, health);
+    out
+}
+
+fn agent(out: &mut String, h: &AgentHealth) {
+    let none = std::iter::empty::<&(&str, String)>();
+    let mut simple = |name: &str, kind: Kind, help: &str, value: f64| {
+        header(out, name, kind, help);
+        sample(out, name, none.clone(), value);
+    };
+    simple(
+        "memlens_agent_cycles_total",
+        Kind::Counter,
+        "Sampling cycles the agent finished.",
+        h.cycles_total as f64,
+    );
+    simple(
+        "memlens_agent_cycle_duration_seconds",
+        Kind::Gauge,
+        "How long the last sampling cycle took.",
+        h.last_cycle_seconds,
+    );
+    simple(
+        "memlens_agent_last_cycle_timestamp_seconds",
+        Kind::Gauge,
+        "When the last sampling cycle ended, in seconds since the Unix epoch.",
+        h.last_cycle_unix_seconds,
+    );
+    simple(
+        "memlens_agent_store_size_bytes",
+        Kind::Gauge,
+        "Bytes of the history's files.",
+        h.store_size_bytes as f64,
+    );
+    simple(
+        "memlens_agent_series",
+        Kind::Gauge,
+        "Series of hosts, cgroups, processes and Go runtimes in this exposition.",
+        h.series as f64,
+    );
+    simple(
+        "memlens_agent_series_dropped_total",
+        Kind::Counter,
+        "Series left out of expositions because of max_series, summed over cycles.",
+        h.series_dropped_total as f64,
+    );
+    let name = "memlens_agent_collector_errors_total";
+    header(
+        out,
+        name,
+        Kind::Counter,
+        "Failures of the agent's collectors by collector (snapshot, store, go) and stage.",
+    );
+    let mut errors = h.errors.clone();
+    for (collector, stage) in KNOWN_ERRORS {
+        errors
+            .entry((collector.to_string(), stage.to_string()))
+            .or_insert(0);
+    }
+    for ((collector, stage), count) in &errors {
+        let labels = [("collector", collector.clone()), ("stage", stage.clone())];
+        sample(out, name, labels.iter(), *count as f64);
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: Kind, help: &str) {
+    let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {}", kind.as_str());
+}
+
+fn sample<'a>(
+    out: &mut String,
+    name: &str,
+    labels: impl Iterator<Item = &'a (&'static str, String)>,
+    value: f64,
+) {
+    out.push_str(name);
+    let mut first = true;
+    for (label, text) in labels {
+        out.push(if first { '{' } else { ',' });
+        first = false;
+        out.push_str(label);
+        out.push_str("=\"");
+        escape_label_value(out, text);
+        out.push('"');
+    }
+    if !first {
+        out.push('}');
+    }
+    out.push(' ');
+    format_value(out, value);
+    out.push('\n');
+}
+
+/// Escapes a label value: backslash, double quote and line feed.
+pub fn escape_label_value(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A value as the format spells it (`+Inf`, `-Inf`, `NaN`, else a float).
+fn format_value(out: &mut String, value: f64) {
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else {
+        let _ = write!(out, "{value}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memlens_goruntime::promtext::parse_promtext;
+
+    fn process(pid: i32, rss: f64, n: usize) -> EntitySeries {
+        EntitySeries {
+            entity: Entity::Process { pid, start_time: 1 },
+            labels: vec![("pid", pid.to_string()), ("comm", "a\"b\\c\nd".to_string())],
+            rss_bytes: rss,
+            values: (0..n).map(|_| ("rss_bytes", rss)).collect(),
+        }
+    }
+
+    #[test]
+    fn the_cap_keeps_host_cgroups_then_the_largest_processes() {
+        let host = EntitySeries {
+            entity: Entity::Host,
+            labels: Vec::new(),
+            rss_bytes: 0.0,
+            values: vec![("mem_total_bytes", 1.0); 3],
+        };
+        let cgroup = EntitySeries {
+            entity: Entity::Cgroup {
+                path: "/x".to_string(),
+            },
+            labels: vec![("cgroup", "/x".to_string())],
+            rss_bytes: 0.0,
+            values: vec![("usage_bytes", 1.0); 2],
+        };
+        let all = vec![
+            process(1, 10.0, 4),
+            process(2, 30.0, 4),
+            cgroup,
+            process(3, 20.0, 4),
+            host,
+        ];
+        let (kept, dropped) = cap(all.clone(), 13);
+        let kinds: Vec<String> = kept.iter().map(|e| e.entity.key()).collect();
+        assert_eq!(
+            kinds,
+            ["host", "cgroup:/x", "process:2:1", "process:3:1"],
+            "{kept:?}"
+        );
+        assert_eq!(dropped, 4);
+        let (kept, dropped) = cap(all.clone(), 2);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].values.len(), 2);
+        assert_eq!(dropped, 1 + 2 + 12);
+        assert_eq!(cap(all, 100).1, 0);
+    }
+
+    #[test]
+    fn the_exposition_parses_back_with_escaped_labels() {
+        let text = render(&[process(7, 4096.0, 1)], &AgentHealth::default());
+        assert!(text.contains(
+            "memlens_process_resident_memory_bytes{pid=\"7\",comm=\"a\\\"b\\\\c\\nd\"} 4096\n"
+        ));
+        let parsed = parse_promtext("render", text.as_bytes()).expect("parses");
+        assert_eq!(
+            parsed.value("memlens_process_resident_memory_bytes"),
+            Some(4096.0)
+        );
+        assert_eq!(parsed.value("memlens_agent_cycles_total"), Some(0.0));
+        for name in AGENT_FAMILIES {
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
+        }
+        let mut s = String::new();
+        format_value(&mut s, f64::INFINITY);
+        format_value(&mut s, f64::NAN);
+        assert_eq!(s, "+InfNaN");
+    }
+
+    #[test]
+    fn go_series_carry_pid_and_comm_only_and_are_scaled() {
+        let mut e = process(9, 1.0, 0);
+        e.labels.push(("go_version", "go1.27.3".to_string()));
+        e.values = vec![("go_gc_pause_ns_total", 2e9), ("go_heap_inuse_bytes", 5.0)];
+        let text = render(&[e], &AgentHealth::default());
+        assert!(text.contains("memlens_go_gc_pause_seconds_total{pid=\"9\",comm="));
+        assert!(text.contains("} 2\n"), "{text}");
+        assert!(!text.contains("go_version"), "{text}");
+        assert!(text.contains("# TYPE memlens_go_gc_pause_seconds_total counter\n"));
+    }
+}

@@ -1,0 +1,293 @@
+//! `memlens watch --listen`: the /metrics endpoint checked by `promtool check
+//! metrics`, scraped by a real Prometheus, and its RSS values compared with
+//! /proc/PID/status read by the test; the bearer-token rules and the series cap.
+
+use memlens_testkit::{free_loopback_port, http_get, ChildGuard, GoToolchain, WorkloadSpec};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "memlens-metrics-{tag}-{}-{}",
+            std::process::id(),
+            free_loopback_port()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn agent(args: &[&str]) -> ChildGuard {
+    ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_memlens"))
+            .arg("watch")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start memlens watch"),
+    )
+}
+
+/// Polls `probe` until it gives a value (`None` once `timeout` passed).
+fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return Some(value);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Polls `probe` until it gives a value; fails after `timeout`.
+fn wait_for<T>(what: &str, timeout: Duration, probe: impl FnMut() -> Option<T>) -> T {
+    poll(timeout, probe).unwrap_or_else(|| panic!("timed out waiting for {what}"))
+}
+
+fn vm_rss_bytes(pid: i32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS");
+    kib * 1024.0
+}
+
+/// The value of the sample of `name` whose labels contain `label`.
+fn sample(text: &str, name: &str, label: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| l.contains(label))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Within 10%.
+fn close(got: f64, want: f64) -> bool {
+    (0.9..=1.1).contains(&(got / want))
+}
+
+/// Status and body of a GET, with an optional bearer token.
+fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_string())
+}
+
+fn promtool_check(text: &str) {
+    let promtool = Path::new("/usr/bin/promtool");
+    assert!(
+        promtool.exists(),
+        "/usr/bin/promtool missing: install the Debian package prometheus"
+    );
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn steady_workload() -> memlens_testkit::Workload {
+    let workload = WorkloadSpec::new(&GoToolchain::go127(), "steady")
+        .arg("--duration=300s")
+        .start();
+    workload.wait_for_line("TICK", Duration::from_secs(60));
+    workload
+}
+
+#[test]
+fn metrics_pass_promtool_and_match_vmrss_and_prometheus_scrapes_them() {
+    let workload = steady_workload();
+    let pid = workload.pid();
+    let data = TempDir::new("promtool");
+    let addr = format!("127.0.0.1:{}", free_loopback_port());
+    let data_dir = data.path("data");
+    let _agent = agent(&["--listen", &addr, "--data", &data_dir, "--interval", "0.5"]);
+    let rss_label = format!("pid=\"{pid}\"");
+    // The workload's RSS still grows as it starts: wait until the agent's
+    // value agrees with VmRSS (a wrong value never does, and times out).
+    let mut seen = None;
+    let text = poll(Duration::from_secs(60), || {
+        let text = http_get(&addr, "/metrics").ok()?;
+        let got = sample(&text, "memlens_process_resident_memory_bytes", &rss_label)?;
+        seen = Some((got, vm_rss_bytes(pid)));
+        close(got, vm_rss_bytes(pid)).then_some(text)
+    });
+    let text = text.unwrap_or_else(|| {
+        panic!("/metrics never agreed with VmRSS within 10%; last (value, VmRSS): {seen:?}")
+    });
+    eprintln!("/metrics RSS vs VmRSS: {seen:?}");
+    promtool_check(&text);
+    assert!(text.contains("# TYPE memlens_agent_cycles_total counter"));
+
+    // A real Prometheus scraping the agent every second.
+    let prometheus = Path::new("/usr/bin/prometheus");
+    assert!(
+        prometheus.exists(),
+        "/usr/bin/prometheus missing: install the Debian package prometheus"
+    );
+    let dir = TempDir::new("prometheus");
+    let config = dir.path("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: memlens\n    \
+             static_configs:\n      - targets: ['{addr}']\n"
+        ),
+    )
+    .unwrap();
+    let prom_addr = format!("127.0.0.1:{}", free_loopback_port());
+    let _prometheus = ChildGuard(
+        Command::new(prometheus)
+            .arg(format!("--config.file={config}"))
+            .arg(format!("--storage.tsdb.path={}", dir.path("tsdb")))
+            .arg(format!("--web.listen-address={prom_addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let query =
+        format!("/api/v1/query?query=memlens_process_resident_memory_bytes%7Bpid%3D%22{pid}%22%7D");
+    let mut seen = None;
+    let agreed = poll(Duration::from_secs(90), || {
+        let body = http_get(&prom_addr, &query).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let result = json["data"]["result"].as_array()?.first()?.clone();
+        let value: f64 = result["value"][1].as_str()?.parse().ok()?;
+        seen = Some((value, vm_rss_bytes(pid)));
+        close(value, vm_rss_bytes(pid)).then_some(())
+    });
+    assert!(
+        agreed.is_some(),
+        "Prometheus never agreed with VmRSS within 10%; last (value, VmRSS): {seen:?}"
+    );
+    eprintln!("Prometheus RSS vs VmRSS: {seen:?}");
+}
+
+#[test]
+fn non_loopback_needs_a_token_and_the_token_is_checked() {
+    let data = TempDir::new("token");
+    let port = free_loopback_port();
+    let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
+        .args(["watch", "--listen", &format!("0.0.0.0:{port}")])
+        .args(["--data", &data.path("data"), "--cycles", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started without a token");
+    assert!(
+        stderr.contains("not a loopback address") && stderr.contains("bearer_token_file"),
+        "{stderr}"
+    );
+
+    let token = "s3cret-token";
+    std::fs::write(data.path("token"), format!("{token}\n")).unwrap();
+    std::fs::write(
+        data.path("config.toml"),
+        format!("bearer_token_file = {:?}\n", data.path("token")),
+    )
+    .unwrap();
+    let listen = format!("0.0.0.0:{port}");
+    let _agent = agent(&[
+        "--config",
+        &data.path("config.toml"),
+        "--listen",
+        &listen,
+        "--data",
+        &data.path("data"),
+        "--interval",
+        "0.5",
+    ]);
+    let addr = format!("127.0.0.1:{port}");
+    let body = wait_for("/metrics with the token", Duration::from_secs(30), || {
+        TcpStream::connect(&addr).ok()?;
+        let (status, body) = get(&addr, "/metrics", Some(token));
+        (status == 200 && body.contains("memlens_host_memory_available_bytes ")).then_some(body)
+    });
+    promtool_check(&body);
+    assert_eq!(get(&addr, "/metrics", None).0, 401);
+    assert_eq!(get(&addr, "/metrics", Some("wrong")).0, 401);
+    assert_eq!(get(&addr, "/nothing", Some(token)).0, 404);
+}
+
+#[test]
+fn the_series_cap_keeps_the_largest_and_counts_the_rest() {
+    let data = TempDir::new("cap");
+    let addr = format!("127.0.0.1:{}", free_loopback_port());
+    let _agent = agent(&[
+        "--listen",
+        &addr,
+        "--data",
+        &data.path("data"),
+        "--interval",
+        "0.5",
+        "--max-series",
+        "50",
+    ]);
+    let text = wait_for("a cycle in /metrics", Duration::from_secs(30), || {
+        let text = http_get(&addr, "/metrics").ok()?;
+        (sample(&text, "memlens_agent_cycles_total", "")? >= 1.0).then_some(text)
+    });
+    promtool_check(&text);
+    let series = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("memlens_agent_"))
+        .count();
+    assert!(series <= 50, "{series} series");
+    assert!(series > 0, "{text}");
+    let dropped = sample(&text, "memlens_agent_series_dropped_total", "").unwrap();
+    assert!(dropped > 0.0, "nothing dropped:\n{text}");
+    assert!(
+        text.contains("memlens_host_memory_available_bytes "),
+        "the host goes first"
+    );
+}
