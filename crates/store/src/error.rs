@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 pub enum StoreError {
     /// The data directory cannot be created or written.
     #[error(
-        "data directory {path} is not usable: {source}; \
+        "data directory {path} is not usable: {cause}; \
          pick another directory (--data DIR) or fix its permissions"
     )]
     Unwritable {
         /// The directory or file.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// There is no history in the directory (read-only open).
     #[error("no memlens history at {path}; record one with `memlens watch --data DIR`")]
@@ -114,18 +114,18 @@ pub enum StoreError {
         sql: String,
     },
     /// The SQL of `query` is invalid.
-    #[error("query failed: {source}")]
+    #[error("query failed: {cause}")]
     Query {
         /// SQLite's message.
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     /// Any other SQLite failure.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Sqlite {
         /// The database file.
         path: PathBuf,
         /// SQLite's error.
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
 }
 
@@ -145,9 +145,9 @@ impl StoreError {
             | Some(ErrorCode::CannotOpen)
             | Some(ErrorCode::PermissionDenied) => StoreError::Unwritable {
                 path,
-                source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string()),
+                cause: std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string()),
             },
-            _ => StoreError::Sqlite { path, source: e },
+            _ => StoreError::Sqlite { path, cause: e },
         }
     }
 }

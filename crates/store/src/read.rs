@@ -277,7 +277,7 @@ impl Store {
         let stmt = self
             .conn
             .prepare(sql)
-            .map_err(|source| StoreError::Query { source })?;
+            .map_err(|source| StoreError::Query { cause: source })?;
         if !stmt.readonly() {
             return Err(StoreError::NotReadOnly {
                 sql: sql.to_string(),
@@ -304,14 +304,17 @@ impl Store {
         let n = columns.len();
         let mut rows = stmt
             .query([])
-            .map_err(|source| StoreError::Query { source })?;
+            .map_err(|source| StoreError::Query { cause: source })?;
         let mut values = Vec::with_capacity(n);
-        while let Some(r) = rows.next().map_err(|source| StoreError::Query { source })? {
+        while let Some(r) = rows
+            .next()
+            .map_err(|source| StoreError::Query { cause: source })?
+        {
             values.clear();
             for i in 0..n {
                 values.push(
                     r.get::<_, Value>(i)
-                        .map_err(|source| StoreError::Query { source })?,
+                        .map_err(|source| StoreError::Query { cause: source })?,
                 );
             }
             if !row(&columns, &values) {

@@ -66,7 +66,7 @@ pub fn lock_dir(dir: &Path) -> Result<WriterLock, StoreError> {
         .open(&path)
         .map_err(|source| StoreError::Unwritable {
             path: path.clone(),
-            source,
+            cause: source,
         })?;
     // SAFETY: flock on a file descriptor we own; no memory is involved.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -75,21 +75,27 @@ pub fn lock_dir(dir: &Path) -> Result<WriterLock, StoreError> {
         if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
             return Err(StoreError::Locked { path });
         }
-        return Err(StoreError::Unwritable { path, source: err });
+        return Err(StoreError::Unwritable { path, cause: err });
     }
     Ok(WriterLock { _file: file })
 }
 
 /// Creates `dir` (and parents) and checks that files can be created in it.
 pub fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(StoreError::Unwritable {
+            path: dir.to_path_buf(),
+            cause: std::io::Error::other("it is a file, not a directory"),
+        });
+    }
     std::fs::create_dir_all(dir).map_err(|source| StoreError::Unwritable {
         path: dir.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let probe = dir.join(".write-probe");
     std::fs::write(&probe, b"").map_err(|source| StoreError::Unwritable {
         path: dir.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
@@ -177,7 +183,7 @@ fn check_format(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             e => Err(e),
         })
         .map_err(|e| match StoreError::sqlite(path, e) {
-            StoreError::Sqlite { source, .. } => StoreError::Corrupt {
+            StoreError::Sqlite { cause: source, .. } => StoreError::Corrupt {
                 path: path.to_path_buf(),
                 detail: format!("no memlens tables: {source}"),
             },
