@@ -329,30 +329,51 @@ pub fn summarize(inputs: Inputs) -> RuntimeSummary {
     }
 }
 
-/// GOGC: the runtime's value from /metrics, else the environment, else 100.
-fn gogc(
-    go: Option<&GoMetrics>,
+/// How one GC setting (GOGC or GOMEMLIMIT) is told apart in the sources.
+struct SettingSpec {
+    /// The environment variable.
+    name: &'static str,
+    /// The runtime call that sets it in code.
+    setter: &'static str,
+    /// Unit shown after values in notes.
+    unit: &'static str,
+    /// What the runtime uses when nothing sets it.
+    default: Setting,
+    /// The note when the environment does not set it.
+    unset_note: &'static str,
+}
+
+/// A GC setting: the runtime's value from /metrics (`in_force`), else the
+/// environment (`raw_env` parsed by `parse`), else the runtime's default; `None`
+/// when nothing says (no environment read: a URL or a file target).
+fn resolve_setting(
+    spec: &SettingSpec,
+    in_force: Option<Option<u64>>,
     env: Option<&GoEnv>,
+    raw_env: Option<String>,
+    parse: impl Fn(&str) -> Option<Setting>,
     notes: &mut Vec<String>,
 ) -> Option<Sourced<Setting>> {
-    let raw_env = env.and_then(|e| e.gogc.clone());
-    let from_env = raw_env.as_deref().map(|raw| {
-        let (setting, valid) = parse_gogc(raw);
-        if !valid {
+    let from_env = raw_env.as_deref().and_then(|raw| {
+        let parsed = parse(raw);
+        if parsed.is_none() {
             notes.push(format!(
-                "GOGC={raw:?} in the environment is not a number: the runtime uses {DEFAULT_GOGC_PERCENT}"
+                "{}={raw:?} in the environment is not valid: the runtime uses {}",
+                spec.name,
+                show(spec.default, spec.unit)
             ));
         }
-        setting
+        parsed
     });
-    if let Some(in_force) = go.and_then(|g| g.gogc_percent) {
+    if let Some(in_force) = in_force {
         let value = in_force.map_or(Setting::Off, Setting::Value);
         if let Some(env_value) = from_env.filter(|v| *v != value) {
             notes.push(format!(
-                "GOGC in force ({}) differs from the environment ({}): set in code \
-                 (debug.SetGCPercent)",
-                show(value, ""),
-                show(env_value, "")
+                "{} in force ({}) differs from the environment ({}): set in code ({})",
+                spec.name,
+                show(value, spec.unit),
+                show(env_value, spec.unit),
+                spec.setter
             ));
         }
         return Some(Sourced {
@@ -361,30 +382,54 @@ fn gogc(
             raw: None,
         });
     }
-    Some(match from_env {
-        Some(value) => Sourced {
+    if let Some(value) = from_env {
+        return Some(Sourced {
             value,
             source: Source::Environment,
             raw: raw_env,
-        },
-        None => {
-            // No environment read (a URL or a file): unknown, not the default.
-            env?;
-            {
-                notes.push(
-                    "GOGC is not set in the environment: 100 unless the program calls \
-                     debug.SetGCPercent (the runtime publishes it only in /metrics of \
-                     newer client_golang)"
-                        .to_string(),
-                );
-            }
-            Sourced {
-                value: Setting::Value(DEFAULT_GOGC_PERCENT),
-                source: Source::Default,
-                raw: None,
-            }
-        }
+        });
+    }
+    // No environment read (a URL or a file): unknown, not the default.
+    env?;
+    notes.push(spec.unset_note.to_string());
+    Some(Sourced {
+        value: spec.default,
+        source: Source::Default,
+        raw: None,
     })
+}
+
+/// GOGC: the runtime's value from /metrics, else the environment, else 100.
+fn gogc(
+    go: Option<&GoMetrics>,
+    env: Option<&GoEnv>,
+    notes: &mut Vec<String>,
+) -> Option<Sourced<Setting>> {
+    let spec = SettingSpec {
+        name: "GOGC",
+        setter: "debug.SetGCPercent",
+        unit: "",
+        default: Setting::Value(DEFAULT_GOGC_PERCENT),
+        unset_note: "GOGC is not set in the environment: 100 unless the program calls \
+                     debug.SetGCPercent (the runtime publishes it only in /metrics of \
+                     newer client_golang)",
+    };
+    let raw_env = env.and_then(|e| e.gogc.clone());
+    // An invalid GOGC is no error for the runtime: it means 100.
+    if let Some(raw) = raw_env.as_deref().filter(|raw| !parse_gogc(raw).1) {
+        notes.push(format!(
+            "GOGC={raw:?} in the environment is not a number: the runtime uses {DEFAULT_GOGC_PERCENT}"
+        ));
+    }
+    let in_force = go.and_then(|g| g.gogc_percent);
+    resolve_setting(
+        &spec,
+        in_force,
+        env,
+        raw_env,
+        |raw| Some(parse_gogc(raw).0),
+        notes,
+    )
 }
 
 /// GOMEMLIMIT: the runtime's value from /metrics, else the environment, else off.
@@ -393,56 +438,24 @@ fn gomemlimit(
     env: Option<&GoEnv>,
     notes: &mut Vec<String>,
 ) -> Option<Sourced<Setting>> {
-    let raw_env = env.and_then(|e| e.gomemlimit.clone());
-    let from_env = raw_env.as_deref().and_then(|raw| {
-        let parsed = parse_gomemlimit(raw);
-        if parsed.is_none() {
-            notes.push(format!(
-                "GOMEMLIMIT={raw:?} in the environment is not a valid limit"
-            ));
-        }
-        parsed
-    });
-    if let Some(in_force) = go.and_then(|g| g.gomemlimit_bytes) {
-        let value = in_force.map_or(Setting::Off, Setting::Value);
-        if let Some(env_value) = from_env.filter(|v| *v != value) {
-            notes.push(format!(
-                "GOMEMLIMIT in force ({}) differs from the environment ({}): set in code \
-                 (debug.SetMemoryLimit)",
-                show(value, " bytes"),
-                show(env_value, " bytes")
-            ));
-        }
-        return Some(Sourced {
-            value,
-            source: Source::Metrics,
-            raw: None,
-        });
-    }
-    Some(match from_env {
-        Some(value) => Sourced {
-            value,
-            source: Source::Environment,
-            raw: raw_env,
-        },
-        None => {
-            // No environment read (a URL or a file): unknown, not the default.
-            env?;
-            {
-                notes.push(
-                    "GOMEMLIMIT is not set in the environment: no limit unless the program \
+    let spec = SettingSpec {
+        name: "GOMEMLIMIT",
+        setter: "debug.SetMemoryLimit",
+        unit: " bytes",
+        default: Setting::Off,
+        unset_note: "GOMEMLIMIT is not set in the environment: no limit unless the program \
                      calls debug.SetMemoryLimit (a limit set in code shows only in /metrics \
-                     of newer client_golang, as go_gc_gomemlimit_bytes)"
-                        .to_string(),
-                );
-            }
-            Sourced {
-                value: Setting::Off,
-                source: Source::Default,
-                raw: None,
-            }
-        }
-    })
+                     of newer client_golang, as go_gc_gomemlimit_bytes)",
+    };
+    let raw_env = env.and_then(|e| e.gomemlimit.clone());
+    resolve_setting(
+        &spec,
+        go.and_then(|g| g.gomemlimit_bytes),
+        env,
+        raw_env,
+        parse_gomemlimit,
+        notes,
+    )
 }
 
 fn show(setting: Setting, unit: &str) -> String {
