@@ -3,6 +3,9 @@
 //! our own decode check, and every cycle the agent reported as stored reads
 //! back with exactly the number of values it reported.
 
+mod common;
+
+use common::{stored_cycle, values_per_instant};
 use memlens_store::Store;
 use memlens_testkit::{ChildGuard, GoToolchain, TestCgroup, WorkloadSpec};
 use std::io::{BufRead, BufReader};
@@ -24,13 +27,6 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound
     }
-}
-
-/// `ts_ms=T stored=N values` of one status line.
-fn stored_cycle(line: &str) -> Option<(i64, usize)> {
-    let ts = line.split("ts_ms=").nth(1)?.split_whitespace().next()?;
-    let n = line.split("stored=").nth(1)?.split_whitespace().next()?;
-    Some((ts.parse().ok()?, n.parse().ok()?))
 }
 
 #[test]
@@ -121,18 +117,7 @@ fn kill_9_at_random_moments_loses_nothing_reported() {
             report.is_ok(),
             "round {round} (killed after {kill_after:?}): {report:?}"
         );
-        let counts: std::collections::HashMap<i64, usize> = store
-            .query("SELECT ts, count(*) FROM samples GROUP BY ts")
-            .unwrap()
-            .rows
-            .iter()
-            .map(|row| match (&row[0], &row[1]) {
-                (memlens_store::Value::Integer(ts), memlens_store::Value::Integer(n)) => {
-                    (*ts, *n as usize)
-                }
-                other => panic!("unexpected row {other:?}"),
-            })
-            .collect();
+        let counts = values_per_instant(&store);
         for &(ts, values) in &reported {
             let found = counts.get(&ts).copied().unwrap_or(0);
             assert_eq!(

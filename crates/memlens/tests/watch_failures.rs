@@ -3,6 +3,9 @@
 //! Each gets a clear message; the agent keeps running where it can; nothing
 //! already stored is lost; its memory stays bounded.
 
+mod common;
+
+use common::{stored_cycle, values_per_instant};
 use memlens_store::Store;
 use memlens_testkit::{ChildGuard, GoToolchain, WorkloadSpec};
 use std::io::{BufRead, BufReader, Read};
@@ -21,13 +24,6 @@ fn watch(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("run memlens watch")
-}
-
-/// `ts_ms=T stored=N` of a status line.
-fn stored_cycle(line: &str) -> Option<(i64, usize)> {
-    let ts = line.split("ts_ms=").nth(1)?.split_whitespace().next()?;
-    let n = line.split("stored=").nth(1)?.split_whitespace().next()?;
-    Some((ts.parse().ok()?, n.parse().ok()?))
 }
 
 /// An agent whose stdout lines and stderr are collected as it runs.
@@ -271,18 +267,7 @@ fn a_full_disk_is_reported_the_agent_goes_on_and_stored_data_stays() {
     assert!(status.success(), "clean stop: {}", agent.stderr());
     let store = Store::open_read_only(&data).unwrap();
     assert!(store.integrity_check().unwrap().is_ok());
-    let counts: std::collections::HashMap<i64, usize> = store
-        .query("SELECT ts, count(*) FROM samples GROUP BY ts")
-        .unwrap()
-        .rows
-        .iter()
-        .map(|row| match (&row[0], &row[1]) {
-            (memlens_store::Value::Integer(ts), memlens_store::Value::Integer(n)) => {
-                (*ts, *n as usize)
-            }
-            other => panic!("unexpected row {other:?}"),
-        })
-        .collect();
+    let counts = values_per_instant(&store);
     for (ts, values) in agent.cycles() {
         assert_eq!(counts.get(&ts).copied(), Some(values), "cycle {ts}");
     }
