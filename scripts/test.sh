@@ -18,6 +18,7 @@ declare -A packages=(
   [/usr/bin/prometheus-node-exporter]=prometheus-node-exporter
   [/usr/bin/prometheus-alertmanager]=prometheus-alertmanager
   [/usr/bin/panicparse]=panicparse
+  [/usr/bin/victoria-metrics]=victoria-metrics
   [/usr/bin/time]=time
 )
 missing=()

@@ -2,6 +2,7 @@
 //! `memlens watch --print-config` prints the effective result in the same TOML
 //! form, so it can be saved as a starting config file.
 
+use super::remote_write::RemoteWriteConfig;
 use crate::collect::SmapsPolicy;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -40,6 +41,8 @@ pub struct WatchConfig {
     pub fetch: FetchConfig,
     /// How much history to keep.
     pub retention: RetentionConfig,
+    /// Push the history to a Prometheus remote-write receiver (off when unset).
+    pub remote_write: Option<RemoteWriteConfig>,
 }
 
 /// Which processes are watched (the host and their cgroups always are).
@@ -92,6 +95,7 @@ impl Default for WatchConfig {
             smaps: "auto".to_string(),
             fetch: FetchConfig::default(),
             retention: RetentionConfig::default(),
+            remote_write: None,
         }
     }
 }
@@ -224,6 +228,9 @@ impl WatchConfig {
             });
         }
         self.smaps_policy()?;
+        if let Some(remote_write) = &self.remote_write {
+            remote_write.validate()?;
+        }
         Ok(())
     }
 

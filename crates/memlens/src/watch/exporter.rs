@@ -10,7 +10,7 @@
 //! wait for the loop. Go runtime values arrive at their own (slower) cadence,
 //! so the last ones of each live Go process are kept between reads.
 
-mod names;
+pub(super) mod names;
 mod render;
 mod server;
 
@@ -96,6 +96,12 @@ impl Exporter {
             .errors
             .entry((collector.to_string(), stage.to_string()))
             .or_insert(0) += 1;
+    }
+
+    /// Shows the remote-write sender's totals (sent samples, dropped
+    /// samples, failed requests) from now on.
+    pub fn remote_write(&mut self, sent_samples: u64, dropped_samples: u64, failed_requests: u64) {
+        self.health.remote_write = Some((sent_samples, dropped_samples, failed_requests));
     }
 
     /// Takes a cycle's snapshot and points (its Go points, if any, replace

@@ -7,6 +7,8 @@
 //! - `exporter.rs`: `--listen`, the Prometheus `/metrics` endpoint.
 //! - `gotargets.rs`: endpoint discovery and bounded fetches from Go processes.
 //! - `history.rs`: what a cycle writes to the store.
+//! - `remote_write/`: `--remote-write`, pushing the history to a Prometheus
+//!   remote-write receiver.
 //! - `status.rs`: the terminal view.
 //! - `signals.rs`: the stop flag.
 
@@ -14,6 +16,7 @@ mod config;
 mod exporter;
 mod gotargets;
 mod history;
+mod remote_write;
 mod signals;
 mod status;
 
@@ -90,6 +93,12 @@ pub struct WatchArgs {
     #[arg(long, value_name = "N")]
     pub max_series: Option<usize>,
 
+    /// Push every stored sample to this Prometheus remote-write receiver
+    /// (`http://HOST:PORT/api/v1/write`); the `[remote_write]` config table
+    /// sets the rest (extra labels, batch size, back-off).
+    #[arg(long, value_name = "URL")]
+    pub remote_write: Option<String>,
+
     /// Stop after this many cycles (for scripts and tests; default: run until stopped).
     #[arg(long, value_name = "N")]
     pub cycles: Option<u64>,
@@ -141,6 +150,9 @@ pub fn effective_config(args: &WatchArgs) -> anyhow::Result<WatchConfig> {
     if let Some(n) = args.max_series {
         config.max_series = n;
     }
+    if let Some(url) = &args.remote_write {
+        config.remote_write.get_or_insert_with(Default::default).url = url.clone();
+    }
     config.validate()?;
     Ok(config)
 }
@@ -160,6 +172,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     // A bad --listen is refused before the history is touched.
     let mut exporter = exporter::Exporter::start(&config)?;
     let mut history = history::History::open(&config)?;
+    let remote_writer = remote_write::RemoteWriter::start(&config)?;
     let mut status = status::Status::new(config.quiet);
     if let Some(addr) = exporter.addr() {
         status.info(&format!("memlens watch: serving http://{addr}/metrics"));
@@ -263,6 +276,10 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
             exporter.error("store", "maintain");
             status.error(&format!("{err:#}"));
         }
+        if let Some(writer) = &remote_writer {
+            let (sent, dropped, failed) = writer.totals();
+            exporter.remote_write(sent, dropped, failed);
+        }
         exporter.finish_cycle(started.elapsed().as_secs_f64(), history.size_bytes());
         cycles_done += 1;
         if args.cycles.is_some_and(|n| cycles_done >= n) {
@@ -278,9 +295,14 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
             break;
         }
     }
-    history
+    let closed = history
         .close()
-        .context("closing the history cleanly failed")?;
+        .context("closing the history cleanly failed");
+    // What the last cycles stored is sent before the agent ends.
+    if let Some(writer) = remote_writer {
+        writer.stop();
+    }
+    closed?;
     if let Some(signal) = signals::stop_signal_name() {
         status.info(&format!("memlens watch: stopped by {signal}"));
     }

@@ -46,6 +46,9 @@ pub struct AgentHealth {
     pub series: u64,
     /// Series left out because of the cap, summed over cycles.
     pub series_dropped_total: u64,
+    /// With `--remote-write`: samples sent, samples dropped (refused with a
+    /// 4xx), failed requests (retried).
+    pub remote_write: Option<(u64, u64, u64)>,
 }
 
 /// One entity's values of a cycle, with the labels its series carry.
@@ -226,6 +229,26 @@ fn agent(out: &mut String, h: &AgentHealth) {
         "Series left out of expositions because of max_series, summed over cycles.",
         h.series_dropped_total as f64,
     );
+    if let Some((sent, dropped, failed)) = h.remote_write {
+        simple(
+            "memlens_agent_remote_write_sent_samples_total",
+            Kind::Counter,
+            "Samples the remote-write receiver accepted.",
+            sent as f64,
+        );
+        simple(
+            "memlens_agent_remote_write_dropped_samples_total",
+            Kind::Counter,
+            "Samples dropped because the remote-write receiver refused them with a 4xx (not 429).",
+            dropped as f64,
+        );
+        simple(
+            "memlens_agent_remote_write_failed_requests_total",
+            Kind::Counter,
+            "Remote-write requests that failed (5xx, 429, network) and were retried.",
+            failed as f64,
+        );
+    }
     let name = "memlens_agent_collector_errors_total";
     header(
         out,

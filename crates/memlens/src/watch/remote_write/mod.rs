@@ -1,0 +1,525 @@
+//! `memlens watch --remote-write URL`: pushes what the agent records to a
+//! Prometheus remote-write 1.0 receiver (Prometheus with
+//! `--web.enable-remote-write-receiver`, VictoriaMetrics, Mimir, Thanos
+//! receive, ...).
+//!
+//! The history is the disk buffer: a sender thread with its own read-only
+//! connection to the store reads the frames after its watermark (the last
+//! instant the receiver acknowledged, kept in a state file per URL in the data
+//! directory), at most `max_samples_per_request` samples of whole frames per
+//! request, and POSTs them. On a 2xx the watermark advances. A 5xx, 429, a
+//! network error or a timeout is retried with exponential back-off (up to
+//! `max_backoff_seconds`) and nothing is skipped, so an outage loses nothing
+//! the history still holds. A 4xx other than 429 means the receiver will
+//! never take the batch (a sample too old for it, a bad label): the batch is
+//! dropped, counted and logged, and the watermark advances. The sampling loop
+//! never waits for the sender.
+//!
+//! - `batch.rs`: reading a batch, and the request it becomes (names and
+//!   labels as `/metrics` shows them).
+//! - `proto.rs`: the protobuf messages and the snappy body.
+//! - `http.rs`: the POST.
+//! - `state.rs`: the watermark file.
+
+mod batch;
+mod http;
+mod proto;
+mod state;
+
+use super::config::{ConfigError, WatchConfig};
+use anyhow::Context;
+use memlens_store::Store;
+use serde::{Deserialize, Serialize};
+use state::SenderState;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The `[remote_write]` table of the config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteWriteConfig {
+    /// Where to POST (`http://HOST:PORT/api/v1/write`; https is not supported).
+    pub url: String,
+    /// Labels added to every series (`host = "web-1"`); they may not
+    /// replace the series' own (`__name__`, `pid`, `comm`, `cgroup`, `go_version`).
+    pub extra_labels: BTreeMap<String, String>,
+    /// The most samples in one request (whole frames; one frame larger than
+    /// this is sent alone).
+    pub max_samples_per_request: usize,
+    /// Seconds a request may take to connect, and each read or write.
+    pub timeout_seconds: f64,
+    /// The longest wait between two retries of a failing request.
+    pub max_backoff_seconds: f64,
+    /// On the first start against this URL, send all the history holds
+    /// rather than starting from now.
+    pub send_existing_history: bool,
+    /// Seconds the agent spends, once stopped, sending what it stored last.
+    pub flush_timeout_seconds: f64,
+}
+
+impl Default for RemoteWriteConfig {
+    fn default() -> Self {
+        RemoteWriteConfig {
+            url: String::new(),
+            extra_labels: BTreeMap::new(),
+            max_samples_per_request: 10_000,
+            timeout_seconds: 30.0,
+            max_backoff_seconds: 30.0,
+            send_existing_history: false,
+            flush_timeout_seconds: 10.0,
+        }
+    }
+}
+
+/// Label names a series already carries.
+const OWN_LABELS: [&str; 5] = ["__name__", "pid", "comm", "cgroup", "go_version"];
+
+impl RemoteWriteConfig {
+    /// Checks the URL, the extra labels and the ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: String| Err(ConfigError::Invalid { field, reason });
+        if let Err(reason) = http::HttpUrl::parse(&self.url) {
+            return invalid("remote_write.url", reason);
+        }
+        for (name, value) in &self.extra_labels {
+            let valid_name = name
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+            if name.is_empty() || !valid_name || name.starts_with("__") {
+                return invalid(
+                    "remote_write.extra_labels",
+                    format!("{name:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not __*)"),
+                );
+            }
+            if OWN_LABELS.contains(&name.as_str()) {
+                return invalid(
+                    "remote_write.extra_labels",
+                    format!("{name:?} is a label memlens sets itself"),
+                );
+            }
+            if value.is_empty() {
+                return invalid(
+                    "remote_write.extra_labels",
+                    format!("{name:?} has an empty value"),
+                );
+            }
+        }
+        if self.max_samples_per_request == 0 {
+            return invalid(
+                "remote_write.max_samples_per_request",
+                "must be at least 1".to_string(),
+            );
+        }
+        for (field, value) in [
+            ("remote_write.timeout_seconds", self.timeout_seconds),
+            ("remote_write.max_backoff_seconds", self.max_backoff_seconds),
+            (
+                "remote_write.flush_timeout_seconds",
+                self.flush_timeout_seconds,
+            ),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return invalid(
+                    field,
+                    format!("must be a positive number of seconds, not {value}"),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The sender's counters since its state file was created.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Samples the receiver accepted.
+    pub sent_samples_total: AtomicU64,
+    /// Samples dropped: refused with a 4xx (not 429).
+    pub dropped_samples_total: AtomicU64,
+    /// Requests that failed and were retried.
+    pub failed_requests_total: AtomicU64,
+}
+
+/// The running sender.
+pub struct RemoteWriter {
+    stop: mpsc::Sender<()>,
+    handle: JoinHandle<()>,
+    counters: Arc<Counters>,
+}
+
+impl RemoteWriter {
+    /// Starts the sender when `config.remote_write` is set (after the history
+    /// was opened: it reads the same directory).
+    pub fn start(config: &WatchConfig) -> anyhow::Result<Option<RemoteWriter>> {
+        let Some(rw) = &config.remote_write else {
+            return Ok(None);
+        };
+        let url = http::HttpUrl::parse(&rw.url).map_err(anyhow::Error::msg)?;
+        let path = state::state_path(&config.data_dir, &rw.url);
+        let state = match state::load(&path, &rw.url).map_err(anyhow::Error::msg)? {
+            Some(state) => state,
+            None => {
+                let now = super::unix_ms();
+                let start = if rw.send_existing_history {
+                    now - (config.retention.max_age_days * 86_400_000.0) as i64
+                } else {
+                    now
+                };
+                let state = SenderState::new(&rw.url, start);
+                state::save(&path, &state)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                state
+            }
+        };
+        let store = Store::open_read_only(&config.data_dir).with_context(|| {
+            format!(
+                "remote_write: cannot open the history in {}",
+                config.data_dir.display()
+            )
+        })?;
+        let counters = Arc::new(Counters::default());
+        counters
+            .sent_samples_total
+            .store(state.sent_samples_total, Ordering::Relaxed);
+        counters
+            .dropped_samples_total
+            .store(state.dropped_samples_total, Ordering::Relaxed);
+        counters
+            .failed_requests_total
+            .store(state.failed_requests_total, Ordering::Relaxed);
+        let (stop, stop_rx) = mpsc::channel();
+        let sender = Sender {
+            store,
+            url,
+            config: rw.clone(),
+            state,
+            path,
+            entities: HashMap::new(),
+            span_ms: INITIAL_SPAN_MS,
+            counters: counters.clone(),
+            quiet: config.quiet,
+            interval: Duration::from_secs_f64(config.interval_seconds),
+            stop_rx,
+            flush_deadline: None,
+            failures_in_a_row: 0,
+            last_drop_log: None,
+        };
+        let handle = std::thread::Builder::new()
+            .name("remote-write".to_string())
+            .spawn(move || sender.run())
+            .context("cannot start the remote_write thread")?;
+        Ok(Some(RemoteWriter {
+            stop,
+            handle,
+            counters,
+        }))
+    }
+
+    /// (samples sent, samples dropped, failed requests) since the state
+    /// file was created, for the agent's own metrics.
+    pub fn totals(&self) -> (u64, u64, u64) {
+        let c = &self.counters;
+        (
+            c.sent_samples_total.load(Ordering::Relaxed),
+            c.dropped_samples_total.load(Ordering::Relaxed),
+            c.failed_requests_total.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Sends what is left (for at most `flush_timeout_seconds`) and stops;
+    /// anything unsent stays in the history for the next start.
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.handle.join();
+    }
+}
+
+/// The first time range read after the watermark; it doubles while reads
+/// find little and halves when a read hits the sample cap.
+const INITIAL_SPAN_MS: i64 = 600_000;
+const MIN_SPAN_MS: i64 = 1_000;
+const MAX_SPAN_MS: i64 = 30 * 86_400_000;
+/// The first retry waits this long, the next ones twice as long each.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// What a round achieved.
+enum Round {
+    /// Delivered (or dropped) a batch, and more is waiting.
+    More,
+    /// Nothing left to send.
+    CaughtUp,
+    /// The batch could not be delivered; retry it.
+    Failed(String),
+}
+
+struct Sender {
+    store: Store,
+    url: http::HttpUrl,
+    config: RemoteWriteConfig,
+    state: SenderState,
+    path: PathBuf,
+    entities: HashMap<i64, batch::EntityLabels>,
+    span_ms: i64,
+    counters: Arc<Counters>,
+    quiet: bool,
+    interval: Duration,
+    stop_rx: mpsc::Receiver<()>,
+    flush_deadline: Option<Instant>,
+    failures_in_a_row: u64,
+    last_drop_log: Option<Instant>,
+}
+
+impl Sender {
+    fn run(mut self) {
+        let max_backoff = Duration::from_secs_f64(self.config.max_backoff_seconds);
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let round = self.round();
+            let wait = match round {
+                Round::More => {
+                    self.recovered();
+                    backoff = FIRST_BACKOFF;
+                    Duration::ZERO
+                }
+                Round::CaughtUp => {
+                    self.recovered();
+                    backoff = FIRST_BACKOFF;
+                    if self.flush_deadline.is_some() {
+                        return;
+                    }
+                    self.interval
+                }
+                Round::Failed(message) => {
+                    self.failures_in_a_row += 1;
+                    self.counters
+                        .failed_requests_total
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.state.failed_requests_total += 1;
+                    if self.flush_deadline.is_some() {
+                        error(&format!(
+                            "{message}; stopping: samples after {} stay in the history and are \
+                             sent at the next start",
+                            self.state.watermark_ms
+                        ));
+                        self.save();
+                        return;
+                    }
+                    if self.failures_in_a_row == 1 || self.failures_in_a_row % 20 == 0 {
+                        error(&format!(
+                            "{message} (attempt {}; retrying every {} s at most, nothing is \
+                             skipped)",
+                            self.failures_in_a_row,
+                            max_backoff.as_secs_f64()
+                        ));
+                    }
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(max_backoff);
+                    wait
+                }
+            };
+            if let Some(deadline) = self.flush_deadline {
+                if Instant::now() >= deadline {
+                    error(&format!(
+                        "flush timeout: samples after {} stay in the history and are sent at \
+                         the next start",
+                        self.state.watermark_ms
+                    ));
+                    return;
+                }
+                continue;
+            }
+            let stopped = if wait.is_zero() {
+                !matches!(self.stop_rx.try_recv(), Err(mpsc::TryRecvError::Empty))
+            } else {
+                !matches!(
+                    self.stop_rx.recv_timeout(wait),
+                    Err(mpsc::RecvTimeoutError::Timeout)
+                )
+            };
+            if stopped {
+                self.flush_deadline = Some(
+                    Instant::now() + Duration::from_secs_f64(self.config.flush_timeout_seconds),
+                );
+            }
+        }
+    }
+
+    fn recovered(&mut self) {
+        if self.failures_in_a_row > 0 && !self.quiet {
+            eprintln!(
+                "memlens watch: remote_write {}: delivering again after {} failed attempts",
+                self.config.url, self.failures_in_a_row
+            );
+        }
+        self.failures_in_a_row = 0;
+    }
+
+    /// Reads one batch after the watermark and delivers it.
+    fn round(&mut self) -> Round {
+        let now = super::unix_ms();
+        let after = self.state.watermark_ms;
+        let until = after.checked_add(self.span_ms).filter(|&end| end < now);
+        let batch = match batch::read(
+            &self.store,
+            after,
+            until,
+            self.config.max_samples_per_request,
+        ) {
+            Ok(batch) => batch,
+            Err(err) => return Round::Failed(format!("cannot read the history: {err}")),
+        };
+        let Some(last_ts_ms) = batch.last_ts_ms else {
+            if until.is_some() {
+                self.span_ms = (self.span_ms * 2).min(MAX_SPAN_MS);
+                return Round::More;
+            }
+            return Round::CaughtUp;
+        };
+        if batch
+            .rows
+            .iter()
+            .any(|r| !self.entities.contains_key(&r.entity))
+        {
+            match batch::entity_labels(&self.store) {
+                Ok(entities) => self.entities = entities,
+                Err(err) => return Round::Failed(format!("cannot read the entities: {err}")),
+            }
+        }
+        let (request, unknown) =
+            batch::to_request(&batch.rows, &self.entities, &self.config.extra_labels);
+        let samples: usize = request.timeseries.iter().map(|t| t.samples.len()).sum();
+        let mut dropped = unknown as u64;
+        if samples > 0 {
+            let body = match proto::encode_body(&request) {
+                Ok(body) => body,
+                Err(err) => return Round::Failed(format!("cannot compress a request: {err}")),
+            };
+            let timeout = Duration::from_secs_f64(self.config.timeout_seconds);
+            let headers = [
+                ("Content-Type", "application/x-protobuf"),
+                ("Content-Encoding", "snappy"),
+                ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+            ];
+            match http::post(&self.url, &headers, &body, timeout, timeout) {
+                Ok(r) if (200..300).contains(&r.status) => {
+                    self.counters
+                        .sent_samples_total
+                        .fetch_add(samples as u64, Ordering::Relaxed);
+                    self.state.sent_samples_total += samples as u64;
+                }
+                Ok(r) if (400..500).contains(&r.status) && r.status != 429 => {
+                    dropped += samples as u64;
+                    if self
+                        .last_drop_log
+                        .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+                    {
+                        self.last_drop_log = Some(Instant::now());
+                        error(&format!(
+                            "{} refused {samples} samples ({}..={} ms) with HTTP {}: {}; they \
+                             are dropped (counted in dropped_samples_total of {}; logged at \
+                             most once a minute)",
+                            self.config.url,
+                            batch.rows.first().map_or(0, |r| r.ts_ms),
+                            last_ts_ms,
+                            r.status,
+                            r.body_excerpt,
+                            self.path.display()
+                        ));
+                    }
+                }
+                Ok(r) => {
+                    return Round::Failed(format!(
+                        "{} answered HTTP {}: {}",
+                        self.config.url, r.status, r.body_excerpt
+                    ))
+                }
+                Err(err) => return Round::Failed(format!("POST {}: {err}", self.config.url)),
+            }
+        }
+        if dropped > 0 {
+            self.counters
+                .dropped_samples_total
+                .fetch_add(dropped, Ordering::Relaxed);
+            self.state.dropped_samples_total += dropped;
+        }
+        self.state.watermark_ms = last_ts_ms;
+        self.save();
+        if batch.capped {
+            self.span_ms = (self.span_ms / 2).max(MIN_SPAN_MS);
+            Round::More
+        } else if until.is_some() {
+            self.span_ms = (self.span_ms * 2).min(MAX_SPAN_MS);
+            Round::More
+        } else {
+            Round::CaughtUp
+        }
+    }
+
+    fn save(&self) {
+        if let Err(err) = state::save(&self.path, &self.state) {
+            // The watermark in memory is right; a restart resends from the
+            // last saved one (a receiver ignores identical duplicates).
+            error(&format!("cannot write {}: {err}", self.path.display()));
+        }
+    }
+}
+
+fn error(line: &str) {
+    eprintln!("memlens watch: remote_write: {line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_docs_list_the_counters_and_every_key() {
+        let docs = include_str!("../../../../../docs/metrics.md");
+        for name in [
+            "memlens_agent_remote_write_sent_samples_total",
+            "memlens_agent_remote_write_dropped_samples_total",
+            "memlens_agent_remote_write_failed_requests_total",
+        ] {
+            assert!(docs.contains(&format!("`{name}`")), "{name}");
+        }
+        let table = toml::to_string(&RemoteWriteConfig::default()).unwrap();
+        for line in table.lines().filter(|l| l.contains(" = ")) {
+            let key = line.split(' ').next().unwrap();
+            assert!(docs.contains(&format!("\n{key} = ")), "{key}");
+        }
+    }
+
+    #[test]
+    fn config_checks() {
+        let ok = RemoteWriteConfig {
+            url: "http://127.0.0.1:9090/api/v1/write".into(),
+            extra_labels: BTreeMap::from([("host".into(), "h".into())]),
+            ..RemoteWriteConfig::default()
+        };
+        ok.validate().unwrap();
+        for (name, value, want) in [
+            ("pid", "1", "sets itself"),
+            ("__x", "1", "not a label name"),
+            ("1a", "1", "not a label name"),
+            ("a-b", "1", "not a label name"),
+            ("env", "", "empty"),
+        ] {
+            let bad = RemoteWriteConfig {
+                extra_labels: BTreeMap::from([(name.into(), value.into())]),
+                ..ok.clone()
+            };
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains(want), "{name}: {err}");
+        }
+        let bad = RemoteWriteConfig {
+            url: "https://x/y".into(),
+            ..ok.clone()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("https"));
+    }
+}
