@@ -352,6 +352,9 @@ struct Sample {
 /// (labels, timestamp) of every accepted sample, with its value.
 type Accepted = BTreeMap<(Vec<(String, String)>, i64), f64>;
 
+/// A status for [`FakeReceiver::start`]: accept the connection, never answer.
+const HANG: u16 = 0;
+
 /// A receiver in the test: answers request number `i` (from 0) with
 /// `status(i)`, checks the protocol headers, and keeps the samples of the
 /// requests it answered with a 2xx.
@@ -391,6 +394,15 @@ impl FakeReceiver {
                 };
                 let i = requests.load(Ordering::Relaxed);
                 let code = status(i);
+                if code == HANG {
+                    // Take the connection and never answer: the agent's timeout must act.
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_secs(5));
+                        drop(stream);
+                    });
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 match serve(stream, code) {
                     Ok(request) => {
                         if (200..300).contains(&code) {
@@ -619,4 +631,42 @@ fn a_receiver_refusing_with_400_gets_batches_dropped_and_counted() {
     assert!(dropped_metric <= stored as f64);
     assert_eq!(state_u64(&data, "sent_samples_total"), 0);
     assert!(receiver.accepted.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_receiver_that_never_answers_times_out_and_loses_nothing() {
+    // Two connections taken and never answered (the agent gives up after 1 s
+    // each), then 204s.
+    let receiver = FakeReceiver::start(|i| if i < 2 { HANG } else { 204 });
+    let dir = TempDir::new("hang");
+    let data = dir.path("data");
+    let config = dir.path("watch.toml");
+    std::fs::write(&config, "[remote_write]\ntimeout_seconds = 1\n").unwrap();
+    let url = format!("http://{}/api/v1/write", receiver.addr);
+    let mut agent = ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_memlens"))
+            .args(["watch", "--quiet", "--no-profiles", "--interval", "0.5"])
+            .args(["--data", &data, "--remote-write", &url, "--config", &config])
+            .arg(format!("--pid={}", std::process::id()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start memlens watch"),
+    );
+    let start_ms = first_watermark(&data);
+    wait_for("4 requests", Duration::from_secs(60), || {
+        (receiver.requests.load(Ordering::Relaxed) >= 4).then_some(())
+    });
+    // Sampling went on while the sender waited on the silent receiver.
+    let stored_while_hanging = stored_count(&data, start_ms);
+    assert!(stored_while_hanging > 0);
+    assert!(terminate(&mut agent, "memlens watch"), "the agent failed");
+    let errors = receiver.errors.lock().unwrap().clone();
+    assert!(errors.is_empty(), "bad requests: {errors:?}");
+    let accepted = receiver.accepted.lock().unwrap().len() as u64;
+    let stored = stored_count(&data, start_ms);
+    assert_eq!(accepted, stored, "accepted vs stored samples");
+    assert!(state_u64(&data, "failed_requests_total") >= 2);
+    assert_eq!(state_u64(&data, "dropped_samples_total"), 0);
+    eprintln!("silent receiver then 204: {stored} samples, all delivered");
 }
