@@ -368,7 +368,12 @@ struct FakeReceiver {
 
 impl FakeReceiver {
     fn start(status: fn(usize) -> u16) -> FakeReceiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        FakeReceiver::start_on("127.0.0.1:0", status)
+    }
+
+    /// The same on a given address (a port reserved earlier).
+    fn start_on(addr: &str, status: fn(usize) -> u16) -> FakeReceiver {
+        let listener = TcpListener::bind(addr).unwrap();
         listener.set_nonblocking(true).unwrap();
         let receiver = FakeReceiver {
             addr: listener.local_addr().unwrap().to_string(),
@@ -669,4 +674,60 @@ fn a_receiver_that_never_answers_times_out_and_loses_nothing() {
     assert!(state_u64(&data, "failed_requests_total") >= 2);
     assert_eq!(state_u64(&data, "dropped_samples_total"), 0);
     eprintln!("silent receiver then 204: {stored} samples, all delivered");
+}
+
+#[test]
+fn an_outage_past_the_buffer_bound_drops_the_oldest_samples_counted() {
+    // Nobody listens for the first 6 s; the buffer keeps 2 s: what passes the
+    // bound unsent is dropped and counted, the rest arrives.
+    let addr = format!("127.0.0.1:{}", memlens_testkit::free_loopback_port());
+    let dir = TempDir::new("bound");
+    let data = dir.path("data");
+    let config = dir.path("watch.toml");
+    std::fs::write(
+        &config,
+        "[remote_write]\nmax_buffer_age_seconds = 2\nmax_backoff_seconds = 1\n",
+    )
+    .unwrap();
+    let url = format!("http://{addr}/api/v1/write");
+    let mut agent = ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_memlens"))
+            .args(["watch", "--quiet", "--no-profiles", "--interval", "0.5"])
+            .args(["--data", &data, "--remote-write", &url, "--config", &config])
+            .arg(format!("--pid={}", std::process::id()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start memlens watch"),
+    );
+    let start_ms = first_watermark(&data);
+    wait_for("a 6 s outage", Duration::from_secs(30), || {
+        (state_u64(&data, "dropped_samples_total") > 0
+            && std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64
+                > start_ms + 6000)
+            .then_some(())
+    });
+    let receiver = FakeReceiver::start_on(&addr, |_| 204);
+    wait_for("2 accepted requests", Duration::from_secs(30), || {
+        (receiver.requests.load(Ordering::Relaxed) >= 2).then_some(())
+    });
+    assert!(terminate(&mut agent, "memlens watch"), "the agent failed");
+    let errors = receiver.errors.lock().unwrap().clone();
+    assert!(errors.is_empty(), "bad requests: {errors:?}");
+    let accepted = receiver.accepted.lock().unwrap().len() as u64;
+    let dropped = state_u64(&data, "dropped_samples_total");
+    let stored = stored_count(&data, start_ms);
+    assert!(
+        accepted > 0 && dropped > 0,
+        "accepted {accepted}, dropped {dropped}"
+    );
+    assert_eq!(
+        accepted + dropped,
+        stored,
+        "every stored sample is either delivered or counted as dropped"
+    );
+    eprintln!("outage past the bound: {stored} stored, {accepted} delivered, {dropped} dropped and counted");
 }

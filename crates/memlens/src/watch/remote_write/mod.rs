@@ -59,6 +59,10 @@ pub struct RemoteWriteConfig {
     pub send_existing_history: bool,
     /// Seconds the agent spends, once stopped, sending what it stored last.
     pub flush_timeout_seconds: f64,
+    /// The bound of the disk buffer: samples older than this that the
+    /// receiver has not taken (a long outage) are skipped and counted in
+    /// dropped_samples_total. Keep it below the history's retention.
+    pub max_buffer_age_seconds: f64,
 }
 
 impl Default for RemoteWriteConfig {
@@ -71,6 +75,7 @@ impl Default for RemoteWriteConfig {
             max_backoff_seconds: 30.0,
             send_existing_history: false,
             flush_timeout_seconds: 10.0,
+            max_buffer_age_seconds: 6.0 * 3600.0,
         }
     }
 }
@@ -121,6 +126,10 @@ impl RemoteWriteConfig {
             (
                 "remote_write.flush_timeout_seconds",
                 self.flush_timeout_seconds,
+            ),
+            (
+                "remote_write.max_buffer_age_seconds",
+                self.max_buffer_age_seconds,
             ),
         ] {
             if !(value.is_finite() && value > 0.0) {
@@ -359,9 +368,49 @@ impl Sender {
         self.failures_in_a_row = 0;
     }
 
+    /// Skips (and counts) what is older than the buffer bound, so that an
+    /// outage longer than the bound costs its oldest samples, counted, and
+    /// never the newest.
+    fn skip_past_the_bound(&mut self, now: i64) -> Result<(), String> {
+        let bound_ms = (self.config.max_buffer_age_seconds * 1000.0) as i64;
+        let oldest_kept = now.saturating_sub(bound_ms);
+        let after = self.state.watermark_ms;
+        if after >= oldest_kept {
+            return Ok(());
+        }
+        let counted = self
+            .store
+            .query(&format!(
+                "SELECT count(*) FROM samples WHERE ts > {after} AND ts <= {oldest_kept} \
+                 AND value IS NOT NULL"
+            ))
+            .map_err(|err| format!("cannot count the samples past the buffer bound: {err}"))?;
+        let skipped = match counted.rows.first().and_then(|row| row.first()) {
+            Some(memlens_store::Value::Integer(n)) => *n as u64,
+            _ => 0,
+        };
+        if skipped > 0 {
+            error(&format!(
+                "{}: {skipped} samples older than the buffer bound ({} s) were never \
+                 accepted; they are dropped (counted in dropped_samples_total)",
+                self.config.url, self.config.max_buffer_age_seconds
+            ));
+            self.counters
+                .dropped_samples_total
+                .fetch_add(skipped, Ordering::Relaxed);
+            self.state.dropped_samples_total += skipped;
+        }
+        self.state.watermark_ms = oldest_kept;
+        self.save();
+        Ok(())
+    }
+
     /// Reads one batch after the watermark and delivers it.
     fn round(&mut self) -> Round {
         let now = super::unix_ms();
+        if let Err(err) = self.skip_past_the_bound(now) {
+            return Round::Failed(err);
+        }
         let after = self.state.watermark_ms;
         let until = after.checked_add(self.span_ms).filter(|&end| end < now);
         let batch = match batch::read(
