@@ -65,6 +65,7 @@ pub fn run(args: &SnapshotArgs) -> anyhow::Result<()> {
             go_only: args.go,
         },
         smaps: args.smaps,
+        smaps_budget: collect::SMAPS_BUDGET,
     };
     let mut snapshot = collect::snapshot(&root, &options)
         .with_context(|| format!("reading the host under {}", args.root.display()))?;

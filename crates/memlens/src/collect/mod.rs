@@ -44,6 +44,10 @@ pub struct CollectOptions {
     pub filter: ProcessFilter,
     /// When to read smaps_rollup.
     pub smaps: SmapsPolicy,
+    /// Under [`SmapsPolicy::Auto`], the most time one snapshot spends in
+    /// smaps_rollup ([`SMAPS_BUDGET`] for a one-off snapshot; the agent uses a
+    /// share of its interval).
+    pub smaps_budget: Duration,
 }
 
 /// Why a snapshot could not be taken at all (a single process failing never
@@ -67,7 +71,7 @@ pub enum CollectError {
 }
 
 /// The smaps_rollup time budget of one snapshot under [`SmapsPolicy::Auto`].
-const SMAPS_BUDGET: Duration = Duration::from_millis(500);
+pub const SMAPS_BUDGET: Duration = Duration::from_millis(500);
 
 /// What is worth keeping from one snapshot to the next (the agent takes many):
 /// each binary's Go build info.
@@ -104,7 +108,7 @@ fn take_snapshot(
         cgroups.as_ref(),
         go_cache,
         options.smaps,
-        SMAPS_BUDGET,
+        options.smaps_budget,
     );
     let pids = if options.filter.pids.is_empty() {
         list_pids(root)?

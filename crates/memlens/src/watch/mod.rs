@@ -75,8 +75,8 @@ pub struct WatchArgs {
     pub cgroup: Option<String>,
 
     /// When to read smaps_rollup (PSS, USS): auto skips huge processes and
-    /// stops after a time budget per cycle, since the kernel holds the
-    /// target's mmap lock while it walks [default: auto].
+    /// spends at most 5% of the interval (0.5 s at most) per cycle on it, since
+    /// the kernel holds the target's mmap lock while it walks [default: auto].
     #[arg(long, value_name = "auto|always|never")]
     pub smaps: Option<String>,
 
@@ -195,6 +195,11 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
             go_only: config.select.go_only,
         },
         smaps: config.smaps_policy()?,
+        // At most 5% of the interval walking page tables (and never more
+        // than a one-off snapshot would), so the agent's cost stays small and
+        // the targets' mmap locks are held briefly.
+        smaps_budget: Duration::from_secs_f64(config.interval_seconds / 20.0)
+            .min(crate::collect::SMAPS_BUDGET),
     };
     let limits = FetchLimits {
         connect_timeout: Duration::from_secs_f64(config.fetch.connect_timeout_seconds),
