@@ -78,11 +78,23 @@ pub const SMAPS_BUDGET: Duration = Duration::from_millis(500);
 #[derive(Debug, Default)]
 pub struct Collector {
     go_cache: go::GoCache,
+    /// Where the next snapshot starts reading smaps_rollup: the first process
+    /// the last one's time budget left out, so that under a budget every
+    /// process gets its turn.
+    smaps_resume_pid: i32,
 }
 
 /// Takes a snapshot of the host and the selected processes, in pid order.
 pub fn snapshot(root: &Root, options: &CollectOptions) -> Result<Snapshot, CollectError> {
     Collector::default().snapshot(root, options)
+}
+
+/// A one-record smaps note says the time budget left the process out.
+fn left_out_by_budget(sample: &memlens_model::ProcessSample) -> bool {
+    sample
+        .unreadable
+        .iter()
+        .any(|note| note.ends_with(process::BUDGET_SPENT))
 }
 
 impl Collector {
@@ -92,7 +104,10 @@ impl Collector {
         root: &Root,
         options: &CollectOptions,
     ) -> Result<Snapshot, CollectError> {
-        take_snapshot(root, options, &mut self.go_cache)
+        let (snapshot, resume) =
+            take_snapshot(root, options, &mut self.go_cache, self.smaps_resume_pid)?;
+        self.smaps_resume_pid = resume;
+        Ok(snapshot)
     }
 }
 
@@ -100,7 +115,8 @@ fn take_snapshot(
     root: &Root,
     options: &CollectOptions,
     go_cache: &mut go::GoCache,
-) -> Result<Snapshot, CollectError> {
+    smaps_resume_pid: i32,
+) -> Result<(Snapshot, i32), CollectError> {
     let host = read_host(root)?;
     let cgroups = CgroupReader::new(root).ok().flatten();
     let mut context = process::Context::new(
@@ -110,15 +126,26 @@ fn take_snapshot(
         options.smaps,
         options.smaps_budget,
     );
-    let pids = if options.filter.pids.is_empty() {
+    let mut pids = if options.filter.pids.is_empty() {
         list_pids(root)?
     } else {
         options.filter.pids.clone()
     };
+    pids.sort_unstable();
+    pids.dedup();
+    // Start where the last snapshot's smaps budget ran out.
+    let start = pids.partition_point(|&pid| pid < smaps_resume_pid);
+    pids.rotate_left(start);
     let mut processes = Vec::with_capacity(pids.len());
+    let mut resume_pid = 0;
     for pid in pids {
         match context.read_process(pid) {
-            Some(sample) => processes.push(sample),
+            Some(sample) => {
+                if resume_pid == 0 && left_out_by_budget(&sample) {
+                    resume_pid = sample.pid;
+                }
+                processes.push(sample)
+            }
             // It exited between the listing and the read: normal.
             None if options.filter.pids.is_empty() => {}
             None => return Err(CollectError::NoSuchProcess(pid)),
@@ -139,14 +166,16 @@ fn take_snapshot(
     if options.filter.go_only {
         processes.retain(|p| p.go.is_some());
     }
+    processes.sort_unstable_by_key(|p| p.pid);
     let taken_at_unix_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    Ok(Snapshot {
+    let snapshot = Snapshot {
         taken_at_unix_ms,
         host,
         processes,
-    })
+    };
+    Ok((snapshot, resume_pid))
 }
 
 /// The numeric entries of `/proc`, ascending.
@@ -162,4 +191,54 @@ fn list_pids(root: &Root) -> Result<Vec<i32>, CollectError> {
         .collect();
     pids.sort_unstable();
     Ok(pids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_smaps_budget_gives_every_process_its_turn() {
+        let mut children: Vec<std::process::Child> = (0..2)
+            .map(|_| {
+                std::process::Command::new("sleep")
+                    .arg("30")
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let pids: Vec<i32> = children.iter().map(|c| c.id() as i32).collect();
+        let options = CollectOptions {
+            filter: ProcessFilter {
+                pids: pids.clone(),
+                ..ProcessFilter::default()
+            },
+            smaps: SmapsPolicy::Auto,
+            // Spent by the first read: each snapshot walks one process.
+            smaps_budget: Duration::from_nanos(1),
+        };
+        let mut collector = Collector::default();
+        let has_pss = |snapshot: &Snapshot| -> Vec<bool> {
+            snapshot
+                .processes
+                .iter()
+                .map(|p| p.pss_bytes.is_some())
+                .collect()
+        };
+        let first = collector.snapshot(&Root::host(), &options).unwrap();
+        let second = collector.snapshot(&Root::host(), &options).unwrap();
+        let third = collector.snapshot(&Root::host(), &options).unwrap();
+        for child in &mut children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        assert_eq!(has_pss(&first), vec![true, false]);
+        assert_eq!(
+            has_pss(&second),
+            vec![false, true],
+            "the one left out goes first"
+        );
+        assert_eq!(has_pss(&third), vec![true, false], "and round again");
+        assert!(second.processes.windows(2).all(|w| w[0].pid < w[1].pid));
+    }
 }

@@ -22,6 +22,9 @@ const SMAPS_AUTO_MAX_VMAS: u64 = 20_000;
 /// Under `--smaps auto`, processes with a larger RSS than this are not walked.
 const SMAPS_AUTO_MAX_RSS_BYTES: u64 = 16 << 30;
 
+/// The skip reason of a process whose smaps_rollup the time budget left out.
+pub const BUDGET_SPENT: &str = "snapshot time budget spent (--smaps auto)";
+
 /// What stays the same across the processes of one snapshot.
 pub struct Context<'a> {
     root: &'a Root,
@@ -240,7 +243,7 @@ impl<'a> Context<'a> {
                 } else if rss > SMAPS_AUTO_MAX_RSS_BYTES {
                     Some(format!("RSS {} bytes (--smaps auto)", rss))
                 } else if self.smaps_budget_left.is_zero() {
-                    Some("snapshot time budget spent (--smaps auto)".to_string())
+                    Some(BUDGET_SPENT.to_string())
                 } else {
                     None
                 }
