@@ -171,22 +171,39 @@ fn load_live(base: &str, root: &Root, limits: &FetchLimits) -> anyhow::Result<Lo
         Ok((analysis, url))
     };
     let (counts, counts_url) = fetch(Resource::Goroutine { debug: 0 })?;
-    let (mut analysis, detail_url) = fetch(Resource::Goroutine { debug: 2 })?;
-    let mut sources = vec![
-        Source {
-            location: counts_url,
-            format: counts.format.name(),
-            role: "exact counts",
-            bytes: counts.bytes_read,
-        },
-        Source {
-            location: detail_url,
-            format: analysis.format.name(),
-            role: "states, wait times, creation sites",
-            bytes: analysis.bytes_read,
-        },
-    ];
-    goroutine::merge_counts(&mut analysis, &counts);
+    let mut sources = vec![Source {
+        location: counts_url,
+        format: counts.format.name(),
+        role: "exact counts",
+        bytes: counts.bytes_read,
+    }];
+    // The text dump is the big, slow one: when it cannot be had (too large,
+    // too slow), the exact counts still answer, with states guessed from frames.
+    let analysis = match fetch(Resource::Goroutine { debug: 2 }) {
+        Ok((mut detail, detail_url)) => {
+            sources.push(Source {
+                location: detail_url,
+                format: detail.format.name(),
+                role: "states, wait times, creation sites",
+                bytes: detail.bytes_read,
+            });
+            goroutine::merge_counts(&mut detail, &counts);
+            detail
+        }
+        Err(err) => {
+            sources.push(Source {
+                location: format!(
+                    "{base}{} ({err:#})",
+                    Resource::Goroutine { debug: 2 }.path()
+                ),
+                format: "unread",
+                role: "NOT READ: no wait times or creation sites; states guessed from frames",
+                bytes: 0,
+            });
+            counts
+        }
+    };
+    let mut analysis = analysis;
     let marked = analysis.groups.iter().map(|g| g.leaked).sum::<u64>();
     let leak_url = format!("{base}{}", Resource::GoroutineLeak { debug: 0 }.path());
     let (leak_method, leak_note, proven_leaked) = match fetch(Resource::GoroutineLeak { debug: 0 })
