@@ -92,14 +92,14 @@ def scrape_every_second(url, stop):
         stop.wait(max(0.0, next_at - time.monotonic()))
 
 
-def run_setting(binary, seconds, smaps):
+def run_setting(binary, seconds, smaps, profiles):
     data = tempfile.mkdtemp(prefix="memlens-bench-")
     exporter, url, config = start_exporter(smaps)
     stop = threading.Event()
     scraper = threading.Thread(target=scrape_every_second, args=(url, stop))
     agent = subprocess.Popen(
         [binary, "watch", "--interval", "1", "--quiet", "--data", data,
-         f"--smaps={'auto' if smaps else 'never'}"],
+         f"--smaps={'auto' if smaps else 'never'}"] + ([] if profiles else ["--no-profiles"]),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         # Let both settle (first scrape, first cycles, Go discovery), then measure.
@@ -138,11 +138,20 @@ def run_setting(binary, seconds, smaps):
         [binary, "query", "--data", data, "--csv", "SELECT count(*) FROM samples"],
         check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
     values = int(count)
+    profile_out = subprocess.run(
+        [binary, "query", "--data", data, "--csv",
+         "SELECT count(*), coalesce(sum(size_bytes), 0) FROM profiles"],
+        check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    profile_count, profile_bytes = (int(x) for x in profile_out.split(","))
+    entities = int(subprocess.run(
+        [binary, "query", "--data", data, "--csv", "SELECT count(*) FROM entities"],
+        check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
     size = dir_bytes(data)
     subprocess.run(["rm", "-rf", data], check=True)
     return {
         "e_cpu": e_cpu, "m_cpu": m_cpu, "e_rss": e_rss_max, "m_rss": m_rss_max,
         "e_hwm": e_hwm, "m_hwm": m_hwm, "values": values, "bytes": size, "wall": wall,
+        "profiles": profile_count, "profile_bytes": profile_bytes, "entities": entities,
     }
 
 
@@ -151,6 +160,9 @@ def main():
     parser.add_argument("--seconds", type=int, default=120)
     parser.add_argument("--smaps", choices=["on", "off", "both"], default="both")
     parser.add_argument("--memlens", default="target/release/memlens")
+    parser.add_argument("--profiles", choices=["on", "off"], default="on",
+                        help="whether the agent also fetches and keeps Go profiles "
+                             "(their blobs are in the data directory too)")
     args = parser.parse_args()
     if not os.path.exists(EXPORTER):
         sys.exit(f"{EXPORTER} missing: apt-get install prometheus-process-exporter")
@@ -163,7 +175,7 @@ def main():
     ok = True
     settings = {"on": [True], "off": [False], "both": [True, False]}[args.smaps]
     for smaps in settings:
-        r = run_setting(args.memlens, args.seconds, smaps)
+        r = run_setting(args.memlens, args.seconds, smaps, args.profiles == "on")
         label = "on" if smaps else "off"
         print(f"{label:<6} {'process-exporter':<18} {r['e_cpu']*100:>7.2f} "
               f"{r['e_rss']/1024:>8.1f} {r['e_hwm']/1024:>9.1f}")
@@ -178,6 +190,9 @@ def main():
               f"memlens peak RSS {r['m_hwm']/1024:.1f} MiB (goal <= 20: {met(rss_ok)}); "
               f"{r['values']} values in {r['bytes']} bytes = {per_sample:.3f} bytes/sample "
               f"(goal <= 2: {met(bytes_ok)})")
+        print(f"{label:<6} data directory: {r['bytes']} bytes = {r['entities']} entities' series "
+              f"+ {r['profiles']} profiles of {r['profile_bytes']} bytes; without the profiles "
+              f"{(r['bytes'] - r['profile_bytes']) / max(r['values'], 1):.3f} bytes/sample")
     sys.exit(0 if ok else 1)
 
 
