@@ -8,8 +8,10 @@ use std::time::Duration;
 /// answer; any other answer or a connection failure is an `Err` saying what happened.
 pub fn http_get(addr: &str, path: &str) -> Result<String, String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    // Generous: a Go runtime formats a big goroutine dump (200k goroutines)
+    // whole before the first byte goes out, longer still on a loaded host.
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .map_err(|e| e.to_string())?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")
         .map_err(|e| format!("send to {addr}: {e}"))?;
