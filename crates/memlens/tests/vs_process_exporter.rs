@@ -24,7 +24,9 @@ struct Exporter {
 }
 
 impl Exporter {
-    fn start(comm: &str) -> Exporter {
+    /// Tracks the one process whose command line has `marker` (other
+    /// `workload` processes may run on the host at the same time).
+    fn start(marker: &str) -> Exporter {
         assert!(
             std::path::Path::new(EXPORTER).exists(),
             "{EXPORTER} is missing: ./scripts/test.sh installs prometheus-process-exporter"
@@ -32,7 +34,7 @@ impl Exporter {
         let config = std::env::temp_dir().join(format!("memlens-pe-{}.yml", std::process::id()));
         std::fs::write(
             &config,
-            format!("process_names:\n  - name: target\n    comm:\n    - {comm}\n"),
+            format!("process_names:\n  - name: target\n    cmdline:\n    - '{marker}'\n"),
         )
         .unwrap();
         let addr = format!("127.0.0.1:{}", free_loopback_port());
@@ -120,12 +122,15 @@ fn close_in_size(a: f64, b: f64, percent: f64) -> bool {
 #[test]
 fn snapshot_agrees_with_process_exporter() {
     let toolchain = GoToolchain::go127();
+    // A seed only this test uses marks the process for process-exporter.
+    let seed = format!("--seed={}", 1_000_000 + std::process::id());
     let workload = WorkloadSpec::new(&toolchain, "fd-leak")
+        .arg(seed.clone())
         .arg("--fds=37")
         .arg("--duration=60s")
         .start();
     workload.wait_for_line("SETUP_DONE", Duration::from_secs(20));
-    let exporter = Exporter::start("workload");
+    let exporter = Exporter::start(&format!("{seed}( |$)"));
     let snapshot = || -> Value {
         let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
             .args(["snapshot", "--json", "--smaps", "always", "--pid"])
