@@ -14,6 +14,7 @@ mod heap;
 mod history;
 mod profiles;
 mod query;
+mod replay;
 mod runtime;
 mod show;
 mod snapshot;
@@ -54,6 +55,8 @@ enum Command {
     History(history::HistoryArgs),
     /// Read-only SQL over the history (views: samples, entities, series, profiles).
     Query(query::QueryArgs),
+    /// Runs the detectors over a recorded history: when each finding would have fired and cleared.
+    Replay(replay::ReplayArgs),
     /// The heap and goroutine profiles the agent kept: list them, or write the one nearest --at to a file.
     Profiles(profiles::ProfilesArgs),
 }
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => watch::run(&args),
         Command::History(args) => history::run(&args),
         Command::Query(args) => query::run(&args),
+        Command::Replay(args) => replay::run(&args),
         Command::Profiles(args) => profiles::run(&args),
     };
     match result {

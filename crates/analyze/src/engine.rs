@@ -1,0 +1,500 @@
+//! The detector engine: feed it every instant's points in time order, it
+//! answers with the findings that fired or cleared at that instant.
+//!
+//! State is bounded: per entity, one [`Window`] per trended metric (bounded
+//! by time and count) and the latest value of a few others. An entity with no
+//! point for [`Config::forget_after_seconds`] (and three of its own
+//! intervals) is forgotten and its active findings clear.
+//!
+//! Detectors:
+//! - [`GROWTH`] on `rss_bytes`, `go_heap_inuse_bytes` (processes) and
+//!   `usage_bytes` (cgroups): a growth trend ([`crate::trend`]) of at least
+//!   [`Config::growth_min_percent_per_hour`] of the level and
+//!   [`Config::growth_min_bytes_per_minute`].
+//! - [`TIME_TO_OOM`] for processes (`rss_bytes`) and cgroups (`usage_bytes`)
+//!   ([`crate::forecast`]).
+//! - [`GOMEMLIMIT_REACHED`]: `go_sys_bytes - go_heap_released_bytes` at
+//!   [`Config::gomemlimit_fire_ratio`] of `go_gomemlimit_bytes`.
+//!
+//! A condition fires at once; it clears (or steps down a severity) only after
+//! [`Config::clear_after_evaluations`] evaluations without it.
+
+use crate::finding::{Evidence, Finding, Layer, Severity, GOMEMLIMIT_REACHED, GROWTH, TIME_TO_OOM};
+use crate::forecast::{forecast, severity, Forecast, ForecastConfig};
+use crate::trend::{analyse, analyse_recent, Trend, TrendConfig, Window};
+use memlens_model::series::{Entity, Point};
+use std::collections::{BTreeMap, HashMap};
+
+/// Every metric the engine reads (the rest are ignored). Use it to map
+/// stored metric names to the `&'static str` of [`Point::metric`].
+pub const METRICS: &[&str] = &[
+    "rss_bytes",
+    "go_heap_inuse_bytes",
+    "go_sys_bytes",
+    "go_heap_released_bytes",
+    "go_gomemlimit_bytes",
+    "usage_bytes",
+    "effective_limit_bytes",
+    "mem_total_bytes",
+    "mem_available_bytes",
+    "swap_total_bytes",
+];
+
+/// The `&'static str` of a metric name the engine reads; `None` otherwise.
+pub fn metric_name(name: &str) -> Option<&'static str> {
+    METRICS.iter().copied().find(|m| *m == name)
+}
+
+const TRENDED: &[&str] = &["rss_bytes", "go_heap_inuse_bytes", "usage_bytes"];
+
+/// Tuning of the engine. The defaults are the documented ones (docs/findings.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// How trends are computed.
+    pub trend: TrendConfig,
+    /// Time-to-OOM thresholds.
+    pub forecast: ForecastConfig,
+    /// Growth slower than this share of the level per hour is no finding.
+    pub growth_min_percent_per_hour: f64,
+    /// Growth slower than this is no finding.
+    pub growth_min_bytes_per_minute: f64,
+    /// A growth finding needs a trend over at least this long (a slow
+    /// growth is only told from a high-water mark creeping up over minutes;
+    /// fast ones are caught earlier by time-to-OOM).
+    pub growth_min_span_seconds: f64,
+    /// Samples this close to an entity's first one are no part of a growth
+    /// trend (start-up).
+    pub growth_skip_startup_seconds: f64,
+    /// GOMEMLIMIT reached at this share of it...
+    pub gomemlimit_fire_ratio: f64,
+    /// ...and no longer below this share.
+    pub gomemlimit_clear_ratio: f64,
+    /// An entity unseen this long is forgotten.
+    pub forget_after_seconds: f64,
+    /// Evaluations without the condition before a finding clears.
+    pub clear_after_evaluations: u32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            trend: TrendConfig::default(),
+            forecast: ForecastConfig::default(),
+            growth_min_percent_per_hour: 10.0,
+            growth_min_bytes_per_minute: 64.0 * 1024.0,
+            growth_min_span_seconds: 300.0,
+            growth_skip_startup_seconds: 60.0,
+            gomemlimit_fire_ratio: 0.95,
+            gomemlimit_clear_ratio: 0.90,
+            forget_after_seconds: 60.0,
+            clear_after_evaluations: 3,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct EntityState {
+    first_seen_ms: i64,
+    last_seen_ms: i64,
+    typical_gap_ms: i64,
+    windows: HashMap<&'static str, Window>,
+    latest: HashMap<&'static str, f64>,
+    updated: Vec<&'static str>,
+}
+
+#[derive(Debug)]
+struct Active {
+    finding: Finding,
+    misses: u32,
+}
+
+/// Key of an active finding: (target, id, metric it is about).
+type Key = (Entity, &'static str, &'static str);
+
+/// The detector engine (see the module docs).
+#[derive(Debug, Default)]
+pub struct Engine {
+    config: Config,
+    entities: BTreeMap<Entity, EntityState>,
+    process_cgroups: HashMap<Entity, String>,
+    active: BTreeMap<Key, Active>,
+}
+
+/// A condition that holds now: its severity, evidence and recommendation.
+struct Condition {
+    severity: Severity,
+    evidence: Vec<Evidence>,
+    recommendation: String,
+}
+
+impl Engine {
+    /// An engine with `config`.
+    pub fn new(config: Config) -> Engine {
+        Engine {
+            config,
+            ..Engine::default()
+        }
+    }
+
+    /// Tells the engine which cgroup (path) a process is in, for its kill
+    /// point. Call it when a process appears (its `cgroup` label).
+    pub fn set_process_cgroup(&mut self, process: &Entity, cgroup_path: &str) {
+        self.process_cgroups
+            .insert(process.clone(), cgroup_path.to_string());
+    }
+
+    /// The findings active now, with their current evidence.
+    pub fn active(&self) -> Vec<Finding> {
+        self.active.values().map(|a| a.finding.clone()).collect()
+    }
+
+    /// Feeds one instant (`ts_ms`, ascending across calls) and returns the
+    /// findings that fired (`cleared_at_ms: None`) or cleared
+    /// (`cleared_at_ms: Some(ts_ms)`, with the evidence they had) at it.
+    pub fn observe(&mut self, ts_ms: i64, points: &[Point]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for state in self.entities.values_mut() {
+            state.updated.clear();
+        }
+        for point in points {
+            let Some(metric) = metric_name(point.metric) else {
+                continue;
+            };
+            if !point.value.is_finite() {
+                continue;
+            }
+            let state = self
+                .entities
+                .entry(point.entity.clone())
+                .or_insert_with(|| EntityState {
+                    first_seen_ms: ts_ms,
+                    last_seen_ms: ts_ms,
+                    ..EntityState::default()
+                });
+            if state.last_seen_ms < ts_ms {
+                let gap = ts_ms - state.last_seen_ms;
+                state.typical_gap_ms = if state.typical_gap_ms == 0 {
+                    gap
+                } else {
+                    (state.typical_gap_ms * 3 + gap) / 4
+                };
+                state.last_seen_ms = ts_ms;
+            }
+            state.latest.insert(metric, point.value);
+            if TRENDED.contains(&metric) {
+                state.windows.entry(metric).or_default().push(
+                    ts_ms,
+                    point.value,
+                    &self.config.trend,
+                );
+            }
+            if !state.updated.contains(&metric) {
+                state.updated.push(metric);
+            }
+        }
+        let mut conditions: Vec<(Key, Option<Condition>)> = Vec::new();
+        for (entity, state) in &self.entities {
+            for &metric in &state.updated {
+                self.evaluate(entity, state, metric, &mut conditions);
+            }
+        }
+        for (key, condition) in conditions {
+            self.apply(ts_ms, key, condition, &mut out);
+        }
+        self.forget(ts_ms, &mut out);
+        out
+    }
+
+    fn evaluate(
+        &self,
+        entity: &Entity,
+        state: &EntityState,
+        metric: &'static str,
+        out: &mut Vec<(Key, Option<Condition>)>,
+    ) {
+        let layer = match entity {
+            Entity::Cgroup { .. } => Layer::Cgroup,
+            Entity::Host => Layer::Kernel,
+            Entity::Process { .. } if metric.starts_with("go_") => Layer::GoRuntime,
+            Entity::Process { .. } => Layer::Process,
+        };
+        if TRENDED.contains(&metric) {
+            let points = state.windows.get(metric).map(|w| w.points());
+            let points = points.as_deref().unwrap_or(&[]);
+            // Growth is judged after start-up: the first samples of a new
+            // entity (a process filling its caches and heap) are left out.
+            let settled_ms =
+                state.first_seen_ms + (self.config.growth_skip_startup_seconds * 1000.0) as i64;
+            let settled = points.partition_point(|p| p.0 < settled_ms);
+            let growth = analyse(&points[settled..], &self.config.trend)
+                .and_then(|t| self.growth(&t, metric, layer));
+            out.push(((entity.clone(), GROWTH, metric), growth));
+            let oom_metric = matches!(
+                (entity, metric),
+                (Entity::Process { .. }, "rss_bytes") | (Entity::Cgroup { .. }, "usage_bytes")
+            );
+            if oom_metric {
+                let trend = analyse_recent(points, &self.config.trend);
+                let condition = trend.as_ref().and_then(|t| {
+                    let kill = self.kill_point(entity, state, t.last_value)?;
+                    let f = forecast(t, kill.0)?;
+                    let sev = severity(&f, &self.config.forecast)?;
+                    Some(self.oom_condition(t, &f, sev, metric, layer, kill.1))
+                });
+                out.push(((entity.clone(), TIME_TO_OOM, metric), condition));
+            }
+        }
+        if metric == "go_sys_bytes" {
+            out.push((
+                (entity.clone(), GOMEMLIMIT_REACHED, "go_sys_bytes"),
+                self.gomemlimit(entity, state),
+            ));
+        }
+    }
+
+    fn growth(&self, t: &Trend, metric: &'static str, layer: Layer) -> Option<Condition> {
+        if !t.growing || t.span_seconds < self.config.growth_min_span_seconds {
+            return None;
+        }
+        let slope = t.lower.slope_per_second;
+        let level = t.lower.at(t.last_ms as f64 / 1000.0).max(1.0);
+        let percent_per_hour = slope * 3600.0 / level * 100.0;
+        if percent_per_hour < self.config.growth_min_percent_per_hour
+            || slope * 60.0 < self.config.growth_min_bytes_per_minute
+        {
+            return None;
+        }
+        Some(Condition {
+            severity: Severity::Warning,
+            evidence: vec![
+                Evidence::new(metric, t.last_value, "bytes", layer),
+                Evidence::new("trough_bytes", level, "bytes", layer),
+                Evidence::new("slope_bytes_per_second", slope, "bytes/s", Layer::Derived),
+                Evidence::new(
+                    "growth_percent_per_hour",
+                    percent_per_hour,
+                    "%/h",
+                    Layer::Derived,
+                ),
+                Evidence::new("sawtooth_height_bytes", t.sawtooth_height, "bytes", layer),
+                Evidence::new(
+                    "trend_span_seconds",
+                    t.span_seconds,
+                    "seconds",
+                    Layer::Derived,
+                ),
+                Evidence::new("trend_z", t.z, "ratio", Layer::Derived),
+            ],
+            recommendation: format!(
+                "{metric} grows {:.1} MiB/min ({percent_per_hour:.0}%/h) under the GC sawtooth: \
+                 compare two heap profiles (memlens heap --base) to find the growing site",
+                slope * 60.0 / 1048576.0
+            ),
+        })
+    }
+
+    /// The kill point for `entity` and which layer it comes from.
+    fn kill_point(&self, entity: &Entity, state: &EntityState, value: f64) -> Option<(f64, Layer)> {
+        match entity {
+            Entity::Cgroup { .. } => state
+                .latest
+                .get("effective_limit_bytes")
+                .map(|l| (*l, Layer::Cgroup)),
+            Entity::Process { .. } => {
+                let cgroup = self
+                    .process_cgroups
+                    .get(entity)
+                    .and_then(|path| self.entities.get(&Entity::Cgroup { path: path.clone() }));
+                if let Some(cg) = cgroup {
+                    if let Some(limit) = cg.latest.get("effective_limit_bytes") {
+                        let usage = cg.latest.get("usage_bytes").copied().unwrap_or(value);
+                        let others = (usage - value).max(0.0);
+                        return Some((limit - others, Layer::Cgroup));
+                    }
+                }
+                let host = self.entities.get(&Entity::Host)?;
+                let total = *host.latest.get("mem_total_bytes")?;
+                let available = *host.latest.get("mem_available_bytes")?;
+                let swap = host.latest.get("swap_total_bytes").copied().unwrap_or(0.0);
+                let others = (total - available - value).max(0.0);
+                Some((total + swap - others, Layer::Kernel))
+            }
+            Entity::Host => None,
+        }
+    }
+
+    fn oom_condition(
+        &self,
+        t: &Trend,
+        f: &Forecast,
+        severity: Severity,
+        metric: &'static str,
+        layer: Layer,
+        kill_layer: Layer,
+    ) -> Condition {
+        let minutes = f.time_left_seconds / 60.0;
+        Condition {
+            severity,
+            evidence: vec![
+                Evidence::new(metric, t.last_value, "bytes", layer),
+                Evidence::new("peak_bytes", f.peak_bytes, "bytes", layer),
+                Evidence::new("kill_point_bytes", f.kill_point_bytes, "bytes", kill_layer),
+                Evidence::new(
+                    "slope_bytes_per_second",
+                    f.slope_bytes_per_second,
+                    "bytes/s",
+                    Layer::Derived,
+                ),
+                Evidence::new(
+                    "time_left_seconds",
+                    f.time_left_seconds,
+                    "seconds",
+                    Layer::Derived,
+                ),
+                Evidence::new(
+                    "predicted_kill_at_ms",
+                    f.predicted_kill_at_ms as f64,
+                    "ms",
+                    Layer::Derived,
+                ),
+                Evidence::new(
+                    "trend_span_seconds",
+                    t.span_seconds,
+                    "seconds",
+                    Layer::Derived,
+                ),
+            ],
+            recommendation: format!(
+                "at {:.1} MiB/min the kill point ({:.0} MiB) is reached in {minutes:.1} min: \
+                 take a heap profile now (memlens heap PID), then raise the limit or fix the leak",
+                f.slope_bytes_per_second * 60.0 / 1048576.0,
+                f.kill_point_bytes / 1048576.0
+            ),
+        }
+    }
+
+    fn gomemlimit(&self, entity: &Entity, state: &EntityState) -> Option<Condition> {
+        let limit = *state.latest.get("go_gomemlimit_bytes")?;
+        // Unset is math.MaxInt64: no limit.
+        if !(limit > 0.0 && limit < 4e18) {
+            return None;
+        }
+        let sys = *state.latest.get("go_sys_bytes")?;
+        let released = state
+            .latest
+            .get("go_heap_released_bytes")
+            .copied()
+            .unwrap_or(0.0);
+        let used = sys - released;
+        let key = (entity.clone(), GOMEMLIMIT_REACHED, "go_sys_bytes");
+        let ratio = if self.active.contains_key(&key) {
+            self.config.gomemlimit_clear_ratio
+        } else {
+            self.config.gomemlimit_fire_ratio
+        };
+        if used < ratio * limit {
+            return None;
+        }
+        Some(Condition {
+            severity: Severity::Warning,
+            evidence: vec![
+                Evidence::new("go_memory_bytes", used, "bytes", Layer::GoRuntime),
+                Evidence::new("go_gomemlimit_bytes", limit, "bytes", Layer::GoRuntime),
+                Evidence::new("ratio", used / limit, "ratio", Layer::Derived),
+            ],
+            recommendation: "the Go runtime is at GOMEMLIMIT: the GC runs more often to stay \
+                             under it (CPU cost, not a kill); raise GOMEMLIMIT if the live heap \
+                             legitimately needs it, or find what holds memory (memlens heap)"
+                .to_string(),
+        })
+    }
+
+    fn apply(
+        &mut self,
+        ts_ms: i64,
+        key: Key,
+        condition: Option<Condition>,
+        out: &mut Vec<Finding>,
+    ) {
+        let clear_after = self.config.clear_after_evaluations.max(1);
+        match (self.active.get_mut(&key), condition) {
+            (None, None) => {}
+            (None, Some(c)) => {
+                let finding = Finding {
+                    id: key.1,
+                    severity: c.severity,
+                    target: key.0.clone(),
+                    evidence: c.evidence,
+                    recommendation: c.recommendation,
+                    fired_at_ms: ts_ms,
+                    cleared_at_ms: None,
+                };
+                out.push(finding.clone());
+                self.active.insert(key, Active { finding, misses: 0 });
+            }
+            (Some(active), Some(c)) if c.severity == active.finding.severity => {
+                active.finding.evidence = c.evidence;
+                active.finding.recommendation = c.recommendation;
+                active.misses = 0;
+            }
+            (Some(active), Some(c)) if c.severity > active.finding.severity => {
+                let mut old = self.active.remove(&key).map(|a| a.finding);
+                if let Some(old) = old.as_mut() {
+                    old.cleared_at_ms = Some(ts_ms);
+                    out.push(old.clone());
+                }
+                self.apply(ts_ms, key, Some(c), out);
+            }
+            (Some(active), lower) => {
+                active.misses += 1;
+                if active.misses >= clear_after {
+                    if let Some(mut old) = self.active.remove(&key).map(|a| a.finding) {
+                        old.cleared_at_ms = Some(ts_ms);
+                        out.push(old);
+                    }
+                    if lower.is_some() {
+                        self.apply(ts_ms, key, lower, out);
+                    }
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self, ts_ms: i64, out: &mut Vec<Finding>) {
+        let floor_ms = (self.config.forget_after_seconds * 1000.0) as i64;
+        let gone: Vec<Entity> = self
+            .entities
+            .iter()
+            .filter(|(_, s)| ts_ms - s.last_seen_ms > floor_ms.max(3 * s.typical_gap_ms))
+            .map(|(e, _)| e.clone())
+            .collect();
+        for entity in gone {
+            self.entities.remove(&entity);
+            self.process_cgroups.remove(&entity);
+            let keys: Vec<Key> = self
+                .active
+                .keys()
+                .filter(|k| k.0 == entity)
+                .cloned()
+                .collect();
+            for key in keys {
+                if let Some(mut finding) = self.active.remove(&key).map(|a| a.finding) {
+                    finding.cleared_at_ms = Some(ts_ms);
+                    out.push(finding);
+                }
+            }
+        }
+    }
+
+    /// How many entities the engine holds state for.
+    pub fn tracked_entities(&self) -> usize {
+        self.entities.len()
+    }
+
+    /// Age of an entity in the engine's eyes (ms since its first point).
+    pub fn observed_ms(&self, entity: &Entity) -> Option<i64> {
+        self.entities
+            .get(entity)
+            .map(|s| s.last_seen_ms - s.first_seen_ms)
+    }
+}

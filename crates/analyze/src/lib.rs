@@ -1,0 +1,18 @@
+//! memlens's detectors, pure: samples in (with their timestamps: no clock,
+//! no IO), findings out. Used by `memlens watch` live and by `memlens
+//! replay` over a recorded history, so both see the same findings.
+//!
+//! - [`robust`]: median, MAD, Theil–Sen, and the seeds' EWMA slope.
+//! - [`trend`]: a growth trend blind to the GC sawtooth and start-up ramps.
+//! - [`forecast`]: time left until the OOM kill point.
+//! - [`finding`]: the finding model and its stable ids (docs/findings.md).
+//! - [`engine`]: per-entity state and the fire/clear lifecycle.
+
+pub mod engine;
+pub mod finding;
+pub mod forecast;
+pub mod robust;
+pub mod trend;
+
+pub use engine::{metric_name, Config, Engine, METRICS};
+pub use finding::{Evidence, Finding, Layer, Severity, Target};

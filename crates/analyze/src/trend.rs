@@ -1,0 +1,418 @@
+//! A robust growth trend of one memory series, blind to the GC sawtooth and
+//! to start-up ramps.
+//!
+//! The window's samples are cut into buckets of at least
+//! [`TrendConfig::bucket_seconds`] and [`TrendConfig::bucket_min_samples`]
+//! samples, counted back from the newest sample. Each bucket gives its
+//! minimum (a post-GC trough: the lower envelope) and its maximum (the
+//! peaks: the upper envelope). The trend is the Theil–Sen line through the
+//! troughs; it counts as growth only when
+//!
+//! - the troughs span at least [`TrendConfig::min_span_seconds`] over at
+//!   least [`TrendConfig::min_buckets`] buckets,
+//! - the rise over the span is [`TrendConfig::significance_z`] times its own
+//!   standard error (the troughs' scatter around the line, MAD-based; the
+//!   sawtooth shows up there),
+//! - the rise over the span exceeds the raw samples' spread around the
+//!   line (10th to 90th percentile: the sawtooth as sampled), and
+//! - it is steady: the older and the newer half of the buckets each rise at
+//!   least [`TrendConfig::persistence_ratio`] times and at most 1/ratio
+//!   times as fast as the whole (a start-up ramp, a one-off step, or a
+//!   change too recent to measure are no trend).
+//!
+//! For forecasts ([`analyse_recent`]) the window is first cut where the
+//! trend changes (see `segment_start`): a leak that began ten minutes into a
+//! flat series is measured from its start only.
+
+use crate::robust::{mad_sigma, median, theil_sen, Line};
+use std::collections::VecDeque;
+
+/// Tuning of [`analyse`]; the defaults suit the agent's 5 s interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrendConfig {
+    /// How much history a trend looks at.
+    pub window_seconds: f64,
+    /// At most this many samples are kept per series (older ones dropped).
+    pub max_samples: usize,
+    /// Shortest bucket.
+    pub bucket_seconds: f64,
+    /// Fewest samples a bucket should hold (at the series' typical interval).
+    pub bucket_min_samples: usize,
+    /// Shortest span of troughs that can show a trend.
+    pub min_span_seconds: f64,
+    /// Fewest buckets that can show a trend.
+    pub min_buckets: usize,
+    /// Rise over the span in units of its standard error.
+    pub significance_z: f64,
+    /// The newer half must rise at least this fraction of the whole's slope.
+    pub persistence_ratio: f64,
+}
+
+impl Default for TrendConfig {
+    fn default() -> TrendConfig {
+        TrendConfig {
+            window_seconds: 900.0,
+            max_samples: 512,
+            bucket_seconds: 15.0,
+            bucket_min_samples: 3,
+            min_span_seconds: 60.0,
+            min_buckets: 5,
+            significance_z: 5.0,
+            persistence_ratio: 0.5,
+        }
+    }
+}
+
+/// The recent samples of one series, bounded by time and count.
+#[derive(Debug, Clone, Default)]
+pub struct Window {
+    points: VecDeque<(i64, f64)>,
+}
+
+impl Window {
+    /// Appends a sample (older or equal timestamps than the newest are
+    /// ignored; so are non-finite values) and drops what falls out of the
+    /// window.
+    pub fn push(&mut self, ts_ms: i64, value: f64, config: &TrendConfig) {
+        if !value.is_finite() || self.points.back().is_some_and(|p| p.0 >= ts_ms) {
+            return;
+        }
+        self.points.push_back((ts_ms, value));
+        let oldest = ts_ms - (config.window_seconds * 1000.0) as i64;
+        while self.points.front().is_some_and(|p| p.0 < oldest)
+            || self.points.len() > config.max_samples.max(2)
+        {
+            self.points.pop_front();
+        }
+    }
+
+    /// The samples, oldest first.
+    pub fn points(&self) -> Vec<(i64, f64)> {
+        self.points.iter().copied().collect()
+    }
+
+    /// The newest sample.
+    pub fn last(&self) -> Option<(i64, f64)> {
+        self.points.back().copied()
+    }
+
+    /// How many samples are kept.
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// Whether no sample is kept.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+}
+
+/// What [`analyse`] found in a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trend {
+    /// Theil–Sen line through the troughs (lower envelope), per second.
+    pub lower: Line,
+    /// Theil–Sen line through the peaks (upper envelope), per second.
+    pub upper: Line,
+    /// Slope of the older half of the troughs, per second.
+    pub older_slope_per_second: f64,
+    /// Slope of the newer half of the troughs, per second.
+    pub recent_slope_per_second: f64,
+    /// Slope of the newer half of the peaks, per second.
+    pub recent_upper_slope_per_second: f64,
+    /// The highest sample of the newest bucket.
+    pub last_peak: f64,
+    /// Standard deviation of the troughs around their line (MAD-based).
+    pub trough_noise: f64,
+    /// The sawtooth's height, estimated from the buckets' median range.
+    pub sawtooth_height: f64,
+    /// Time between the first and the last trough, seconds.
+    pub span_seconds: f64,
+    /// Number of buckets.
+    pub buckets: usize,
+    /// The rise over the span divided by its standard error.
+    pub z: f64,
+    /// The newest sample's value.
+    pub last_value: f64,
+    /// The newest sample's time (ms).
+    pub last_ms: i64,
+    /// Whether this is a growth trend by every rule in the module docs.
+    pub growing: bool,
+}
+
+impl Trend {
+    /// The slope to forecast with: the steeper of the two envelopes (a Go
+    /// heap's peaks grow GOGC/100 + 1 times as fast as its troughs).
+    pub fn forecast_slope_per_second(&self) -> f64 {
+        self.lower.slope_per_second.max(self.upper.slope_per_second)
+    }
+
+    /// The value the kernel will compare with a limit now: the newest
+    /// bucket's peak (observed, not extrapolated).
+    pub fn peak_now(&self) -> f64 {
+        self.last_value.max(self.last_peak)
+    }
+}
+
+/// One bucket: (t of min, min), (t of max, max).
+type Bucket = ((f64, f64), (f64, f64));
+
+/// A bucket being filled: index from the newest, min, max, sample count.
+type Filling = (usize, (f64, f64), (f64, f64), usize);
+
+/// Buckets counted back from the newest sample, oldest first, and the
+/// typical number of samples in one.
+fn buckets(points: &[(i64, f64)], config: &TrendConfig) -> (Vec<Bucket>, f64) {
+    let n = points.len();
+    let gaps: Vec<f64> = points
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) as f64 / 1000.0)
+        .collect();
+    let typical_gap = median(&gaps).unwrap_or(1.0).max(1e-3);
+    let length = config
+        .bucket_seconds
+        .max(typical_gap * config.bucket_min_samples as f64);
+    let newest = points[n - 1].0 as f64 / 1000.0;
+    // (index from newest, min, max, count)
+    let mut out: Vec<Filling> = Vec::new();
+    for &(ms, v) in points.iter().rev() {
+        let t = ms as f64 / 1000.0;
+        let index = ((newest - t) / length).floor() as usize;
+        match out.last_mut() {
+            Some(b) if b.0 == index => {
+                if v < b.1 .1 {
+                    b.1 = (t, v);
+                }
+                if v > b.2 .1 {
+                    b.2 = (t, v);
+                }
+                b.3 += 1;
+            }
+            _ => out.push((index, (t, v), (t, v), 1)),
+        }
+    }
+    // The oldest bucket is usually cut by the window: keep it only when it
+    // holds as many samples as a typical one.
+    let counts: Vec<f64> = out.iter().map(|b| b.3 as f64).collect();
+    let typical = median(&counts).unwrap_or(1.0);
+    if out.len() > 1 && (out[out.len() - 1].3 as f64) < typical {
+        out.pop();
+    }
+    out.reverse();
+    (out.into_iter().map(|b| (b.1, b.2)).collect(), typical)
+}
+
+/// Sum of absolute residuals of a Theil–Sen fit (0 for fewer than 2 points).
+fn l1_cost(points: &[(f64, f64)]) -> f64 {
+    match theil_sen(points) {
+        Some(line) => points.iter().map(|p| (p.1 - line.at(p.0)).abs()).sum(),
+        None => 0.0,
+    }
+}
+
+/// Where the current trend starts: the bucket from which a line (plus a
+/// separate one before it) fits the troughs best, when that is at least 30%
+/// better than one line for the whole window (a leak that began
+/// mid-window, a plateau after a start-up ramp). Only searched when the
+/// whole window rises, at ≤ 12 cuts (each a Theil–Sen fit, O(n²)).
+fn segment_start(lows: &[(f64, f64)], config: &TrendConfig) -> usize {
+    let n = lows.len();
+    let whole = l1_cost(lows);
+    if theil_sen(lows).is_none_or(|l| l.slope_per_second <= 0.0) {
+        return 0;
+    }
+    let mut best = (0, whole);
+    // At most ~12 candidate cuts: bounded cost per evaluation.
+    let stride = n.div_ceil(12).max(1);
+    for start in (stride..n).step_by(stride) {
+        let suffix = &lows[start..];
+        if suffix.len() < config.min_buckets
+            || suffix[suffix.len() - 1].0 - suffix[0].0 < config.min_span_seconds
+        {
+            break;
+        }
+        let cost = l1_cost(&lows[..start]) + l1_cost(suffix);
+        if cost < best.1 && cost < 0.7 * whole {
+            best = (start, cost);
+        }
+    }
+    best.0
+}
+
+/// The trend of `points` (ms, value; ascending) over the whole window.
+/// `None` with fewer than two buckets.
+pub fn analyse(points: &[(i64, f64)], config: &TrendConfig) -> Option<Trend> {
+    analyse_with(points, config, false)
+}
+
+/// The trend since the window's last change (see `segment_start`), for
+/// forecasts: a leak that began mid-window is measured from its start.
+/// Searching for the cut tests several segments, so it is more prone to
+/// find a trend in noise than [`analyse`]: use it only where a trend is
+/// also checked against a limit.
+pub fn analyse_recent(points: &[(i64, f64)], config: &TrendConfig) -> Option<Trend> {
+    analyse_with(points, config, true)
+}
+
+fn analyse_with(points: &[(i64, f64)], config: &TrendConfig, cut: bool) -> Option<Trend> {
+    if points.len() < 2 {
+        return None;
+    }
+    let (all, per_bucket) = buckets(points, config);
+    if all.len() < 2 {
+        return None;
+    }
+    let all_lows: Vec<(f64, f64)> = all.iter().map(|b| b.0).collect();
+    let start = if cut {
+        segment_start(&all_lows, config)
+    } else {
+        0
+    };
+    let buckets = &all[start..];
+    let lows: Vec<(f64, f64)> = buckets.iter().map(|b| b.0).collect();
+    let highs: Vec<(f64, f64)> = buckets.iter().map(|b| b.1).collect();
+    let lower = theil_sen(&lows)?;
+    let upper = theil_sen(&highs)?;
+    // Noise and sawtooth from the whole window (each part against its own
+    // line), so that cutting the window cannot pick a quiet stretch.
+    // The range of k samples at random phases of a sawtooth of height H is
+    // H·(k-1)/(k+1) on average: scale the buckets' median range back to H.
+    let k = per_bucket.max(1.0);
+    let heights: Vec<f64> = all.iter().map(|b| b.1 .1 - b.0 .1).collect();
+    let sawtooth_height = median(&heights).unwrap_or(0.0) * (k + 1.0) / (k - 1.0).max(1.0);
+    let mut residuals: Vec<f64> = lows.iter().map(|p| p.1 - lower.at(p.0)).collect();
+    if let Some(before) = theil_sen(&all_lows[..start]) {
+        residuals.extend(all_lows[..start].iter().map(|p| p.1 - before.at(p.0)));
+    }
+    let level = lows.last().map_or(0.0, |p| p.1.abs());
+    // The minimum of k samples at random phases of a sawtooth of height H
+    // scatters by H·sqrt(k / ((k+1)²(k+2))): a floor for the troughs' noise
+    // when a few buckets happen to agree. Values are whole bytes: never
+    // trust a scatter below a byte (or a millionth of the level).
+    let sampling_floor = sawtooth_height * (k / ((k + 1.0).powi(2) * (k + 2.0))).sqrt();
+    let trough_noise = mad_sigma(&residuals)
+        .unwrap_or(0.0)
+        .max(sampling_floor)
+        .max(1.0)
+        .max(level * 1e-6);
+    let span_seconds = lows[lows.len() - 1].0 - lows[0].0;
+    let n = lows.len() as f64;
+    let standard_error = trough_noise * (12.0 / n).sqrt();
+    let z = lower.slope_per_second * span_seconds / standard_error;
+    let half = lows.len() / 2;
+    // Disjoint halves (the middle bucket of an odd count in neither).
+    let recent = &lows[lows.len() - half..];
+    let recent_highs = &highs[highs.len() - half..];
+    let (recent_slope_per_second, recent_upper_slope_per_second) = if recent.len() >= 2 {
+        (
+            theil_sen(recent).map_or(0.0, |l| l.slope_per_second),
+            theil_sen(recent_highs).map_or(0.0, |l| l.slope_per_second),
+        )
+    } else {
+        (lower.slope_per_second, upper.slope_per_second)
+    };
+    let older_slope_per_second = if half >= 2 {
+        theil_sen(&lows[..half]).map_or(0.0, |l| l.slope_per_second)
+    } else {
+        lower.slope_per_second
+    };
+    // The raw samples' spread around the trough line (10th to 90th
+    // percentile): a sawtooth sampled at nearly its own period drifts
+    // slowly through its phases and can look like a trend of the troughs
+    // for minutes; a real trend rises by more than the whole spread.
+    let segment_start_ms = (lows[0].0.min(highs[0].0) * 1000.0).floor() as i64;
+    let mut raw: Vec<f64> = points[points.partition_point(|p| p.0 < segment_start_ms)..]
+        .iter()
+        .map(|p| p.1 - lower.at(p.0 as f64 / 1000.0))
+        .collect();
+    raw.sort_by(f64::total_cmp);
+    let spread = if raw.len() >= 2 {
+        raw[raw.len() * 9 / 10] - raw[raw.len() / 10]
+    } else {
+        0.0
+    };
+    let last_peak = highs[highs.len() - 1].1;
+    let (last_ms, last_value) = points[points.len() - 1];
+    let growing = lower.slope_per_second > 0.0
+        && span_seconds >= config.min_span_seconds
+        && lows.len() >= config.min_buckets
+        && z >= config.significance_z
+        && lower.slope_per_second * span_seconds >= spread
+        && recent_slope_per_second >= config.persistence_ratio * lower.slope_per_second
+        && older_slope_per_second >= config.persistence_ratio * lower.slope_per_second
+        && recent_slope_per_second * config.persistence_ratio <= lower.slope_per_second
+        && older_slope_per_second * config.persistence_ratio <= lower.slope_per_second;
+    Some(Trend {
+        lower,
+        upper,
+        older_slope_per_second,
+        recent_slope_per_second,
+        recent_upper_slope_per_second,
+        last_peak,
+        trough_noise,
+        sawtooth_height,
+        span_seconds,
+        buckets: lows.len(),
+        z,
+        last_value,
+        last_ms,
+        growing,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(n: usize, step_ms: i64, f: impl Fn(f64) -> f64) -> Vec<(i64, f64)> {
+        (0..n)
+            .map(|i| {
+                let ms = i as i64 * step_ms;
+                (ms, f(ms as f64 / 1000.0))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_line_is_growth_and_a_flat_series_is_not() {
+        let config = TrendConfig::default();
+        let up = analyse(&series(60, 5000, |t| 1e8 + 1000.0 * t), &config).unwrap();
+        assert!(up.growing, "{up:?}");
+        assert!((up.lower.slope_per_second - 1000.0).abs() < 1e-6);
+        let flat = analyse(&series(60, 5000, |_| 1e8), &config).unwrap();
+        assert!(!flat.growing, "{flat:?}");
+        assert_eq!(flat.lower.slope_per_second, 0.0);
+    }
+
+    #[test]
+    fn a_ramp_that_levelled_off_is_not_growth() {
+        let config = TrendConfig::default();
+        // 0 -> 60 MB in 60 s, then flat for two minutes.
+        let ramp = series(36, 5000, |t| 6e7 * (t / 60.0).min(1.0));
+        let trend = analyse(&ramp, &config).unwrap();
+        assert!(!trend.growing, "{trend:?}");
+    }
+
+    #[test]
+    fn too_short_a_span_is_not_growth_yet() {
+        let config = TrendConfig::default();
+        let up = analyse(&series(10, 5000, |t| 1e8 + 1000.0 * t), &config).unwrap();
+        assert!(!up.growing, "45 s < 60 s: {up:?}");
+    }
+
+    #[test]
+    fn the_window_is_bounded() {
+        let config = TrendConfig {
+            max_samples: 10,
+            ..TrendConfig::default()
+        };
+        let mut w = Window::default();
+        for i in 0..100 {
+            w.push(i * 1000, i as f64, &config);
+        }
+        w.push(5, 1.0, &config); // back in time: ignored
+        w.push(200_000, f64::NAN, &config);
+        assert_eq!(w.len(), 10);
+        assert_eq!(w.last(), Some((99_000, 99.0)));
+    }
+}

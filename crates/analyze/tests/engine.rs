@@ -1,0 +1,166 @@
+//! The engine's lifecycle: GOMEMLIMIT, forgetting vanished entities, the
+//! kill point of a process in a shared cgroup, escalation and clearing.
+
+use memlens_analyze::finding::{GOMEMLIMIT_REACHED, TIME_TO_OOM};
+use memlens_analyze::{Config, Engine, Severity};
+use memlens_model::series::{Entity, Point};
+
+const MIB: f64 = 1048576.0;
+
+fn p(entity: &Entity, metric: &'static str, value: f64) -> Point {
+    Point {
+        entity: entity.clone(),
+        metric,
+        value,
+    }
+}
+
+fn go_process() -> Entity {
+    Entity::Process {
+        pid: 7,
+        start_time: 99,
+    }
+}
+
+#[test]
+fn gomemlimit_reached_fires_and_clears_with_hysteresis_and_is_no_kill() {
+    let mut engine = Engine::new(Config::default());
+    let e = go_process();
+    let tick = |engine: &mut Engine, t: i64, sys_mib: f64| {
+        engine.observe(
+            t * 30_000,
+            &[
+                p(&e, "rss_bytes", 100.0 * MIB),
+                p(&e, "go_gomemlimit_bytes", 100.0 * MIB),
+                p(&e, "go_heap_released_bytes", 4.0 * MIB),
+                p(&e, "go_sys_bytes", sys_mib * MIB),
+            ],
+        )
+    };
+    assert!(tick(&mut engine, 1, 90.0).is_empty(), "86% of the limit");
+    let fired = tick(&mut engine, 2, 100.0);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].id, GOMEMLIMIT_REACHED);
+    assert_eq!(fired[0].severity, Severity::Warning);
+    assert_eq!(fired[0].evidence("go_memory_bytes"), Some(96.0 * MIB));
+    assert_eq!(fired[0].fired_at_ms, 60_000);
+    // 92%: below the firing ratio but above the clearing one: stays.
+    for t in 3..8 {
+        assert!(tick(&mut engine, t, 96.0).is_empty());
+    }
+    assert_eq!(engine.active().len(), 1);
+    // 86%: clears after three evaluations without it.
+    assert!(tick(&mut engine, 8, 90.0).is_empty());
+    assert!(tick(&mut engine, 9, 90.0).is_empty());
+    let cleared = tick(&mut engine, 10, 90.0);
+    assert_eq!(cleared.len(), 1);
+    assert_eq!(cleared[0].cleared_at_ms, Some(300_000));
+    assert!(engine.active().is_empty());
+    // GOMEMLIMIT unset (math.MaxInt64): nothing, whatever the memory.
+    let mut engine = Engine::new(Config::default());
+    let out = engine.observe(
+        0,
+        &[
+            p(&e, "go_gomemlimit_bytes", i64::MAX as f64),
+            p(&e, "go_sys_bytes", 1e12),
+        ],
+    );
+    assert!(out.is_empty());
+}
+
+/// A process leaking 1 MiB/s in a cgroup with a 256 MiB limit shared with a
+/// neighbour using 100 MiB: the kill point is 156 MiB of the process's own.
+#[test]
+fn a_process_kill_point_leaves_out_its_neighbours_and_it_is_forgotten_when_gone() {
+    let mut engine = Engine::new(Config::default());
+    let e = go_process();
+    let cg = Entity::Cgroup {
+        path: "/app".to_string(),
+    };
+    engine.set_process_cgroup(&e, "/app");
+    let mut critical = None;
+    for i in 0..40 {
+        let t = i * 5;
+        let rss = 20.0 * MIB + MIB * t as f64;
+        let out = engine.observe(
+            t * 1000,
+            &[
+                p(&e, "rss_bytes", rss),
+                p(&cg, "usage_bytes", rss + 100.0 * MIB),
+                p(&cg, "effective_limit_bytes", 256.0 * MIB),
+            ],
+        );
+        for f in out {
+            if f.id == TIME_TO_OOM && f.target == e && f.severity == Severity::Critical {
+                critical = Some((t, f));
+            }
+        }
+        if critical.is_some() {
+            break;
+        }
+    }
+    let (t, f) = critical.expect("critical");
+    // rss at t is 20 + t MiB; the kill at 156 MiB is at t = 136 s.
+    let left = f.evidence("time_left_seconds").unwrap();
+    assert!((left - (136.0 - t as f64)).abs() < 1.0, "t={t} left={left}");
+    assert_eq!(f.evidence("kill_point_bytes"), Some(156.0 * MIB));
+    assert_eq!(
+        f.evidence("predicted_kill_at_ms").map(|v| v as i64),
+        Some(136_000)
+    );
+    // The process vanishes (killed): its findings clear once it is unseen
+    // for the forget delay, and its state goes.
+    let before = engine.tracked_entities();
+    let last = 5 * 40 * 1000;
+    let out = engine.observe(last + 61_000, &[p(&cg, "usage_bytes", 100.0 * MIB)]);
+    assert!(
+        out.iter()
+            .any(|f| f.target == e && f.cleared_at_ms == Some(last + 61_000)),
+        "{out:?}"
+    );
+    assert!(engine.tracked_entities() < before);
+    assert!(engine.active().iter().all(|f| f.target != e));
+}
+
+#[test]
+fn warning_escalates_to_critical_as_a_new_finding() {
+    // 1 MiB/min growth from 200 MiB with a 230 MiB limit: 30 min away
+    // at first (nothing: needs span), warning, then critical under 10 min.
+    let mut engine = Engine::new(Config::default());
+    let cg = Entity::Cgroup {
+        path: "/slow".to_string(),
+    };
+    let mut seen = Vec::new();
+    for i in 0..400 {
+        let t = i * 5;
+        let usage = 200.0 * MIB + MIB * t as f64 / 60.0;
+        if usage >= 230.0 * MIB {
+            break;
+        }
+        for f in engine.observe(
+            t * 1000,
+            &[
+                p(&cg, "usage_bytes", usage),
+                p(&cg, "effective_limit_bytes", 230.0 * MIB),
+            ],
+        ) {
+            if f.id == TIME_TO_OOM {
+                seen.push((t, f.severity, f.cleared_at_ms.is_some()));
+            }
+        }
+    }
+    let kinds: Vec<(Severity, bool)> = seen.iter().map(|s| (s.1, s.2)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (Severity::Warning, false),
+            (Severity::Warning, true),
+            (Severity::Critical, false)
+        ],
+        "{seen:?}"
+    );
+    // Warning needs time left <= 4 x span: 1800 - t <= 4 t -> t >= 360 s.
+    assert!(seen[0].0 >= 360 && seen[0].0 <= 380, "{seen:?}");
+    // Critical when 10 min are left: t = 1200 s.
+    assert!(seen[2].0 >= 1200 && seen[2].0 <= 1210, "{seen:?}");
+}
