@@ -63,6 +63,7 @@ pub fn run(args: &SnapshotArgs) -> anyhow::Result<()> {
             pids: args.pids.clone(),
             cgroup: args.cgroup.clone(),
             go_only: args.go,
+            skip_missing: false,
         },
         smaps: args.smaps,
         smaps_budget: collect::SMAPS_BUDGET,

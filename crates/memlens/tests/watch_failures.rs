@@ -341,3 +341,40 @@ fn a_hostile_target_neither_stalls_sampling_nor_grows_the_agent() {
         .take()
         .map(|mut s| s.read_to_string(&mut rest));
 }
+
+#[test]
+fn a_watched_process_that_dies_is_no_error() {
+    let mut child = ChildGuard(Command::new("sleep").arg("30").spawn().unwrap());
+    let pid = child.pid().to_string();
+    let dir = temp_path("dies");
+    let mut agent = Agent::start(&[
+        "--data",
+        dir.to_str().unwrap(),
+        "--interval",
+        "0.2",
+        "--pid",
+        &pid,
+    ]);
+    agent.wait_until("3 stored cycles", Duration::from_secs(30), |a| {
+        a.cycles().len() >= 3
+    });
+    let with_process = agent.cycles().last().unwrap().1;
+    child.kill();
+    let before = agent.cycles().len();
+    agent.wait_until("5 more cycles", Duration::from_secs(30), |a| {
+        a.cycles().len() >= before + 5
+    });
+    let status = agent.stop();
+    let errors = agent.stderr();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(status.success(), "{errors}");
+    assert!(
+        errors.trim().is_empty(),
+        "no error for a process that ended: {errors}"
+    );
+    let after = agent.cycles().last().unwrap().1;
+    assert!(
+        after > 0 && after < with_process,
+        "host values go on ({after}), the process's stop ({with_process} before)"
+    );
+}

@@ -35,6 +35,9 @@ pub struct ProcessFilter {
     pub cgroup: Option<String>,
     /// Only Go programs.
     pub go_only: bool,
+    /// A pid of `pids` that does not exist is left out instead of being an
+    /// error (the agent goes on when a watched process dies).
+    pub skip_missing: bool,
 }
 
 /// How to collect.
@@ -147,7 +150,7 @@ fn take_snapshot(
                 processes.push(sample)
             }
             // It exited between the listing and the read: normal.
-            None if options.filter.pids.is_empty() => {}
+            None if options.filter.pids.is_empty() || options.filter.skip_missing => {}
             None => return Err(CollectError::NoSuchProcess(pid)),
         }
     }

@@ -193,6 +193,8 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
             pids: config.select.pids.clone(),
             cgroup: config.select.cgroup.clone(),
             go_only: config.select.go_only,
+            // A watched pid that died is a normal event, not a reason to stop.
+            skip_missing: true,
         },
         smaps: config.smaps_policy()?,
         // At most 5% of the interval walking page tables (and never more
@@ -223,14 +225,6 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     let mut cycles_done = 0u64;
     loop {
         let started = Instant::now();
-        let mut options = options.clone();
-        // A selected pid that exited is no reason to stop watching the others.
-        if !options.filter.pids.is_empty() {
-            options
-                .filter
-                .pids
-                .retain(|pid| root.path(format!("/proc/{pid}")).exists());
-        }
         match collector.snapshot(&root, &options) {
             Ok(snapshot) => {
                 let mut points = snapshot_points(&snapshot);
