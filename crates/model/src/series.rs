@@ -123,12 +123,33 @@ pub fn snapshot_points(snapshot: &Snapshot) -> Vec<Point> {
     points
 }
 
+/// The longest command line kept as a label: enough to tell processes apart;
+/// compiler and JVM command lines of many kilobytes would otherwise cost more
+/// than the process's samples.
+pub const MAX_CMDLINE_LABEL_BYTES: usize = 512;
+
+/// `text` cut to at most `max` bytes at a character boundary, with `…` when cut.
+fn capped(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub('…'.len_utf8());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 /// The labels of a process entity.
 pub fn process_labels(process: &ProcessSample) -> Labels {
     let mut labels = Labels::new();
     labels.insert("comm", process.comm.clone());
     if !process.cmdline.is_empty() {
-        labels.insert("cmdline", process.cmdline.join(" "));
+        labels.insert(
+            "cmdline",
+            capped(process.cmdline.join(" "), MAX_CMDLINE_LABEL_BYTES),
+        );
     }
     if let Some(cgroup) = &process.cgroup {
         labels.insert("cgroup", cgroup.path.clone());
@@ -265,6 +286,22 @@ fn cgroup_points(c: &CgroupSample, points: &mut Vec<Point>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_command_lines_are_capped_at_a_char_boundary() {
+        let process = ProcessSample {
+            cmdline: vec!["rustc".to_string(), "é".repeat(2000)],
+            ..ProcessSample::default()
+        };
+        let label = &process_labels(&process)["cmdline"];
+        assert!(label.len() <= MAX_CMDLINE_LABEL_BYTES, "{}", label.len());
+        assert!(label.starts_with("rustc é") && label.ends_with('…'));
+        let short = ProcessSample {
+            cmdline: vec!["sleep".to_string(), "30".to_string()],
+            ..ProcessSample::default()
+        };
+        assert_eq!(process_labels(&short)["cmdline"], "sleep 30");
+    }
 
     #[test]
     fn keys_round_trip() {
