@@ -90,10 +90,11 @@ fn state_u64(data: &str, key: &str) -> u64 {
     state(data).unwrap()[key].as_u64().unwrap()
 }
 
-/// The first watermark: samples after it are what the agent must send.
+/// The first watermark: samples after it are what the agent must send (kept
+/// in the state file apart from the watermark, which moves on with each batch).
 fn first_watermark(data: &str) -> i64 {
     wait_for("the state file", Duration::from_secs(30), || {
-        state(data)?["watermark_ms"].as_i64()
+        state(data)?["started_at_ms"].as_i64()
     })
 }
 

@@ -13,6 +13,10 @@ pub struct SenderState {
     pub url: String,
     /// Samples up to this instant (ms since the epoch) are delivered or dropped.
     pub watermark_ms: i64,
+    /// The first watermark, when this URL was first used: everything stored
+    /// after it is accounted for as sent or dropped.
+    #[serde(default)]
+    pub started_at_ms: i64,
     /// Samples the receiver accepted (2xx).
     pub sent_samples_total: u64,
     /// Samples the receiver refused with a 4xx (not 429): not sent again.
@@ -27,6 +31,7 @@ impl SenderState {
         SenderState {
             url: url.to_string(),
             watermark_ms,
+            started_at_ms: watermark_ms,
             sent_samples_total: 0,
             dropped_samples_total: 0,
             failed_requests_total: 0,
