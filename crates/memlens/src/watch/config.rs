@@ -65,7 +65,8 @@ pub struct FetchConfig {
     pub connect_timeout_seconds: f64,
     /// Seconds a whole fetch may take.
     pub timeout_seconds: f64,
-    /// The most bytes read from one response (a larger one is dropped and reported).
+    /// The most bytes read from one response (a larger one is dropped and
+    /// reported); /debug/vars and /metrics are capped at 4 MiB whatever this says.
     pub max_body_bytes: u64,
 }
 

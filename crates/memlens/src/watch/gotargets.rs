@@ -10,6 +10,9 @@ use memlens_model::series::{Entity, Point};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+/// The most bytes read from a target's /debug/vars or /metrics.
+const MAX_RUNTIME_BODY_BYTES: u64 = 4 << 20;
+
 /// How long a process with no endpoint is left alone before looking again.
 const REDISCOVER_AFTER: Duration = Duration::from_secs(120);
 
@@ -216,6 +219,12 @@ fn read_runtime(
     endpoints: &[Endpoint],
     limits: &FetchLimits,
 ) -> Result<Vec<(&'static str, f64)>, String> {
+    // expvar and /metrics of a Go service are kilobytes to a few MiB: a
+    // smaller cap than for profiles keeps the agent small whatever a target sends.
+    let limits = &FetchLimits {
+        max_body_bytes: limits.max_body_bytes.min(MAX_RUNTIME_BODY_BYTES),
+        ..*limits
+    };
     if let Some(endpoint) = endpoints.iter().find(|e| e.expvar) {
         let url = format!("{}{}", endpoint.base_url, Resource::Vars.path());
         let body = http::get(&url, limits).map_err(|e| e.to_string())?;
