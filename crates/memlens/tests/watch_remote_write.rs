@@ -64,10 +64,16 @@ fn terminate(child: &mut ChildGuard, what: &str) -> bool {
 }
 
 fn agent(data: &str, url: &str, pid: u32) -> ChildGuard {
+    agent_with(data, url, pid, &[])
+}
+
+/// The agent at a 0.5 s interval pushing process `pid` to `url`, with `extra` flags.
+fn agent_with(data: &str, url: &str, pid: u32, extra: &[&str]) -> ChildGuard {
     ChildGuard(
         Command::new(env!("CARGO_BIN_EXE_memlens"))
             .args(["watch", "--quiet", "--no-profiles", "--interval", "0.5"])
             .args(["--data", data, "--remote-write", url])
+            .args(extra)
             .arg(format!("--pid={pid}"))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -536,17 +542,8 @@ fn a_receiver_failing_with_500_for_a_while_loses_nothing() {
     let dir = TempDir::new("r500");
     let data = dir.path("data");
     let url = format!("http://{}/api/v1/write", receiver.addr);
-    let mut agent = ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_memlens"))
-            .args(["watch", "--quiet", "--no-profiles", "--interval", "0.5"])
-            .args(["--data", &data, "--remote-write", &url, "--config"])
-            .arg(toml_config(&dir))
-            .arg(format!("--pid={}", std::process::id()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start memlens watch"),
-    );
+    let config = toml_config(&dir);
+    let mut agent = agent_with(&data, &url, std::process::id(), &["--config", &config]);
     let start_ms = first_watermark(&data);
     wait_for("6 requests", Duration::from_secs(60), || {
         (receiver.requests.load(Ordering::Relaxed) >= 6).then_some(())
@@ -596,16 +593,7 @@ fn a_receiver_refusing_with_400_gets_batches_dropped_and_counted() {
     let data = dir.path("data");
     let url = format!("http://{}/api/v1/write", receiver.addr);
     let listen = format!("127.0.0.1:{}", free_loopback_port());
-    let mut agent = ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_memlens"))
-            .args(["watch", "--quiet", "--no-profiles", "--interval", "0.5"])
-            .args(["--data", &data, "--remote-write", &url, "--listen", &listen])
-            .arg(format!("--pid={}", std::process::id()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start memlens watch"),
-    );
+    let mut agent = agent_with(&data, &url, std::process::id(), &["--listen", &listen]);
     let start_ms = first_watermark(&data);
     wait_for("4 requests", Duration::from_secs(60), || {
         (receiver.requests.load(Ordering::Relaxed) >= 4).then_some(())
@@ -649,16 +637,7 @@ fn a_receiver_that_never_answers_times_out_and_loses_nothing() {
     let config = dir.path("watch.toml");
     std::fs::write(&config, "[remote_write]\ntimeout_seconds = 1\n").unwrap();
     let url = format!("http://{}/api/v1/write", receiver.addr);
-    let mut agent = ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_memlens"))
-            .args(["watch", "--quiet", "--no-profiles", "--interval", "0.5"])
-            .args(["--data", &data, "--remote-write", &url, "--config", &config])
-            .arg(format!("--pid={}", std::process::id()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start memlens watch"),
-    );
+    let mut agent = agent_with(&data, &url, std::process::id(), &["--config", &config]);
     let start_ms = first_watermark(&data);
     wait_for("4 requests", Duration::from_secs(60), || {
         (receiver.requests.load(Ordering::Relaxed) >= 4).then_some(())
@@ -691,16 +670,7 @@ fn an_outage_past_the_buffer_bound_drops_the_oldest_samples_counted() {
     )
     .unwrap();
     let url = format!("http://{addr}/api/v1/write");
-    let mut agent = ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_memlens"))
-            .args(["watch", "--quiet", "--no-profiles", "--interval", "0.5"])
-            .args(["--data", &data, "--remote-write", &url, "--config", &config])
-            .arg(format!("--pid={}", std::process::id()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start memlens watch"),
-    );
+    let mut agent = agent_with(&data, &url, std::process::id(), &["--config", &config]);
     let start_ms = first_watermark(&data);
     wait_for("a 6 s outage", Duration::from_secs(30), || {
         (state_u64(&data, "dropped_samples_total") > 0
