@@ -8,15 +8,34 @@ import (
 	"math/rand"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"time"
 )
+
+// leakyWorkersArrived counts the leakyWorker goroutines that have reached their
+// receive, so a batch is announced only once its goroutines are (about to be)
+// parked and a dump taken after the marker line shows all of them there.
+var leakyWorkersArrived int64
 
 // leakyWorker blocks forever receiving from ch. Nothing ever sends on ch and no
 // running goroutine can reach it, so the goroutine is provably leaked.
 //
 //go:noinline
 func leakyWorker(ch <-chan struct{}) {
+	atomic.AddInt64(&leakyWorkersArrived, 1)
 	<-ch
+}
+
+// waitLeakyWorkersArrived waits until total leakyWorker goroutines have reached
+// their receive, then yields a little more so the last ones finish parking.
+func waitLeakyWorkersArrived(total int) {
+	for atomic.LoadInt64(&leakyWorkersArrived) < int64(total) {
+		time.Sleep(time.Millisecond)
+	}
+	for i := 0; i < 10; i++ {
+		runtime.Gosched()
+	}
+	time.Sleep(10 * time.Millisecond)
 }
 
 // leakyWorkerSpawner starts n leakyWorker goroutines, each on its own channel that
@@ -43,6 +62,7 @@ func runGoroutineLeak(c *config, _ *rand.Rand) {
 			leakyWorkerSpawner(batch)
 		}
 		total += batch
+		waitLeakyWorkersArrived(total)
 		stats.goroutinesLeaked.Set(int64(total))
 		say("GOROUTINES_LEAKED %d", total)
 	})

@@ -428,10 +428,27 @@ fn diff_shows_the_growth_of_the_leaked_group() {
         .arg("--duration=60s")
         .start_in(&cgroup);
     let first = workload.wait_for_line("GOROUTINES_LEAKED", Duration::from_secs(30));
-    let older_text = http_get(workload.listen_addr(), "/debug/pprof/goroutine?debug=2").unwrap();
     let older_count: u64 = first.split_whitespace().nth(1).unwrap().parse().unwrap();
     let older = std::env::temp_dir().join(format!("memlens-older-{}.txt", std::process::id()));
-    std::fs::write(&older, older_text).unwrap();
+    // The batch is announced when its goroutines are started, not when each
+    // one has parked on its channel: a goroutine still on its way shows another
+    // stack. Save the first dump in which the whole batch is parked.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let older_text =
+            http_get(workload.listen_addr(), "/debug/pprof/goroutine?debug=2").unwrap();
+        std::fs::write(&older, older_text).unwrap();
+        let saved = goroutines_json(&[older.to_str().unwrap()]);
+        let parked = group_with_leaf(&saved, "main.leakyWorker").map(|g| g["count"].clone());
+        if parked == Some(older_count.into()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first batch of {older_count} never showed parked: {parked:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     workload.wait_for_line("SETUP_DONE", Duration::from_secs(30));
     let report = goroutines_json(&[
         &workload.pid().to_string(),
