@@ -24,6 +24,7 @@
 //
 //	steady:         --live-mib N (32)  --alloc-mib-per-tick N (16)
 //	heap-leak:      --leak-kib N (1024) --garbage-kib N (4096) --leak-after D (0)
+//	                --spike-mib N (0) --spike-every D (20s)
 //	alloc-churn:    --alloc-mib-per-tick N (16)
 //	goroutine-leak: --goroutines N (100) --goroutine-rate N per tick (0 = all at once)
 //	                --leak-depth N (0): extra frames under each leaked goroutine
@@ -40,6 +41,10 @@
 //	heap-leak       every tick keeps --leak-kib KiB more (64 KiB chunks, every page
 //	                written, so RSS grows) and throws away --garbage-kib KiB.
 //	                Allocation site of the leak: main.retainLeakChunk.
+//	                With --spike-mib N, a batch job's working set on top: N MiB
+//	                (written) held for the first half of every --spike-every, then
+//	                dropped and returned to the OS (debug.FreeOSMemory): a
+//	                sawtooth of N MiB in RSS that the kernel sees.
 //	alloc-churn     many small objects (64..1024 bytes) per tick, live heap < 4 MiB.
 //	goroutine-leak  --goroutines goroutines blocked forever receiving from a channel
 //	                nobody can send to: function main.leakyWorker, created by
@@ -122,6 +127,8 @@ type config struct {
 	leakKiB    int
 	garbageKiB int
 	leakAfter  time.Duration
+	spikeMiB   int
+	spikeEvery time.Duration
 
 	goroutines    int
 	goroutineRate int
@@ -169,6 +176,8 @@ func parseFlags() *config {
 	fs.IntVar(&c.leakKiB, "leak-kib", 1024, "heap-leak: KiB retained per tick")
 	fs.IntVar(&c.garbageKiB, "garbage-kib", 4096, "heap-leak: KiB of garbage per tick")
 	fs.DurationVar(&c.leakAfter, "leak-after", 0, "heap-leak: delay between READY and the first leak")
+	fs.IntVar(&c.spikeMiB, "spike-mib", 0, "heap-leak: MiB of a transient working set held half of every --spike-every")
+	fs.DurationVar(&c.spikeEvery, "spike-every", 20*time.Second, "heap-leak: period of the --spike-mib working set")
 	fs.IntVar(&c.goroutines, "goroutines", 100, "goroutine-leak: goroutines to leak")
 	fs.IntVar(&c.goroutineRate, "goroutine-rate", 0, "goroutine-leak: goroutines per tick (0 = all at once)")
 	fs.IntVar(&c.leakDepth, "leak-depth", 0, "goroutine-leak: extra stack frames under each leaked goroutine")
@@ -193,12 +202,12 @@ func parseFlags() *config {
 	if _, ok := modes[c.mode]; !ok {
 		bad("unknown or missing --mode %q", c.mode)
 	}
-	if c.tick <= 0 || c.duration < 0 || c.setupAfter < 0 || c.leakAfter < 0 || c.shrinkAfter < 0 {
+	if c.tick <= 0 || c.spikeEvery <= 0 || c.duration < 0 || c.setupAfter < 0 || c.leakAfter < 0 || c.shrinkAfter < 0 {
 		bad("--tick must be > 0 and the other durations >= 0")
 	}
 	for name, v := range map[string]int{
 		"live-mib": c.liveMiB, "alloc-mib-per-tick": c.allocMiBPerTick,
-		"leak-kib": c.leakKiB, "garbage-kib": c.garbageKiB,
+		"leak-kib": c.leakKiB, "garbage-kib": c.garbageKiB, "spike-mib": c.spikeMiB,
 		"goroutines": c.goroutines, "goroutine-rate": c.goroutineRate, "leak-depth": c.leakDepth,
 		"map-entries": c.mapEntries, "map-keep": c.mapKeep,
 		"fds": c.fds, "fd-rate": c.fdRate, "mappings": c.mappings,

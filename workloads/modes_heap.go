@@ -5,6 +5,7 @@ package main
 
 import (
 	"math/rand"
+	"runtime/debug"
 	"time"
 )
 
@@ -127,9 +128,35 @@ func runHeapLeak(c *config, _ *rand.Rand) {
 			retained += int64(leakBytes)
 		}
 		allocGarbage(c.garbageKiB*kib, byte(n))
+		spikeTick(c, time.Now(), byte(n))
 		stats.ticks.Set(n)
 		stats.retainedBytes.Set(retained)
 		say("TICK %d retained_bytes=%d", n, retained)
+	}
+}
+
+// spikeSet is the transient working set of heap-leak --spike-mib.
+var spikeSet [][]byte
+
+// spikeStarted is when spikeSet was last filled.
+var spikeStarted time.Time
+
+// spikeTick fills spikeSet at the start of every --spike-every period and
+// drops it (returning the memory to the OS) half a period later.
+func spikeTick(c *config, now time.Time, v byte) {
+	if c.spikeMiB <= 0 {
+		return
+	}
+	switch {
+	case spikeSet == nil && (spikeStarted.IsZero() || now.Sub(spikeStarted) >= c.spikeEvery):
+		spikeStarted = now
+		spikeSet = make([][]byte, 0, c.spikeMiB*mib/chunkBytes)
+		for i := 0; i < c.spikeMiB*mib/chunkBytes; i++ {
+			spikeSet = append(spikeSet, newChunk(chunkBytes, v))
+		}
+	case spikeSet != nil && now.Sub(spikeStarted) >= c.spikeEvery/2:
+		spikeSet = nil
+		debug.FreeOSMemory()
 	}
 }
 

@@ -15,6 +15,9 @@ pub const TIME_TO_OOM: &str = "memory.time_to_oom";
 /// Stable id: a sustained memory growth trend (RSS, cgroup usage or Go heap
 /// in use), robust to the GC sawtooth and start-up.
 pub const GROWTH: &str = "memory.growth";
+/// Stable id: the kernel OOM-killed a process (an event: fires and clears at
+/// the same instant), linked to the victim's last samples.
+pub const OOM_KILL: &str = "memory.oom_kill";
 /// Stable id: the Go runtime's memory reached GOMEMLIMIT (a soft target: the
 /// GC works harder, nobody is killed).
 pub const GOMEMLIMIT_REACHED: &str = "go.gomemlimit_reached";

@@ -14,5 +14,5 @@ pub mod forecast;
 pub mod robust;
 pub mod trend;
 
-pub use engine::{metric_name, Config, Engine, METRICS};
-pub use finding::{Evidence, Finding, Layer, Severity, Target};
+pub use engine::{metric_name, Config, Engine, KernelKill, METRICS};
+pub use finding::{Evidence, Finding, Layer, Severity, Target, OOM_KILL};

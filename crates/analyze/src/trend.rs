@@ -14,7 +14,11 @@
 //!   standard error (the troughs' scatter around the line, MAD-based; the
 //!   sawtooth shows up there),
 //! - the rise over the span exceeds the raw samples' spread around the
-//!   line (10th to 90th percentile: the sawtooth as sampled), and
+//!   line (10th to 90th percentile: the sawtooth as sampled), unless every
+//!   bucket holds whole sawtooth periods (all buckets' ranges alike and as
+//!   wide as that spread: a batch job's working set coming and going),
+//!   when the troughs are exact and no sampling floor is put under their
+//!   scatter either, and
 //! - it is steady: the older and the newer half of the buckets each rise at
 //!   least [`TrendConfig::persistence_ratio`] times and at most 1/ratio
 //!   times as fast as the whole (a start-up ramp, a one-off step, or a
@@ -138,13 +142,20 @@ pub struct Trend {
     pub last_ms: i64,
     /// Whether this is a growth trend by every rule in the module docs.
     pub growing: bool,
+    /// When every bucket holds whole sawtooth periods: the slopes of lines
+    /// through every sample below and above the envelopes' midline (lower,
+    /// upper), steadier than one extreme per bucket.
+    pub phase_slopes_per_second: Option<(f64, f64)>,
 }
 
 impl Trend {
     /// The slope to forecast with: the steeper of the two envelopes (a Go
     /// heap's peaks grow GOGC/100 + 1 times as fast as its troughs).
     pub fn forecast_slope_per_second(&self) -> f64 {
-        self.lower.slope_per_second.max(self.upper.slope_per_second)
+        match self.phase_slopes_per_second {
+            Some((low, high)) => low.max(high),
+            None => self.lower.slope_per_second.max(self.upper.slope_per_second),
+        }
     }
 
     /// The value the kernel will compare with a limit now: the newest
@@ -153,6 +164,13 @@ impl Trend {
         self.last_value.max(self.last_peak)
     }
 }
+
+/// Buckets hold whole sawtooth periods when their median range is at least
+/// this share of the window's spread...
+const FULL_PERIOD_SPREAD_SHARE: f64 = 0.8;
+/// ...and their ranges scatter by at most this share of it (ranges of
+/// random-phase samples of a ramp scatter by about 45%).
+const FULL_PERIOD_HEIGHT_SCATTER: f64 = 0.15;
 
 /// One bucket: (t of min, min), (t of max, max).
 type Bucket = ((f64, f64), (f64, f64));
@@ -200,6 +218,25 @@ fn buckets(points: &[(i64, f64)], config: &TrendConfig) -> (Vec<Bucket>, f64) {
     }
     out.reverse();
     (out.into_iter().map(|b| (b.1, b.2)).collect(), typical)
+}
+
+/// Theil–Sen lines through the samples below and above the midline of the
+/// bucket envelopes `lower` and `upper` (`None` when a side has fewer than
+/// three samples).
+fn phase_envelopes(points: &[(i64, f64)], lower: &Line, upper: &Line) -> Option<(Line, Line)> {
+    let (mut low, mut high) = (Vec::new(), Vec::new());
+    for &(ms, v) in points {
+        let t = ms as f64 / 1000.0;
+        if v < (lower.at(t) + upper.at(t)) / 2.0 {
+            low.push((t, v));
+        } else {
+            high.push((t, v));
+        }
+    }
+    if low.len() < 3 || high.len() < 3 {
+        return None;
+    }
+    Some((theil_sen(&low)?, theil_sen(&high)?))
 }
 
 /// Sum of absolute residuals of a Theil–Sen fit (0 for fewer than 2 points).
@@ -277,28 +314,6 @@ fn analyse_with(points: &[(i64, f64)], config: &TrendConfig, cut: bool) -> Optio
     // line), so that cutting the window cannot pick a quiet stretch.
     // The range of k samples at random phases of a sawtooth of height H is
     // H·(k-1)/(k+1) on average: scale the buckets' median range back to H.
-    let k = per_bucket.max(1.0);
-    let heights: Vec<f64> = all.iter().map(|b| b.1 .1 - b.0 .1).collect();
-    let sawtooth_height = median(&heights).unwrap_or(0.0) * (k + 1.0) / (k - 1.0).max(1.0);
-    let mut residuals: Vec<f64> = lows.iter().map(|p| p.1 - lower.at(p.0)).collect();
-    if let Some(before) = theil_sen(&all_lows[..start]) {
-        residuals.extend(all_lows[..start].iter().map(|p| p.1 - before.at(p.0)));
-    }
-    let level = lows.last().map_or(0.0, |p| p.1.abs());
-    // The minimum of k samples at random phases of a sawtooth of height H
-    // scatters by H·sqrt(k / ((k+1)²(k+2))): a floor for the troughs' noise
-    // when a few buckets happen to agree. Values are whole bytes: never
-    // trust a scatter below a byte (or a millionth of the level).
-    let sampling_floor = sawtooth_height * (k / ((k + 1.0).powi(2) * (k + 2.0))).sqrt();
-    let trough_noise = mad_sigma(&residuals)
-        .unwrap_or(0.0)
-        .max(sampling_floor)
-        .max(1.0)
-        .max(level * 1e-6);
-    let span_seconds = lows[lows.len() - 1].0 - lows[0].0;
-    let n = lows.len() as f64;
-    let standard_error = trough_noise * (12.0 / n).sqrt();
-    let z = lower.slope_per_second * span_seconds / standard_error;
     let half = lows.len() / 2;
     // Disjoint halves (the middle bucket of an odd count in neither).
     let recent = &lows[lows.len() - half..];
@@ -331,13 +346,72 @@ fn analyse_with(points: &[(i64, f64)], config: &TrendConfig, cut: bool) -> Optio
     } else {
         0.0
     };
+    // The buckets' ranges (max - min), each against its own bucket.
+    let k = per_bucket.max(1.0);
+    let heights: Vec<f64> = all.iter().map(|b| b.1 .1 - b.0 .1).collect();
+    let median_height = median(&heights).unwrap_or(0.0);
+    // Buckets that each span whole sawtooth periods (a batch job's working
+    // set, a sawtooth slower than the sampling but faster than a bucket)
+    // all see about the same range, as wide as the whole window's spread:
+    // their minima are the troughs themselves, not random samples of a
+    // ramp, and their scatter is what it is.
+    let full_periods = heights.len() >= config.min_buckets
+        && median_height > 0.0
+        && median_height >= FULL_PERIOD_SPREAD_SHARE * spread
+        && mad_sigma(&heights).unwrap_or(f64::INFINITY)
+            <= FULL_PERIOD_HEIGHT_SCATTER * median_height;
+    // With whole periods in every bucket each envelope is a phase of the
+    // sawtooth: fit it through every sample of that phase, not one per
+    // bucket (which phase sample is a bucket's extreme depends on how the
+    // buckets fall on the periods: a jitter that a short trend's slope
+    // would feel).
+    // (For the forecast's slope only: whether there is a trend at all is
+    // judged on the buckets, as for every other shape.)
+    let phase_slopes_per_second = if full_periods {
+        let segment = &points[points.partition_point(|p| p.0 < segment_start_ms)..];
+        phase_envelopes(segment, &lower, &upper)
+            .map(|(low, high)| (low.slope_per_second, high.slope_per_second))
+    } else {
+        None
+    };
+    // The range of k samples at random phases of a sawtooth of height H is
+    // H·(k-1)/(k+1) on average: scale the buckets' median range back to H.
+    let sawtooth_height = if full_periods {
+        median_height
+    } else {
+        median_height * (k + 1.0) / (k - 1.0).max(1.0)
+    };
+    let mut residuals: Vec<f64> = lows.iter().map(|p| p.1 - lower.at(p.0)).collect();
+    if let Some(before) = theil_sen(&all_lows[..start]) {
+        residuals.extend(all_lows[..start].iter().map(|p| p.1 - before.at(p.0)));
+    }
+    let level = lows.last().map_or(0.0, |p| p.1.abs());
+    // The minimum of k samples at random phases of a sawtooth of height H
+    // scatters by H·sqrt(k / ((k+1)²(k+2))): a floor for the troughs' noise
+    // when a few buckets happen to agree (not needed when every bucket
+    // holds a whole period). Values are whole bytes: never trust a scatter
+    // below a byte (or a millionth of the level).
+    let sampling_floor = if full_periods {
+        0.0
+    } else {
+        sawtooth_height * (k / ((k + 1.0).powi(2) * (k + 2.0))).sqrt()
+    };
+    let trough_noise = mad_sigma(&residuals)
+        .unwrap_or(0.0)
+        .max(sampling_floor)
+        .max(1.0)
+        .max(level * 1e-6);
+    let span_seconds = lows[lows.len() - 1].0 - lows[0].0;
+    let n = lows.len() as f64;
+    let standard_error = trough_noise * (12.0 / n).sqrt();
+    let z = lower.slope_per_second * span_seconds / standard_error;
     let last_peak = highs[highs.len() - 1].1;
     let (last_ms, last_value) = points[points.len() - 1];
     let growing = lower.slope_per_second > 0.0
         && span_seconds >= config.min_span_seconds
         && lows.len() >= config.min_buckets
         && z >= config.significance_z
-        && lower.slope_per_second * span_seconds >= spread
+        && (full_periods || lower.slope_per_second * span_seconds >= spread)
         && recent_slope_per_second >= config.persistence_ratio * lower.slope_per_second
         && older_slope_per_second >= config.persistence_ratio * lower.slope_per_second
         && recent_slope_per_second * config.persistence_ratio <= lower.slope_per_second
@@ -357,6 +431,7 @@ fn analyse_with(points: &[(i64, f64)], config: &TrendConfig, cut: bool) -> Optio
         last_value,
         last_ms,
         growing,
+        phase_slopes_per_second,
     })
 }
 

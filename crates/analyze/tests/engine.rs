@@ -159,8 +159,9 @@ fn warning_escalates_to_critical_as_a_new_finding() {
         ],
         "{seen:?}"
     );
-    // Warning needs time left <= 4 x span: 1800 - t <= 4 t -> t >= 360 s.
-    assert!(seen[0].0 >= 360 && seen[0].0 <= 380, "{seen:?}");
+    // Warning needs time left <= 4 x span, the span starting after the
+    // first 20 s: 1800 - t <= 4 (t - 20) -> t >= 376 s.
+    assert!(seen[0].0 >= 376 && seen[0].0 <= 395, "{seen:?}");
     // Critical when 10 min are left: t = 1200 s.
     assert!(seen[2].0 >= 1200 && seen[2].0 <= 1210, "{seen:?}");
 }

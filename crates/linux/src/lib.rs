@@ -11,6 +11,7 @@
 //!   (`memory.events`, `memory.oom_control`, `memory.stat`).
 //! - [`fs`]: the thin IO layer, rooted at a directory ([`fs::Root`]); readers for
 //!   the host files and the memory cgroup hierarchy.
+//! - [`kmsg`]: `/dev/kmsg` records and the OOM kills logged in them.
 //! - [`host`]: `/proc/meminfo`, `/proc/vmstat`, PSI, `vm.*` sysctls.
 //! - [`net_tcp`]: `/proc/PID/net/tcp{,6}`, to find a process's listening sockets.
 //! - [`mountinfo::CgroupMounts`]: where the cgroup hierarchies are mounted, v1, v2 or hybrid.
@@ -21,6 +22,7 @@ mod error;
 pub mod fs;
 pub mod host;
 mod kb_value;
+pub mod kmsg;
 pub mod mountinfo;
 pub mod net_tcp;
 pub mod process;

@@ -29,7 +29,12 @@ pub struct ProfilesArgs {
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub at: Option<String>,
 
-    /// Write the chosen profile (nearest --at, else the latest) to this file.
+    /// With -o: the profile with this id (the ID column; kill findings name
+    /// the profiles kept before the kill by id).
+    #[arg(long, value_name = "ID", conflicts_with = "at")]
+    pub id: Option<i64>,
+
+    /// Write the chosen profile (--id, nearest --at, else the latest) to this file.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -78,14 +83,15 @@ pub fn run(args: &ProfilesArgs) -> anyhow::Result<()> {
     }
     rows.sort_by_key(|(info, _)| (info.ts_ms, info.id));
     if let Some(path) = &args.output {
-        let chosen = match &args.at {
-            Some(at) => {
+        let chosen = match (&args.at, args.id) {
+            (_, Some(id)) => rows.iter().find(|(info, _)| info.id == id),
+            (Some(at), None) => {
                 let at_ms =
                     parse_time_ms(at, unix_ms()).map_err(|e| anyhow::anyhow!("--at {e}"))?;
                 rows.iter()
                     .min_by_key(|(info, _)| (info.ts_ms - at_ms).abs())
             }
-            None => rows.last(),
+            (None, None) => rows.last(),
         };
         let Some((info, row)) = chosen else {
             bail!("{} holds no profile matching the filters", dir.display());

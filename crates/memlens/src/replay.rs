@@ -4,12 +4,14 @@
 //! fired and cleared with its severity and evidence at that moment — so
 //! detector quality can be measured offline.
 
+use crate::show::findings::{event_word, evidence_json, finding_text, iso_utc, target_json};
 use crate::timearg::format_utc;
 use crate::watch::default_data_dir;
+use crate::watch::findings::{linked_profiles, profiles_json};
 use anyhow::Context;
-use memlens_analyze::{metric_name, Config, Engine, Evidence, Finding};
+use memlens_analyze::{metric_name, Config, Engine, Finding};
 use memlens_model::series::{Entity, Point};
-use memlens_store::Store;
+use memlens_store::{ProfileInfo, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,6 +32,8 @@ pub struct ReplayArgs {
 struct Replayed {
     fired: Finding,
     cleared: Option<Finding>,
+    /// The target's profiles kept before the finding fired (for kills).
+    profiles: Vec<ProfileInfo>,
 }
 
 /// Runs `memlens replay`.
@@ -39,6 +43,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read the history in {}", dir.display()))?;
     let mut engine = Engine::new(Config::default());
     let mut names: HashMap<Entity, String> = HashMap::new();
+    let mut entity_ids: HashMap<Entity, i64> = HashMap::new();
     let mut instants: BTreeMap<i64, Vec<Point>> = BTreeMap::new();
     for info in store.entities()? {
         let Some(entity) = Entity::from_key(&info.key) else {
@@ -47,6 +52,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         if let (Entity::Process { .. }, Some(cgroup)) = (&entity, &info.cgroup) {
             engine.set_process_cgroup(&entity, cgroup);
         }
+        entity_ids.insert(entity.clone(), info.id);
         if let Some(comm) = &info.comm {
             names.insert(entity.clone(), comm.clone());
         }
@@ -76,11 +82,18 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
                     replayed.push(Replayed {
                         fired: finding,
                         cleared: None,
+                        profiles: Vec::new(),
                     });
                 }
                 Some(_) => match open.remove(&key) {
                     Some(i) => replayed[i].cleared = Some(finding),
+                    // An event (a kill) fires and clears at once: it links
+                    // to the victim's last profiles.
                     None => replayed.push(Replayed {
+                        profiles: match entity_ids.get(&finding.target) {
+                            Some(&id) => linked_profiles(&store, id, finding.fired_at_ms)?,
+                            None => Vec::new(),
+                        },
                         fired: finding.clone(),
                         cleared: Some(finding),
                     }),
@@ -108,38 +121,6 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn iso_utc(ms: i64) -> String {
-    format!(
-        "{}.{:03}Z",
-        format_utc(ms).replace(' ', "T"),
-        ms.rem_euclid(1000)
-    )
-}
-
-fn target_text(target: &Entity, names: &HashMap<Entity, String>) -> String {
-    let name = names
-        .get(target)
-        .map(|n| format!(" ({n})"))
-        .unwrap_or_default();
-    match target {
-        Entity::Process { pid, start_time } => format!("process {pid}:{start_time}{name}"),
-        Entity::Cgroup { path } => format!("cgroup {path}"),
-        Entity::Host => "host".to_string(),
-    }
-}
-
-fn evidence_text(e: &Evidence) -> String {
-    let value = match e.unit {
-        "bytes" => format!("{:.1} MiB", e.value / 1048576.0),
-        "bytes/s" => format!("{:.2} MiB/min", e.value * 60.0 / 1048576.0),
-        "seconds" => format!("{:.0} s", e.value),
-        "ms" => format!("{} UTC", format_utc(e.value as i64)),
-        "ratio" => format!("{:.2}", e.value),
-        unit => format!("{:.1} {unit}", e.value),
-    };
-    format!("{}={value} [{}]", e.name, e.layer.as_str())
-}
-
 fn write_text(
     out: &mut impl Write,
     replayed: &[Replayed],
@@ -157,29 +138,34 @@ fn write_text(
         format_utc(first),
         format_utc(last)
     )?;
-    // One line per event, in time order.
-    let mut events: Vec<(i64, bool, &Finding)> = Vec::new();
+    // One entry per event, in time order.
+    let mut events: Vec<(i64, bool, &Replayed, &Finding)> = Vec::new();
     for r in replayed {
-        events.push((r.fired.fired_at_ms, true, &r.fired));
-        if let Some(c) = &r.cleared {
-            events.push((c.cleared_at_ms.unwrap_or(last), false, c));
+        let word = event_word(r.cleared.as_ref().unwrap_or(&r.fired));
+        events.push((r.fired.fired_at_ms, true, r, &r.fired));
+        if let (Some(c), false) = (&r.cleared, word == "EVENT") {
+            events.push((c.cleared_at_ms.unwrap_or(last), false, r, c));
         }
     }
     events.sort_by_key(|e| (e.0, e.1));
-    for (ts, fired, f) in &events {
-        let evidence: Vec<String> = f.evidence.iter().map(evidence_text).collect();
-        writeln!(
-            out,
-            "{} UTC  {:<7}  {:<8}  {:<21}  {}\n    {}",
-            format_utc(*ts),
-            if *fired { "FIRED" } else { "CLEARED" },
-            f.severity.as_str(),
-            f.id,
-            target_text(&f.target, names),
-            evidence.join("  ")
-        )?;
-        if *fired {
-            writeln!(out, "    → {}", f.recommendation)?;
+    for (ts, fired, r, f) in &events {
+        let word = match (fired, r.cleared.as_ref()) {
+            (true, Some(c)) if event_word(c) == "EVENT" => "EVENT",
+            (true, _) => "FIRED",
+            (false, _) => "CLEARED",
+        };
+        let comm = names.get(&f.target).map(String::as_str);
+        writeln!(out, "{}", finding_text(*ts, word, f, comm))?;
+        for p in &r.profiles {
+            writeln!(
+                out,
+                "    kept before: {} profile #{} of {} UTC ({} bytes): memlens profiles --id {} -o FILE",
+                p.kind,
+                p.id,
+                format_utc(p.ts_ms),
+                p.size_bytes,
+                p.id
+            )?;
         }
     }
     let active = replayed.iter().filter(|r| r.cleared.is_none()).count();
@@ -190,45 +176,20 @@ fn write_text(
     )
 }
 
-fn json_evidence(evidence: &[Evidence]) -> serde_json::Value {
-    evidence
-        .iter()
-        .map(|e| {
-            serde_json::json!({
-                "name": e.name,
-                "value": e.value,
-                "unit": e.unit,
-                "layer": e.layer.as_str(),
-            })
-        })
-        .collect()
-}
-
 fn json_finding(r: &Replayed, names: &HashMap<Entity, String>) -> serde_json::Value {
     let f = &r.fired;
-    let mut target = serde_json::json!({ "kind": f.target.kind(), "key": f.target.key() });
-    match &f.target {
-        Entity::Process { pid, start_time } => {
-            target["pid"] = (*pid).into();
-            target["start_time"] = (*start_time).into();
-            if let Some(comm) = names.get(&f.target) {
-                target["comm"] = comm.as_str().into();
-            }
-        }
-        Entity::Cgroup { path } => target["path"] = path.as_str().into(),
-        Entity::Host => {}
-    }
     let cleared_ms = r.cleared.as_ref().and_then(|c| c.cleared_at_ms);
     serde_json::json!({
         "id": f.id,
         "severity": f.severity.as_str(),
-        "target": target,
+        "target": target_json(&f.target, names.get(&f.target).map(String::as_str)),
         "fired_at_ms": f.fired_at_ms,
         "fired_at": iso_utc(f.fired_at_ms),
         "cleared_at_ms": cleared_ms,
         "cleared_at": cleared_ms.map(iso_utc),
-        "evidence": json_evidence(&f.evidence),
-        "evidence_at_clear": r.cleared.as_ref().map(|c| json_evidence(&c.evidence)),
+        "evidence": evidence_json(&f.evidence),
+        "evidence_at_clear": r.cleared.as_ref().map(|c| evidence_json(&c.evidence)),
         "recommendation": f.recommendation,
+        "profiles": profiles_json(&r.profiles),
     })
 }

@@ -120,6 +120,12 @@ pub fn snapshot_points(snapshot: &Snapshot) -> Vec<Point> {
             }
         }
     }
+    for cgroup in &snapshot.emptied_cgroups {
+        if !cgroups_seen.contains(&cgroup.path.as_str()) {
+            cgroups_seen.push(&cgroup.path);
+            cgroup_points(cgroup, &mut points);
+        }
+    }
     points
 }
 
@@ -342,6 +348,7 @@ mod tests {
             taken_at_unix_ms: 1,
             host: HostSample::default(),
             processes: vec![process(1), process(2)],
+            emptied_cgroups: Vec::new(),
         };
         let points = snapshot_points(&snapshot);
         let of = |entity: &Entity, metric: &str| {

@@ -21,6 +21,12 @@ pub struct Snapshot {
     pub host: HostSample,
     /// The processes, in the order the view chose.
     pub processes: Vec<ProcessSample>,
+    /// Memory cgroups that held selected processes a moment ago and hold
+    /// none now (an OOM kill or an exit emptied them): still read for a
+    /// while, so that a kill shows on their `oom_kill_count`. Left out of the
+    /// JSON when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub emptied_cgroups: Vec<CgroupSample>,
 }
 
 /// Host-wide memory at one moment (`/proc/meminfo`, `/proc/vmstat`, PSI, sysctls).

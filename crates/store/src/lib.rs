@@ -106,6 +106,7 @@
 
 pub mod codec;
 mod error;
+mod findings;
 mod ids;
 mod integrity;
 mod profiles;
@@ -116,6 +117,7 @@ mod store;
 mod vtab;
 
 pub use error::StoreError;
+pub use findings::{FindingRecord, MAX_FINDINGS};
 pub use integrity::IntegrityReport;
 pub use profiles::ProfileInfo;
 pub use read::{EntityInfo, QueryResult};

@@ -48,6 +48,12 @@ CREATE TABLE IF NOT EXISTS profiles(
     id INTEGER PRIMARY KEY, entity INTEGER NOT NULL, kind TEXT NOT NULL,
     ts INTEGER NOT NULL, size_bytes INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS profiles_entity ON profiles(entity, ts);
+CREATE TABLE IF NOT EXISTS findings(
+    id INTEGER PRIMARY KEY, finding TEXT NOT NULL, severity TEXT NOT NULL, entity INTEGER,
+    target TEXT NOT NULL, fired_ms INTEGER NOT NULL, cleared_ms INTEGER,
+    evidence TEXT NOT NULL, evidence_at_clear TEXT, recommendation TEXT NOT NULL,
+    links TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS findings_fired ON findings(fired_ms);
 ";
 
 /// An exclusive `flock` on the writer lock file, released when dropped.

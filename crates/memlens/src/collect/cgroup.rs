@@ -24,7 +24,8 @@ impl CgroupCache {
     }
 }
 
-fn read_sample(reader: &CgroupReader, path: &str) -> Option<CgroupSample> {
+/// Reads the cgroup at `path`; `None` when it cannot be read (gone).
+pub fn read_sample(reader: &CgroupReader, path: &str) -> Option<CgroupSample> {
     let resolved = reader.resolve(path)?;
     let memory = reader.read_memory(&resolved).ok()?;
     let effective = reader.effective_limit(&resolved).ok();

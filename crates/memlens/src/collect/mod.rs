@@ -5,6 +5,7 @@
 mod cgroup;
 mod go;
 mod host;
+pub mod kmsg;
 mod process;
 
 pub use host::read_host;
@@ -12,6 +13,7 @@ pub use host::read_host;
 use clap::ValueEnum;
 use memlens_linux::fs::{CgroupReader, ReadError, Root};
 use memlens_model::Snapshot;
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// When to read `/proc/PID/smaps_rollup`.
@@ -85,7 +87,13 @@ pub struct Collector {
     /// the last one's time budget left out, so that under a budget every
     /// process gets its turn.
     smaps_resume_pid: i32,
+    /// Memory cgroups of recent snapshots' processes and when (ms) they last
+    /// held one: see [`Snapshot::emptied_cgroups`].
+    recent_cgroups: HashMap<String, u64>,
 }
+
+/// How long a cgroup emptied of selected processes is still read.
+const EMPTIED_CGROUP_KEEP_MS: u64 = 60_000;
 
 /// Takes a snapshot of the host and the selected processes, in pid order.
 pub fn snapshot(root: &Root, options: &CollectOptions) -> Result<Snapshot, CollectError> {
@@ -107,10 +115,46 @@ impl Collector {
         root: &Root,
         options: &CollectOptions,
     ) -> Result<Snapshot, CollectError> {
-        let (snapshot, resume) =
+        let (mut snapshot, resume) =
             take_snapshot(root, options, &mut self.go_cache, self.smaps_resume_pid)?;
         self.smaps_resume_pid = resume;
+        self.read_emptied_cgroups(root, &mut snapshot);
         Ok(snapshot)
+    }
+
+    /// Keeps reading, for [`EMPTIED_CGROUP_KEEP_MS`], the cgroups that held
+    /// processes a moment ago and hold none of this snapshot's.
+    fn read_emptied_cgroups(&mut self, root: &Root, snapshot: &mut Snapshot) {
+        let now_ms = snapshot.taken_at_unix_ms;
+        for process in &snapshot.processes {
+            if let Some(cgroup) = &process.cgroup {
+                self.recent_cgroups.insert(cgroup.path.clone(), now_ms);
+            }
+        }
+        self.recent_cgroups
+            .retain(|_, seen_ms| now_ms.saturating_sub(*seen_ms) <= EMPTIED_CGROUP_KEEP_MS);
+        let emptied: Vec<String> = self
+            .recent_cgroups
+            .iter()
+            .filter(|(_, seen_ms)| **seen_ms < now_ms)
+            .map(|(path, _)| path.clone())
+            .collect();
+        if emptied.is_empty() {
+            return;
+        }
+        let Some(reader) = CgroupReader::new(root).ok().flatten() else {
+            return;
+        };
+        for path in emptied {
+            match cgroup::read_sample(&reader, &path) {
+                Some(sample) => snapshot.emptied_cgroups.push(sample),
+                // Removed: nothing more to read there.
+                None => {
+                    self.recent_cgroups.remove(&path);
+                }
+            }
+        }
+        snapshot.emptied_cgroups.sort_by(|a, b| a.path.cmp(&b.path));
     }
 }
 
@@ -177,6 +221,7 @@ fn take_snapshot(
         taken_at_unix_ms,
         host,
         processes,
+        emptied_cgroups: Vec::new(),
     };
     Ok((snapshot, resume_pid))
 }

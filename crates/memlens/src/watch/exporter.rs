@@ -104,6 +104,40 @@ impl Exporter {
         self.health.remote_write = Some((sent_samples, dropped_samples, failed_requests));
     }
 
+    /// Shows the active findings and counts this cycle's kills.
+    pub fn findings(
+        &mut self,
+        active: &[memlens_analyze::Finding],
+        events: &[memlens_analyze::Finding],
+        comm: impl Fn(&Entity) -> Option<String>,
+    ) {
+        self.health.oom_kills_observed_total += events
+            .iter()
+            .filter(|f| f.id == memlens_analyze::OOM_KILL)
+            .count() as u64;
+        self.health.findings = active
+            .iter()
+            .map(|f| {
+                let mut labels = vec![
+                    ("finding", f.id.to_string()),
+                    ("severity", f.severity.as_str().to_string()),
+                    ("target", f.target.key()),
+                ];
+                match &f.target {
+                    Entity::Process { pid, .. } => {
+                        labels.push(("pid", pid.to_string()));
+                        if let Some(name) = comm(&f.target) {
+                            labels.push(("comm", name));
+                        }
+                    }
+                    Entity::Cgroup { path } => labels.push(("cgroup", path.clone())),
+                    Entity::Host => {}
+                }
+                (labels, f.evidence("time_left_seconds"))
+            })
+            .collect();
+    }
+
     /// Takes a cycle's snapshot and points (its Go points, if any, replace
     /// the kept ones of their process).
     pub fn cycle(&mut self, snapshot: &Snapshot, points: &[Point]) {

@@ -80,6 +80,14 @@ impl GoTargets {
         }
     }
 
+    /// Makes the profiles of target `id` due at once (when profiling is on):
+    /// evidence wanted before a predicted kill.
+    pub fn profile_now(&mut self, id: (i32, u64)) {
+        if let Some(target) = self.targets.get_mut(&id) {
+            target.last_profile = None;
+        }
+    }
+
     /// Reads what is due from the Go processes `alive` ((pid, start time) of the
     /// Go processes of this cycle); forgets the ones that are gone.
     pub fn round(
@@ -170,6 +178,7 @@ impl GoTarget {
 /// processes of each cycle and drains what it produced.
 pub struct GoWorker {
     alive_tx: std::sync::mpsc::SyncSender<Vec<(i32, u64)>>,
+    capture_tx: std::sync::mpsc::SyncSender<(i32, u64)>,
     events_rx: std::sync::mpsc::Receiver<GoEvent>,
 }
 
@@ -177,12 +186,16 @@ impl GoWorker {
     /// Starts the thread.
     pub fn start(mut targets: GoTargets, root: Root) -> std::io::Result<GoWorker> {
         let (alive_tx, alive_rx) = std::sync::mpsc::sync_channel::<Vec<(i32, u64)>>(1);
+        let (capture_tx, capture_rx) = std::sync::mpsc::sync_channel::<(i32, u64)>(64);
         // Two events in flight at most: a profile body is held once, here or there.
         let (events_tx, events_rx) = std::sync::mpsc::sync_channel::<GoEvent>(2);
         std::thread::Builder::new()
             .name("go-targets".to_string())
             .spawn(move || {
                 for alive in alive_rx {
+                    for id in capture_rx.try_iter() {
+                        targets.profile_now(id);
+                    }
                     let mut closed = false;
                     targets.round(&root, &alive, Instant::now(), &mut |event| {
                         closed = closed || events_tx.send(event).is_err();
@@ -194,6 +207,7 @@ impl GoWorker {
             })?;
         Ok(GoWorker {
             alive_tx,
+            capture_tx,
             events_rx,
         })
     }
@@ -202,6 +216,12 @@ impl GoWorker {
     /// is still running (its targets are read again next time).
     pub fn offer(&self, alive: Vec<(i32, u64)>) {
         let _ = self.alive_tx.try_send(alive);
+    }
+
+    /// Asks for the heap and goroutine profiles of Go process `id` in the
+    /// next round, whatever the profile interval (profiling must be on).
+    pub fn profile_now(&self, id: (i32, u64)) {
+        let _ = self.capture_tx.try_send(id);
     }
 
     /// What the thread produced since the last call, waiting for none.

@@ -131,6 +131,11 @@ impl History {
         Ok(())
     }
 
+    /// The store itself (findings are written next to the samples).
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
     /// Bytes of the data directory's files.
     pub fn size_bytes(&self) -> u64 {
         std::fs::read_dir(&self.dir)

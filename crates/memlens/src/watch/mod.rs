@@ -5,6 +5,8 @@
 //!
 //! - `config.rs`: the TOML config and its defaults; CLI flags override it.
 //! - `exporter.rs`: `--listen`, the Prometheus `/metrics` endpoint.
+//! - `findings.rs`: the detectors, live: findings shown, stored, and
+//!   profiles captured when a kill is near.
 //! - `gotargets.rs`: endpoint discovery and bounded fetches from Go processes.
 //! - `history.rs`: what a cycle writes to the store.
 //! - `remote_write/`: `--remote-write`, pushing the history to a Prometheus
@@ -14,6 +16,7 @@
 
 mod config;
 mod exporter;
+pub mod findings;
 mod gotargets;
 mod history;
 mod remote_write;
@@ -23,8 +26,10 @@ mod status;
 pub use config::{default_data_dir, WatchConfig};
 
 use crate::collect::{CollectOptions, Collector, ProcessFilter};
+use crate::show::findings::{event_word, finding_summary, finding_text};
 use crate::target::FetchLimits;
 use anyhow::Context;
+use memlens_analyze::Finding;
 use memlens_linux::fs::Root;
 use memlens_model::series::snapshot_points;
 use std::path::PathBuf;
@@ -219,6 +224,12 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         root.clone(),
     )
     .context("cannot start the Go-targets thread")?;
+    let (mut live, kernel_log) = findings::LiveFindings::new(&root);
+    if let Err(why) = kernel_log {
+        status.info(&format!(
+            "memlens watch: OOM kills from the cgroup and host counters only ({why})"
+        ));
+    }
     let mut collector = Collector::default();
     let interval = Duration::from_secs_f64(config.interval_seconds);
     let mut next_cycle = Instant::now();
@@ -250,6 +261,27 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
                 }
                 let written = history.record_cycle(&snapshot, &points, &profiles);
                 exporter.cycle(&snapshot, &points);
+                // The detectors see the instant as stored, so replay agrees.
+                let ts_ms = match &written {
+                    Ok(w) => w.ts_ms,
+                    Err(_) => snapshot.taken_at_unix_ms as i64,
+                };
+                let events = live.observe(ts_ms, &snapshot, &points);
+                if config.profiling {
+                    for id in findings::LiveFindings::captures(&events, &snapshot) {
+                        go_worker.profile_now(id);
+                    }
+                }
+                if !events.is_empty() && written.is_ok() {
+                    if let Err(err) = live.store(history.store_mut(), &events) {
+                        exporter.error("store", "findings");
+                        status.error(&format!("{err:#}"));
+                    }
+                }
+                show_findings(&mut status, &live, &events);
+                exporter.findings(&live.active(), &events, |e| {
+                    live.name(e).map(str::to_string)
+                });
                 match written {
                     Ok(written) => status.cycle(&status::CycleReport {
                         snapshot: &snapshot,
@@ -306,6 +338,28 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         status.info(&format!("memlens watch: stopped by {signal}"));
     }
     Ok(())
+}
+
+/// Hands the cycle's finding events and the active findings to the status.
+fn show_findings(status: &mut status::Status, live: &findings::LiveFindings, events: &[Finding]) {
+    let texts: Vec<(String, String)> = events
+        .iter()
+        .map(|f| {
+            let word = event_word(f);
+            let ts = f.cleared_at_ms.unwrap_or(f.fired_at_ms);
+            let comm = live.name(&f.target);
+            (
+                finding_text(ts, word, f, comm),
+                finding_summary(ts, word, f, comm),
+            )
+        })
+        .collect();
+    let active: Vec<String> = live
+        .active()
+        .iter()
+        .map(|f| finding_summary(f.fired_at_ms, "ACTIVE", f, live.name(&f.target)))
+        .collect();
+    status.findings(&texts, active);
 }
 
 /// Milliseconds since the Unix epoch.

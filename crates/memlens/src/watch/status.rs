@@ -5,11 +5,13 @@
 use crate::show::human_bytes;
 use crate::timearg::format_utc;
 use memlens_model::Snapshot;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::io::{IsTerminal, Write};
 
 /// How many processes the terminal table lists.
 const TOP_PROCESSES: usize = 8;
+/// How many recent finding events the terminal view keeps.
+const RECENT_EVENTS: usize = 6;
 
 /// The figures of one cycle the status shows.
 pub struct CycleReport<'a> {
@@ -34,6 +36,10 @@ pub struct Status {
     quiet: bool,
     terminal: bool,
     reported_failures: HashSet<(i32, &'static str)>,
+    /// Active findings, one line each (terminal view).
+    active_findings: Vec<String>,
+    /// The last finding events, one line each (terminal view).
+    recent_events: VecDeque<String>,
 }
 
 impl Status {
@@ -43,6 +49,8 @@ impl Status {
             quiet,
             terminal: std::io::stdout().is_terminal(),
             reported_failures: HashSet::new(),
+            active_findings: Vec::new(),
+            recent_events: VecDeque::new(),
         }
     }
 
@@ -66,6 +74,30 @@ impl Status {
                 std::io::stderr().lock(),
                 "memlens watch: pid {pid}: {stage}: {message} (not repeated)"
             );
+        }
+    }
+
+    /// Shows the findings that fired or cleared this cycle (`events`: the
+    /// full text of each, then a one-line summary) and the active ones (one
+    /// line each). Off a terminal each event is printed at once, starting
+    /// with `FINDING` for scripts; on a terminal the next redraw shows them.
+    pub fn findings(&mut self, events: &[(String, String)], active: Vec<String>) {
+        if self.quiet {
+            return;
+        }
+        self.active_findings = active;
+        if !self.terminal {
+            let mut out = std::io::stdout().lock();
+            for (text, _) in events {
+                let _ = writeln!(out, "FINDING {text}");
+            }
+            return;
+        }
+        for (_, line) in events {
+            if self.recent_events.len() == RECENT_EVENTS {
+                self.recent_events.pop_front();
+            }
+            self.recent_events.push_back(line.clone());
         }
     }
 
@@ -131,6 +163,15 @@ impl Status {
                 cgroup_usage,
                 p.go.as_ref().map_or("", |g| g.version.as_str())
             );
+        }
+        if !self.active_findings.is_empty() || !self.recent_events.is_empty() {
+            let _ = writeln!(out, "\nFINDINGS ({} active)", self.active_findings.len());
+            for line in &self.active_findings {
+                let _ = writeln!(out, "  {line}");
+            }
+            for line in &self.recent_events {
+                let _ = writeln!(out, "  {line}");
+            }
         }
         let _ = out.flush();
     }

@@ -9,7 +9,10 @@ use std::fmt::Write as _;
 
 /// The agent's own families (listed in `docs/metrics.md`).
 #[cfg(test)]
-pub const AGENT_FAMILIES: [&str; 7] = [
+pub const AGENT_FAMILIES: [&str; 10] = [
+    "memlens_finding_active",
+    "memlens_time_to_oom_seconds",
+    "memlens_oom_kills_observed_total",
     "memlens_agent_cycles_total",
     "memlens_agent_cycle_duration_seconds",
     "memlens_agent_last_cycle_timestamp_seconds",
@@ -20,14 +23,18 @@ pub const AGENT_FAMILIES: [&str; 7] = [
 ];
 
 /// Error counters present (at 0) from the start, so alert rules see them.
-const KNOWN_ERRORS: [(&str, &str); 6] = [
+const KNOWN_ERRORS: [(&str, &str); 7] = [
     ("snapshot", "collect"),
     ("store", "write"),
+    ("store", "findings"),
     ("store", "maintain"),
     ("go", "discover"),
     ("go", "runtime"),
     ("go", "profile"),
 ];
+
+/// An active finding's labels and, for a time-to-OOM, the time left.
+pub type ActiveFinding = (Vec<(&'static str, String)>, Option<f64>);
 
 /// The agent's health, as the exposition shows it.
 #[derive(Debug, Clone, Default)]
@@ -49,6 +56,11 @@ pub struct AgentHealth {
     /// With `--remote-write`: samples sent, samples dropped (refused with a
     /// 4xx), failed requests (retried).
     pub remote_write: Option<(u64, u64, u64)>,
+    /// The active findings: labels (`finding`, `severity`, `target`, and
+    /// `pid`/`comm` or `cgroup`) and, for a time-to-OOM, the time left.
+    pub findings: Vec<ActiveFinding>,
+    /// OOM kills the agent has seen (kill findings), since it started.
+    pub oom_kills_observed_total: u64,
 }
 
 /// One entity's values of a cycle, with the labels its series carry.
@@ -248,6 +260,34 @@ fn agent(out: &mut String, h: &AgentHealth) {
             "Remote-write requests that failed (5xx, 429, network) and were retried.",
             failed as f64,
         );
+    }
+    simple(
+        "memlens_oom_kills_observed_total",
+        Kind::Counter,
+        "OOM kills the agent has seen (memory.oom_kill findings) since it started.",
+        h.oom_kills_observed_total as f64,
+    );
+    let name = "memlens_finding_active";
+    header(
+        out,
+        name,
+        Kind::Gauge,
+        "1 for each active finding (ids in docs/findings.md), by finding, severity and target.",
+    );
+    for (labels, _) in &h.findings {
+        sample(out, name, labels.iter(), 1.0);
+    }
+    let name = "memlens_time_to_oom_seconds";
+    header(
+        out,
+        name,
+        Kind::Gauge,
+        "Forecast time left until the OOM kill, for each active memory.time_to_oom finding.",
+    );
+    for (labels, left) in &h.findings {
+        if let Some(left) = left {
+            sample(out, name, labels.iter(), *left);
+        }
     }
     let name = "memlens_agent_collector_errors_total";
     header(

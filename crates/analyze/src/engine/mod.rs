@@ -16,9 +16,19 @@
 //! - [`GOMEMLIMIT_REACHED`]: `go_sys_bytes - go_heap_released_bytes` at
 //!   [`Config::gomemlimit_fire_ratio`] of `go_gomemlimit_bytes`.
 //!
+//! - [`OOM_KILL`]: kills that already happened, from the OOM kill counters
+//!   (`oom_kill_count` of a cgroup, `oom_kills` of the host) and the kernel
+//!   log ([`Engine::note_kernel_kill`]), linked to the victim ([`kills`]).
+//!
 //! A condition fires at once; it clears (or steps down a severity) only after
 //! [`Config::clear_after_evaluations`] evaluations without it.
 
+mod kills;
+
+pub use kills::KernelKill;
+
+#[cfg(doc)]
+use crate::finding::OOM_KILL;
 use crate::finding::{Evidence, Finding, Layer, Severity, GOMEMLIMIT_REACHED, GROWTH, TIME_TO_OOM};
 use crate::forecast::{forecast, severity, Forecast, ForecastConfig};
 use crate::trend::{analyse, analyse_recent, Trend, TrendConfig, Window};
@@ -38,7 +48,12 @@ pub const METRICS: &[&str] = &[
     "mem_total_bytes",
     "mem_available_bytes",
     "swap_total_bytes",
+    "oom_kill_count",
+    "oom_kills",
 ];
+
+/// The OOM kill counters (of cgroups and of the host).
+const KILL_COUNTERS: &[&str] = &["oom_kill_count", "oom_kills"];
 
 /// The `&'static str` of a metric name the engine reads; `None` otherwise.
 pub fn metric_name(name: &str) -> Option<&'static str> {
@@ -65,6 +80,10 @@ pub struct Config {
     /// Samples this close to an entity's first one are no part of a growth
     /// trend (start-up).
     pub growth_skip_startup_seconds: f64,
+    /// Samples this close to an entity's first one are no part of a
+    /// time-to-OOM trend: a process that just started (or was first seen)
+    /// is still filling its heap, and a batch working set may be half built.
+    pub forecast_skip_startup_seconds: f64,
     /// GOMEMLIMIT reached at this share of it...
     pub gomemlimit_fire_ratio: f64,
     /// ...and no longer below this share.
@@ -84,6 +103,7 @@ impl Default for Config {
             growth_min_bytes_per_minute: 64.0 * 1024.0,
             growth_min_span_seconds: 300.0,
             growth_skip_startup_seconds: 60.0,
+            forecast_skip_startup_seconds: 20.0,
             gomemlimit_fire_ratio: 0.95,
             gomemlimit_clear_ratio: 0.90,
             forget_after_seconds: 60.0,
@@ -118,6 +138,13 @@ pub struct Engine {
     entities: BTreeMap<Entity, EntityState>,
     process_cgroups: HashMap<Entity, String>,
     active: BTreeMap<Key, Active>,
+    pending_kills: Vec<kills::PendingKill>,
+    kernel_kills: Vec<KernelKill>,
+    /// Victims already reported (a kill is reported once).
+    killed: std::collections::HashSet<Entity>,
+    /// Whether the caller reads the kernel log (then it names the victims
+    /// and host-wide kills are not guessed from vanished processes).
+    kernel_log: bool,
 }
 
 /// A condition that holds now: its severity, evidence and recommendation.
@@ -156,6 +183,7 @@ impl Engine {
         for state in self.entities.values_mut() {
             state.updated.clear();
         }
+        let mut counters = Vec::new();
         for point in points {
             let Some(metric) = metric_name(point.metric) else {
                 continue;
@@ -180,7 +208,15 @@ impl Engine {
                 };
                 state.last_seen_ms = ts_ms;
             }
-            state.latest.insert(metric, point.value);
+            let previous = state.latest.insert(metric, point.value);
+            if KILL_COUNTERS.contains(&metric) {
+                counters.push((
+                    point.entity.clone(),
+                    previous,
+                    point.value,
+                    state.typical_gap_ms,
+                ));
+            }
             if TRENDED.contains(&metric) {
                 state.windows.entry(metric).or_default().push(
                     ts_ms,
@@ -201,6 +237,10 @@ impl Engine {
         for (key, condition) in conditions {
             self.apply(ts_ms, key, condition, &mut out);
         }
+        for (entity, previous, value, gap_ms) in counters {
+            self.counter_moved(ts_ms, &entity, previous, value, gap_ms);
+        }
+        self.resolve_kills(ts_ms, &mut out);
         self.forget(ts_ms, &mut out);
         out
     }
@@ -234,7 +274,10 @@ impl Engine {
                 (Entity::Process { .. }, "rss_bytes") | (Entity::Cgroup { .. }, "usage_bytes")
             );
             if oom_metric {
-                let trend = analyse_recent(points, &self.config.trend);
+                let started_ms = state.first_seen_ms
+                    + (self.config.forecast_skip_startup_seconds * 1000.0) as i64;
+                let started = points.partition_point(|p| p.0 < started_ms);
+                let trend = analyse_recent(&points[started..], &self.config.trend);
                 let condition = trend.as_ref().and_then(|t| {
                     let kill = self.kill_point(entity, state, t.last_value)?;
                     let f = forecast(t, kill.0)?;
@@ -307,8 +350,14 @@ impl Engine {
                     .and_then(|path| self.entities.get(&Entity::Cgroup { path: path.clone() }));
                 if let Some(cg) = cgroup {
                     if let Some(limit) = cg.latest.get("effective_limit_bytes") {
+                        // The kill comes when the cgroup's usage reaches the
+                        // limit. What the rest of the cgroup uses is usage -
+                        // RSS; negative when the RSS counts pages charged to
+                        // another cgroup (a binary's text first read by
+                        // someone else): then the RSS at the kill is above
+                        // the limit by as much.
                         let usage = cg.latest.get("usage_bytes").copied().unwrap_or(value);
-                        let others = (usage - value).max(0.0);
+                        let others = usage - value;
                         return Some((limit - others, Layer::Cgroup));
                     }
                 }
@@ -469,6 +518,7 @@ impl Engine {
             .map(|(e, _)| e.clone())
             .collect();
         for entity in gone {
+            self.killed.remove(&entity);
             self.entities.remove(&entity);
             self.process_cgroups.remove(&entity);
             let keys: Vec<Key> = self

@@ -1,0 +1,216 @@
+//! The detectors (memlens-analyze) in the live agent: every cycle's points go
+//! through the same [`Engine`] `memlens replay` runs offline, with the same
+//! timestamps the history stores, so live and replay agree. Findings are
+//! kept in the history (`findings` table), shown as they fire and clear, and
+//! a time-to-OOM turning critical asks for the target's heap and goroutine
+//! profiles at once. Kills come from the OOM kill counters and, where it can
+//! be read, the kernel log; each kill links to the victim's last profiles.
+
+use crate::collect::kmsg::KernelLog;
+use crate::show::findings::evidence_json;
+use anyhow::Context;
+use memlens_analyze::finding::TIME_TO_OOM;
+use memlens_analyze::{Config, Engine, Finding, KernelKill, Severity, OOM_KILL};
+use memlens_linux::fs::Root;
+use memlens_model::series::{Entity, Point};
+use memlens_model::Snapshot;
+use memlens_store::{FindingRecord, ProfileInfo, Store};
+use std::collections::{HashMap, HashSet};
+
+/// The live detectors and what they need between cycles.
+pub struct LiveFindings {
+    engine: Engine,
+    kernel_log: Option<KernelLog>,
+    /// Processes whose cgroup the engine has been told.
+    known: HashSet<Entity>,
+    /// Command names, for the terminal (pruned to recent processes).
+    names: HashMap<Entity, String>,
+    /// Store rows of active findings: (id, target, fired) → row.
+    rows: HashMap<(&'static str, Entity, i64), i64>,
+}
+
+impl LiveFindings {
+    /// Detectors with the default thresholds; the kernel log under `root`
+    /// when readable (the `Err` says why not: the agent goes on without it).
+    pub fn new(root: &Root) -> (LiveFindings, Result<(), String>) {
+        let (kernel_log, readable) = match KernelLog::open(root) {
+            Ok(log) => (Some(log), Ok(())),
+            Err(why) => (None, Err(why)),
+        };
+        let mut engine = Engine::new(Config::default());
+        engine.read_kernel_log(kernel_log.is_some());
+        let live = LiveFindings {
+            engine,
+            kernel_log,
+            known: HashSet::new(),
+            names: HashMap::new(),
+            rows: HashMap::new(),
+        };
+        (live, readable)
+    }
+
+    /// Runs the detectors over one cycle (`ts_ms` as stored) and returns the
+    /// findings that fired or cleared.
+    pub fn observe(&mut self, ts_ms: i64, snapshot: &Snapshot, points: &[Point]) -> Vec<Finding> {
+        let mut alive = HashSet::with_capacity(snapshot.processes.len());
+        for p in &snapshot.processes {
+            let entity = Entity::Process {
+                pid: p.pid,
+                start_time: p.start_time,
+            };
+            if !self.known.contains(&entity) {
+                if let Some(cgroup) = &p.cgroup {
+                    self.engine.set_process_cgroup(&entity, &cgroup.path);
+                }
+                self.names.insert(entity.clone(), p.comm.clone());
+                self.known.insert(entity.clone());
+            }
+            alive.insert(entity);
+        }
+        // A victim's name is still wanted when its kill is reported.
+        self.known.retain(|e| alive.contains(e));
+        if let Some(log) = &mut self.kernel_log {
+            for kill in log.read_kills() {
+                let rss = [
+                    kill.anon_rss_bytes,
+                    kill.file_rss_bytes,
+                    kill.shmem_rss_bytes,
+                ];
+                self.engine.note_kernel_kill(KernelKill {
+                    pid: kill.pid,
+                    comm: kill.comm,
+                    oom_cgroup: kill.oom_memcg,
+                    task_cgroup: kill.task_memcg,
+                    rss_at_kill_bytes: rss
+                        .iter()
+                        .any(Option::is_some)
+                        .then(|| rss.iter().flatten().sum::<u64>() as f64),
+                });
+            }
+        }
+        let events = self.engine.observe(ts_ms, points);
+        if self.names.len() > 4 * alive.len() + 1024 {
+            let active: HashSet<Entity> =
+                self.engine.active().into_iter().map(|f| f.target).collect();
+            self.names
+                .retain(|e, _| alive.contains(e) || active.contains(e));
+        }
+        events
+    }
+
+    /// The findings active now.
+    pub fn active(&self) -> Vec<Finding> {
+        self.engine.active()
+    }
+
+    /// The command name of a process target, when known.
+    pub fn name(&self, target: &Entity) -> Option<&str> {
+        self.names.get(target).map(String::as_str)
+    }
+
+    /// The Go processes whose profiles are wanted at once: the target of a
+    /// time-to-OOM that just turned critical, or the Go processes of its
+    /// cgroup.
+    pub fn captures(events: &[Finding], snapshot: &Snapshot) -> Vec<(i32, u64)> {
+        let mut wanted = Vec::new();
+        for f in events {
+            if f.id != TIME_TO_OOM || f.severity != Severity::Critical || f.cleared_at_ms.is_some()
+            {
+                continue;
+            }
+            for p in snapshot.processes.iter().filter(|p| p.go.is_some()) {
+                let hit = match &f.target {
+                    Entity::Process { pid, start_time } => {
+                        p.pid == *pid && p.start_time == *start_time
+                    }
+                    Entity::Cgroup { path } => p.cgroup.as_ref().is_some_and(|c| {
+                        c.path == *path
+                            || c.path
+                                .strip_prefix(path.trim_end_matches('/'))
+                                .is_some_and(|r| r.starts_with('/'))
+                    }),
+                    Entity::Host => false,
+                };
+                if hit && !wanted.contains(&(p.pid, p.start_time)) {
+                    wanted.push((p.pid, p.start_time));
+                }
+            }
+        }
+        wanted
+    }
+
+    /// Keeps the cycle's events in the history: a fired finding is a new
+    /// row, a cleared one updates its row, a kill (an event) is one row
+    /// linked to the victim's last profiles.
+    pub fn store(&mut self, store: &mut Store, events: &[Finding]) -> anyhow::Result<()> {
+        for f in events {
+            let key = (f.id, f.target.clone(), f.fired_at_ms);
+            let evidence = evidence_json(&f.evidence).to_string();
+            let event = f.id == OOM_KILL;
+            if let (Some(cleared), false) = (f.cleared_at_ms, event) {
+                if let Some(row) = self.rows.remove(&key) {
+                    store
+                        .clear_finding(row, cleared, &evidence)
+                        .context("storing a cleared finding")?;
+                }
+                continue;
+            }
+            let entity = store.entity_id(&f.target)?;
+            let links = match entity {
+                Some(id) if event => linked_profiles(store, id, f.fired_at_ms)?,
+                _ => Vec::new(),
+            };
+            let row = store
+                .put_finding(&FindingRecord {
+                    id: f.id.to_string(),
+                    severity: f.severity.as_str().to_string(),
+                    entity,
+                    target: f.target.key(),
+                    fired_ms: f.fired_at_ms,
+                    cleared_ms: f.cleared_at_ms,
+                    evidence_json: evidence,
+                    recommendation: f.recommendation.clone(),
+                    links_json: profiles_json(&links).to_string(),
+                    ..FindingRecord::default()
+                })
+                .with_context(|| format!("storing the finding {} of {}", f.id, f.target.key()))?;
+            if !event {
+                self.rows.insert(key, row);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The latest profile of each kind `entity` has at or before `ts_ms`: what
+/// a post-mortem of a kill at `ts_ms` reads.
+pub fn linked_profiles(store: &Store, entity: i64, ts_ms: i64) -> anyhow::Result<Vec<ProfileInfo>> {
+    let mut latest: Vec<ProfileInfo> = Vec::new();
+    for p in store.profiles(Some(entity), None)? {
+        if p.ts_ms > ts_ms {
+            continue;
+        }
+        match latest.iter_mut().find(|l| l.kind == p.kind) {
+            Some(l) if l.ts_ms <= p.ts_ms => *l = p,
+            Some(_) => {}
+            None => latest.push(p),
+        }
+    }
+    latest.sort_by_key(|p| (p.ts_ms, p.id));
+    Ok(latest)
+}
+
+/// Profiles as JSON: `[{id, kind, ts_ms, size_bytes}]`.
+pub fn profiles_json(profiles: &[ProfileInfo]) -> serde_json::Value {
+    profiles
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "id": p.id,
+                "kind": p.kind,
+                "ts_ms": p.ts_ms,
+                "size_bytes": p.size_bytes,
+            })
+        })
+        .collect()
+}
