@@ -19,6 +19,11 @@
 //	--seed N               seed of the random choices (default 1)
 //	--setup-after D        setup modes (goroutine-leak, map-bloat, fd-leak, mmap):
 //	                       wait D after READY before the setup starts (default 0)
+//	--memory-limit-mib N   debug.SetMemoryLimit(N MiB) at start: a memory limit set
+//	                       in code, not in the environment (default 0 = none)
+//	--metrics              also serve /metrics (Prometheus text): go_gc_gomemlimit_bytes
+//	                       and go_gc_gogc_percent as the runtime reports them, and the
+//	                       go_memstats_* heap gauges (memlimit.go)
 //
 // Mode flags:
 //
@@ -145,6 +150,9 @@ type config struct {
 	mappingKiB int
 
 	hostileMiB int
+
+	memoryLimitMiB int
+	metrics        bool
 }
 
 // modes maps each --mode to the function that runs it. A mode function returns
@@ -189,6 +197,8 @@ func parseFlags() *config {
 	fs.IntVar(&c.mappings, "mappings", 100, "mmap: anonymous mappings (new VMAs)")
 	fs.IntVar(&c.mappingKiB, "mapping-kib", 64, "mmap: size of each mapping in KiB")
 	fs.IntVar(&c.hostileMiB, "hostile-mib", 500, "hostile: MiB that /debug/vars streams")
+	fs.IntVar(&c.memoryLimitMiB, "memory-limit-mib", 0, "debug.SetMemoryLimit(N MiB) at start (0 = none)")
+	fs.BoolVar(&c.metrics, "metrics", false, "also serve /metrics with the GC settings in force")
 	_ = fs.Parse(os.Args[1:]) // ExitOnError: never returns an error
 
 	bad := func(format string, args ...interface{}) {
@@ -211,6 +221,7 @@ func parseFlags() *config {
 		"goroutines": c.goroutines, "goroutine-rate": c.goroutineRate, "leak-depth": c.leakDepth,
 		"map-entries": c.mapEntries, "map-keep": c.mapKeep,
 		"fds": c.fds, "fd-rate": c.fdRate, "mappings": c.mappings,
+		"memory-limit-mib": c.memoryLimitMiB,
 	} {
 		if v < 0 {
 			bad("--%s must be >= 0", name)
@@ -313,6 +324,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "workload: listen %s: %v\n", c.addr, err)
 		os.Exit(1)
 	}
+	applyMemorySettings(c)
 	server := &http.Server{Handler: handlerFor(c), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := server.Serve(ln); err != nil {

@@ -7,12 +7,18 @@
 //! - [`forecast`]: time left until the OOM kill point.
 //! - [`finding`]: the finding model and its stable ids (docs/findings.md).
 //! - [`engine`]: per-entity state and the fire/clear lifecycle.
+//! - [`gomemconfig`]: GOMEMLIMIT and GOGC against the cgroup limit, and the
+//!   recommended settings (`memlens advise`).
+//! - [`victims`]: OOM victim ranking, the kernel's `oom_badness` order of a
+//!   cgroup's or the host's processes.
 
 pub mod engine;
 pub mod finding;
 pub mod forecast;
+pub mod gomemconfig;
 pub mod robust;
 pub mod trend;
+pub mod victims;
 
 pub use engine::{metric_name, Config, Engine, KernelKill, METRICS};
 pub use finding::{Evidence, Finding, Layer, Severity, Target, OOM_KILL};

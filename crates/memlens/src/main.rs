@@ -7,7 +7,9 @@
 //! - `target/`: where Go-runtime commands read from (PID, URL, file, stdin).
 //! - `watch/`: the agent loop and what it writes to the history.
 
+mod advise;
 mod collect;
+mod diagnose;
 mod flame;
 mod goroutines;
 mod heap;
@@ -59,6 +61,10 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// The heap and goroutine profiles the agent kept: list them, or write the one nearest --at to a file.
     Profiles(profiles::ProfilesArgs),
+    /// Findings about the selected processes, by detector family; today: who the OOM killer picks first in each cgroup and on the host.
+    Diagnose(diagnose::DiagnoseArgs),
+    /// Recommended GOMEMLIMIT, GOGC, cgroup memory.high/max and Kubernetes requests/limits for a Go process, as ready snippets.
+    Advise(advise::AdviseArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +80,8 @@ fn main() -> ExitCode {
         Command::Query(args) => query::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Profiles(args) => profiles::run(&args),
+        Command::Diagnose(args) => diagnose::run(&args),
+        Command::Advise(args) => advise::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
