@@ -41,32 +41,16 @@ pub fn parse_gogc(raw: &str) -> (Setting, bool) {
     }
 }
 
-/// Reads `GOMEMLIMIT`: `off`, or a whole number of bytes with an optional unit
-/// `B`, `KiB`, `MiB`, `GiB` or `TiB` (powers of 1024; the runtime accepts no
-/// other unit and refuses to start with one). `None` for an invalid value.
+/// Reads `GOMEMLIMIT` as the runtime does (`memlens_analyze::gomemconfig::
+/// parse_gomemlimit`): `off`, or a whole number of bytes with an optional
+/// unit `B`, `KiB`, `MiB`, `GiB` or `TiB`; the runtime's "no limit"
+/// (`math.MaxInt64`) is `Off`. `None` for a value the runtime refuses.
 pub fn parse_gomemlimit(raw: &str) -> Option<Setting> {
-    if raw == "off" {
-        return Some(Setting::Off);
+    match memlens_analyze::gomemconfig::parse_gomemlimit(raw) {
+        Ok(Some(bytes)) => Some(Setting::Value(bytes)),
+        Ok(None) => Some(Setting::Off),
+        Err(_) => None,
     }
-    let units: [(&str, u32); 5] = [("KiB", 10), ("MiB", 20), ("GiB", 30), ("TiB", 40), ("B", 0)];
-    let (digits, shift) = units
-        .iter()
-        .find_map(|(unit, shift)| raw.strip_suffix(unit).map(|d| (d, *shift)))
-        .unwrap_or((raw, 0));
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let number: u64 = digits.parse().ok()?;
-    let bytes = number.checked_mul(1u64 << shift)?;
-    // The runtime keeps the limit in an int64; math.MaxInt64 means "no limit".
-    if bytes > i64::MAX as u64 {
-        return None;
-    }
-    Some(if bytes == i64::MAX as u64 {
-        Setting::Off
-    } else {
-        Setting::Value(bytes)
-    })
 }
 
 #[cfg(test)]
