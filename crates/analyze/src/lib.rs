@@ -11,14 +11,23 @@
 //!   recommended settings (`memlens advise`).
 //! - [`victims`]: OOM victim ranking, the kernel's `oom_badness` order of a
 //!   cgroup's or the host's processes.
+//! - [`fds`]: file-descriptor exhaustion against the soft limit, with a
+//!   forecast from a window's growth.
+//! - [`vmas`]: the VMA count against `vm.max_map_count`, mmap fragmentation.
+//! - [`gcpressure`]: Go GC cycles, pauses and allocation rate over a window.
+//! - [`heapgap`]: RSS far above the Go heap, and where the rest is.
 
 pub mod engine;
+pub mod fds;
 pub mod finding;
 pub mod forecast;
+pub mod gcpressure;
 pub mod gomemconfig;
+pub mod heapgap;
 pub mod robust;
 pub mod trend;
 pub mod victims;
+pub mod vmas;
 
 pub use engine::{metric_name, Config, Engine, KernelKill, METRICS};
 pub use finding::{Evidence, Finding, Layer, Severity, Target, OOM_KILL};

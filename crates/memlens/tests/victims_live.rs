@@ -117,7 +117,7 @@ fn run_case(holders_spec: &[(u64, i32)], expected: usize) {
     }
     let pids: Vec<i32> = holders.iter().map(Workload::pid).collect();
 
-    let report = memlens(&["diagnose", "--cgroup", &path, "--json"]);
+    let report = memlens(&["diagnose", "--cgroup", &path, "--window", "0", "--json"]);
     let kernel_scores: Vec<u32> = pids.iter().map(|&p| kernel_oom_score(p)).collect();
     let cg = scope(&report, "cgroup", Some(&path));
     assert_eq!(cg["limit_bytes"], LIMIT_BYTES, "{cg:#}");

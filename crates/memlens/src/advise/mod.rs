@@ -6,7 +6,7 @@
 //! process, its cgroup and its runtime); the decisions are
 //! `memlens_analyze::gomemconfig`'s; [`render`] prints them.
 
-mod observe;
+pub(crate) mod observe;
 mod render;
 
 use anyhow::Context;
@@ -77,7 +77,7 @@ pub fn run(args: &AdviseArgs) -> anyhow::Result<()> {
 }
 
 /// Turns an observation into the detector's inputs, the advice and findings.
-fn advise(pid: i32, window_seconds: f64, obs: Observation) -> anyhow::Result<Advice> {
+pub(crate) fn advise(pid: i32, window_seconds: f64, obs: Observation) -> anyhow::Result<Advice> {
     if obs.go_version.is_none() {
         anyhow::bail!("process {pid} is not a Go program (no Go build info in /proc/{pid}/exe)");
     }

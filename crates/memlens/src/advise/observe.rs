@@ -152,7 +152,7 @@ pub fn observe(pid: i32, window: Duration, interval: Duration) -> anyhow::Result
 
 /// Reads the runtime's numbers: memstats from expvar when served (every field
 /// there), the GC settings in force from /metrics when served.
-fn read_runtime(
+pub(crate) fn read_runtime(
     metrics: Option<&Endpoint>,
     expvar: Option<&Endpoint>,
     limits: &FetchLimits,

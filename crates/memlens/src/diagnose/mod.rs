@@ -1,25 +1,42 @@
 //! `memlens diagnose`: findings about the selected processes, one
 //! [`Section`] per detector family, worst first inside each.
 //!
-//! Today it takes one snapshot of every process (the kernel weighs them all
-//! in an OOM, not only the selected ones) and runs:
+//! It observes for a window ([`window`]: a snapshot of every process at
+//! both ends — the kernel weighs them all in an OOM, not only the selected
+//! ones — and the Go runtime's numbers of the selected Go processes at both
+//! ends), then runs:
 //!
 //! - [`victims`]: the OOM victim ranking of every limited memory cgroup that
-//!   holds a selected process, and of the host.
+//!   holds a selected process, and of the host (the last snapshot).
+//! - [`fds`]: open files against the soft limit, with a forecast.
+//! - [`vmas`]: the VMA count against `vm.max_map_count`, mmap fragmentation.
+//! - [`gc`]: Go GC pressure over the window.
+//! - [`heapgap`]: RSS far above the Go heap, and where the rest is.
+//! - [`gomemconfig`]: GOMEMLIMIT and GOGC against the cgroup limit (what
+//!   `memlens advise` checks).
 //!
 //! A new detector family adds a module here that turns a [`Context`] into a
 //! [`Section`], and one line in [`sections`].
 
+mod fds;
+mod gc;
+mod gomemconfig;
+mod heapgap;
 mod victims;
+mod vmas;
+pub mod window;
 
 use crate::collect::{self, CollectOptions, ProcessFilter, SmapsPolicy};
 use crate::show::findings::{evidence_json, target_json};
-use anyhow::Context as _;
 use clap::Args;
-use memlens_analyze::Finding;
+use memlens_analyze::{fds as fd_detector, gcpressure, heapgap as gap_detector};
+use memlens_analyze::{vmas as vma_detector, Finding, Target};
 use memlens_linux::fs::Root;
 use memlens_model::{ProcessSample, Snapshot};
+use std::collections::HashMap;
 use std::io::Write;
+use std::time::Duration;
+use window::GoWindow;
 
 /// Options of `memlens diagnose`.
 #[derive(Debug, Args)]
@@ -43,14 +60,48 @@ pub struct DiagnoseArgs {
     /// Print JSON (the format is documented in docs/diagnose-json.md).
     #[arg(long)]
     pub json: bool,
+    /// How long to observe, in seconds (snapshots and Go runtime numbers at
+    /// both ends; 0: one snapshot, no rates or forecasts).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub window: f64,
+    /// `vma.count_near_limit` warning from this share of vm.max_map_count.
+    #[arg(long, default_value_t = 0.8, value_name = "RATIO")]
+    pub vma_warning_ratio: f64,
+    /// `vma.count_near_limit` critical from this share of vm.max_map_count.
+    #[arg(long, default_value_t = 0.95, value_name = "RATIO")]
+    pub vma_critical_ratio: f64,
+}
+
+/// The detectors' thresholds.
+#[derive(Debug, Clone, Default)]
+pub struct DetectorConfig {
+    /// `fd.exhaustion`.
+    pub fds: fd_detector::Config,
+    /// `vma.count_near_limit`, `vma.fragmented`.
+    pub vmas: vma_detector::Config,
+    /// `go.gc_pressure`.
+    pub gc: gcpressure::Config,
+    /// `memory.rss_above_heap`.
+    pub heapgap: gap_detector::Config,
 }
 
 /// What every detector family sees.
 pub struct Context<'a> {
-    /// One snapshot of every process on the host.
+    /// The snapshot of every process at the start of the window.
+    pub first: &'a Snapshot,
+    /// The snapshot of every process at the end of the window (the latest).
     pub snapshot: &'a Snapshot,
+    /// Seconds between the two snapshots (0 for a zero window).
+    pub window_seconds: f64,
     /// Whether each process of `snapshot.processes` was selected.
     pub selected: Vec<bool>,
+    /// The selected Go processes (of the first snapshot) and their runtime's
+    /// numbers at both ends.
+    pub go: &'a [GoWindow],
+    /// The detectors' thresholds.
+    pub config: &'a DetectorConfig,
+    /// Index of each process of `first` by (pid, start_time).
+    pub first_index: HashMap<(i32, u64), usize>,
     /// Where /proc and /sys are.
     pub root: &'a Root,
     /// The kernel's page size.
@@ -69,6 +120,47 @@ impl Context<'_> {
             .filter(|(_, s)| **s)
             .map(|(p, _)| p)
     }
+
+    /// The same process (pid and start time) in the first snapshot.
+    pub fn at_start(&self, p: &ProcessSample) -> Option<&ProcessSample> {
+        self.first_index
+            .get(&(p.pid, p.start_time))
+            .map(|&i| &self.first.processes[i])
+    }
+
+    /// The same process in the last snapshot.
+    pub fn at_end(&self, pid: i32, start_time: u64) -> Option<&ProcessSample> {
+        self.snapshot
+            .processes
+            .iter()
+            .find(|p| p.pid == pid && p.start_time == start_time)
+    }
+
+    /// When the last snapshot was taken, ms since the Unix epoch.
+    pub fn at_ms(&self) -> i64 {
+        self.snapshot.taken_at_unix_ms as i64
+    }
+}
+
+/// A process as a finding's target.
+pub fn process_target(p: &ProcessSample) -> Target {
+    Target::Process {
+        pid: p.pid,
+        start_time: p.start_time,
+    }
+}
+
+/// Sorts items holding a finding worst first: severity, then the evidence
+/// `key` (descending).
+pub fn sort_worst_first<T>(items: &mut [T], finding: impl Fn(&T) -> &Finding, key: &str) {
+    items.sort_by(|a, b| {
+        let (a, b) = (finding(a), finding(b));
+        b.severity.cmp(&a.severity).then(
+            b.evidence(key)
+                .unwrap_or(0.0)
+                .total_cmp(&a.evidence(key).unwrap_or(0.0)),
+        )
+    });
 }
 
 /// One detector family's result.
@@ -87,12 +179,30 @@ pub struct Section {
 
 /// Every detector family, in the order they are shown.
 fn sections(context: &Context) -> anyhow::Result<Vec<Section>> {
-    Ok(vec![victims::section(context)?])
+    Ok(vec![
+        fds::section(context),
+        vmas::section(context),
+        gc::section(context),
+        heapgap::section(context),
+        gomemconfig::section(context),
+        victims::section(context)?,
+    ])
 }
 
 /// Runs `memlens diagnose`.
 pub fn run(args: &DiagnoseArgs) -> anyhow::Result<()> {
     let root = Root::host();
+    if !(args.window.is_finite() && (0.0..=3600.0).contains(&args.window)) {
+        anyhow::bail!("--window must be between 0 and 3600 seconds");
+    }
+    for (name, v) in [
+        ("--vma-warning-ratio", args.vma_warning_ratio),
+        ("--vma-critical-ratio", args.vma_critical_ratio),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            anyhow::bail!("{name} must be a positive number");
+        }
+    }
     for &pid in &args.pids {
         if !root.path(format!("/proc/{pid}")).exists() {
             anyhow::bail!("process {pid} does not exist");
@@ -105,15 +215,40 @@ pub fn run(args: &DiagnoseArgs) -> anyhow::Result<()> {
         smaps: SmapsPolicy::Never,
         smaps_budget: collect::SMAPS_BUDGET,
     };
-    let snapshot = collect::snapshot(&root, &options).context("reading the host's processes")?;
+    let observed = window::observe(&root, &options, Duration::from_secs_f64(args.window), |p| {
+        is_selected(args, p)
+    })?;
+    let snapshot = &observed.last;
+    let first = &observed.first;
+    let config = DetectorConfig {
+        vmas: vma_detector::Config {
+            warning_ratio: args.vma_warning_ratio,
+            critical_ratio: args.vma_critical_ratio,
+            ..vma_detector::Config::default()
+        },
+        ..DetectorConfig::default()
+    };
     let selected = snapshot
         .processes
         .iter()
         .map(|p| is_selected(args, p))
         .collect();
     let context = Context {
-        snapshot: &snapshot,
+        first,
+        snapshot,
+        window_seconds: snapshot
+            .taken_at_unix_ms
+            .saturating_sub(first.taken_at_unix_ms) as f64
+            / 1000.0,
         selected,
+        go: &observed.go,
+        config: &config,
+        first_index: first
+            .processes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((p.pid, p.start_time), i))
+            .collect(),
         root: &root,
         page_size_bytes: page_size_bytes(),
         top: args.top,
@@ -123,11 +258,11 @@ pub fn run(args: &DiagnoseArgs) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.json {
         // As an io::Error, so that a closed pipe is not reported as a failure.
-        serde_json::to_writer_pretty(&mut out, &to_json(&snapshot, &sections))
+        serde_json::to_writer_pretty(&mut out, &to_json(&context, &sections))
             .map_err(std::io::Error::from)?;
         writeln!(out)?;
     } else {
-        write_text(&mut out, &sections)?;
+        write_text(&mut out, &context, &sections)?;
     }
     out.flush()?;
     Ok(())
@@ -180,9 +315,11 @@ pub fn finding_json(f: &Finding) -> serde_json::Value {
     })
 }
 
-fn to_json(snapshot: &Snapshot, sections: &[Section]) -> serde_json::Value {
+fn to_json(context: &Context, sections: &[Section]) -> serde_json::Value {
     serde_json::json!({
-        "taken_at_unix_ms": snapshot.taken_at_unix_ms,
+        "taken_at_unix_ms": context.snapshot.taken_at_unix_ms,
+        "first_taken_at_unix_ms": context.first.taken_at_unix_ms,
+        "window_seconds": context.window_seconds,
         "sections": sections.iter().map(|s| serde_json::json!({
             "name": s.name,
             "title": s.title,
@@ -192,11 +329,43 @@ fn to_json(snapshot: &Snapshot, sections: &[Section]) -> serde_json::Value {
     })
 }
 
-fn write_text(out: &mut impl Write, sections: &[Section]) -> std::io::Result<()> {
-    for (i, section) in sections.iter().enumerate() {
-        if i > 0 {
-            writeln!(out)?;
-        }
+/// A summary of every finding, worst first (victim orders, which are
+/// always there, left out), then each section.
+fn write_text(
+    out: &mut impl Write,
+    context: &Context,
+    sections: &[Section],
+) -> std::io::Result<()> {
+    let mut all: Vec<&Finding> = sections
+        .iter()
+        .filter(|s| s.name != "oom_victims")
+        .flat_map(|s| &s.findings)
+        .collect();
+    all.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    writeln!(
+        out,
+        "Observed {:.1} s, {} processes selected, {} Go processes read: {} findings{}",
+        context.window_seconds,
+        context.selected.iter().filter(|s| **s).count(),
+        context
+            .go
+            .iter()
+            .filter(|g| g.end.is_some() || g.start.is_some())
+            .count(),
+        all.len(),
+        if all.is_empty() { "" } else { ", worst first:" }
+    )?;
+    for f in &all {
+        writeln!(
+            out,
+            "  {:<8} {:<26} {}",
+            f.severity.as_str(),
+            f.id,
+            f.target.key()
+        )?;
+    }
+    for section in sections {
+        writeln!(out)?;
         writeln!(out, "{}", section.title)?;
         writeln!(out, "{}", "=".repeat(section.title.chars().count()))?;
         for line in &section.text {
@@ -220,6 +389,9 @@ mod tests {
             cgroup: cgroup.map(str::to_string),
             top: 10,
             json: false,
+            window: 0.0,
+            vma_warning_ratio: 0.8,
+            vma_critical_ratio: 0.95,
         };
         let p = ProcessSample {
             pid: 7,
