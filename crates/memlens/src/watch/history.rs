@@ -33,6 +33,10 @@ pub struct History {
     retention: Retention,
     last_maintained: Instant,
     last_ts_ms: Option<i64>,
+    /// The labels of the last cycle's entities: a point of an entity that
+    /// is no longer in the snapshot (the Go thread's last read of a process
+    /// the OOM killer just took) keeps its labels instead of wiping them.
+    previous_labels: HashMap<Entity, Labels>,
 }
 
 impl History {
@@ -55,6 +59,7 @@ impl History {
             },
             last_maintained: Instant::now(),
             last_ts_ms,
+            previous_labels: HashMap::new(),
         })
     }
 
@@ -70,7 +75,14 @@ impl History {
         if let Some(last) = self.last_ts_ms {
             ts_ms = ts_ms.max(last + 1);
         }
-        let labels = entity_labels(snapshot);
+        let mut labels = entity_labels(snapshot);
+        for point in points {
+            if !labels.contains_key(&point.entity) {
+                if let Some(known) = self.previous_labels.get(&point.entity) {
+                    labels.insert(point.entity.clone(), known.clone());
+                }
+            }
+        }
         let mut ids: HashMap<&Entity, i64> = HashMap::new();
         let mut samples: Vec<(SeriesId, f64)> = Vec::with_capacity(points.len());
         for point in points {
@@ -93,6 +105,7 @@ impl History {
             .commit()
             .with_context(|| format!("storing the samples in {}", self.dir.display()))?;
         self.last_ts_ms = Some(ts_ms);
+        self.previous_labels = labels;
         let mut written = Written {
             values: report.samples(),
             profiles: 0,
@@ -176,6 +189,13 @@ fn entity_labels(snapshot: &Snapshot) -> HashMap<Entity, Labels> {
                 })
                 .or_insert_with(|| cgroup_labels(cgroup));
         }
+    }
+    for cgroup in &snapshot.emptied_cgroups {
+        labels
+            .entry(Entity::Cgroup {
+                path: cgroup.path.clone(),
+            })
+            .or_insert_with(|| cgroup_labels(cgroup));
     }
     labels
 }
