@@ -16,6 +16,11 @@
 //! - [`vmas`]: the VMA count against `vm.max_map_count`, mmap fragmentation.
 //! - [`gcpressure`]: Go GC cycles, pauses and allocation rate over a window.
 //! - [`heapgap`]: RSS far above the Go heap, and where the rest is.
+//! - [`goroutine_leak`]: goroutine leaks, growth of blocked goroutines over a
+//!   window and the goroutineleak profile's proof, by creation site.
+//! - [`heap_growth`]: in-use heap growth per allocation site between two
+//!   heap profiles.
+//! - [`map_bloat`]: Go maps holding memory after they stopped growing.
 
 pub mod engine;
 pub mod fds;
@@ -23,7 +28,10 @@ pub mod finding;
 pub mod forecast;
 pub mod gcpressure;
 pub mod gomemconfig;
+pub mod goroutine_leak;
+pub mod heap_growth;
 pub mod heapgap;
+pub mod map_bloat;
 pub mod robust;
 pub mod trend;
 pub mod victims;

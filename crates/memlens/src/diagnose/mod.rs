@@ -14,6 +14,9 @@
 //! - [`heapgap`]: RSS far above the Go heap, and where the rest is.
 //! - [`gomemconfig`]: GOMEMLIMIT and GOGC against the cgroup limit (what
 //!   `memlens advise` checks).
+//! - [`goroutines`]: goroutine leaks by creation site and blocking function.
+//! - [`heapgrowth`]: in-use heap growth per allocation site.
+//! - [`mapbloat`]: maps holding memory after they stopped growing.
 //!
 //! A new detector family adds a module here that turns a [`Context`] into a
 //! [`Section`], and one line in [`sections`].
@@ -21,7 +24,10 @@
 mod fds;
 mod gc;
 mod gomemconfig;
+mod goroutines;
 mod heapgap;
+mod heapgrowth;
+mod mapbloat;
 mod victims;
 mod vmas;
 pub mod window;
@@ -70,6 +76,11 @@ pub struct DiagnoseArgs {
     /// `vma.count_near_limit` critical from this share of vm.max_map_count.
     #[arg(long, default_value_t = 0.95, value_name = "RATIO")]
     pub vma_critical_ratio: f64,
+    /// Do not fetch heap and goroutine profiles from the Go processes (they
+    /// cost the target a little): no goroutine-leak, heap-growth or map-bloat
+    /// findings.
+    #[arg(long)]
+    pub no_profiles: bool,
 }
 
 /// The detectors' thresholds.
@@ -185,6 +196,9 @@ fn sections(context: &Context) -> anyhow::Result<Vec<Section>> {
         gc::section(context),
         heapgap::section(context),
         gomemconfig::section(context),
+        goroutines::section(context),
+        heapgrowth::section(context),
+        mapbloat::section(context),
         victims::section(context)?,
     ])
 }
@@ -215,9 +229,13 @@ pub fn run(args: &DiagnoseArgs) -> anyhow::Result<()> {
         smaps: SmapsPolicy::Never,
         smaps_budget: collect::SMAPS_BUDGET,
     };
-    let observed = window::observe(&root, &options, Duration::from_secs_f64(args.window), |p| {
-        is_selected(args, p)
-    })?;
+    let observed = window::observe(
+        &root,
+        &options,
+        Duration::from_secs_f64(args.window),
+        !args.no_profiles,
+        |p| is_selected(args, p),
+    )?;
     let snapshot = &observed.last;
     let first = &observed.first;
     let config = DetectorConfig {
@@ -392,6 +410,7 @@ mod tests {
             window: 0.0,
             vma_warning_ratio: 0.8,
             vma_critical_ratio: 0.95,
+            no_profiles: false,
         };
         let p = ProcessSample {
             pid: 7,

@@ -4,6 +4,14 @@
 //! the `go_*` series of `/metrics`; the GC settings in force as `memlens
 //! advise` reads them). A one-line progress bar on stderr when it is a
 //! terminal.
+//!
+//! With profiles on (not `--no-profiles`), each selected Go process serving
+//! `/debug/pprof/` also gives at both ends ([`ProfileRead`]): its heap
+//! profile (inuse_space per stack, and the map memory per owner with the
+//! map calls read from `/proc/PID/exe`) and its goroutines (protobuf counts,
+//! `?debug=2` for states, waits and creation sites, the goroutineleak profile
+//! where Go 1.26+ serves it), as `memlens heap` and `memlens goroutines`
+//! read them, each fetch bounded by [`profile_fetch_limits`].
 
 use crate::advise::observe::{read_runtime, RuntimeSample};
 use crate::collect::{self, CollectOptions};
@@ -11,9 +19,12 @@ use crate::target::{self, http, Endpoint, FetchLimits};
 use anyhow::Context as _;
 use memlens_analyze::gcpressure::Counters;
 use memlens_goruntime::expvar::parse_expvar;
+use memlens_goruntime::goroutine::Analysis;
+use memlens_goruntime::pprof::{self, MapShare, Profile};
 use memlens_goruntime::promtext::{parse_promtext, GoMetrics};
 use memlens_linux::fs::Root;
 use memlens_model::{ProcessSample, Snapshot};
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -49,6 +60,25 @@ pub struct GoRead {
     pub from_expvar: bool,
 }
 
+/// The profiles of one Go process at one end of the window.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileRead {
+    /// Seconds since the window started (when the heap profile was asked for).
+    pub at_seconds: f64,
+    /// `inuse_space` of the heap profile as folded stacks (`root;...;leaf`).
+    pub heap_stacks: Option<Vec<(String, u64)>>,
+    /// The heap profile's sampling period in bytes (`MemProfileRate`).
+    pub heap_sample_rate_bytes: i64,
+    /// Map memory (`inuse_space`) per owner.
+    pub map_share: Option<MapShare>,
+    /// The goroutines: counts merged into `?debug=2`, proven leaks marked.
+    pub goroutines: Option<Analysis>,
+    /// How leaks were judged (`goroutineleak`, `leaked-marks`, `heuristics`).
+    pub leak_method: Option<&'static str>,
+    /// The URLs read.
+    pub sources: Vec<String>,
+}
+
 /// One selected Go process observed over the window.
 #[derive(Debug, Clone, Default)]
 pub struct GoWindow {
@@ -64,8 +94,13 @@ pub struct GoWindow {
     pub end: Option<GoRead>,
     /// What could not be read.
     pub notes: Vec<String>,
+    /// Its profiles at the start (`None`: profiles off or not served).
+    pub profiles_start: Option<ProfileRead>,
+    /// Its profiles at the end.
+    pub profiles_end: Option<ProfileRead>,
     metrics: Option<Endpoint>,
     expvar: Option<Endpoint>,
+    pprof: Option<Endpoint>,
 }
 
 impl GoWindow {
@@ -93,12 +128,24 @@ fn fetch_limits() -> FetchLimits {
     }
 }
 
+/// Bounds of one profile fetch: 10 s, 32 MiB (a bigger `?debug=2` dump is
+/// left out: the exact counts of the protobuf profile still answer).
+pub fn profile_fetch_limits() -> FetchLimits {
+    FetchLimits {
+        total_timeout: Duration::from_secs(10),
+        max_body_bytes: 32 << 20,
+        ..FetchLimits::default()
+    }
+}
+
 /// Observes for `window`: snapshots at both ends, the runtimes of the Go
-/// processes `select` picks from the first snapshot at both ends.
+/// processes `select` picks from the first snapshot at both ends, and their
+/// profiles when `profiles` is set.
 pub fn observe(
     root: &Root,
     options: &CollectOptions,
     window: Duration,
+    profiles: bool,
     select: impl Fn(&ProcessSample) -> bool,
 ) -> anyhow::Result<Window> {
     let started = Instant::now();
@@ -112,6 +159,9 @@ pub fn observe(
         .collect();
     for g in &mut go {
         g.start = read(g, started, &limits);
+        if profiles {
+            g.profiles_start = read_profiles(root, g, started);
+        }
     }
     if window.is_zero() {
         let last = first.clone();
@@ -121,6 +171,9 @@ pub fn observe(
     let last = collect::snapshot(root, options).context("reading the host's processes")?;
     for g in &mut go {
         g.end = read(g, started, &limits);
+        if profiles {
+            g.profiles_end = read_profiles(root, g, started);
+        }
     }
     Ok(Window { first, last, go })
 }
@@ -135,6 +188,7 @@ fn discover(root: &Root, p: &ProcessSample, limits: &FetchLimits) -> GoWindow {
         Ok(endpoints) => {
             g.metrics = endpoints.iter().find(|e| e.metrics).cloned();
             g.expvar = endpoints.iter().find(|e| e.expvar).cloned();
+            g.pprof = endpoints.iter().find(|e| e.pprof).cloned();
         }
         Err(e) => g.notes.push(e.to_string()),
     }
@@ -232,6 +286,73 @@ fn read(g: &mut GoWindow, started: Instant, limits: &FetchLimits) -> Option<GoRe
     }
     out.runtime = read_runtime(g.metrics.as_ref(), g.expvar.as_ref(), limits, &mut g.notes);
     ok.then_some(out)
+}
+
+/// Reads the heap and goroutine profiles of `g` now; `None` when it serves
+/// no `/debug/pprof/` or neither answered.
+fn read_profiles(root: &Root, g: &mut GoWindow, started: Instant) -> Option<ProfileRead> {
+    let base = g.pprof.as_ref()?.base_url.clone();
+    let limits = profile_fetch_limits();
+    let mut out = ProfileRead {
+        at_seconds: started.elapsed().as_secs_f64(),
+        ..ProfileRead::default()
+    };
+    let heap_url = format!("{base}/debug/pprof/heap");
+    match http::get(&heap_url, &limits)
+        .map_err(|e| e.to_string())
+        .and_then(|b| Profile::decode(&b).map_err(|e| format!("{heap_url}: {e}")))
+    {
+        Ok(profile) => {
+            out.sources.push(heap_url);
+            out.heap_sample_rate_bytes = profile.period();
+            match profile.require_sample_type("inuse_space") {
+                Ok(index) => {
+                    out.heap_stacks = pprof::folded_stacks(&profile, index).ok();
+                    let callees = map_callees(root, g.pid, &profile, &mut g.notes);
+                    out.map_share = pprof::map_share(&profile, index, &callees).ok();
+                }
+                Err(e) => push_once(&mut g.notes, e.to_string()),
+            }
+        }
+        Err(e) => push_once(&mut g.notes, e),
+    }
+    match crate::goroutines::load_live(&base, root, &limits) {
+        Ok(loaded) => {
+            out.sources
+                .extend(loaded.sources.iter().map(|s| s.location.clone()));
+            out.leak_method = Some(loaded.leak_method.name());
+            out.goroutines = Some(loaded.analysis);
+        }
+        Err(e) => push_once(&mut g.notes, format!("goroutines of {base}: {e:#}")),
+    }
+    (out.heap_stacks.is_some() || out.goroutines.is_some()).then_some(out)
+}
+
+/// The calls of the heap profile's leaf locations, from the process's
+/// executable (the map calls heap profiles hide); empty when unreadable.
+fn map_callees(
+    root: &Root,
+    pid: i32,
+    profile: &Profile,
+    notes: &mut Vec<String>,
+) -> HashMap<u64, String> {
+    let path = root.path(format!("/proc/{pid}/exe"));
+    let read = std::fs::File::open(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|file| pprof::leaf_callees(&file, profile).map_err(|e| e.to_string()));
+    match read {
+        Ok(callees) => callees,
+        Err(e) => {
+            push_once(
+                notes,
+                format!(
+                    "{}: {e} (map memory hidden by the runtime not seen)",
+                    path.display()
+                ),
+            );
+            HashMap::new()
+        }
+    }
 }
 
 fn push_once(notes: &mut Vec<String>, note: String) {

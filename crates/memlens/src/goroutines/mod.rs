@@ -162,7 +162,7 @@ pub fn load(arg: &str) -> anyhow::Result<Loaded> {
 
 /// Reads the counting profile, the `?debug=2` dump and the goroutineleak profile
 /// of the endpoint at `base` and joins them.
-fn load_live(base: &str, root: &Root, limits: &FetchLimits) -> anyhow::Result<Loaded> {
+pub(crate) fn load_live(base: &str, root: &Root, limits: &FetchLimits) -> anyhow::Result<Loaded> {
     let endpoint = Target::Url(base.to_string());
     let fetch = |resource: Resource| -> Result<(Analysis, String), anyhow::Error> {
         let url = format!("{base}{}", resource.path());
