@@ -165,3 +165,35 @@ fn warning_escalates_to_critical_as_a_new_finding() {
     // Critical when 10 min are left: t = 1200 s.
     assert!(seen[2].0 >= 1200 && seen[2].0 <= 1210, "{seen:?}");
 }
+
+#[test]
+fn at_a_one_second_interval_trends_are_evaluated_every_few_seconds_and_still_fire() {
+    // 40 MiB + 1 MiB/s against a 256 MiB cgroup, sampled every second: the
+    // kill comes at t = 216 s. Evaluations are throttled to about every 4 s,
+    // so firing times fall on a coarser grid, and still well before the kill.
+    let mut engine = Engine::new(Config::default());
+    let cg = Entity::Cgroup {
+        path: "/fast".to_string(),
+    };
+    let mut fired = Vec::new();
+    for t in 0..216 {
+        let usage = 40.0 * MIB + MIB * t as f64;
+        for f in engine.observe(
+            t * 1000,
+            &[
+                p(&cg, "usage_bytes", usage),
+                p(&cg, "effective_limit_bytes", 256.0 * MIB),
+            ],
+        ) {
+            fired.push((t, f.id, f.severity));
+        }
+    }
+    let critical = fired
+        .iter()
+        .find(|f| f.1 == TIME_TO_OOM && f.2 == Severity::Critical)
+        .unwrap_or_else(|| panic!("no critical: {fired:?}"));
+    assert!(critical.0 <= 120, "critical at {} s", critical.0);
+    // Every firing instant is an evaluation instant: 4 s or more apart
+    // from the entity's first sample's grid.
+    assert!(fired.iter().all(|f| f.0 % 4 == 0), "{fired:?}");
+}

@@ -84,6 +84,10 @@ pub struct Config {
     /// time-to-OOM trend: a process that just started (or was first seen)
     /// is still filling its heap, and a batch working set may be half built.
     pub forecast_skip_startup_seconds: f64,
+    /// A trended series is evaluated at most this often: its trend is made
+    /// of 15 s buckets, and at a 1 s interval evaluating every sample
+    /// would cost the agent CPU for nothing.
+    pub evaluate_every_seconds: f64,
     /// GOMEMLIMIT reached at this share of it...
     pub gomemlimit_fire_ratio: f64,
     /// ...and no longer below this share.
@@ -104,6 +108,7 @@ impl Default for Config {
             growth_min_span_seconds: 300.0,
             growth_skip_startup_seconds: 60.0,
             forecast_skip_startup_seconds: 20.0,
+            evaluate_every_seconds: 5.0,
             gomemlimit_fire_ratio: 0.95,
             gomemlimit_clear_ratio: 0.90,
             forget_after_seconds: 60.0,
@@ -120,6 +125,8 @@ struct EntityState {
     windows: HashMap<&'static str, Window>,
     latest: HashMap<&'static str, f64>,
     updated: Vec<&'static str>,
+    /// When each trended metric was last evaluated.
+    evaluated_ms: HashMap<&'static str, i64>,
 }
 
 #[derive(Debug)]
@@ -217,14 +224,23 @@ impl Engine {
                     state.typical_gap_ms,
                 ));
             }
+            let mut due = true;
             if TRENDED.contains(&metric) {
                 state.windows.entry(metric).or_default().push(
                     ts_ms,
                     point.value,
                     &self.config.trend,
                 );
+                // (A fifth of slack: the agent's instants jitter by a few
+                // ms, and at its 5 s default every sample must count.)
+                let every_ms = (self.config.evaluate_every_seconds * 800.0) as i64;
+                let last = state.evaluated_ms.get(metric).copied();
+                due = last.is_none_or(|last| ts_ms - last >= every_ms);
+                if due {
+                    state.evaluated_ms.insert(metric, ts_ms);
+                }
             }
-            if !state.updated.contains(&metric) {
+            if due && !state.updated.contains(&metric) {
                 state.updated.push(metric);
             }
         }
