@@ -146,12 +146,19 @@ def run_setting(binary, seconds, smaps, profiles):
     entities = int(subprocess.run(
         [binary, "query", "--data", data, "--csv", "SELECT count(*) FROM entities"],
         check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    # Where the bytes are: pages per table and index (SQLite's dbstat).
+    makeup_rows = subprocess.run(
+        [binary, "query", "--data", data, "--csv",
+         "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"],
+        capture_output=True, text=True).stdout.strip().splitlines()[1:]
+    makeup = ", ".join(f"{r.split(',')[0]} {r.split(',')[1]}" for r in makeup_rows[:8])
     size = dir_bytes(data)
     subprocess.run(["rm", "-rf", data], check=True)
     return {
         "e_cpu": e_cpu, "m_cpu": m_cpu, "e_rss": e_rss_max, "m_rss": m_rss_max,
         "e_hwm": e_hwm, "m_hwm": m_hwm, "values": values, "bytes": size, "wall": wall,
         "profiles": profile_count, "profile_bytes": profile_bytes, "entities": entities,
+        "makeup": makeup,
     }
 
 
@@ -193,6 +200,7 @@ def main():
         print(f"{label:<6} data directory: {r['bytes']} bytes = {r['entities']} entities' series "
               f"+ {r['profiles']} profiles of {r['profile_bytes']} bytes; without the profiles "
               f"{(r['bytes'] - r['profile_bytes']) / max(r['values'], 1):.3f} bytes/sample")
+        print(f"{label:<6} largest tables/indexes (bytes): {r['makeup'] or 'dbstat unavailable'}")
     sys.exit(0 if ok else 1)
 
 

@@ -64,6 +64,21 @@ pub enum StoreError {
         /// The format this build writes.
         supported: i64,
     },
+    /// The file was written by an older memlens, in a format that a writer
+    /// upgrades in place when it opens the directory.
+    #[error(
+        "{path} has history format {found}, this memlens reads format {supported}; \
+         run `memlens watch --data DIR` on it once (it upgrades the history in place, \
+         keeping every sample) or use an older memlens to read it"
+    )]
+    OlderFormat {
+        /// The database file.
+        path: PathBuf,
+        /// The format found in the file.
+        found: i64,
+        /// The format this build writes.
+        supported: i64,
+    },
     /// A write was attempted on a store opened read-only.
     #[error("{path} is open read-only")]
     ReadOnly {

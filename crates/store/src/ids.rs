@@ -1,7 +1,9 @@
 //! Entity and series ids: handed out at once from caches, registered in
-//! the database with the next commit.
+//! the database with the next commit (a series as a member of its entity's
+//! metric set, see [`crate::labels`]).
 
 use crate::error::{AtPath, StoreError};
+use crate::labels;
 use crate::store::{EntityId, PendingEntity, SeriesId, Store, METRIC_BITS};
 use memlens_model::series::Entity;
 use rusqlite::OptionalExtension;
@@ -29,20 +31,16 @@ impl Store {
             self.queue_entity(id, entity, labels);
             return Ok(id);
         }
-        let found: Option<(EntityId, Option<String>)> = self
+        let found: Option<EntityId> = self
             .conn
-            .query_row(
-                "SELECT id, labels FROM entities WHERE key = ?1",
-                [&key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
+            .prepare_cached("SELECT id FROM entity_rows WHERE key = ?1")
+            .and_then(|mut s| s.query_row([&key], |r| r.get(0)).optional())
             .at(&self.path)?;
         let id = match found {
-            Some((id, old)) => {
-                if old.as_deref() != Some(labels_json.as_str()) {
-                    self.queue_entity(id, entity, labels);
-                }
+            Some(id) => {
+                // Seen again after a restart or a cache drop: the labels are
+                // written again (an update of the same row).
+                self.queue_entity(id, entity, labels);
                 id
             }
             None => {
@@ -95,9 +93,17 @@ impl Store {
         };
         let id = (entity as u64) << METRIC_BITS | metric_id;
         let seals = self.seals;
-        if self.series_cache.insert(id, seals).is_none() {
-            // INSERT OR IGNORE at commit: cheaper than looking it up.
-            self.pending_series.push(id);
+        if !self.metric_sets.contains_key(&entity) {
+            let stored = labels::load_metrics(&self.conn, entity).at(&self.path)?;
+            self.metric_sets.insert(entity, (stored, seals));
+        }
+        if let Some((set, used)) = self.metric_sets.get_mut(&entity) {
+            *used = seals;
+            if let Err(at) = set.binary_search(&metric_id) {
+                // The grown set is written with the next commit.
+                set.insert(at, metric_id);
+                self.pending_sets.insert(entity);
+            }
         }
         Ok(id)
     }

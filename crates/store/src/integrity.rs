@@ -2,7 +2,7 @@
 //! invariants (every chunk and frame decodes, timestamps ascend, groups do
 //! not overlap, chunks name known series).
 
-use crate::codec::chunk::{decode_bundle, decode_chunk, decode_timestamps};
+use crate::codec::chunk::{decode_bundle, decode_chunk_as, decode_timestamps};
 use crate::codec::frame::{decode_frame, FrameState};
 use crate::error::{AtPath, StoreError};
 use crate::store::Store;
@@ -49,7 +49,7 @@ impl Store {
             }
         }
         let series: HashSet<i64> = {
-            let mut stmt = self.conn.prepare("SELECT id FROM series_ids").at(path)?;
+            let mut stmt = self.conn.prepare("SELECT id FROM series").at(path)?;
             let rows = stmt.query_map([], |r| r.get(0)).at(path)?;
             rows.collect::<Result<_, _>>().at(path)?
         };
@@ -115,16 +115,16 @@ impl Store {
                         continue;
                     }
                 };
-                for (metric, chunk) in bundle {
+                for (metric, chunk) in &bundle.chunks {
                     report.chunks += 1;
-                    let sid = (entity << 16) | metric as i64;
+                    let sid = (entity << 16) | *metric as i64;
                     if !series.contains(&sid) {
                         problem(
                             &mut report,
                             format!("group {id}: chunk of unknown series {sid}"),
                         );
                     }
-                    match decode_chunk(chunk, ts.len() as u32) {
+                    match decode_chunk_as(chunk, ts.len() as u32, bundle.codec) {
                         Ok(values) => report.samples += values.len() as u64,
                         Err(e) => problem(
                             &mut report,

@@ -83,7 +83,16 @@
 //! - `profiles(id, entity, kind, ts, size_bytes, data)`.
 //! - Internal (documented for completeness, may change): `groups(id,
 //!   first_ts, last_ts, frame_count, ts_data)`, `chunks(key, data)` (`key = group_id << 32
-//!   | entity`), `frames(ts, data)`, `series_ids(id)`, `meta(key, value)`.
+//!   | entity`), `frames(ts, data)`, `entity_rows(...)` and `strings(id,
+//!   hash, text)` under the `entities` and `series` views (labels, command
+//!   line words and metric sets through one dictionary, see the `schema`
+//!   module), `meta(key, value)`.
+//!
+//! `entities` and `series` are views since format 2 ([`FORMAT_VERSION`]);
+//! a writer upgrades a format-1 history in place when it opens it (one
+//! transaction, every sample kept), readers refuse it until then with
+//! [`StoreError::OlderFormat`], and a newer format is refused untouched
+//! ([`StoreError::NewerFormat`]).
 //!
 //! Example: `SELECT e.pid, e.comm, max(s.value) FROM samples s JOIN entities
 //! e ON e.id = s.entity WHERE s.metric = 'rss_bytes' GROUP BY e.id`.
@@ -109,6 +118,8 @@ mod error;
 mod findings;
 mod ids;
 mod integrity;
+mod labels;
+mod migrate;
 mod profiles;
 mod read;
 mod retention;

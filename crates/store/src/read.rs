@@ -1,7 +1,7 @@
 //! The read path: one series over a time range, entity listings, and
 //! read-only SQL.
 
-use crate::codec::chunk::{decode_bundle, decode_chunk, decode_timestamps};
+use crate::codec::chunk::{decode_bundle, decode_chunk_as, decode_timestamps};
 use crate::codec::frame::{decode_frame, FrameState};
 use crate::error::{AtPath, StoreError};
 use crate::store::{EntityId, SeriesId, Store, METRIC_BITS};
@@ -119,12 +119,12 @@ pub(crate) fn read_series(
                 e.0
             ))
         })?;
-        let Some(&(_, chunk)) = chunks.iter().find(|c| c.0 == metric) else {
+        let Some((_, chunk)) = chunks.chunks.iter().find(|c| c.0 == metric) else {
             continue;
         };
         let ts = decode_timestamps(&ts_blob)
             .map_err(|e| corrupt(format!("timestamps of group {group}: {}", e.0)))?;
-        let values = decode_chunk(chunk, ts.len() as u32)
+        let values = decode_chunk_as(chunk, ts.len() as u32, chunks.codec)
             .map_err(|e| corrupt(format!("chunk of series {id} in group {group}: {}", e.0)))?;
         out.extend(
             values
@@ -195,8 +195,7 @@ impl Store {
     ) -> Result<Option<SeriesId>, StoreError> {
         self.conn
             .query_row(
-                "SELECT s.id FROM metrics m JOIN series_ids s ON s.id = (?1 << 16) | m.id
-                 WHERE m.name = ?2",
+                "SELECT id FROM series WHERE entity = ?1 AND metric = ?2",
                 params![entity, metric],
                 |r| r.get::<_, i64>(0),
             )
@@ -210,8 +209,8 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT m.name, s.id FROM series_ids s JOIN metrics m ON m.id = (s.id & 65535)
-                 WHERE s.id BETWEEN (?1 << 16) AND (?1 << 16) + 65535 ORDER BY m.name",
+                "SELECT metric, id FROM series WHERE entity = ?1 AND metric IS NOT NULL
+                 ORDER BY metric",
             )
             .at(&self.path)?;
         let rows = stmt
@@ -249,7 +248,12 @@ impl Store {
 
     /// The entities whose command name is `comm`.
     pub fn entities_by_comm(&self, comm: &str) -> Result<Vec<EntityInfo>, StoreError> {
-        self.entities_where("WHERE comm = ?1", Some(Value::Text(comm.to_string())))
+        // Through the dictionary: the view would decode every row's comm.
+        self.entities_where(
+            "WHERE id IN (SELECT id FROM entity_rows
+                 WHERE comm = (SELECT id FROM strings WHERE text = ?1))",
+            Some(Value::Text(comm.to_string())),
+        )
     }
 
     /// Runs one read-only SQL statement over the documented tables and the

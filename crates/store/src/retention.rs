@@ -112,33 +112,51 @@ impl Store {
         }
         if report.groups_deleted + report.profiles_deleted > 0 {
             // Series of entities with no chunk left and not in the head, then
-            // entities with neither series nor profiles.
+            // entities with neither series nor profiles, then the strings
+            // that no entity uses any more.
             tx.execute_batch(
-                "CREATE TEMP TABLE IF NOT EXISTS head_series(id INTEGER PRIMARY KEY);
-                 DELETE FROM temp.head_series;",
+                "CREATE TEMP TABLE IF NOT EXISTS head_entities(id INTEGER PRIMARY KEY);
+                 DELETE FROM temp.head_entities;
+                 CREATE TEMP TABLE IF NOT EXISTS emptied(id INTEGER PRIMARY KEY);
+                 DELETE FROM temp.emptied;",
             )
             .at(&self.path)?;
             {
                 let mut ins = tx
-                    .prepare("INSERT INTO temp.head_series(id) VALUES (?1)")
+                    .prepare("INSERT OR IGNORE INTO temp.head_entities(id) VALUES (?1)")
                     .at(&self.path)?;
                 for id in &head_series {
-                    ins.execute([id]).at(&self.path)?;
+                    ins.execute([id >> 16]).at(&self.path)?;
                 }
             }
+            tx.execute(
+                "INSERT INTO temp.emptied(id) SELECT id FROM entity_rows
+                 WHERE metrics IS NOT NULL
+                   AND id NOT IN (SELECT key & 4294967295 FROM chunks)
+                   AND id NOT IN (SELECT id FROM temp.head_entities)",
+                [],
+            )
+            .at(&self.path)?;
             report.series_deleted += tx
-                .execute(
-                    "DELETE FROM series_ids WHERE (id >> 16) NOT IN (SELECT key & 4294967295 FROM chunks)
-                     AND id NOT IN (SELECT id FROM temp.head_series)",
+                .query_row(
+                    "SELECT count(*) FROM series WHERE entity IN (SELECT id FROM temp.emptied)",
                     [],
+                    |r| r.get::<_, i64>(0),
                 )
                 .at(&self.path)? as u64;
             tx.execute(
-                "DELETE FROM entities WHERE id NOT IN (SELECT id >> 16 FROM series_ids)
+                "UPDATE entity_rows SET metrics = NULL WHERE id IN (SELECT id FROM temp.emptied)",
+                [],
+            )
+            .at(&self.path)?;
+            tx.execute(
+                "DELETE FROM entity_rows WHERE metrics IS NULL
+                 AND id NOT IN (SELECT id FROM temp.head_entities)
                  AND id NOT IN (SELECT entity FROM profiles)",
                 [],
             )
             .at(&self.path)?;
+            crate::labels::delete_unused_strings(&tx).at(&self.path)?;
         }
         report.used_bytes = used_bytes(&tx).at(&self.path)?;
         tx.commit().at(&self.path)?;

@@ -1,11 +1,21 @@
 //! Opening the database file: directory, writer lock, pragmas, tables.
 //!
 //! Tables (all documented for `query` users in the crate docs):
-//! - `entities(id, kind, key, pid, start_ticks, comm, cmdline, cgroup,
-//!   go_version, labels, first_ts, last_ts)`
-//! - `metrics(id, name)`: the metric name dictionary
-//! - `series_ids(id)`: every series id (`entity << 16 | metric`), with the
-//!   view `series(id, entity, metric)` over it
+//! - `strings(id, hash, text)`: the dictionary of label values,
+//!   command-line words and metric sets, each text once: the many
+//!   short-lived processes of a busy host share their command name, cgroup
+//!   and most words of their command lines; looked up by `hash` (CRC-32 of
+//!   the text, indexed) so the index does not hold every text a second time
+//! - `entity_rows(id, key, pid, start_ticks, comm, cmdline, cgroup,
+//!   go_version, labels, metrics, first_ts, last_ts)`: one row per entity,
+//!   labels as `strings` ids, `cmdline` a JSON array of the ids of its
+//!   space-separated words, `metrics` the id of its metric set (a JSON array
+//!   of metric ids, shared by all entities with the same metrics); the view
+//!   `entities(id, kind, key, pid, start_ticks, comm, cmdline, cgroup,
+//!   go_version, labels, first_ts, last_ts)` shows them as text
+//! - `metrics(id, name)`: the metric name dictionary; the view
+//!   `series(id, entity, metric)` lists every series (`entity << 16 |
+//!   metric`) from the entities' metric sets
 //! - `frames(ts, data)`: the durable head, one row per committed instant
 //! - `groups(id, first_ts, last_ts, frame_count, ts_data)`: sealed frame runs
 //! - `chunks(key, data)`: one entity's chunks in one group (a bundle: one
@@ -25,20 +35,39 @@ pub const DB_FILE: &str = "history.db";
 /// File name of the writer lock inside the data directory.
 pub const LOCK_FILE: &str = "writer.lock";
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: i64 = 1;
+pub const FORMAT_VERSION: i64 = 2;
+/// The oldest format a writer upgrades in place (format 1 kept one
+/// `series_ids` row per series and labels as plain text).
+pub const OLDEST_UPGRADABLE_FORMAT: i64 = 1;
 
-const TABLES: &str = "
+pub(crate) const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS entities(
-    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, key TEXT NOT NULL UNIQUE,
-    pid INTEGER, start_ticks INTEGER, comm TEXT, cmdline TEXT, cgroup TEXT,
-    go_version TEXT, labels TEXT, first_ts INTEGER, last_ts INTEGER);
-CREATE INDEX IF NOT EXISTS entities_pid ON entities(pid);
+CREATE TABLE IF NOT EXISTS strings(id INTEGER PRIMARY KEY, hash INTEGER NOT NULL, text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS strings_hash ON strings(hash);
+CREATE TABLE IF NOT EXISTS entity_rows(
+    id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, pid INTEGER, start_ticks INTEGER,
+    comm INTEGER, cmdline TEXT, cgroup INTEGER, go_version INTEGER, labels INTEGER,
+    metrics INTEGER, first_ts INTEGER, last_ts INTEGER);
+CREATE INDEX IF NOT EXISTS entity_rows_pid ON entity_rows(pid);
+CREATE VIEW IF NOT EXISTS entities(id, kind, key, pid, start_ticks, comm, cmdline, cgroup,
+        go_version, labels, first_ts, last_ts) AS
+    SELECT e.id,
+        CASE WHEN e.key = 'host' THEN 'host'
+             WHEN substr(e.key, 1, 8) = 'process:' THEN 'process' ELSE 'cgroup' END,
+        e.key, e.pid, e.start_ticks,
+        (SELECT text FROM strings WHERE id = e.comm),
+        (SELECT group_concat(w.text, ' ' ORDER BY j.key)
+            FROM json_each(e.cmdline) j JOIN strings w ON w.id = j.value),
+        (SELECT text FROM strings WHERE id = e.cgroup),
+        (SELECT text FROM strings WHERE id = e.go_version),
+        (SELECT text FROM strings WHERE id = e.labels),
+        e.first_ts, e.last_ts
+    FROM entity_rows e;
 CREATE TABLE IF NOT EXISTS metrics(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS series_ids(id INTEGER PRIMARY KEY);
 CREATE VIEW IF NOT EXISTS series(id, entity, metric) AS
-    SELECT s.id, s.id >> 16, m.name FROM series_ids s
-    LEFT JOIN metrics m ON m.id = (s.id & 65535);
+    SELECT (e.id << 16) | j.value, e.id, m.name
+    FROM entity_rows e JOIN strings s ON s.id = e.metrics, json_each(s.text) j
+    LEFT JOIN metrics m ON m.id = j.value;
 CREATE TABLE IF NOT EXISTS frames(ts INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS groups(
     id INTEGER PRIMARY KEY, first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,
@@ -147,7 +176,10 @@ pub fn open_db(
     if !read_only {
         if page_count == 0 {
             // Must be set before the first table exists.
-            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
+            // Small pages: chunk bundles of a few hundred bytes to a few KiB
+            // then fill whole pages (with 4 KiB pages a 2.5 KiB row left
+            // 1.5 KiB empty), and small tables cost 1 KiB each, not 4.
+            conn.execute_batch("PRAGMA page_size = 1024; PRAGMA auto_vacuum = INCREMENTAL")
                 .at(&path)?;
         }
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
@@ -159,9 +191,24 @@ pub fn open_db(
         )
         .at(&path)?;
         if let Some(max) = max_file_bytes {
-            let pages = (max / 4096).max(16);
+            let page_size: i64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .at(&path)?;
+            let pages = (max / page_size.max(512) as u64).max(16);
             conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
                 .at(&path)?;
+        }
+        if page_count > 0 {
+            // An older format is upgraded before the current tables are made
+            // (a newer one is refused untouched by check_format below).
+            if let Some(found) = read_format(&conn, &path)? {
+                if (OLDEST_UPGRADABLE_FORMAT..FORMAT_VERSION).contains(&found) {
+                    crate::migrate::upgrade(&conn, &path, found)?;
+                }
+                if found > FORMAT_VERSION {
+                    check_format(&conn, &path)?;
+                }
+            }
         }
         conn.execute_batch(&format!("BEGIN IMMEDIATE; {TABLES} COMMIT;"))
             .at(&path)?;
@@ -178,23 +225,27 @@ pub fn open_db(
     Ok((conn, path))
 }
 
+/// The format recorded in `meta` (None when the row is missing).
+fn read_format(conn: &Connection, path: &Path) -> Result<Option<i64>, StoreError> {
+    conn.query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
+        r.get(0)
+    })
+    .map(Some)
+    .or_else(|e| match e {
+        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+        e => Err(e),
+    })
+    .map_err(|e| match StoreError::sqlite(path, e) {
+        StoreError::Sqlite { cause: source, .. } => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("no memlens tables: {source}"),
+        },
+        other => other,
+    })
+}
+
 fn check_format(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    let found: Option<i64> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
-            r.get(0)
-        })
-        .map(Some)
-        .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(e),
-        })
-        .map_err(|e| match StoreError::sqlite(path, e) {
-            StoreError::Sqlite { cause: source, .. } => StoreError::Corrupt {
-                path: path.to_path_buf(),
-                detail: format!("no memlens tables: {source}"),
-            },
-            other => other,
-        })?;
+    let found = read_format(conn, path)?;
     match found {
         Some(v) if v == FORMAT_VERSION => Ok(()),
         Some(v) if v > FORMAT_VERSION => Err(StoreError::NewerFormat {
@@ -202,6 +253,13 @@ fn check_format(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             found: v,
             supported: FORMAT_VERSION,
         }),
+        Some(v) if (OLDEST_UPGRADABLE_FORMAT..FORMAT_VERSION).contains(&v) => {
+            Err(StoreError::OlderFormat {
+                path: path.to_path_buf(),
+                found: v,
+                supported: FORMAT_VERSION,
+            })
+        }
         other => Err(StoreError::Corrupt {
             path: path.to_path_buf(),
             detail: format!("unknown history format {other:?}"),

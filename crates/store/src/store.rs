@@ -1,13 +1,14 @@
 //! [`Store`]: opening, entity and series ids, and the write path
 //! (`append` → `commit`, sealing the head into chunk groups).
 
-use crate::codec::chunk::{encode_bundle, encode_timestamps, ChunkBuilder};
+use crate::codec::chunk::{encode_shared_bundle, encode_timestamps, ChunkBuilder};
 use crate::codec::frame::{decode_frame, encode_frame, FrameState};
 use crate::error::{AtPath, StoreError};
+use crate::labels::{self, LabelTexts, Strings};
 use crate::schema::{self, WriterLock};
 use memlens_model::series::Entity;
 use rusqlite::{params, Connection};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 /// Id of an entity (a process incarnation, a cgroup, the host).
@@ -117,7 +118,10 @@ impl Head {
         let index = self.ts.len() as u32;
         self.ts.push(ts);
         for &(id, v) in samples {
-            self.builders.entry(id).or_default().push(index, v);
+            self.builders
+                .entry(id)
+                .or_insert_with(ChunkBuilder::shifting)
+                .push(index, v);
         }
     }
 }
@@ -138,11 +142,14 @@ pub struct Store {
     next_group: i64,
     /// Entity key → (id, labels JSON, seal count when last looked up).
     pub(crate) entity_cache: HashMap<String, (EntityId, String, u64)>,
-    /// Series known to have a row → seal count when last looked up.
-    pub(crate) series_cache: HashMap<SeriesId, u64>,
+    /// Entity → (its metric ids, ascending; seal count when last used).
+    pub(crate) metric_sets: HashMap<EntityId, (Vec<u64>, u64)>,
     pub(crate) seals: u64,
     pub(crate) pending_entities: Vec<PendingEntity>,
-    pub(crate) pending_series: Vec<SeriesId>,
+    /// Entities whose metric set grew since the last commit.
+    pub(crate) pending_sets: BTreeSet<EntityId>,
+    /// Cached ids of the `strings` dictionary.
+    pub(crate) strings: Strings,
     pending: BTreeMap<i64, BTreeMap<SeriesId, f64>>,
     pub(crate) head: Head,
     last_ts: Option<i64>,
@@ -199,7 +206,7 @@ impl Store {
                 .map(|v| v.unwrap_or(0))
                 .at(&path)
         };
-        let next_entity = max("SELECT max(id) FROM entities")? + 1;
+        let next_entity = max("SELECT max(id) FROM entity_rows")? + 1;
         let next_metric = max("SELECT max(id) FROM metrics")? as u64 + 1;
         let metric_ids = {
             let mut stmt = conn.prepare("SELECT name, id FROM metrics").at(&path)?;
@@ -222,10 +229,11 @@ impl Store {
             pending_metrics: Vec::new(),
             next_group,
             entity_cache: HashMap::new(),
-            series_cache: HashMap::new(),
+            metric_sets: HashMap::new(),
             seals: 0,
             pending_entities: Vec::new(),
-            pending_series: Vec::new(),
+            pending_sets: BTreeSet::new(),
+            strings: Strings::default(),
             pending: BTreeMap::new(),
             head: Head::default(),
             last_ts: None,
@@ -324,10 +332,10 @@ impl Store {
             .map(|(ts, m)| (ts, m.into_iter().collect()))
             .collect();
         let entities = std::mem::take(&mut self.pending_entities);
-        let series = std::mem::take(&mut self.pending_series);
+        let sets = std::mem::take(&mut self.pending_sets);
         let metrics = std::mem::take(&mut self.pending_metrics);
         let first_ts = frames.first().map(|f| f.0);
-        match self.write_commit(&frames, &entities, &series, &metrics, first_ts) {
+        match self.write_commit(&frames, &entities, &sets, &metrics, first_ts) {
             Ok(sealed) => {
                 if let Some(last) = frames.last() {
                     self.last_ts = Some(last.0);
@@ -336,7 +344,7 @@ impl Store {
                     self.next_group += 1;
                     self.seals += 1;
                     let keep_from = self.seals.saturating_sub(1);
-                    self.series_cache.retain(|_, used| *used >= keep_from);
+                    self.metric_sets.retain(|_, (_, used)| *used >= keep_from);
                     self.entity_cache
                         .retain(|_, (_, _, used)| *used >= keep_from);
                 }
@@ -353,8 +361,10 @@ impl Store {
             }
             Err(e) => {
                 self.pending_entities = entities;
-                self.pending_series = series;
+                self.pending_sets.extend(sets);
                 self.pending_metrics = metrics;
+                // Strings added by the rolled-back transaction do not exist.
+                self.strings.clear();
                 // The head may hold frames of the rolled-back transaction.
                 self.reload_head()?;
                 Err(StoreError::sqlite(&self.path, e))
@@ -366,29 +376,21 @@ impl Store {
         &mut self,
         frames: &[(i64, Vec<(SeriesId, f64)>)],
         entities: &[PendingEntity],
-        series: &[SeriesId],
+        sets: &BTreeSet<EntityId>,
         metrics: &[(u64, String)],
         first_ts: Option<i64>,
     ) -> rusqlite::Result<Option<SealReport>> {
         let tx = self.conn.unchecked_transaction()?;
         {
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO entities(id, kind, key, pid, start_ticks, comm, cmdline, cgroup,
-                     go_version, labels, first_ts, last_ts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
-                 ON CONFLICT(id) DO UPDATE SET comm = excluded.comm,
-                     cmdline = excluded.cmdline, cgroup = excluded.cgroup,
-                     go_version = excluded.go_version, labels = excluded.labels",
-            )?;
             for e in entities {
                 let (pid, start, cgroup) = match &e.entity {
                     Entity::Host => (None, None, None),
                     Entity::Process { pid, start_time } => {
                         (Some(*pid as i64), Some(*start_time as i64), None)
                     }
-                    Entity::Cgroup { path } => (None, None, Some(path.clone())),
+                    Entity::Cgroup { path } => (None, None, Some(path.as_str())),
                 };
-                let cgroup = cgroup.or_else(|| e.labels.get("cgroup").cloned());
+                let cgroup = cgroup.or_else(|| e.labels.get("cgroup").map(String::as_str));
                 // Labels with a column of their own are not repeated in JSON.
                 let extra: BTreeMap<&String, &String> = e
                     .labels
@@ -397,27 +399,33 @@ impl Store {
                     .collect();
                 let extra =
                     (!extra.is_empty()).then(|| serde_json::to_string(&extra).unwrap_or_default());
-                ins.execute(params![
+                let texts = LabelTexts {
+                    comm: e.labels.get("comm").map(String::as_str),
+                    cmdline: e.labels.get("cmdline").map(String::as_str),
+                    cgroup,
+                    go_version: e.labels.get("go_version").map(String::as_str),
+                    extra: extra.as_deref(),
+                };
+                labels::upsert_entity(
+                    &tx,
+                    &mut self.strings,
                     e.id,
-                    e.entity.kind(),
-                    e.entity.key(),
+                    &e.entity.key(),
                     pid,
                     start,
-                    e.labels.get("comm"),
-                    e.labels.get("cmdline"),
-                    cgroup,
-                    e.labels.get("go_version"),
-                    extra,
+                    texts,
                     first_ts,
-                ])?;
+                    first_ts,
+                )?;
             }
             let mut ins = tx.prepare_cached("INSERT INTO metrics(id, name) VALUES (?1, ?2)")?;
             for (id, name) in metrics {
                 ins.execute(params![*id as i64, name])?;
             }
-            let mut ins = tx.prepare_cached("INSERT OR IGNORE INTO series_ids(id) VALUES (?1)")?;
-            for id in series {
-                ins.execute([*id as i64])?;
+            for entity in sets {
+                if let Some((set, _)) = self.metric_sets.get(entity) {
+                    labels::set_metrics(&tx, &mut self.strings, *entity, set)?;
+                }
             }
             let mut ins = tx.prepare_cached("INSERT INTO frames(ts, data) VALUES (?1, ?2)")?;
             for (ts, samples) in frames {
@@ -496,7 +504,9 @@ impl Store {
     /// Forgets cached ids (after retention deleted rows).
     pub(crate) fn clear_caches(&mut self) {
         self.entity_cache.clear();
-        self.series_cache.clear();
+        let pending = &self.pending_sets;
+        self.metric_sets.retain(|id, _| pending.contains(id));
+        self.strings.clear();
     }
 
     /// Whether the store was opened read-only.
@@ -533,10 +543,10 @@ fn seal_head(
         let mask = (1u64 << METRIC_BITS) - 1;
         // Builders are ordered by series id: entity, then metric.
         let mut entity: Option<u64> = None;
-        let mut bundle: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut bundle: Vec<(u64, Vec<u8>, Vec<u8>)> = Vec::new();
         let mut write =
-            |entity: u64, bundle: &mut Vec<(u64, Vec<u8>)>| -> rusqlite::Result<usize> {
-                let blob = encode_bundle(bundle.iter().map(|(m, c)| (*m, c.as_slice())));
+            |entity: u64, bundle: &mut Vec<(u64, Vec<u8>, Vec<u8>)>| -> rusqlite::Result<usize> {
+                let blob = encode_shared_bundle(bundle);
                 bundle.clear();
                 ins.execute(params![group_id, entity as i64, blob])?;
                 Ok(blob.len())
@@ -547,14 +557,15 @@ fn seal_head(
                 encoded_bytes += write(entity.unwrap_or(0), &mut bundle)?;
             }
             entity = Some(e);
-            bundle.push((id & mask, builder.finish()));
+            let (header, values) = builder.finish_parts();
+            bundle.push((id & mask, header, values));
         }
         if let Some(e) = entity {
             encoded_bytes += write(e, &mut bundle)?;
         }
     }
     tx.execute(
-        "UPDATE entities SET last_ts = ?2 WHERE id IN
+        "UPDATE entity_rows SET last_ts = ?2 WHERE id IN
                  (SELECT key & 4294967295 FROM chunks
                   WHERE key BETWEEN (?1 << 32) AND (?1 << 32) + 4294967295)",
         params![group_id, ts[ts.len() - 1]],

@@ -7,7 +7,7 @@
 //! matters. The table reads through its own read-only connection, so it sees
 //! what is committed.
 
-use crate::codec::chunk::{decode_bundle, decode_chunk, decode_timestamps};
+use crate::codec::chunk::{decode_bundle, decode_chunk_as, decode_timestamps};
 use crate::codec::frame::{decode_frame, FrameState};
 use rusqlite::vtab::{
     Context, Filters, IndexConstraintOp, IndexInfo, Module, VTab, VTabConnection, VTabCursor,
@@ -232,14 +232,15 @@ impl SamplesCursor<'_> {
             let chunks = decode_bundle(&bundle).map_err(|err| {
                 corrupt(format!("chunks of entity {e} in group {group}: {}", err.0))
             })?;
-            for (metric, data) in chunks {
+            for (metric, data) in chunks.chunks {
                 let id = (e << 16) | metric as i64;
                 if !self.series.contains_key(&id) {
                     continue;
                 }
-                let values = decode_chunk(data, ts.len() as u32).map_err(|err| {
-                    corrupt(format!("chunk of series {id} in group {group}: {}", err.0))
-                })?;
+                let values =
+                    decode_chunk_as(&data, ts.len() as u32, chunks.codec).map_err(|err| {
+                        corrupt(format!("chunk of series {id} in group {group}: {}", err.0))
+                    })?;
                 for (i, v) in values {
                     let t = ts[i as usize];
                     if (self.from..=self.to).contains(&t) {
@@ -296,12 +297,14 @@ unsafe impl VTabCursor for SamplesCursor<'_> {
         let mut names: HashMap<String, Rc<str>> = HashMap::new();
         self.series.clear();
         {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT s.id, s.id >> 16, m.name FROM series_ids s
-                 JOIN metrics m ON m.id = (s.id & 65535)
-                 WHERE (?1 IS NULL OR s.id BETWEEN (?1 << 16) AND (?1 << 16) + 65535)
-                   AND (?2 IS NULL OR m.name = ?2)",
-            )?;
+            // With an entity, its row alone (the view's `entity` is the rowid).
+            let mut stmt = self.conn.prepare_cached(if entity.is_some() {
+                "SELECT id, entity, metric FROM series
+                 WHERE entity = ?1 AND metric IS NOT NULL AND (?2 IS NULL OR metric = ?2)"
+            } else {
+                "SELECT id, entity, metric FROM series
+                 WHERE ?1 IS NULL AND metric IS NOT NULL AND (?2 IS NULL OR metric = ?2)"
+            })?;
             let rows = stmt.query_map(params![entity, metric], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,

@@ -7,15 +7,26 @@
 //! since the end of the previous run and the varint run length, then the
 //! value bit stream.
 //!
-//! The chunks of one entity in one group are stored together as a *bundle*
-//! ([`encode_bundle`]): the CRC-32 of the rest (4 bytes little-endian, so
-//! damage that still decodes is found), then per chunk the varint gap to the previous metric id
-//! (the first one absolute; strictly ascending), the varint chunk length and
-//! the chunk. One row per (group, entity) instead of one per series keeps
-//! SQLite's per-row overhead off the samples.
+//! The chunks of one entity in one group are stored together as a *bundle*:
+//! the CRC-32 of the rest (4 bytes little-endian, so damage that still
+//! decodes is found), then the entries. One row per (group, entity) instead
+//! of one per series keeps SQLite's per-row overhead off the samples. Two
+//! layouts, told apart by the first varint after the checksum (metric ids
+//! start at 1, so a 0 cannot open the first one):
+//!
+//! - [`encode_bundle`] (format 1, still read): per chunk the varint gap to
+//!   the previous metric id (the first one absolute; strictly ascending), the
+//!   varint chunk length and the chunk.
+//! - [`encode_shared_bundle`] (written since format 2): varint 0, the
+//!   varint length of a *shared header* and the header (value count and
+//!   runs, the same for all metrics of a process sampled together), then per
+//!   chunk the varint `gap << 1 | own`, the varint length and either the
+//!   whole chunk (`own` = 1) or only its value stream (its header is the
+//!   shared one). A short-lived process's chunks then cost a few bytes each.
 
 use super::bits::{crc32, get_varint, put_varint};
-use super::values::{decode_values, DecodeError, ValueEncoder};
+use super::values::{decode_values, decode_values_shifting, DecodeError, ValueEncoder};
+use std::borrow::Cow;
 
 /// Why a chunk or timestamp blob could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +41,15 @@ impl From<DecodeError> for ChunkError {
     }
 }
 
+/// The value codec of a chunk's stream (see [`super::values`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// Format-1 streams ([`ValueEncoder::new`]), in bundles of the format-1 layout.
+    Plain,
+    /// Shifting streams ([`ValueEncoder::shifting`]), in shared-header bundles.
+    Shifting,
+}
+
 /// Builds the chunk of one series while a group is sealed, frame by frame.
 #[derive(Debug, Clone, Default)]
 pub struct ChunkBuilder {
@@ -39,9 +59,18 @@ pub struct ChunkBuilder {
 }
 
 impl ChunkBuilder {
-    /// An empty chunk.
+    /// An empty chunk with a [`Codec::Plain`] stream.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty chunk with a [`Codec::Shifting`] stream (for
+    /// [`encode_shared_bundle`]).
+    pub fn shifting() -> Self {
+        ChunkBuilder {
+            runs: Vec::new(),
+            values: ValueEncoder::shifting(),
+        }
     }
 
     /// Adds the value of frame `frame_index`; indices must ascend.
@@ -67,6 +96,14 @@ impl ChunkBuilder {
 
     /// The chunk blob.
     pub fn finish(self) -> Vec<u8> {
+        let (mut out, values) = self.finish_parts();
+        out.extend_from_slice(&values);
+        out
+    }
+
+    /// The chunk blob in two parts: its header (value count and runs) and
+    /// its value stream; [`ChunkBuilder::finish`] is the two together.
+    pub fn finish_parts(self) -> (Vec<u8>, Vec<u8>) {
         let mut out = Vec::new();
         put_varint(&mut out, self.values.count() as u64);
         put_varint(&mut out, self.runs.len() as u64);
@@ -76,14 +113,23 @@ impl ChunkBuilder {
             put_varint(&mut out, len as u64);
             end = start + len;
         }
-        out.extend_from_slice(&self.values.finish());
-        out
+        (out, self.values.finish())
     }
 }
 
-/// Decodes a chunk of a group with `frame_count` frames into
-/// `(frame index, value)` pairs.
+/// Decodes a [`Codec::Plain`] chunk of a group with `frame_count` frames
+/// into `(frame index, value)` pairs.
 pub fn decode_chunk(blob: &[u8], frame_count: u32) -> Result<Vec<(u32, f64)>, ChunkError> {
+    decode_chunk_as(blob, frame_count, Codec::Plain)
+}
+
+/// [`decode_chunk`] for a chunk with a stream of `codec` (the one its
+/// [`Bundle`] says).
+pub fn decode_chunk_as(
+    blob: &[u8],
+    frame_count: u32,
+    codec: Codec,
+) -> Result<Vec<(u32, f64)>, ChunkError> {
     let mut input = blob;
     let cut = |_| ChunkError("header cut short");
     let count = get_varint(&mut input).map_err(cut)?;
@@ -107,11 +153,15 @@ pub fn decode_chunk(blob: &[u8], frame_count: u32) -> Result<Vec<(u32, f64)>, Ch
     }
     let mut out = Vec::with_capacity(indices.len());
     let mut it = indices.into_iter();
-    decode_values(input, count as u32, |v| {
+    let sink = |v| {
         if let Some(i) = it.next() {
             out.push((i, v));
         }
-    })?;
+    };
+    match codec {
+        Codec::Plain => decode_values(input, count as u32, sink)?,
+        Codec::Shifting => decode_values_shifting(input, count as u32, sink)?,
+    }
     Ok(out)
 }
 
@@ -166,14 +216,79 @@ pub fn encode_bundle<'a>(chunks: impl IntoIterator<Item = (u64, &'a [u8])>) -> V
     out
 }
 
-/// Splits a bundle into `(metric id, chunk)` pairs.
-pub fn decode_bundle(blob: &[u8]) -> Result<Vec<(u64, &[u8])>, ChunkError> {
-    let (crc, mut input) = blob
+/// Encodes the chunks of one entity, `(metric id, header, value stream)`
+/// as [`ChunkBuilder::finish_parts`] of [`ChunkBuilder::shifting`] builders
+/// made them (their chunks decode as [`Codec::Shifting`]), metric ids
+/// strictly ascending and above 0, in the shared-header layout: the most
+/// common header is stored once.
+pub fn encode_shared_bundle(chunks: &[(u64, Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut counts: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+    for (_, header, _) in chunks {
+        *counts.entry(header.as_slice()).or_default() += 1;
+    }
+    let shared: &[u8] = counts
+        .iter()
+        // Most used; ties to the shorter, then the smaller (deterministic).
+        .max_by_key(|(h, n)| (**n, std::cmp::Reverse((h.len(), **h))))
+        .map(|(h, _)| *h)
+        .unwrap_or(&[]);
+    let mut out = vec![0u8; 4];
+    put_varint(&mut out, 0);
+    put_varint(&mut out, shared.len() as u64);
+    out.extend_from_slice(shared);
+    let mut prev = 0u64;
+    for (metric, header, values) in chunks {
+        let own = header.as_slice() != shared;
+        put_varint(&mut out, (metric - prev) << 1 | u64::from(own));
+        if own {
+            put_varint(&mut out, (header.len() + values.len()) as u64);
+            out.extend_from_slice(header);
+        } else {
+            put_varint(&mut out, values.len() as u64);
+        }
+        out.extend_from_slice(values);
+        prev = *metric;
+    }
+    let crc = crc32(&out[4..]);
+    out[..4].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// One chunk of a decoded bundle: its metric id and the chunk blob.
+pub type BundleEntry<'a> = (u64, Cow<'a, [u8]>);
+
+/// A decoded bundle: its chunks and the codec of their value streams.
+#[derive(Debug, Clone)]
+pub struct Bundle<'a> {
+    /// The value codec of every chunk (decode them with [`decode_chunk_as`]).
+    pub codec: Codec,
+    /// `(metric id, chunk)`, metric ids ascending.
+    pub chunks: Vec<BundleEntry<'a>>,
+}
+
+/// Splits a bundle of either layout into `(metric id, chunk)` pairs (chunks
+/// of the shared-header layout are put back together, so they are owned).
+pub fn decode_bundle(blob: &[u8]) -> Result<Bundle<'_>, ChunkError> {
+    let (crc, input) = blob
         .split_first_chunk::<4>()
         .ok_or(ChunkError("bundle shorter than its checksum"))?;
     if u32::from_le_bytes(*crc) != crc32(input) {
         return Err(ChunkError("bundle checksum mismatch"));
     }
+    if input.first() == Some(&0) {
+        return Ok(Bundle {
+            codec: Codec::Shifting,
+            chunks: decode_shared(&input[1..])?,
+        });
+    }
+    Ok(Bundle {
+        codec: Codec::Plain,
+        chunks: decode_plain(input)?,
+    })
+}
+
+/// The entries of a format-1 bundle, after its checksum.
+fn decode_plain(mut input: &[u8]) -> Result<Vec<BundleEntry<'_>>, ChunkError> {
     let mut out = Vec::new();
     let mut metric = 0u64;
     while !input.is_empty() {
@@ -189,8 +304,47 @@ pub fn decode_bundle(blob: &[u8]) -> Result<Vec<(u64, &[u8])>, ChunkError> {
             return Err(ChunkError("bundle chunk longer than the bundle"));
         }
         let (chunk, rest) = input.split_at(len as usize);
-        out.push((metric, chunk));
+        out.push((metric, Cow::Borrowed(chunk)));
         input = rest;
+    }
+    Ok(out)
+}
+
+/// The entries of a shared-header bundle, after its 0 marker.
+fn decode_shared(mut input: &[u8]) -> Result<Vec<BundleEntry<'_>>, ChunkError> {
+    let cut = |_| ChunkError("bundle entry cut");
+    let header_len = get_varint(&mut input).map_err(cut)?;
+    if header_len > input.len() as u64 {
+        return Err(ChunkError("bundle header longer than the bundle"));
+    }
+    let (shared, rest) = input.split_at(header_len as usize);
+    input = rest;
+    let mut out = Vec::new();
+    let mut metric = 0u64;
+    while !input.is_empty() {
+        let code = get_varint(&mut input).map_err(cut)?;
+        let (gap, own) = (code >> 1, code & 1 == 1);
+        if gap == 0 {
+            return Err(ChunkError("bundle metric ids not ascending"));
+        }
+        metric = metric
+            .checked_add(gap)
+            .ok_or(ChunkError("bundle metric id overflows"))?;
+        let len = get_varint(&mut input).map_err(cut)?;
+        if len > input.len() as u64 {
+            return Err(ChunkError("bundle chunk longer than the bundle"));
+        }
+        let (data, rest) = input.split_at(len as usize);
+        input = rest;
+        let chunk = if own {
+            Cow::Borrowed(data)
+        } else {
+            let mut whole = Vec::with_capacity(shared.len() + data.len());
+            whole.extend_from_slice(shared);
+            whole.extend_from_slice(data);
+            Cow::Owned(whole)
+        };
+        out.push((metric, chunk));
     }
     Ok(out)
 }
@@ -237,6 +391,16 @@ mod tests {
             let mut sealed = crc32(&bytes).to_le_bytes().to_vec();
             sealed.extend_from_slice(&bytes);
             let _ = decode_bundle(&sealed);
+            // And as a shared-header bundle.
+            let mut shared = vec![0u8];
+            shared.extend_from_slice(&bytes);
+            let mut sealed = crc32(&shared).to_le_bytes().to_vec();
+            sealed.extend_from_slice(&shared);
+            if let Ok(bundle) = decode_bundle(&sealed) {
+                for (_, c) in bundle.chunks {
+                    let _ = decode_chunk_as(&c, frames, bundle.codec);
+                }
+            }
         }
 
         #[test]
@@ -252,11 +416,49 @@ mod tests {
         fn bundles_round_trip(chunks in proptest::collection::btree_map(0u64..70_000, proptest::collection::vec(any::<u8>(), 0..40), 0..20)) {
             let blob = encode_bundle(chunks.iter().map(|(&m, c)| (m, c.as_slice())));
             let back = decode_bundle(&blob).unwrap();
+            prop_assert_eq!(back.codec, Codec::Plain);
+            let back = back.chunks;
             prop_assert_eq!(back.len(), chunks.len());
             for ((m, c), (bm, bc)) in chunks.iter().zip(back) {
                 prop_assert_eq!(*m, bm);
-                prop_assert_eq!(c.as_slice(), bc);
+                prop_assert_eq!(c.as_slice(), &*bc);
             }
+        }
+
+        #[test]
+        fn shared_bundles_round_trip(series in proptest::collection::btree_map(1u64..70_000, proptest::collection::vec(any::<bool>(), 1..50), 1..20), damage in any::<usize>(), flip in 1u8..=255) {
+            // Chunks of real builders: several share their presence runs.
+            let frames = 50u32;
+            let mut parts = Vec::new();
+            let mut whole = Vec::new();
+            for (&metric, present) in &series {
+                let mut b = ChunkBuilder::shifting();
+                for (i, &p) in present.iter().enumerate() {
+                    if p || present.len() > 40 {
+                        b.push(i as u32, (i as u64 * metric) as f64);
+                    }
+                }
+                whole.push((metric, b.clone().finish()));
+                let (h, v) = b.finish_parts();
+                parts.push((metric, h, v));
+            }
+            let mut blob = encode_shared_bundle(&parts);
+            let back = decode_bundle(&blob).unwrap();
+            prop_assert_eq!(back.codec, Codec::Shifting);
+            prop_assert_eq!(back.chunks.len(), whole.len());
+            for ((m, c), (bm, bc)) in whole.iter().zip(&back.chunks) {
+                prop_assert_eq!(*m, *bm);
+                prop_assert_eq!(c.as_slice(), &**bc);
+                let values = decode_chunk_as(bc, frames, Codec::Shifting).unwrap();
+                let present = &series[m];
+                let expected: Vec<(u32, f64)> = present.iter().enumerate()
+                    .filter(|(_, &p)| p || present.len() > 40)
+                    .map(|(i, _)| (i as u32, (i as u64 * m) as f64)).collect();
+                prop_assert_eq!(values, expected);
+            }
+            let i = damage % blob.len();
+            blob[i] ^= flip;
+            prop_assert!(decode_bundle(&blob).is_err());
         }
     }
 }

@@ -17,10 +17,22 @@
 //! | `11111` `1` + XOR | a float that is no scaled integer: Gorilla XOR against the previous value |
 //!
 //! The first value is `0` + 4 bits scale + 6 bits length `n` + the `n` bits
-//! of its zigzag scaled integer, or `1` + its 64 raw bits. After a first value or a
-//! XOR-coded value, the integer state restarts from that value with the
-//! smallest scale that represents it (delta 0), computed identically by
-//! encoder and decoder, so no extra bits are needed. NaN, infinities and
+//! of its zigzag scaled integer, or `1` + its 64 raw bits.
+//!
+//! *Shifting* streams ([`ValueEncoder::shifting`], the chunks written since
+//! format 2) also drop the trailing zero bits that byte counts in pages or
+//! KiB share: the first value's header has 4 more bits, a binary shift `s`
+//! (12 when its scaled integer is a multiple of 4096, 10 for 1024, else 0),
+//! and the integer state then counts in units of `2^s`, so a change of a few
+//! pages costs a 9- or 19-bit code instead of a 19- or 36-bit one. A value
+//! that is no multiple of `2^s` first writes `11111` `0` and the scale
+//! nibble 14 ("shift down to 10", when it is a multiple of 1024) or 15
+//! ("shift back to 0"); a scale change also takes the shift to 0.
+//!
+//! After a first value or a XOR-coded value, the integer state restarts
+//! from that value with the smallest scale that represents it (delta 0, and
+//! the first value's shift, or 0 after a XOR-coded one), computed
+//! identically by encoder and decoder, so no extra bits are needed. NaN, infinities and
 //! -0.0 always round-trip exactly (they go through the XOR path).
 
 use super::bits::{unzigzag, zigzag, BitReader, BitWriter, OutOfBits};
@@ -52,12 +64,47 @@ fn smallest_scale(v: f64, from: u32) -> Option<(u32, i64)> {
     (from..=MAX_SCALE).find_map(|k| as_scaled(v, k).map(|m| (k, m)))
 }
 
-/// Integer state after a value: scale, last integer, last delta.
+/// The binary shift of byte counts in pages (4 KiB).
+const PAGE_SHIFT: u32 = 12;
+/// The binary shift of byte counts in KiB (as /proc/meminfo gives them).
+const KIB_SHIFT: u32 = 10;
+/// The scale nibble that means "binary shift down to [`KIB_SHIFT`]" in
+/// shifting streams.
+const SHIFT_TO_KIB: u64 = 14;
+/// The scale nibble that means "binary shift back to 0" in shifting streams.
+const SHIFT_RESET: u64 = 15;
+
+/// Integer state after a value: scale, last integer, last delta (both in
+/// units of `2^shift`).
 #[derive(Debug, Clone, Copy)]
 struct IntState {
     scale: u32,
     last: i64,
     delta: i64,
+    shift: u32,
+}
+
+impl IntState {
+    /// The same state with the smaller shift `to`, if it fits.
+    fn reshifted(self, to: u32) -> Option<IntState> {
+        let f = 1i64.checked_shl(self.shift.checked_sub(to)?)?;
+        Some(IntState {
+            last: self.last.checked_mul(f)?,
+            delta: self.delta.checked_mul(f)?,
+            shift: to,
+            ..self
+        })
+    }
+}
+
+/// The binary shift for scaled integer `m` in a shifting stream: pages,
+/// KiB or none.
+fn shift_for(m: i64) -> u32 {
+    match m.trailing_zeros() {
+        tz if tz >= PAGE_SHIFT => PAGE_SHIFT,
+        tz if tz >= KIB_SHIFT => KIB_SHIFT,
+        _ => 0,
+    }
 }
 
 /// Shared state of encoder and decoder (they evolve identically).
@@ -78,6 +125,7 @@ impl State {
             scale,
             last,
             delta: 0,
+            shift: 0,
         });
     }
 }
@@ -87,12 +135,22 @@ impl State {
 pub struct ValueEncoder {
     out: BitWriter,
     state: State,
+    shifts: bool,
 }
 
 impl ValueEncoder {
-    /// An empty encoder.
+    /// An empty encoder (format-1 stream, also used for timestamps).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty encoder of a *shifting* stream (chunks since format 2): see
+    /// the module docs; decode with [`decode_values_shifting`].
+    pub fn shifting() -> Self {
+        ValueEncoder {
+            shifts: true,
+            ..Self::default()
+        }
     }
 
     /// Number of values pushed.
@@ -112,39 +170,80 @@ impl ValueEncoder {
         if st.count == 1 {
             match smallest_scale(v, 0) {
                 Some((scale, m)) => {
-                    let z = zigzag(m);
+                    let shift = if self.shifts && m != 0 {
+                        shift_for(m)
+                    } else {
+                        0
+                    };
+                    let z = zigzag(m >> shift);
                     let len = 64 - z.leading_zeros();
                     self.out.write_bit(false);
                     self.out.write_bits(scale as u64, 4);
+                    if self.shifts {
+                        self.out.write_bits(shift as u64, 4);
+                    }
                     self.out.write_bits(len as u64, 6);
                     self.out.write_bits(z, len);
+                    st.prev_bits = v.to_bits();
+                    st.int = Some(IntState {
+                        scale,
+                        last: m >> shift,
+                        delta: 0,
+                        shift,
+                    });
                 }
                 None => {
                     self.out.write_bit(true);
                     self.out.write_bits(v.to_bits(), 64);
+                    st.restart(v);
                 }
             }
-            st.restart(v);
             return;
         }
         if let Some(int) = st.int {
             if let Some((scale, m)) = smallest_scale(v, int.scale) {
+                // The shift stays while the scale does and `m` is a multiple
+                // of 2^shift; otherwise it steps down (to KiB or to 0) first,
+                // and a scale change takes it to 0.
+                let base = if scale != int.scale {
+                    int.reshifted(0)
+                } else if m.trailing_zeros() >= int.shift {
+                    Some(int)
+                } else {
+                    int.reshifted(shift_for(m).min(KIB_SHIFT))
+                };
                 let factor = 10i64.pow(scale - int.scale);
-                if let (Some(last), Some(delta)) =
-                    (int.last.checked_mul(factor), int.delta.checked_mul(factor))
-                {
-                    let step = m.checked_sub(last);
+                let scaled = base.and_then(|b| {
+                    Some((
+                        b.shift,
+                        b.last.checked_mul(factor)?,
+                        b.delta.checked_mul(factor)?,
+                    ))
+                });
+                if let Some((shift, last, delta)) = scaled {
+                    let ms = m >> shift;
+                    let step = ms.checked_sub(last);
                     if let Some((step, dod)) = step.and_then(|d| Some((d, d.checked_sub(delta)?))) {
                         if scale != int.scale {
                             self.out.write_bits(0b11111, 5);
                             self.out.write_bit(false);
                             self.out.write_bits(scale as u64, 4);
+                        } else if shift != int.shift {
+                            self.out.write_bits(0b11111, 5);
+                            self.out.write_bit(false);
+                            let code = if shift == KIB_SHIFT {
+                                SHIFT_TO_KIB
+                            } else {
+                                SHIFT_RESET
+                            };
+                            self.out.write_bits(code, 4);
                         }
                         write_dod(&mut self.out, dod);
                         st.int = Some(IntState {
                             scale,
-                            last: m,
+                            last: ms,
                             delta: step,
+                            shift,
                         });
                         st.prev_bits = v.to_bits();
                         return;
@@ -219,10 +318,25 @@ impl From<OutOfBits> for DecodeError {
     }
 }
 
-/// Decodes `count` values from `bytes`, calling `sink` with each.
-pub fn decode_values(
+/// Decodes `count` values of a format-1 stream ([`ValueEncoder::new`])
+/// from `bytes`, calling `sink` with each.
+pub fn decode_values(bytes: &[u8], count: u32, sink: impl FnMut(f64)) -> Result<(), DecodeError> {
+    decode_stream(bytes, count, false, sink)
+}
+
+/// Decodes `count` values of a shifting stream ([`ValueEncoder::shifting`]).
+pub fn decode_values_shifting(
     bytes: &[u8],
     count: u32,
+    sink: impl FnMut(f64),
+) -> Result<(), DecodeError> {
+    decode_stream(bytes, count, true, sink)
+}
+
+fn decode_stream(
+    bytes: &[u8],
+    count: u32,
+    shifts: bool,
     mut sink: impl FnMut(f64),
 ) -> Result<(), DecodeError> {
     let mut r = BitReader::new(bytes);
@@ -233,11 +347,26 @@ pub fn decode_values(
                 f64::from_bits(r.read_bits(64)?)
             } else {
                 let scale = r.read_bits(4)? as u32;
+                let shift = if shifts { r.read_bits(4)? as u32 } else { 0 };
                 let len = r.read_bits(6)? as u32;
                 if scale > MAX_SCALE || len > 55 {
                     return Err(DecodeError::BadCode);
                 }
-                unscale(unzigzag(r.read_bits(len)?), scale)
+                let ms = unzigzag(r.read_bits(len)?);
+                let m = ms.checked_mul(1 << shift).ok_or(DecodeError::BadCode)?;
+                let v = unscale(m, scale);
+                if shifts {
+                    st.prev_bits = v.to_bits();
+                    st.int = Some(IntState {
+                        scale,
+                        last: ms,
+                        delta: 0,
+                        shift,
+                    });
+                    sink(v);
+                    continue;
+                }
+                v
             }
         } else {
             let mut ones = 0;
@@ -249,14 +378,24 @@ pub fn decode_values(
             } else {
                 let mut int = st.int.ok_or(DecodeError::BadCode)?;
                 if ones == 5 {
-                    let scale = r.read_bits(4)? as u32;
-                    if scale <= int.scale || scale > MAX_SCALE {
-                        return Err(DecodeError::BadCode);
+                    let nibble = r.read_bits(4)?;
+                    if shifts && (nibble == SHIFT_RESET || nibble == SHIFT_TO_KIB) {
+                        let to = if nibble == SHIFT_TO_KIB { KIB_SHIFT } else { 0 };
+                        if int.shift <= to {
+                            return Err(DecodeError::BadCode);
+                        }
+                        int = int.reshifted(to).ok_or(DecodeError::BadCode)?;
+                    } else {
+                        let scale = nibble as u32;
+                        if scale <= int.scale || scale > MAX_SCALE {
+                            return Err(DecodeError::BadCode);
+                        }
+                        int = int.reshifted(0).ok_or(DecodeError::BadCode)?;
+                        let factor = 10i64.pow(scale - int.scale);
+                        int.last = int.last.checked_mul(factor).ok_or(DecodeError::BadCode)?;
+                        int.delta = int.delta.checked_mul(factor).ok_or(DecodeError::BadCode)?;
+                        int.scale = scale;
                     }
-                    let factor = 10i64.pow(scale - int.scale);
-                    int.last = int.last.checked_mul(factor).ok_or(DecodeError::BadCode)?;
-                    int.delta = int.delta.checked_mul(factor).ok_or(DecodeError::BadCode)?;
-                    int.scale = scale;
                     ones = 0;
                     while ones < 5 && r.read_bit()? {
                         ones += 1;
@@ -281,8 +420,10 @@ pub fn decode_values(
                     scale: int.scale,
                     last: m,
                     delta,
+                    shift: int.shift,
                 });
-                let v = unscale(m, int.scale);
+                let full = m.checked_mul(1 << int.shift).ok_or(DecodeError::BadCode)?;
+                let v = unscale(full, int.scale);
                 st.prev_bits = v.to_bits();
                 sink(v);
                 continue;
@@ -331,6 +472,16 @@ mod tests {
         out
     }
 
+    fn round_trip_shifting(values: &[f64]) -> (Vec<f64>, usize) {
+        let mut enc = ValueEncoder::shifting();
+        values.iter().for_each(|&v| enc.push(v));
+        let n = enc.count();
+        let bytes = enc.finish();
+        let mut out = Vec::new();
+        decode_values_shifting(&bytes, n, |v| out.push(v)).unwrap();
+        (out, bytes.len())
+    }
+
     fn same_bits(a: &[f64], b: &[f64]) -> bool {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
     }
@@ -368,6 +519,31 @@ mod tests {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), count in 0u32..500) {
             let _ = decode_values(&bytes, count, |_| {});
+            let _ = decode_values_shifting(&bytes, count, |_| {});
+        }
+
+        #[test]
+        fn shifting_streams_round_trip_bit_exactly(values in proptest::collection::vec(value(), 0..300)) {
+            prop_assert!(same_bits(&values, &round_trip_shifting(&values).0));
+        }
+
+        #[test]
+        fn page_walks_round_trip_and_shrink(start in 1u64..1 << 30, steps in proptest::collection::vec(-300i64..300, 1..300), odd in any::<prop::sample::Index>(), decimals in any::<bool>()) {
+            // RSS-like: multiples of 4096, with one value that is not (and
+            // maybe a decimal one) somewhere: the shift must step back.
+            let mut v = start as i64 * 4096;
+            let mut values: Vec<f64> = steps.iter().map(|s| { v = (v + s * 4096).max(0); v as f64 }).collect();
+            let i = odd.index(values.len());
+            let plain_len = {
+                let mut enc = ValueEncoder::new();
+                values.iter().for_each(|&v| enc.push(v));
+                enc.finish().len()
+            };
+            let (back, shifted_len) = round_trip_shifting(&values);
+            prop_assert!(same_bits(&values, &back));
+            prop_assert!(shifted_len <= plain_len, "{} > {}", shifted_len, plain_len);
+            values[i] += if decimals { 0.5 } else { 1.0 };
+            prop_assert!(same_bits(&values, &round_trip_shifting(&values).0));
         }
     }
 
@@ -379,6 +555,27 @@ mod tests {
         }
         // 123456789 zigzags to 246913578, 28 bits: 1 + 4 + 6 + 28 bits first.
         assert_eq!(enc.len_bits(), 39 + 999);
+    }
+
+    #[test]
+    fn a_page_multiple_walk_costs_less_shifted() {
+        let values: Vec<f64> = (0..120)
+            .map(|i| ((10_000 + (i * 7919) % 200) * 4096) as f64)
+            .collect();
+        let mut plain = ValueEncoder::new();
+        let mut shifted = ValueEncoder::shifting();
+        for &v in &values {
+            plain.push(v);
+            shifted.push(v);
+        }
+        // Deltas of up to 200 pages: 36-bit codes plain, 19-bit shifted.
+        assert!(
+            shifted.len_bits() * 10 < plain.len_bits() * 7,
+            "{} vs {}",
+            shifted.len_bits(),
+            plain.len_bits()
+        );
+        assert!(same_bits(&values, &round_trip_shifting(&values).0));
     }
 
     #[test]
