@@ -24,33 +24,14 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::diagnose;
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn diagnose(pid: i32, window_seconds: &str, extra: &[&str]) -> Value {
-    let pid = pid.to_string();
-    let mut args = vec![
-        "diagnose",
-        "--pid",
-        &pid,
-        "--window",
-        window_seconds,
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
-        .args(&args)
-        .output()
-        .expect("run memlens");
-    assert!(
-        out.status.success(),
-        "memlens {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("memlens diagnose --json is JSON")
 }
 
 /// Every finding of the report about process `pid`.

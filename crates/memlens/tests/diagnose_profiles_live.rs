@@ -25,6 +25,10 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::diagnose;
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -33,29 +37,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 const MIB: f64 = 1048576.0;
 const IDS: [&str; 3] = ["go.goroutine_leak", "go.heap_growth_site", "go.map_bloat"];
-
-fn diagnose(pid: i32, window_seconds: &str, extra: &[&str]) -> Value {
-    let pid = pid.to_string();
-    let mut args = vec![
-        "diagnose",
-        "--pid",
-        &pid,
-        "--window",
-        window_seconds,
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
-        .args(&args)
-        .output()
-        .expect("run memlens");
-    assert!(
-        out.status.success(),
-        "memlens {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("memlens diagnose --json is JSON")
-}
 
 fn section<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["sections"]

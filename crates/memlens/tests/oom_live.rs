@@ -24,6 +24,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::memlens;
+
 const LIMIT_BYTES: u64 = 256 << 20;
 
 fn now_ms() -> i64 {
@@ -31,19 +35,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-fn memlens(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
-        .args(args)
-        .output()
-        .expect("run memlens");
-    assert!(
-        out.status.success(),
-        "memlens {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// One workload in its own cgroup.

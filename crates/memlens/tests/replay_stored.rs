@@ -6,22 +6,12 @@
 use memlens_model::series::{Entity, Labels};
 use memlens_store::Store;
 use serde_json::Value;
-use std::process::Command;
+
+#[path = "common/cli.rs"]
+mod cli;
+use cli::memlens;
 
 const MIB: f64 = 1048576.0;
-
-fn memlens(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
-        .args(args)
-        .output()
-        .expect("run memlens");
-    assert!(
-        out.status.success(),
-        "memlens {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("memlens-{name}-{}", std::process::id()));

@@ -29,9 +29,12 @@
 use memlens_analyze::victims::host_oom_score;
 use memlens_testkit::{Exit, GoToolchain, TestCgroup, Workload, WorkloadSpec};
 use serde_json::Value;
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+#[path = "common/cli.rs"]
+mod cli;
+use cli::memlens_json as memlens;
 
 const MIB: u64 = 1 << 20;
 const LIMIT_BYTES: u64 = 192 * MIB;
@@ -40,19 +43,6 @@ const OVERFLOW_MIB: u64 = 12;
 
 /// Both tests change oom_score_adj of processes and force OOMs: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn memlens(args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
-        .args(args)
-        .output()
-        .expect("run memlens");
-    assert!(
-        out.status.success(),
-        "memlens {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("memlens diagnose --json is JSON")
-}
 
 /// A workload holding about `mib` MiB of written anonymous memory.
 fn holder(toolchain: &GoToolchain, cgroup: &TestCgroup, mib: u64) -> Workload {

@@ -8,18 +8,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn memlens(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
-        .args(args)
-        .output()
-        .expect("run memlens");
-    assert!(
-        out.status.success(),
-        "memlens {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::memlens;
 
 #[test]
 fn recorded_series_and_profiles_read_back() {

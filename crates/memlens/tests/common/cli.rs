@@ -1,0 +1,44 @@
+//! Running the `memlens` binary from tests: one place for "run it, fail the
+//! test with its stderr when it fails, hand back its stdout".
+//!
+//! Each test binary includes this file and uses a part of it.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::process::Command;
+
+/// Runs `memlens ARGS`, asserts it succeeded (the message names the
+/// arguments and carries stderr) and returns stdout as text.
+pub fn memlens(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
+        .args(args)
+        .output()
+        .expect("run memlens");
+    assert!(
+        out.status.success(),
+        "memlens {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("memlens prints UTF-8")
+}
+
+/// Runs `memlens ARGS` (which must print JSON) and parses stdout.
+pub fn memlens_json(args: &[&str]) -> Value {
+    let text = memlens(args);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("memlens {args:?}: not JSON: {e}"))
+}
+
+/// `memlens diagnose --pid PID --window SECONDS --json EXTRA...`.
+pub fn diagnose(pid: i32, window_seconds: &str, extra: &[&str]) -> Value {
+    let pid = pid.to_string();
+    let mut args = vec![
+        "diagnose",
+        "--pid",
+        &pid,
+        "--window",
+        window_seconds,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    memlens_json(&args)
+}
