@@ -20,6 +20,7 @@
 
 use memlens_testkit::{ChildGuard, GoToolchain, TestCgroup, Workload, WorkloadSpec};
 use serde_json::Value;
+use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -358,12 +359,14 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
         ]);
         let top = pprof_top_functions(&case.toolchain, &file);
         let _ = std::fs::remove_file(&file);
-        println!(
+        let line = format!(
             "{}: heap profile #{id} kept {:.0} s before the kill, top inuse_space: {:?}",
             case.name,
             (kill_ms - heap["ts_ms"].as_i64().unwrap()) as f64 / 1000.0,
             &top[..top.len().min(3)]
         );
+        println!("{line}");
+        report.push(line);
         if case.name.starts_with("fast") {
             assert_eq!(
                 top.first().map(String::as_str),
@@ -381,7 +384,9 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
             );
         }
     }
-    println!("{}", report.join("\n"));
+    // Straight to the process's stderr, past the harness's capture of the
+    // print macros: the lead times and errors show in every CI log.
+    let _ = writeln!(std::io::stderr(), "{}", report.join("\n"));
     drop(cases);
     let _ = std::fs::remove_dir_all(&data);
     let _ = std::fs::remove_file(&log_path);
