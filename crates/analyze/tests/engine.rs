@@ -197,3 +197,37 @@ fn at_a_one_second_interval_trends_are_evaluated_every_few_seconds_and_still_fir
     // from the entity's first sample's grid.
     assert!(fired.iter().all(|f| f.0 % 4 == 0), "{fired:?}");
 }
+
+#[test]
+fn a_process_kill_point_takes_the_usual_offset_not_one_skewed_instant() {
+    // RSS counts 5 MiB charged elsewhere (usage = RSS - 5 MiB), except at
+    // the newest instant, read mid-allocation (usage = RSS + 7 MiB).
+    let mut engine = Engine::new(Config::default());
+    let e = go_process();
+    let cg = Entity::Cgroup {
+        path: "/app".to_string(),
+    };
+    engine.set_process_cgroup(&e, "/app");
+    let mut critical = None;
+    for i in 0..40 {
+        let t = i * 5;
+        let rss = 40.0 * MIB + MIB * t as f64;
+        let skew = if i == 39 { 7.0 } else { -5.0 };
+        engine.observe(
+            t * 1000,
+            &[
+                p(&e, "rss_bytes", rss),
+                p(&cg, "usage_bytes", rss + skew * MIB),
+                p(&cg, "effective_limit_bytes", 256.0 * MIB),
+            ],
+        );
+        if i == 39 {
+            critical = engine
+                .active()
+                .into_iter()
+                .find(|f| f.id == TIME_TO_OOM && f.target == e);
+        }
+    }
+    let f = critical.expect("a time-to-OOM on the process");
+    assert_eq!(f.evidence("kill_point_bytes"), Some(261.0 * MIB), "{f:?}");
+}

@@ -163,6 +163,32 @@ struct Condition {
     recommendation: String,
 }
 
+/// How many recent instants [`recent_offset`] looks at.
+const OFFSET_INSTANTS: usize = 24;
+
+/// The median of `usage - rss` over the last instants at which both the
+/// cgroup's usage and the process's RSS were sampled.
+fn recent_offset(cgroup: &EntityState, process: &EntityState) -> Option<f64> {
+    let usage = cgroup.windows.get("usage_bytes")?.points();
+    let rss = process.windows.get("rss_bytes")?.points();
+    let mut offsets = Vec::with_capacity(OFFSET_INSTANTS);
+    let mut u = usage.iter().rev().peekable();
+    for &(ts, r) in rss.iter().rev() {
+        while u.peek().is_some_and(|p| p.0 > ts) {
+            u.next();
+        }
+        if let Some(&&(uts, uv)) = u.peek() {
+            if uts == ts {
+                offsets.push(uv - r);
+                if offsets.len() == OFFSET_INSTANTS {
+                    break;
+                }
+            }
+        }
+    }
+    crate::robust::median(&offsets)
+}
+
 impl Engine {
     /// An engine with `config`.
     pub fn new(config: Config) -> Engine {
@@ -373,9 +399,13 @@ impl Engine {
                         // RSS; negative when the RSS counts pages charged to
                         // another cgroup (a binary's text first read by
                         // someone else): then the RSS at the kill is above
-                        // the limit by as much.
-                        let usage = cg.latest.get("usage_bytes").copied().unwrap_or(value);
-                        let others = usage - value;
+                        // the limit by as much. The median over recent
+                        // instants, not the latest one: RSS and usage are
+                        // read a moment apart, and while a batch working set
+                        // comes or goes they disagree by megabytes.
+                        let others = recent_offset(cg, state).unwrap_or_else(|| {
+                            cg.latest.get("usage_bytes").copied().unwrap_or(value) - value
+                        });
                         return Some((limit - others, Layer::Cgroup));
                     }
                 }
