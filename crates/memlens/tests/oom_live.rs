@@ -323,6 +323,24 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
                 case.name
             );
         }
+        // The victim keeps its labels: its last Go runtime read may come
+        // cycles after it left the snapshots, and a dying process reads back
+        // with fields missing.
+        let labels = query(
+            &data_arg,
+            &format!(
+                "SELECT comm, cgroup FROM entities WHERE pid = {}",
+                case.workload.pid()
+            ),
+        );
+        assert_eq!(labels.len(), 1, "{}: {labels:?}", case.name);
+        assert_eq!(labels[0]["comm"], "workload", "{}", case.name);
+        assert_eq!(
+            labels[0]["cgroup"],
+            case.cgroup.path_in_hierarchy().as_str(),
+            "{}",
+            case.name
+        );
         // The kill: a finding on the victim, linked to a heap profile kept before it.
         let kill = mine
             .iter()

@@ -58,6 +58,34 @@ impl Store {
         Ok(id)
     }
 
+    /// The id of `entity` without touching its labels: for a value that
+    /// arrives when the entity's labels are not known any more (a Go runtime
+    /// read that ends after its process left the snapshots). A known entity
+    /// keeps the labels it has; an unknown one is registered without labels.
+    pub fn entity_keeping_labels(&mut self, entity: &Entity) -> Result<EntityId, StoreError> {
+        self.writable()?;
+        let key = entity.key();
+        let seals = self.seals;
+        if let Some((id, _, used)) = self.entity_cache.get_mut(&key) {
+            *used = seals;
+            return Ok(*id);
+        }
+        let found: Option<EntityId> = self
+            .conn
+            .prepare_cached("SELECT id FROM entity_rows WHERE key = ?1")
+            .and_then(|mut s| s.query_row([&key], |r| r.get(0)).optional())
+            .at(&self.path)?;
+        match found {
+            Some(id) => {
+                // No JSON text equals this one, so labels given later by
+                // `entity` are written (an update of the same row).
+                self.entity_cache.insert(key, (id, String::new(), seals));
+                Ok(id)
+            }
+            None => self.entity(entity, &BTreeMap::new()),
+        }
+    }
+
     fn queue_entity(&mut self, id: EntityId, entity: &Entity, labels: &BTreeMap<&str, String>) {
         self.pending_entities.push(PendingEntity {
             id,

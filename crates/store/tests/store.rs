@@ -229,6 +229,47 @@ fn a_reused_pid_is_a_new_entity_and_labels_update() {
 }
 
 #[test]
+fn a_late_value_keeps_the_labels_of_a_known_entity() {
+    let dir = temp_dir("keeplabels");
+    let mut store = Store::open(&dir).unwrap();
+    let a = store.entity(&process(7, 70), &labels("workload")).unwrap();
+    let s = store.series_id(a, "rss_bytes").unwrap();
+    store.append(10, &[(s, 1.0)]).unwrap();
+    store.commit().unwrap();
+    // Known from the cache, then (after a reopen) only from the database.
+    assert_eq!(store.entity_keeping_labels(&process(7, 70)).unwrap(), a);
+    store.commit().unwrap();
+    drop(store);
+    let mut store = Store::open(&dir).unwrap();
+    assert_eq!(store.entity_keeping_labels(&process(7, 70)).unwrap(), a);
+    let late = store.series_id(a, "go_goroutines").unwrap();
+    store.append(20, &[(late, 5.0)]).unwrap();
+    store.commit().unwrap();
+    let by_pid = store.entities_by_pid(7).unwrap();
+    assert_eq!(by_pid.len(), 1);
+    assert_eq!(by_pid[0].comm.as_deref(), Some("workload"));
+    // Labels given afterwards are still written.
+    assert_eq!(
+        store.entity(&process(7, 70), &labels("renamed")).unwrap(),
+        a
+    );
+    store.commit().unwrap();
+    assert_eq!(
+        store.entities_by_pid(7).unwrap()[0].comm.as_deref(),
+        Some("renamed")
+    );
+    // An entity never seen is registered, without labels.
+    let b = store.entity_keeping_labels(&process(8, 80)).unwrap();
+    assert_ne!(a, b);
+    let sb = store.series_id(b, "rss_bytes").unwrap();
+    store.append(30, &[(sb, 2.0)]).unwrap();
+    store.commit().unwrap();
+    assert_eq!(store.entities_by_pid(8).unwrap()[0].comm, None);
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn unusable_directories_are_named_in_the_error() {
     let dir = temp_dir("unwritable");
     std::fs::create_dir_all(&dir).unwrap();

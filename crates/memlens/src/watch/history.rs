@@ -76,6 +76,11 @@ impl History {
             ts_ms = ts_ms.max(last + 1);
         }
         let mut labels = entity_labels(snapshot);
+        for (entity, current) in labels.iter_mut() {
+            if let Some(previous) = self.previous_labels.get(entity) {
+                keep_known_labels(previous, current);
+            }
+        }
         for point in points {
             if !labels.contains_key(&point.entity) {
                 if let Some(known) = self.previous_labels.get(&point.entity) {
@@ -89,10 +94,12 @@ impl History {
             let entity_id = match ids.get(&point.entity) {
                 Some(&id) => id,
                 None => {
-                    let empty = Labels::new();
-                    let id = self
-                        .store
-                        .entity(&point.entity, labels.get(&point.entity).unwrap_or(&empty))?;
+                    let id = match labels.get(&point.entity) {
+                        Some(known) => self.store.entity(&point.entity, known)?,
+                        // Gone from the snapshots for more than a cycle (a
+                        // late Go runtime read): its stored labels stay.
+                        None => self.store.entity_keeping_labels(&point.entity)?,
+                    };
                     ids.insert(&point.entity, id);
                     id
                 }
@@ -171,6 +178,29 @@ impl History {
     }
 }
 
+/// Keeps the last cycle's value of every label the current cycle lost: a
+/// process on its way out (killed, a zombie) reads back without command line,
+/// cgroup or build info, and must not wipe what the history knows of it. A
+/// changed `comm` (an exec) takes the new labels as they are.
+fn keep_known_labels(previous: &Labels, current: &mut Labels) {
+    let exec = matches!(
+        (previous.get("comm"), current.get("comm")),
+        (Some(old), Some(new)) if !new.is_empty() && old != new
+    );
+    if exec {
+        return;
+    }
+    for (key, value) in previous {
+        if value.is_empty() {
+            continue;
+        }
+        let lost = current.get(key).is_none_or(|v| v.is_empty());
+        if lost {
+            current.insert(key, value.clone());
+        }
+    }
+}
+
 /// The labels of every process and cgroup entity of a snapshot.
 fn entity_labels(snapshot: &Snapshot) -> HashMap<Entity, Labels> {
     let mut labels = HashMap::with_capacity(snapshot.processes.len() + 8);
@@ -198,4 +228,91 @@ fn entity_labels(snapshot: &Snapshot) -> HashMap<Entity, Labels> {
             .or_insert_with(|| cgroup_labels(cgroup));
     }
     labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memlens_model::ProcessSample;
+
+    fn labels(pairs: &[(&'static str, &str)]) -> Labels {
+        pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_dying_process_keeps_its_labels_and_an_exec_replaces_them() {
+        let known = labels(&[
+            ("comm", "workload"),
+            ("cmdline", "workload --mode heap-leak"),
+            ("cgroup", "/memlens-test/a"),
+            ("go_version", "go1.27.3"),
+        ]);
+        let mut dying = labels(&[("comm", "workload"), ("cgroup", "")]);
+        keep_known_labels(&known, &mut dying);
+        assert_eq!(dying, known);
+        let mut emptied = labels(&[("comm", "")]);
+        keep_known_labels(&known, &mut emptied);
+        assert_eq!(emptied, known);
+        let mut exec = labels(&[("comm", "sh"), ("cmdline", "sh -c true")]);
+        keep_known_labels(&known, &mut exec);
+        assert_eq!(exec, labels(&[("comm", "sh"), ("cmdline", "sh -c true")]));
+    }
+
+    #[test]
+    fn a_late_go_read_of_a_process_gone_for_cycles_keeps_its_labels() {
+        let dir = std::env::temp_dir().join(format!("memlens-history-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = WatchConfig {
+            data_dir: dir.clone(),
+            ..WatchConfig::default()
+        };
+        let mut history = History::open(&config).unwrap();
+        let process = ProcessSample {
+            pid: 4242,
+            start_time: 99,
+            comm: "workload".into(),
+            cmdline: vec!["workload".into(), "--mode".into(), "heap-leak".into()],
+            rss_bytes: Some(1 << 20),
+            ..ProcessSample::default()
+        };
+        let entity = Entity::Process {
+            pid: 4242,
+            start_time: 99,
+        };
+        let point = |metric: &'static str| Point {
+            entity: entity.clone(),
+            metric,
+            value: 1.0,
+        };
+        let mut snapshot = Snapshot {
+            taken_at_unix_ms: 1_000,
+            host: Default::default(),
+            processes: vec![process],
+            emptied_cgroups: Vec::new(),
+        };
+        history
+            .record_cycle(&snapshot, &[point("rss_bytes")], &[])
+            .unwrap();
+        // Two cycles without it, then its Go read arrives.
+        snapshot.processes.clear();
+        for ts in [2_000, 3_000] {
+            snapshot.taken_at_unix_ms = ts;
+            history.record_cycle(&snapshot, &[], &[]).unwrap();
+        }
+        snapshot.taken_at_unix_ms = 4_000;
+        history
+            .record_cycle(&snapshot, &[point("go_goroutines")], &[])
+            .unwrap();
+        history.close().unwrap();
+        let store = Store::open_read_only(&dir).unwrap();
+        let stored = store.entities_by_pid(4242).unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].comm.as_deref(), Some("workload"));
+        assert_eq!(
+            stored[0].cmdline.as_deref(),
+            Some("workload --mode heap-leak")
+        );
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
