@@ -23,7 +23,7 @@ pub fn section(context: &Context) -> Section {
             fds_start,
             fds_end,
             soft_limit: p.fd_limit,
-            window_seconds: context.window_seconds,
+            window_seconds: context.window_seconds_of(p),
         };
         if let Some(mut f) = fds::check(
             &obs,

@@ -52,7 +52,7 @@ pub fn section(context: &Context) -> Section {
             ],
             notes: g.notes.clone(),
         };
-        let advice = match advise::advise(g.pid, context.window_seconds, obs) {
+        let advice = match advise::advise(g.pid, context.window_seconds_of(p), obs) {
             Ok(a) => a,
             Err(e) => {
                 text.push(format!("  {:>8}  {}: {e:#}", g.pid, p.comm));

@@ -1,10 +1,13 @@
 //! `memlens diagnose`: findings about the selected processes, one
 //! [`Section`] per detector family, worst first inside each.
 //!
-//! It observes for a window ([`window`]: a snapshot of every process at
-//! both ends — the kernel weighs them all in an OOM, not only the selected
-//! ones — and the Go runtime's numbers of the selected Go processes at both
-//! ends), then runs:
+//! Its window: when the agent's history (`memlens watch`) holds the
+//! selected processes, the start comes from it and the end is read now
+//! ([`history`]: no waiting); otherwise it observes for a window
+//! ([`window`]: a snapshot of every process at both ends — the kernel
+//! weighs them all in an OOM, not only the selected ones — and the Go
+//! runtime's numbers of the selected Go processes at both ends). Then it
+//! runs:
 //!
 //! - [`victims`]: the OOM victim ranking of every limited memory cgroup that
 //!   holds a selected process, and of the host (the last snapshot).
@@ -22,11 +25,13 @@
 //! [`Section`], and one line in [`sections`].
 
 mod fds;
+mod fromstore;
 mod gc;
 mod gomemconfig;
 mod goroutines;
 mod heapgap;
 mod heapgrowth;
+pub mod history;
 mod mapbloat;
 mod victims;
 mod vmas;
@@ -35,14 +40,16 @@ pub mod window;
 use crate::collect::{self, CollectOptions, ProcessFilter, SmapsPolicy};
 use crate::show::findings::{evidence_json, target_json};
 use clap::Args;
+use history::{HistoryInfo, Outcome};
 use memlens_analyze::{fds as fd_detector, gcpressure, heapgap as gap_detector};
 use memlens_analyze::{vmas as vma_detector, Finding, Target};
 use memlens_linux::fs::Root;
 use memlens_model::{ProcessSample, Snapshot};
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
-use window::GoWindow;
+use window::{GoWindow, Window};
 
 /// Options of `memlens diagnose`.
 #[derive(Debug, Args)]
@@ -81,6 +88,18 @@ pub struct DiagnoseArgs {
     /// findings.
     #[arg(long)]
     pub no_profiles: bool,
+    /// The agent's history (`memlens watch --data DIR`) to take the start of
+    /// the window from [default: the agent's default data directory]; given
+    /// explicitly, a store that cannot be read is an error.
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// How far back the history is looked at, in seconds: the start of each
+    /// process's window is its oldest stored sample within it.
+    #[arg(long, default_value_t = 900.0, value_name = "SECONDS")]
+    pub history: f64,
+    /// Always observe a live window (`--window`), even with a history.
+    #[arg(long)]
+    pub no_history: bool,
 }
 
 /// The detectors' thresholds.
@@ -102,8 +121,14 @@ pub struct Context<'a> {
     pub first: &'a Snapshot,
     /// The snapshot of every process at the end of the window (the latest).
     pub snapshot: &'a Snapshot,
-    /// Seconds between the two snapshots (0 for a zero window).
+    /// Seconds between the two snapshots (0 for a zero window); with a
+    /// window from the history, the shortest of the selected processes'
+    /// windows (see [`Context::window_seconds_of`]).
     pub window_seconds: f64,
+    /// Set when the start of the window came from the agent's history.
+    pub history: Option<HistoryInfo>,
+    /// Why the history was not used, when it was tried.
+    pub history_note: Option<String>,
     /// Whether each process of `snapshot.processes` was selected.
     pub selected: Vec<bool>,
     /// The selected Go processes (of the first snapshot) and their runtime's
@@ -137,6 +162,17 @@ impl Context<'_> {
         self.first_index
             .get(&(p.pid, p.start_time))
             .map(|&i| &self.first.processes[i])
+    }
+
+    /// The window of process `p`: from its own stored start to the last
+    /// snapshot with a history, else [`Context::window_seconds`].
+    pub fn window_seconds_of(&self, p: &ProcessSample) -> f64 {
+        self.history
+            .as_ref()
+            .and_then(|h| h.starts_ms.get(&(p.pid, p.start_time)))
+            .map_or(self.window_seconds, |&start_ms| {
+                (self.at_ms() - start_ms).max(0) as f64 / 1000.0
+            })
     }
 
     /// The same process in the last snapshot.
@@ -209,6 +245,9 @@ pub fn run(args: &DiagnoseArgs) -> anyhow::Result<()> {
     if !(args.window.is_finite() && (0.0..=3600.0).contains(&args.window)) {
         anyhow::bail!("--window must be between 0 and 3600 seconds");
     }
+    if !(args.history.is_finite() && args.history > 0.0) {
+        anyhow::bail!("--history must be a positive number of seconds");
+    }
     for (name, v) in [
         ("--vma-warning-ratio", args.vma_warning_ratio),
         ("--vma-critical-ratio", args.vma_critical_ratio),
@@ -229,13 +268,7 @@ pub fn run(args: &DiagnoseArgs) -> anyhow::Result<()> {
         smaps: SmapsPolicy::Never,
         smaps_budget: collect::SMAPS_BUDGET,
     };
-    let observed = window::observe(
-        &root,
-        &options,
-        Duration::from_secs_f64(args.window),
-        !args.no_profiles,
-        |p| is_selected(args, p),
-    )?;
+    let (observed, history, history_note) = observe(args, &root, &options)?;
     let snapshot = &observed.last;
     let first = &observed.first;
     let config = DetectorConfig {
@@ -251,13 +284,22 @@ pub fn run(args: &DiagnoseArgs) -> anyhow::Result<()> {
         .iter()
         .map(|p| is_selected(args, p))
         .collect();
+    let span_seconds =
+        |from_ms: u64| snapshot.taken_at_unix_ms.saturating_sub(from_ms) as f64 / 1000.0;
+    let window_seconds = match &history {
+        Some(h) => h
+            .starts_ms
+            .values()
+            .map(|&ms| span_seconds(ms.max(0) as u64))
+            .fold(f64::INFINITY, f64::min),
+        None => span_seconds(first.taken_at_unix_ms),
+    };
     let context = Context {
         first,
         snapshot,
-        window_seconds: snapshot
-            .taken_at_unix_ms
-            .saturating_sub(first.taken_at_unix_ms) as f64
-            / 1000.0,
+        window_seconds,
+        history,
+        history_note,
         selected,
         go: &observed.go,
         config: &config,
@@ -284,6 +326,59 @@ pub fn run(args: &DiagnoseArgs) -> anyhow::Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// The window: its start from the agent's history when it holds the
+/// selected processes (see [`history`]), else observed live for
+/// `--window`; with why the history was not used when it was tried.
+fn observe(
+    args: &DiagnoseArgs,
+    root: &Root,
+    options: &CollectOptions,
+) -> anyhow::Result<(Window, Option<HistoryInfo>, Option<String>)> {
+    let live = |note: Option<String>| -> anyhow::Result<_> {
+        if let Some(note) = &note {
+            eprintln!("diagnose: {note}; observing {:.1} s live", args.window);
+        }
+        let window = window::observe(
+            root,
+            options,
+            Duration::from_secs_f64(args.window),
+            !args.no_profiles,
+            |p| is_selected(args, p),
+        )?;
+        Ok((window, None, note))
+    };
+    if args.no_history {
+        return live(None);
+    }
+    let explicit = args.store.is_some();
+    let dir = args
+        .store
+        .clone()
+        .unwrap_or_else(crate::watch::default_data_dir);
+    let store = match history::open(&dir) {
+        Ok(store) => store,
+        Err(e) if explicit => return Err(e),
+        Err(e) => return live(Some(format!("{e:#}"))),
+    };
+    let now = window::observe_end(root, options, !args.no_profiles, |p| is_selected(args, p))?;
+    let request = history::Request {
+        dir: &dir,
+        lookback_seconds: args.history,
+        pids: &args.pids,
+        profiles: !args.no_profiles,
+    };
+    let outcome = history::window(&store, &request, root, now, |p| is_selected(args, p));
+    match outcome {
+        Ok(Outcome::History(window, info)) => Ok((*window, Some(info), None)),
+        Ok(Outcome::Live(why)) => live(Some(why)),
+        Err(e) if explicit => Err(e.context(format!("reading the history in {}", dir.display()))),
+        Err(e) => live(Some(format!(
+            "reading the history in {}: {e:#}",
+            dir.display()
+        ))),
+    }
 }
 
 /// Whether `p` passes every selection flag given (no flag: all).
@@ -333,11 +428,51 @@ pub fn finding_json(f: &Finding) -> serde_json::Value {
     })
 }
 
+/// With a history: each selected process's own window (`pid`,
+/// `start_time`, `start_unix_ms`, `window_seconds`), oldest start first;
+/// `null` for a live window (one window for all).
+fn process_windows_json(context: &Context) -> serde_json::Value {
+    let Some(h) = &context.history else {
+        return serde_json::Value::Null;
+    };
+    let mut starts: Vec<(&(i32, u64), &i64)> = h.starts_ms.iter().collect();
+    starts.sort_by_key(|(key, ms)| (**ms, **key));
+    starts
+        .into_iter()
+        .map(|(&(pid, start_time), &ms)| {
+            serde_json::json!({
+                "pid": pid,
+                "start_time": start_time,
+                "start_unix_ms": ms,
+                "window_seconds": (context.at_ms() - ms).max(0) as f64 / 1000.0,
+            })
+        })
+        .collect()
+}
+
+/// `14m 40s`, `9.5 s`.
+fn human_seconds(seconds: f64) -> String {
+    if seconds < 60.0 {
+        format!("{seconds:.1} s")
+    } else {
+        let whole = seconds.round() as u64;
+        format!("{}m {:02}s", whole / 60, whole % 60)
+    }
+}
+
 fn to_json(context: &Context, sections: &[Section]) -> serde_json::Value {
     serde_json::json!({
         "taken_at_unix_ms": context.snapshot.taken_at_unix_ms,
         "first_taken_at_unix_ms": context.first.taken_at_unix_ms,
         "window_seconds": context.window_seconds,
+        "window_source": if context.history.is_some() { "history" } else { "live" },
+        "store_dir": context.history.as_ref().map(|h| h.dir.display().to_string()),
+        "history_seconds": context.history.as_ref().map(|h| h.lookback_seconds),
+        "history_note": context.history_note,
+        "process_windows": process_windows_json(context),
+        "without_history": context.history.as_ref().map(|h| h.without_history.iter()
+            .map(|(pid, start_time)| serde_json::json!({"pid": pid, "start_time": start_time}))
+            .collect::<Vec<_>>()),
         "sections": sections.iter().map(|s| serde_json::json!({
             "name": s.name,
             "title": s.title,
@@ -360,10 +495,40 @@ fn write_text(
         .flat_map(|s| &s.findings)
         .collect();
     all.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    let source = match &context.history {
+        Some(h) => {
+            let longest = h
+                .starts_ms
+                .values()
+                .map(|&ms| (context.at_ms() - ms).max(0) as f64 / 1000.0)
+                .fold(0.0, f64::max);
+            let span = if longest - context.window_seconds >= 1.0 {
+                format!(
+                    "{} to {} (each process from its oldest sample)",
+                    human_seconds(context.window_seconds),
+                    human_seconds(longest)
+                )
+            } else {
+                human_seconds(context.window_seconds)
+            };
+            let without = if h.without_history.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} without history, judged on the live snapshot)",
+                    h.without_history.len()
+                )
+            };
+            format!(
+                "From the history (agent store {}): {span}{without}",
+                h.dir.display()
+            )
+        }
+        None => format!("Observed {:.1} s", context.window_seconds),
+    };
     writeln!(
         out,
-        "Observed {:.1} s, {} processes selected, {} Go processes read: {} findings{}",
-        context.window_seconds,
+        "{source}, {} processes selected, {} Go processes read: {} findings{}",
         context.selected.iter().filter(|s| **s).count(),
         context
             .go
@@ -411,6 +576,9 @@ mod tests {
             vma_warning_ratio: 0.8,
             vma_critical_ratio: 0.95,
             no_profiles: false,
+            store: None,
+            history: 900.0,
+            no_history: false,
         };
         let p = ProcessSample {
             pid: 7,

@@ -28,7 +28,7 @@ pub fn section(context: &Context) -> Section {
             // 0: fewer than two mappings below the stack, nothing to judge.
             largest_gap_bytes: p.largest_gap_bytes.filter(|g| *g > 0),
             max_map_count,
-            window_seconds: context.window_seconds,
+            window_seconds: context.window_seconds_of(p),
         };
         for f in vmas::check(
             &obs,

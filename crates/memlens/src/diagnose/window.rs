@@ -178,6 +178,36 @@ pub fn observe(
     Ok(Window { first, last, go })
 }
 
+/// The end of a window only, now: a snapshot of every process, and the
+/// runtimes (and profiles when `profiles` is set) of the Go processes
+/// `select` picks, read as [`observe`] reads the end of its window (the
+/// `end` and `profiles_end` of each [`GoWindow`]; `first` is `last`).
+/// Used when the start of the window comes from the agent's history.
+pub fn observe_end(
+    root: &Root,
+    options: &CollectOptions,
+    profiles: bool,
+    select: impl Fn(&ProcessSample) -> bool,
+) -> anyhow::Result<Window> {
+    let started = Instant::now();
+    let last = collect::snapshot(root, options).context("reading the host's processes")?;
+    let limits = fetch_limits();
+    let mut go: Vec<GoWindow> = last
+        .processes
+        .iter()
+        .filter(|p| p.go.is_some() && select(p))
+        .map(|p| discover(root, p, &limits))
+        .collect();
+    for g in &mut go {
+        g.end = read(g, started, &limits);
+        if profiles {
+            g.profiles_end = read_profiles(root, g, started);
+        }
+    }
+    let first = last.clone();
+    Ok(Window { first, last, go })
+}
+
 fn discover(root: &Root, p: &ProcessSample, limits: &FetchLimits) -> GoWindow {
     let mut g = GoWindow {
         pid: p.pid,
@@ -304,15 +334,7 @@ fn read_profiles(root: &Root, g: &mut GoWindow, started: Instant) -> Option<Prof
     {
         Ok(profile) => {
             out.sources.push(heap_url);
-            out.heap_sample_rate_bytes = profile.period();
-            match profile.require_sample_type("inuse_space") {
-                Ok(index) => {
-                    out.heap_stacks = pprof::folded_stacks(&profile, index).ok();
-                    let callees = map_callees(root, g.pid, &profile, &mut g.notes);
-                    out.map_share = pprof::map_share(&profile, index, &callees).ok();
-                }
-                Err(e) => push_once(&mut g.notes, e.to_string()),
-            }
+            fill_heap(root, g.pid, &profile, &mut out, &mut g.notes);
         }
         Err(e) => push_once(&mut g.notes, e),
     }
@@ -326,6 +348,26 @@ fn read_profiles(root: &Root, g: &mut GoWindow, started: Instant) -> Option<Prof
         Err(e) => push_once(&mut g.notes, format!("goroutines of {base}: {e:#}")),
     }
     (out.heap_stacks.is_some() || out.goroutines.is_some()).then_some(out)
+}
+
+/// Takes the in-use stacks, the sampling period and the map memory per
+/// owner of a decoded heap `profile` of process `pid` into `out`.
+pub(super) fn fill_heap(
+    root: &Root,
+    pid: i32,
+    profile: &Profile,
+    out: &mut ProfileRead,
+    notes: &mut Vec<String>,
+) {
+    out.heap_sample_rate_bytes = profile.period();
+    match profile.require_sample_type("inuse_space") {
+        Ok(index) => {
+            out.heap_stacks = pprof::folded_stacks(profile, index).ok();
+            let callees = map_callees(root, pid, profile, notes);
+            out.map_share = pprof::map_share(profile, index, &callees).ok();
+        }
+        Err(e) => push_once(notes, e.to_string()),
+    }
 }
 
 /// The calls of the heap profile's leaf locations, from the process's
@@ -355,7 +397,7 @@ fn map_callees(
     }
 }
 
-fn push_once(notes: &mut Vec<String>, note: String) {
+pub(super) fn push_once(notes: &mut Vec<String>, note: String) {
     if !notes.contains(&note) {
         notes.push(note);
     }
