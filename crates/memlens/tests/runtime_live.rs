@@ -6,7 +6,9 @@
 //!   source (the environment), heap in use against expvar's `HeapInuse`, the
 //!   goroutine count against the goroutine profile's `total` line;
 //! - Debian's prometheus-node-exporter (by PID) and prometheus (by URL), which
-//!   serve only `/metrics`: go_memstats numbers against the test's own scrape.
+//!   serve only `/metrics`: go_memstats numbers against the test's own scrape;
+//!   and `memlens diagnose` on prometheus, whose GC counters can only come
+//!   from `/metrics`: its GC cycle counts inside the test's own bracket.
 //!
 //! Moving values are bracketed: the test reads its own value before and after
 //! memlens runs and accepts memlens's value between the two, widened by a
@@ -331,4 +333,79 @@ fn prometheus_by_url() {
     assert!(skipped.contains("/debug/vars"), "skipped {skipped}");
     let gc_cycles = summary["gc_cycles"]["value"].as_u64().expect("gc cycles");
     assert!(gc_cycles <= service.gauge("go_gc_duration_seconds_count"));
+}
+
+/// `memlens diagnose` reads GC pressure from `/metrics` where a service serves
+/// no expvar (prometheus answers 404 on /debug/vars): the cycle counts at both
+/// ends of its window lie inside the test's own scrapes around it, while a
+/// bounded load of scrapes makes the service allocate (and collect).
+#[test]
+fn diagnose_reads_gc_pressure_from_metrics() {
+    let service = Service::start("/usr/bin/prometheus", "prometheus", |addr, dir| {
+        let config = dir.join("prometheus.yml");
+        std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
+        vec![
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", dir.join("data").display()),
+            format!("--web.listen-address={addr}"),
+        ]
+    });
+    let pid_number = u64::from(service.child.0.id());
+    let pid = pid_number.to_string();
+    let before = service.gauge("go_gc_duration_seconds_count");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (report, scrapes) = std::thread::scope(|scope| {
+        let load = scope.spawn(|| {
+            let mut scrapes = 0u32;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && scrapes < 5_000 {
+                http_get(&service.addr, "/metrics").expect("GET /metrics");
+                scrapes += 1;
+            }
+            scrapes
+        });
+        let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
+            .args(["diagnose", "--pid", &pid, "--window", "4", "--json"])
+            .args(["--no-profiles"])
+            .output()
+            .expect("run memlens");
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let scrapes = load.join().expect("load thread");
+        assert!(
+            out.status.success(),
+            "memlens diagnose: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).expect("diagnose --json");
+        (report, scrapes)
+    });
+    let after = service.gauge("go_gc_duration_seconds_count");
+    let section = report["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "gc_pressure")
+        .expect("a gc_pressure section");
+    let row = section["data"]["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["pid"].as_u64() == Some(pid_number))
+        .unwrap_or_else(|| panic!("no row for prometheus: {section:#}"));
+    assert_eq!(row["from_expvar"], false, "{row:#}");
+    let start = row["num_gc_start"].as_u64().expect("num_gc_start");
+    let end = row["num_gc_end"].as_u64().expect("num_gc_end");
+    assert!(
+        before <= start && start <= end && end <= after,
+        "prometheus GC count: test {before}, memlens {start}..{end}, test {after}"
+    );
+    assert_eq!(row["gc_cycles"].as_u64(), Some(end - start), "{row:#}");
+    assert!(
+        row["alloc_bytes_per_second"].as_f64().unwrap_or(0.0) > 0.0,
+        "{scrapes} scrapes allocate: {row:#}"
+    );
+    eprintln!(
+        "prometheus under {scrapes} scrapes: {} GC cycles in the window ({before}..{after} around it), {:.1} MB/s allocated",
+        end - start,
+        row["alloc_bytes_per_second"].as_f64().unwrap_or(0.0) / 1e6
+    );
 }
