@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{memlens, memlens_json};
+use cli::{evidence, memlens, memlens_json};
 
 const FD_LIMIT: u64 = 300;
 
@@ -98,14 +98,6 @@ fn finding_of<'a>(report: &'a Value, id: &str, pid: i32) -> &'a Value {
                     .is_some_and(|k| k.starts_with(&key))
         })
         .unwrap_or_else(|| panic!("no {id} finding for {pid} in {report:#}"))
-}
-
-fn evidence(f: &Value, name: &str) -> f64 {
-    f["evidence"]
-        .as_array()
-        .and_then(|e| e.iter().find(|x| x["name"] == name))
-        .and_then(|x| x["value"].as_f64())
-        .unwrap_or_else(|| panic!("no evidence {name} in {f:#}"))
 }
 
 #[test]

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::diagnose;
+use cli::{diagnose, evidence};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -55,14 +55,6 @@ fn finding<'a>(findings: &'a [Value], id: &str) -> &'a Value {
         .iter()
         .find(|f| f["id"] == id)
         .unwrap_or_else(|| panic!("no {id} finding in {findings:#?}"))
-}
-
-fn evidence(f: &Value, name: &str) -> f64 {
-    f["evidence"]
-        .as_array()
-        .and_then(|e| e.iter().find(|x| x["name"] == name))
-        .and_then(|x| x["value"].as_f64())
-        .unwrap_or_else(|| panic!("no evidence {name} in {f:#}"))
 }
 
 fn section<'a>(report: &'a Value, name: &str) -> &'a Value {

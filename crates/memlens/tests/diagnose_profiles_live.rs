@@ -27,7 +27,7 @@ use std::time::Duration;
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::diagnose;
+use cli::{diagnose, evidence};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -65,14 +65,6 @@ fn row<'a>(report: &'a Value, name: &str, pid: i32) -> &'a Value {
         .as_array()
         .and_then(|r| r.iter().find(|r| r["pid"] == pid))
         .unwrap_or_else(|| panic!("no {name} row for {pid}"))
-}
-
-fn evidence(f: &Value, name: &str) -> f64 {
-    f["evidence"]
-        .as_array()
-        .and_then(|e| e.iter().find(|x| x["name"] == name))
-        .and_then(|x| x["value"].as_f64())
-        .unwrap_or_else(|| panic!("no evidence {name} in {f:#}"))
 }
 
 /// The number of the last stdout line starting with `prefix` (`PREFIX n`, or

@@ -313,9 +313,9 @@ fn node_exporter_by_pid() {
     assert!(summary["gogc"].is_null(), "no environment from a URL");
 }
 
-#[test]
-fn prometheus_by_url() {
-    let service = Service::start("/usr/bin/prometheus", "prometheus", |addr, dir| {
+/// Debian's prometheus with a config that scrapes nothing in a test's time.
+fn start_prometheus() -> Service {
+    Service::start("/usr/bin/prometheus", "prometheus", |addr, dir| {
         let config = dir.join("prometheus.yml");
         std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
         vec![
@@ -323,7 +323,12 @@ fn prometheus_by_url() {
             format!("--storage.tsdb.path={}", dir.join("data").display()),
             format!("--web.listen-address={addr}"),
         ]
-    });
+    })
+}
+
+#[test]
+fn prometheus_by_url() {
+    let service = start_prometheus();
     let url = format!("http://{}", service.addr);
     let summary = check_metrics_service(&service, &url, "prometheus", &["expvar", "metrics"]);
     // A URL has no environment: GOGC is not known unless /metrics says it.
@@ -341,15 +346,7 @@ fn prometheus_by_url() {
 /// bounded load of scrapes makes the service allocate (and collect).
 #[test]
 fn diagnose_reads_gc_pressure_from_metrics() {
-    let service = Service::start("/usr/bin/prometheus", "prometheus", |addr, dir| {
-        let config = dir.join("prometheus.yml");
-        std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
-        vec![
-            format!("--config.file={}", config.display()),
-            format!("--storage.tsdb.path={}", dir.join("data").display()),
-            format!("--web.listen-address={addr}"),
-        ]
-    });
+    let service = start_prometheus();
     let pid_number = u64::from(service.child.0.id());
     let pid = pid_number.to_string();
     let before = service.gauge("go_gc_duration_seconds_count");

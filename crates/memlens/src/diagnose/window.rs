@@ -151,12 +151,7 @@ pub fn observe(
     let started = Instant::now();
     let first = collect::snapshot(root, options).context("reading the host's processes")?;
     let limits = fetch_limits();
-    let mut go: Vec<GoWindow> = first
-        .processes
-        .iter()
-        .filter(|p| p.go.is_some() && select(p))
-        .map(|p| discover(root, p, &limits))
-        .collect();
+    let mut go = go_processes(root, &first, &limits, select);
     for g in &mut go {
         g.start = read(g, started, &limits);
         if profiles {
@@ -169,12 +164,7 @@ pub fn observe(
     }
     wait(started, window, go.len());
     let last = collect::snapshot(root, options).context("reading the host's processes")?;
-    for g in &mut go {
-        g.end = read(g, started, &limits);
-        if profiles {
-            g.profiles_end = read_profiles(root, g, started);
-        }
-    }
+    read_ends(root, &mut go, started, &limits, profiles);
     Ok(Window { first, last, go })
 }
 
@@ -192,20 +182,41 @@ pub fn observe_end(
     let started = Instant::now();
     let last = collect::snapshot(root, options).context("reading the host's processes")?;
     let limits = fetch_limits();
-    let mut go: Vec<GoWindow> = last
+    let mut go = go_processes(root, &last, &limits, select);
+    read_ends(root, &mut go, started, &limits, profiles);
+    let first = last.clone();
+    Ok(Window { first, last, go })
+}
+
+/// The Go processes of `snapshot` that `select` picks, with their endpoints.
+fn go_processes(
+    root: &Root,
+    snapshot: &Snapshot,
+    limits: &FetchLimits,
+    select: impl Fn(&ProcessSample) -> bool,
+) -> Vec<GoWindow> {
+    snapshot
         .processes
         .iter()
         .filter(|p| p.go.is_some() && select(p))
-        .map(|p| discover(root, p, &limits))
-        .collect();
-    for g in &mut go {
-        g.end = read(g, started, &limits);
+        .map(|p| discover(root, p, limits))
+        .collect()
+}
+
+/// Reads the end of the window of each of `go`.
+fn read_ends(
+    root: &Root,
+    go: &mut [GoWindow],
+    started: Instant,
+    limits: &FetchLimits,
+    profiles: bool,
+) {
+    for g in go {
+        g.end = read(g, started, limits);
         if profiles {
             g.profiles_end = read_profiles(root, g, started);
         }
     }
-    let first = last.clone();
-    Ok(Window { first, last, go })
 }
 
 fn discover(root: &Root, p: &ProcessSample, limits: &FetchLimits) -> GoWindow {

@@ -42,3 +42,13 @@ pub fn diagnose(pid: i32, window_seconds: &str, extra: &[&str]) -> Value {
     args.extend_from_slice(extra);
     memlens_json(&args)
 }
+
+/// The value of evidence `name` of a finding in JSON (panics naming it when
+/// the finding has none).
+pub fn evidence(f: &Value, name: &str) -> f64 {
+    f["evidence"]
+        .as_array()
+        .and_then(|e| e.iter().find(|x| x["name"] == name))
+        .and_then(|x| x["value"].as_f64())
+        .unwrap_or_else(|| panic!("no evidence {name} in {f:#}"))
+}
