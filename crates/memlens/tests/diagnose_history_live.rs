@@ -303,18 +303,25 @@ fn memlens_store_db() -> &'static Path {
     Path::new(memlens_store::DB_FILE)
 }
 
+/// diagnose and advise: an explicit `--store` that holds no history is an
+/// error naming it (one line, nothing on stdout).
 #[test]
 fn a_missing_explicit_store_is_an_error_naming_it() {
     let dir = std::env::temp_dir().join(format!("memlens-no-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
-        .args(["diagnose", "--pid", &std::process::id().to_string()])
-        .args(["--store", dir.to_str().unwrap(), "--json"])
-        .output()
-        .expect("run memlens");
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains(dir.to_str().unwrap()), "{stderr}");
-    assert!(out.stdout.is_empty(), "{out:?}");
+    for command in ["diagnose", "advise"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
+            .args([command, "--pid", &std::process::id().to_string()])
+            .args(["--store", dir.to_str().unwrap(), "--json"])
+            .output()
+            .expect("run memlens");
+        assert_eq!(out.status.code(), Some(1), "{command}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{command}: {stderr}");
+        assert!(
+            stderr.contains(dir.to_str().unwrap()),
+            "{command}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{command}: {out:?}");
+    }
 }

@@ -239,7 +239,10 @@ fn mmap_gives_a_vma_finding() {
             .unwrap_or_else(|| panic!("{name} in {line}"))
     };
     let (vmas_before, vmas_after) = (field("vmas_before="), field("vmas_after="));
-    assert_eq!(vmas_after - vmas_before, K, "{line}");
+    // The workload's own count: its mapping goroutine is locked to a thread
+    // with the GC off, but the runtime's other threads (the HTTP server, the
+    // scavenger) may still map a little between its two counts.
+    assert!(vmas_after.abs_diff(vmas_before + K) <= 2, "{line}");
     let max_map_count: f64 = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .expect("read vm.max_map_count")
         .trim()

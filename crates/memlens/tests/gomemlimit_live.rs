@@ -15,7 +15,7 @@
 //! (`/metrics` of the workload, from runtime/metrics or
 //! `debug.SetMemoryLimit(-1)`).
 
-use memlens_testkit::{CgroupVersion, GoToolchain, TestCgroup, Workload, WorkloadSpec};
+use memlens_testkit::{GoToolchain, TestCgroup, Workload, WorkloadSpec};
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -52,18 +52,6 @@ fn advise(pid: i32) -> Value {
             String::from_utf8_lossy(&out.stdout)
         )
     })
-}
-
-/// The cgroup's peak usage since it was created, as the kernel counts it.
-fn peak_usage(cgroup: &TestCgroup) -> u64 {
-    let file = match cgroup.version() {
-        CgroupVersion::V1 => "memory.max_usage_in_bytes",
-        CgroupVersion::V2 => "memory.peak",
-    };
-    let text = cgroup.read(file);
-    text.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("{file}: not a number: {text:?}"))
 }
 
 /// A metric of the workload's /metrics (the runtime's own view).
@@ -184,7 +172,7 @@ fn missing_gomemlimit_is_warned_and_the_recommendation_holds_under_load() {
         let roomy = TestCgroup::with_limit(2 * LIMIT);
         let mut control = steady(&toolchain, HEAVY_LIVE_MIB).start_in(&roomy);
         assert!(run_load(&mut control, 60), "{name}: control died");
-        let control_peak = peak_usage(&roomy);
+        let control_peak = roomy.peak_usage_bytes();
         drop(control);
         assert!(
             control_peak > LIMIT,
@@ -200,7 +188,7 @@ fn missing_gomemlimit_is_warned_and_the_recommendation_holds_under_load() {
             .env("GOMEMLIMIT", &value)
             .start_in(&cgroup);
         let alive = run_load(&mut load, 60);
-        let peak = peak_usage(&cgroup);
+        let peak = cgroup.peak_usage_bytes();
         let kills = cgroup.oom_kill_count();
         eprintln!(
             "{name}: recommended GOMEMLIMIT={value}; peak usage without it {} MiB, with it {} \

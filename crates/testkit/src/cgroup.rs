@@ -128,6 +128,19 @@ impl TestCgroup {
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
     }
 
+    /// The cgroup's peak memory usage since it was created, as the kernel
+    /// counts it (`memory.max_usage_in_bytes` in v1, `memory.peak` in v2).
+    pub fn peak_usage_bytes(&self) -> u64 {
+        let file = match self.version() {
+            CgroupVersion::V1 => "memory.max_usage_in_bytes",
+            CgroupVersion::V2 => "memory.peak",
+        };
+        let text = self.read(file);
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{file}: not a number: {text:?}"))
+    }
+
     fn write(&self, file: &str, value: &str) {
         let path = self.dir.join(file);
         std::fs::write(&path, value)

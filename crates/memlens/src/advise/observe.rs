@@ -206,6 +206,32 @@ fn push_once(notes: &mut Vec<String>, note: String) {
     }
 }
 
+impl Sample {
+    /// What the cgroup charges besides what the Go runtime counts against
+    /// its limit: `max(usage, RSS) - (Sys - HeapReleased)`, floored at 0.
+    /// The larger of the two charges: usage has the cgroup's other
+    /// processes, page cache and kernel memory; RSS has the binary's pages
+    /// even when another cgroup was charged for them (they are charged here
+    /// once re-read). `None` without the runtime's numbers or either charge.
+    pub fn outside_runtime_bytes(&self) -> Option<u64> {
+        let charged = self.usage_bytes.max(self.rss_bytes)?;
+        let counted = self
+            .runtime
+            .sys_bytes?
+            .saturating_sub(self.runtime.heap_released_bytes?);
+        Some(charged.saturating_sub(counted))
+    }
+
+    /// RSS minus the Go heap in use (stacks, runtime metadata, idle heap
+    /// not yet returned, non-Go memory), floored at 0.
+    pub fn non_heap_bytes(&self) -> Option<u64> {
+        Some(
+            self.rss_bytes?
+                .saturating_sub(self.runtime.heap_inuse_bytes?),
+        )
+    }
+}
+
 impl Observation {
     /// The highest of `f` over the samples.
     pub fn peak(&self, f: impl Fn(&Sample) -> Option<u64>) -> Option<u64> {

@@ -1,6 +1,7 @@
 //! The advice as text for people and JSON for scripts (docs/advise.md), and
 //! the snippets (environment, systemd unit, Kubernetes container).
 
+use super::history::{Figure, Origin};
 use super::Advice;
 use memlens_analyze::gomemconfig::{format_gomemlimit, Source};
 use memlens_analyze::Finding;
@@ -38,6 +39,76 @@ fn k8s_size(bytes: u64) -> String {
 
 fn gogc_text(percent: Option<u64>) -> String {
     percent.map_or_else(|| "off".to_string(), |p| p.to_string())
+}
+
+/// A span of time for people: `45 s`, `3m 20s`, `6h 12m`, `2d 3h`.
+pub fn span_text(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// `22,310`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn plural(n: usize, one: &str) -> String {
+    format!("{} {one}{}", thousands(n), if n == 1 { "" } else { "s" })
+}
+
+/// Where a figure came from, for the text: `over the last 6h 12m
+/// (history, 22,310 samples; the peak 2h 3m ago)` or `over a 10.0 s window
+/// (live, 11 samples)`.
+pub fn figure_source(advice: &Advice, figure: &Figure) -> String {
+    match (figure.origin, &advice.history) {
+        (Origin::History, Some(h)) => {
+            let now_ms = h.peaks.first_unix_ms as f64 + h.span_seconds * 1000.0;
+            let ago = figure
+                .at_unix_ms
+                .map(|at| {
+                    format!(
+                        "; the peak {} ago",
+                        span_text((now_ms - at as f64) / 1000.0)
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "over the last {} (history, {}{ago})",
+                span_text(h.span_seconds),
+                plural(figure.samples, "sample")
+            )
+        }
+        _ => {
+            let o = &advice.observation;
+            if figure.bytes.is_some()
+                && figure.bytes == o.hwm_bytes
+                && figure.bytes > o.peak(|s| s.rss_bytes)
+            {
+                "since the process started (VmHWM, live)".to_string()
+            } else if advice.window_seconds < 0.5 && figure.samples <= 1 {
+                "in a single live read (live)".to_string()
+            } else {
+                format!(
+                    "over a {:.1} s window (live, {})",
+                    advice.window_seconds,
+                    plural(figure.samples, "sample")
+                )
+            }
+        }
+    }
 }
 
 /// What to say about the GOMEMLIMIT in force: `fine`, `missing`,
@@ -93,15 +164,29 @@ pub fn text(out: &mut impl Write, advice: &Advice) -> io::Result<()> {
     let o = &advice.observation;
     let i = &advice.inputs;
     let r = &advice.recommendation;
-    writeln!(
-        out,
-        "memlens advise: pid {} ({}, {}), {} samples over {:.1} s",
+    let who = format!(
+        "memlens advise: pid {} ({}, {})",
         advice.pid,
         o.comm,
-        o.go_version.as_deref().unwrap_or("?"),
-        o.samples.len(),
-        advice.window_seconds
-    )?;
+        o.go_version.as_deref().unwrap_or("?")
+    );
+    match &advice.history {
+        Some(h) => writeln!(
+            out,
+            "{who}, peaks over the last {} from the agent's history ({}, {}) and a live read ({} over {:.1} s)",
+            span_text(h.span_seconds),
+            h.dir.display(),
+            plural(h.peaks.samples, "sample"),
+            plural(o.samples.len(), "sample"),
+            advice.window_seconds
+        )?,
+        None => writeln!(
+            out,
+            "{who}, {} over {:.1} s (live)",
+            plural(o.samples.len(), "sample"),
+            advice.window_seconds
+        )?,
+    }
     writeln!(out, "\nIn force")?;
     let cgroup = o.cgroup_path.as_deref().unwrap_or("none");
     writeln!(
@@ -125,25 +210,34 @@ pub fn text(out: &mut impl Write, advice: &Advice) -> io::Result<()> {
         writeln!(out, "  invalid setting      {e}")?;
     }
     writeln!(out, "\nObserved")?;
-    writeln!(out, "  peak RSS             {}", opt_mib(i.peak_rss_bytes))?;
+    let f = &advice.figures;
     writeln!(
         out,
-        "  peak cgroup usage    {}",
-        opt_mib(i.peak_usage_bytes)
+        "  peak RSS             {}  {}",
+        opt_mib(i.peak_rss_bytes),
+        figure_source(advice, &f.peak_rss)
     )?;
     writeln!(
         out,
-        "  outside Go runtime   {}  (max(usage, RSS) - (Sys - HeapReleased), highest sample)",
-        opt_mib(i.outside_runtime_bytes)
+        "  peak cgroup usage    {}  {}",
+        opt_mib(i.peak_usage_bytes),
+        figure_source(advice, &f.peak_usage)
     )?;
     writeln!(
         out,
-        "  non-heap             {}  (RSS - HeapInuse, highest sample)",
-        opt_mib(i.non_heap_bytes)
+        "  outside Go runtime   {}  (max(usage, RSS) - (Sys - HeapReleased), highest sample) {}",
+        opt_mib(i.outside_runtime_bytes),
+        figure_source(advice, &f.outside)
     )?;
     writeln!(
         out,
-        "  live heap            {}  (lowest HeapAlloc)",
+        "  peak non-heap        {}  (RSS - HeapInuse, highest sample) {}",
+        opt_mib(i.non_heap_bytes),
+        figure_source(advice, &f.non_heap)
+    )?;
+    writeln!(
+        out,
+        "  live heap            {}  (lowest HeapAlloc of the live read)",
         opt_mib(i.live_heap_bytes)
     )?;
     writeln!(out, "\nFindings")?;
@@ -172,9 +266,13 @@ pub fn text(out: &mut impl Write, advice: &Advice) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "  GOMEMLIMIT  = memory.max - outside Go runtime ({}{}) - margin ({}: 5 % of the limit, at least 16 MiB; GOMEMLIMIT is soft and outside memory can peak above what the window saw) = {}",
+        "  GOMEMLIMIT  = memory.max - outside Go runtime ({}{}) - margin ({}: 5 % of the limit, at least 16 MiB; GOMEMLIMIT is soft and outside memory can peak above what was seen) = {}",
         mib(r.outside_runtime_bytes),
-        if r.outside_measured { ", measured" } else { ", assumed" },
+        if r.outside_measured {
+            format!(", measured {}", figure_source(advice, &advice.figures.outside))
+        } else {
+            ", assumed".to_string()
+        },
         mib(r.margin_bytes),
         mib(r.gomemlimit_bytes)
     )?;
@@ -195,6 +293,9 @@ pub fn text(out: &mut impl Write, advice: &Advice) -> io::Result<()> {
         mib(r.k8s_request_bytes),
         mib(r.k8s_limit_bytes)
     )?;
+    if let Some(note) = &advice.history_note {
+        writeln!(out, "  note: history not used: {note}")?;
+    }
     for note in r.notes.iter().chain(&o.notes) {
         writeln!(out, "  note: {note}")?;
     }
@@ -218,6 +319,10 @@ fn finding_json(f: &Finding) -> Value {
     })
 }
 
+fn figure_json(f: &Figure) -> Value {
+    json!({ "source": f.origin.as_str(), "samples": f.samples, "at_unix_ms": f.at_unix_ms })
+}
+
 fn gogc_json(percent: Option<u64>) -> Value {
     percent.map_or_else(|| json!("off"), |p| json!(p))
 }
@@ -228,12 +333,22 @@ pub fn json(advice: &Advice) -> Value {
     let i = &advice.inputs;
     let r = &advice.recommendation;
     let (env, systemd, k8s) = snippets(advice);
+    let h = advice.history.as_ref();
+    let f = &advice.figures;
     json!({
         "pid": advice.pid,
         "comm": o.comm,
         "go_version": o.go_version,
-        "window_seconds": advice.window_seconds,
-        "samples": o.samples.len(),
+        "window_source": if h.is_some() { "history" } else { "live" },
+        "window_seconds": h.map_or(advice.window_seconds, |h| h.span_seconds),
+        "live_window_seconds": advice.window_seconds,
+        "history_span_seconds": h.map(|h| h.span_seconds),
+        "history_seconds": h.map(|h| h.lookback_seconds),
+        "store_dir": h.map(|h| h.dir.display().to_string()),
+        "history_note": advice.history_note,
+        "samples": o.samples.len() + h.map_or(0, |h| h.peaks.samples),
+        "live_samples": o.samples.len(),
+        "history_samples": h.map(|h| h.peaks.samples),
         "runtime_sources": o.runtime_sources,
         "cgroup": {
             "path": o.cgroup_path,
@@ -255,6 +370,13 @@ pub fn json(advice: &Advice) -> Value {
             "outside_runtime_bytes": i.outside_runtime_bytes,
             "non_heap_bytes": i.non_heap_bytes,
             "live_heap_bytes": i.live_heap_bytes,
+            "sources": {
+                "peak_rss_bytes": figure_json(&f.peak_rss),
+                "peak_usage_bytes": figure_json(&f.peak_usage),
+                "outside_runtime_bytes": figure_json(&f.outside),
+                "non_heap_bytes": figure_json(&f.non_heap),
+                "live_heap_bytes": { "source": "live", "samples": o.samples.len(), "at_unix_ms": null },
+            },
         },
         "gomemlimit_verdict": verdict(advice),
         "findings": advice.findings.iter().map(finding_json).collect::<Vec<_>>(),
@@ -275,4 +397,26 @@ pub fn json(advice: &Advice) -> Value {
         "snippets": { "env": env, "systemd": systemd, "kubernetes": k8s },
         "notes": o.notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_and_counts_for_people() {
+        assert_eq!(span_text(0.4), "0 s");
+        assert_eq!(span_text(45.0), "45 s");
+        assert_eq!(span_text(200.0), "3m 20s");
+        assert_eq!(span_text(6.0 * 3600.0 + 12.0 * 60.0 + 5.0), "6h 12m");
+        assert_eq!(span_text(2.0 * 86400.0 + 3.0 * 3600.0), "2d 3h");
+        assert_eq!(span_text(-3.0), "0 s");
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(22310), "22,310");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(plural(1, "sample"), "1 sample");
+        assert_eq!(plural(2, "sample"), "2 samples");
+    }
 }

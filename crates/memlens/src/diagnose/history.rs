@@ -62,6 +62,19 @@ pub fn open(dir: &Path) -> anyhow::Result<Store> {
     Store::open_read_only(dir).with_context(|| format!("history {}", dir.display()))
 }
 
+/// The history a command reads: the one `--store` names (`explicit`; a store
+/// that cannot be read is an error), else the agent's default data
+/// directory, whose absence is normal: `Ok(Err(why))`, and the caller
+/// observes live and says why.
+pub fn open_chosen(explicit: Option<&Path>) -> anyhow::Result<Result<(Store, PathBuf), String>> {
+    let dir = explicit.map_or_else(crate::watch::default_data_dir, Path::to_path_buf);
+    match open(&dir) {
+        Ok(store) => Ok(Ok((store, dir))),
+        Err(e) if explicit.is_some() => Err(e),
+        Err(e) => Ok(Err(format!("{e:#}"))),
+    }
+}
+
 /// The samples of `entity`'s `metric` in `[from_ms, to_ms]`.
 fn samples(
     store: &Store,

@@ -353,14 +353,9 @@ fn observe(
         return live(None);
     }
     let explicit = args.store.is_some();
-    let dir = args
-        .store
-        .clone()
-        .unwrap_or_else(crate::watch::default_data_dir);
-    let store = match history::open(&dir) {
-        Ok(store) => store,
-        Err(e) if explicit => return Err(e),
-        Err(e) => return live(Some(format!("{e:#}"))),
+    let (store, dir) = match history::open_chosen(args.store.as_deref())? {
+        Ok(opened) => opened,
+        Err(why) => return live(Some(why)),
     };
     let now = window::observe_end(root, options, !args.no_profiles, |p| is_selected(args, p))?;
     let request = history::Request {
