@@ -24,6 +24,13 @@
 //	--metrics              also serve /metrics (Prometheus text): go_gc_gomemlimit_bytes
 //	                       and go_gc_gogc_percent as the runtime reports them, and the
 //	                       go_memstats_* heap gauges (memlimit.go)
+//	--fill-address-space-mib N
+//	                       after READY, before the mode starts: reserve the free
+//	                       address space between the mappings below [stack] with
+//	                       PROT_NONE mappings (no memory), leaving no free range of
+//	                       N MiB or more (N/4 MiB at both ends of each range filled);
+//	                       prints ADDRESS_SPACE_FILLED (default 0 = off). The Go heap
+//	                       can then grow only into the ranges left: for small heaps.
 //
 // Mode flags:
 //
@@ -73,6 +80,10 @@
 //	PID <pid>
 //	MODE <mode> go=<runtime version>
 //	READY                        the server answers; the mode starts now
+//	ADDRESS_SPACE_FILLED reserved_bytes=R largest_gap_bytes=G
+//	                             with --fill-address-space-mib only, right after
+//	                             READY: R bytes reserved; G is the largest free range
+//	                             left between mappings below [stack] (/proc/self/maps)
 //	LIVE_FILLED live_bytes=N     steady: the live ring is in place
 //	TICK <n> allocated_bytes=N live_bytes=N     steady, every tick
 //	LEAK_START tick=<n>          heap-leak: the first tick that retains memory
@@ -112,6 +123,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -153,6 +166,8 @@ type config struct {
 
 	memoryLimitMiB int
 	metrics        bool
+
+	fillAddressSpaceMiB int
 }
 
 // modes maps each --mode to the function that runs it. A mode function returns
@@ -199,6 +214,7 @@ func parseFlags() *config {
 	fs.IntVar(&c.hostileMiB, "hostile-mib", 500, "hostile: MiB that /debug/vars streams")
 	fs.IntVar(&c.memoryLimitMiB, "memory-limit-mib", 0, "debug.SetMemoryLimit(N MiB) at start (0 = none)")
 	fs.BoolVar(&c.metrics, "metrics", false, "also serve /metrics with the GC settings in force")
+	fs.IntVar(&c.fillAddressSpaceMiB, "fill-address-space-mib", 0, "reserve the free address space below the stack, leaving no free range of N MiB (0 = off)")
 	_ = fs.Parse(os.Args[1:]) // ExitOnError: never returns an error
 
 	bad := func(format string, args ...interface{}) {
@@ -221,7 +237,7 @@ func parseFlags() *config {
 		"goroutines": c.goroutines, "goroutine-rate": c.goroutineRate, "leak-depth": c.leakDepth,
 		"map-entries": c.mapEntries, "map-keep": c.mapKeep,
 		"fds": c.fds, "fd-rate": c.fdRate, "mappings": c.mappings,
-		"memory-limit-mib": c.memoryLimitMiB,
+		"memory-limit-mib": c.memoryLimitMiB, "fill-address-space-mib": c.fillAddressSpaceMiB,
 	} {
 		if v < 0 {
 			bad("--%s must be >= 0", name)
@@ -337,6 +353,13 @@ func main() {
 	say("PID %d", os.Getpid())
 	say("MODE %s go=%s", c.mode, runtime.Version())
 	say("READY")
+	if c.fillAddressSpaceMiB > 0 {
+		reserved, largest, err := fillAddressSpace(uint64(c.fillAddressSpaceMiB) << 20)
+		if err != nil {
+			fatal("fill-address-space: %v", err)
+		}
+		say("ADDRESS_SPACE_FILLED reserved_bytes=%d largest_gap_bytes=%d", reserved, largest)
+	}
 
 	go modes[c.mode](c, rand.New(rand.NewSource(c.seed)))
 
@@ -358,4 +381,95 @@ func signalName(s os.Signal) string {
 		return "SIGTERM"
 	}
 	return s.String()
+}
+
+// addressGaps returns the free ranges [start, end) between consecutive mappings of
+// /proc/self/maps up to and including [stack] ([vsyscall] left out), lowest first.
+func addressGaps() ([][2]uintptr, error) {
+	text, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return nil, err
+	}
+	var gaps [][2]uintptr
+	var prevEnd uint64
+	for i, line := range strings.Split(string(text), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		if len(fields) > 5 && fields[5] == "[vsyscall]" {
+			continue
+		}
+		bounds := strings.SplitN(fields[0], "-", 2)
+		if len(bounds) != 2 {
+			return nil, fmt.Errorf("/proc/self/maps line %d: %q", i+1, line)
+		}
+		start, err1 := strconv.ParseUint(bounds[0], 16, 64)
+		end, err2 := strconv.ParseUint(bounds[1], 16, 64)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("/proc/self/maps line %d: %q", i+1, line)
+		}
+		if prevEnd != 0 && start > prevEnd {
+			gaps = append(gaps, [2]uintptr{uintptr(prevEnd), uintptr(start)})
+		}
+		prevEnd = end
+		if len(fields) > 5 && fields[5] == "[stack]" {
+			break
+		}
+	}
+	return gaps, nil
+}
+
+// fillAddressSpace maps PROT_NONE, MAP_NORESERVE ranges (address space, no memory)
+// into every free range of maxGap bytes or more below [stack], leaving maxGap/4 free
+// at both ends (the kernel keeps a guard gap below the stack, and the runtime small
+// ranges to grow into). It returns the bytes reserved and the largest free range
+// left. A range another thread mapped meanwhile is skipped and the maps read again.
+func fillAddressSpace(maxGap uint64) (reserved, largest uint64, err error) {
+	if maxGap<<1 < maxGap {
+		return 0, 0, fmt.Errorf("%d bytes is too large", maxGap)
+	}
+	page := uint64(os.Getpagesize())
+	keep := uintptr((maxGap / 4) / page * page)
+	for attempt := 0; attempt < 5; attempt++ {
+		gaps, err := addressGaps()
+		if err != nil {
+			return reserved, 0, err
+		}
+		raced := false
+		for _, g := range gaps {
+			if size := uint64(g[1] - g[0]); size < maxGap || size <= uint64(2*keep) {
+				continue
+			}
+			addr, n := g[0]+keep, g[1]-g[0]-2*keep
+			// fd -1 for an anonymous mapping; the address is a hint: the kernel
+			// takes it when the range is free.
+			p, _, errno := syscall.Syscall6(syscall.SYS_MMAP, addr, n, syscall.PROT_NONE,
+				syscall.MAP_PRIVATE|syscall.MAP_ANON|syscall.MAP_NORESERVE, ^uintptr(0), 0)
+			if errno != 0 {
+				return reserved, 0, fmt.Errorf("mmap %d bytes at %#x: %v", n, addr, errno)
+			}
+			if p != addr {
+				syscall.Syscall(syscall.SYS_MUNMAP, p, n, 0)
+				raced = true
+				continue
+			}
+			reserved += uint64(n)
+		}
+		if !raced {
+			// The workload's own count, from the maps as they are now.
+			gaps, err := addressGaps()
+			if err != nil {
+				return reserved, 0, err
+			}
+			largest = 0
+			for _, g := range gaps {
+				if size := uint64(g[1] - g[0]); size > largest {
+					largest = size
+				}
+			}
+			return reserved, largest, nil
+		}
+	}
+	return reserved, 0, fmt.Errorf("the address space kept changing under the fill")
 }

@@ -188,9 +188,10 @@ fn check_fragmented(
         Some(g) => (
             Severity::Warning,
             format!(
-                "the largest free address range is {g} bytes: a large mmap (a 64 MiB Go heap \
+                "the largest free address range is {:.1} MiB: a large mmap (a 64 MiB Go heap \
                  arena, a big file) can fail although the total is free; look for many \
-                 mappings scattered over the address space"
+                 mappings scattered over the address space",
+                g as f64 / (1u64 << 20) as f64
             ),
         ),
         None => (
@@ -280,6 +281,11 @@ mod tests {
         let f = check(&gap, &c, &target(), 0);
         assert_eq!(ids(&f), vec![(VMA_FRAGMENTED, Severity::Warning)]);
         assert_eq!(f[0].evidence("largest_gap_bytes"), Some((100 << 20) as f64));
+        assert!(
+            f[0].recommendation.contains("is 100.0 MiB"),
+            "{}",
+            f[0].recommendation
+        );
     }
 
     use proptest::prelude::*;

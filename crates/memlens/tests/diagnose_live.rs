@@ -26,35 +26,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{diagnose, evidence};
+use cli::{diagnose, evidence, finding, findings_of};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Every finding of the report about process `pid`.
-fn findings_of(report: &Value, pid: i32) -> Vec<Value> {
-    let key = format!("process:{pid}:");
-    report["sections"]
-        .as_array()
-        .expect("sections")
-        .iter()
-        .flat_map(|s| s["findings"].as_array().cloned().unwrap_or_default())
-        .filter(|f| {
-            f["target"]["key"]
-                .as_str()
-                .is_some_and(|k| k.starts_with(&key))
-        })
-        .collect()
-}
-
-fn finding<'a>(findings: &'a [Value], id: &str) -> &'a Value {
-    findings
-        .iter()
-        .find(|f| f["id"] == id)
-        .unwrap_or_else(|| panic!("no {id} finding in {findings:#?}"))
 }
 
 fn section<'a>(report: &'a Value, name: &str) -> &'a Value {

@@ -52,3 +52,27 @@ pub fn evidence(f: &Value, name: &str) -> f64 {
         .and_then(|x| x["value"].as_f64())
         .unwrap_or_else(|| panic!("no evidence {name} in {f:#}"))
 }
+
+/// Every finding of a `diagnose --json` report about process `pid`.
+pub fn findings_of(report: &Value, pid: i32) -> Vec<Value> {
+    let key = format!("process:{pid}:");
+    report["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .flat_map(|s| s["findings"].as_array().cloned().unwrap_or_default())
+        .filter(|f| {
+            f["target"]["key"]
+                .as_str()
+                .is_some_and(|k| k.starts_with(&key))
+        })
+        .collect()
+}
+
+/// The finding `id` among `findings` (panics listing them when absent).
+pub fn finding<'a>(findings: &'a [Value], id: &str) -> &'a Value {
+    findings
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} finding in {findings:#?}"))
+}
