@@ -1,14 +1,15 @@
 //! `memlens snapshot`: one look at every process's memory, with the host and
 //! the cgroups they are in.
 
-use crate::collect::{self, CollectOptions, ProcessFilter, SmapsPolicy};
+use crate::collect::{self, CollectOptions, Collector, ProcessFilter, SmapsPolicy};
 use crate::show;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use memlens_linux::fs::Root;
-use memlens_model::ProcessSample;
+use memlens_model::{ProcessSample, Snapshot};
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// Options of `memlens snapshot`.
 #[derive(Debug, Args)]
@@ -35,6 +36,25 @@ pub struct SnapshotArgs {
     /// for it is spent.
     #[arg(long, value_enum, default_value_t = SmapsPolicy::Auto)]
     pub smaps: SmapsPolicy,
+    /// Take a snapshot every SECONDS (fractions allowed), like `vmstat 1`: the
+    /// table each time under a timestamp line, or with --json one JSON
+    /// document per line (JSON Lines). Runs until interrupted, or --count.
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub every: Option<String>,
+    /// With --every: stop after N snapshots.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub count: Option<String>,
+    /// With --every: reuse a process's last smaps_rollup reading (PSS, USS,
+    /// SwapPss) while its fault counters and its RssAnon, RssFile, RssShmem,
+    /// VmSwap and VmPTE have not changed, for at most SECONDS (default 30; 0:
+    /// walk it every time).
+    /// Those counters only follow the process's own pages: another process
+    /// mapping or unmapping pages it shares, a fork or exit of a sharer, or
+    /// KSM merging its pages change its PSS without moving them, so a reused
+    /// PSS can be off by that much for up to SECONDS. Each row's
+    /// pss_age_seconds says how old its PSS is.
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub pss_max_age: Option<String>,
     /// Read /proc and /sys under this directory instead of / (a captured tree).
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
@@ -55,8 +75,66 @@ pub enum SortKey {
     Fds,
 }
 
+/// How `--every` repeats.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Repeat {
+    interval: Duration,
+    count: Option<u64>,
+    pss_max_age: Duration,
+}
+
+/// A number of seconds given to `flag`: finite, not negative, and more than
+/// zero when `strictly_positive`.
+fn parse_seconds(flag: &str, text: &str, strictly_positive: bool) -> anyhow::Result<Duration> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite())
+        .ok_or_else(|| anyhow::anyhow!("{flag} {text:?}: not a number of seconds"))?;
+    if strictly_positive && seconds <= 0.0 {
+        anyhow::bail!("{flag} {text}: must be more than 0 seconds");
+    }
+    if seconds < 0.0 {
+        anyhow::bail!("{flag} {text}: must not be negative");
+    }
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| anyhow::anyhow!("{flag} {text}: too large a number of seconds"))
+}
+
+/// The repetition the flags ask for; `None` for a single snapshot.
+fn repeat(args: &SnapshotArgs) -> anyhow::Result<Option<Repeat>> {
+    let Some(every) = &args.every else {
+        if args.count.is_some() {
+            anyhow::bail!("--count needs --every");
+        }
+        if args.pss_max_age.is_some() {
+            anyhow::bail!("--pss-max-age needs --every");
+        }
+        return Ok(None);
+    };
+    let interval = parse_seconds("--every", every, true)?;
+    let count = match &args.count {
+        None => None,
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => anyhow::bail!("--count {text}: must be a whole number of snapshots, 1 or more"),
+        },
+    };
+    let pss_max_age = match &args.pss_max_age {
+        None => collect::pss::DEFAULT_PSS_MAX_AGE,
+        Some(text) => parse_seconds("--pss-max-age", text, false)?,
+    };
+    Ok(Some(Repeat {
+        interval,
+        count,
+        pss_max_age,
+    }))
+}
+
 /// Runs `memlens snapshot`.
 pub fn run(args: &SnapshotArgs) -> anyhow::Result<()> {
+    let repeat = repeat(args)?;
     let root = Root::at(&args.root);
     let options = CollectOptions {
         filter: ProcessFilter {
@@ -68,18 +146,59 @@ pub fn run(args: &SnapshotArgs) -> anyhow::Result<()> {
         smaps: args.smaps,
         smaps_budget: collect::SMAPS_BUDGET,
     };
-    let mut snapshot = collect::snapshot(&root, &options)
-        .with_context(|| format!("reading the host under {}", args.root.display()))?;
-    sort(&mut snapshot.processes, args.sort);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &snapshot)?;
+    let Some(repeat) = repeat else {
+        let mut snapshot = collect::snapshot(&root, &options)
+            .with_context(|| format!("reading the host under {}", args.root.display()))?;
+        sort(&mut snapshot.processes, args.sort);
+        if args.json {
+            serde_json::to_writer_pretty(&mut out, &snapshot)?;
+            writeln!(out)?;
+        } else {
+            show::snapshot_table(&mut out, &snapshot)?;
+        }
+        out.flush()?;
+        return Ok(());
+    };
+    let mut collector = Collector::with_pss_max_age(repeat.pss_max_age);
+    let mut next = Instant::now();
+    let mut taken = 0u64;
+    loop {
+        let mut snapshot = collector
+            .snapshot(&root, &options)
+            .with_context(|| format!("reading the host under {}", args.root.display()))?;
+        sort(&mut snapshot.processes, args.sort);
+        write_repeated(&mut out, &snapshot, args.json)?;
+        // Each snapshot reaches the reader at once (a pipe is not a terminal).
+        out.flush()?;
+        taken += 1;
+        if repeat.count.is_some_and(|count| taken >= count) {
+            return Ok(());
+        }
+        // A fixed rate: a slow snapshot shortens the next pause, and after one
+        // slower than the interval the next starts at once.
+        next += repeat.interval;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+}
+
+/// One snapshot of `--every`: a JSON line, or a timestamp line and the table.
+fn write_repeated(out: &mut impl Write, snapshot: &Snapshot, json: bool) -> anyhow::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, snapshot)?;
         writeln!(out)?;
     } else {
-        show::snapshot_table(&mut out, &snapshot)?;
+        let at = show::findings::iso_utc(snapshot.taken_at_unix_ms as i64);
+        writeln!(out, "--- {at} ---")?;
+        show::snapshot_table(out, snapshot)?;
+        writeln!(out)?;
     }
-    out.flush()?;
     Ok(())
 }
 
@@ -115,5 +234,62 @@ mod tests {
         assert_eq!(rows.iter().map(|r| r.pid).collect::<Vec<_>>(), [3, 1, 2]);
         sort(&mut rows, SortKey::Faults);
         assert_eq!(rows.iter().map(|r| r.pid).collect::<Vec<_>>(), [2, 3, 1]);
+    }
+
+    fn args(every: Option<&str>, count: Option<&str>, max_age: Option<&str>) -> SnapshotArgs {
+        SnapshotArgs {
+            pids: Vec::new(),
+            cgroup: None,
+            go: false,
+            sort: SortKey::Rss,
+            json: true,
+            smaps: SmapsPolicy::Auto,
+            every: every.map(str::to_string),
+            count: count.map(str::to_string),
+            pss_max_age: max_age.map(str::to_string),
+            root: PathBuf::from("/"),
+        }
+    }
+
+    #[test]
+    fn repeat_flags_are_checked() {
+        assert_eq!(repeat(&args(None, None, None)).unwrap(), None);
+        assert_eq!(
+            repeat(&args(Some("0.5"), Some("3"), Some("0"))).unwrap(),
+            Some(Repeat {
+                interval: Duration::from_millis(500),
+                count: Some(3),
+                pss_max_age: Duration::ZERO,
+            })
+        );
+        assert_eq!(
+            repeat(&args(Some("2"), None, None))
+                .unwrap()
+                .unwrap()
+                .pss_max_age,
+            collect::pss::DEFAULT_PSS_MAX_AGE
+        );
+        let error = |every, count, max_age| {
+            repeat(&args(every, count, max_age))
+                .unwrap_err()
+                .to_string()
+        };
+        for bad in ["0", "-1", "abc", "inf", "NaN", ""] {
+            assert!(error(Some(bad), None, None).starts_with("--every"), "{bad}");
+        }
+        for bad in ["0", "-2", "1.5", "x"] {
+            assert!(
+                error(Some("1"), Some(bad), None).starts_with("--count"),
+                "{bad}"
+            );
+        }
+        for bad in ["-0.1", "y", "1e300"] {
+            assert!(
+                error(Some("1"), None, Some(bad)).starts_with("--pss-max-age"),
+                "{bad}"
+            );
+        }
+        assert!(error(None, Some("3"), None).contains("--every"));
+        assert!(error(None, None, Some("3")).contains("--every"));
     }
 }

@@ -144,6 +144,11 @@ pub struct ProcessSample {
     pub pss_bytes: Option<u64>,
     /// Proportional swap (smaps_rollup `SwapPss`).
     pub swap_pss_bytes: Option<u64>,
+    /// How old `pss_bytes`, `uss_bytes` and `swap_pss_bytes` are: 0 when
+    /// smaps_rollup was read in this snapshot, more when a repeated collector
+    /// reused its last reading (the process's cheap counters had not changed),
+    /// `null` when there is none.
+    pub pss_age_seconds: Option<f64>,
     /// Page tables (`VmPTE`).
     pub page_tables_bytes: Option<u64>,
     /// Virtual size (`VmSize`).

@@ -7,6 +7,7 @@ mod go;
 mod host;
 pub mod kmsg;
 mod process;
+pub mod pss;
 
 pub use host::read_host;
 
@@ -78,11 +79,15 @@ pub enum CollectError {
 /// The smaps_rollup time budget of one snapshot under [`SmapsPolicy::Auto`].
 pub const SMAPS_BUDGET: Duration = Duration::from_millis(500);
 
-/// What is worth keeping from one snapshot to the next (the agent takes many):
-/// each binary's Go build info.
+/// What is worth keeping from one snapshot to the next (the agent and
+/// `snapshot --every` take many): each binary's Go build info, and each
+/// process's last smaps_rollup reading, reused while the process's cheap
+/// counters do not move and the reading is younger than a max age
+/// ([`pss`]; [`pss::DEFAULT_PSS_MAX_AGE`] for a default collector).
 #[derive(Debug, Default)]
 pub struct Collector {
     go_cache: go::GoCache,
+    pss_cache: pss::PssCache,
     /// Where the next snapshot starts reading smaps_rollup: the first process
     /// the last one's time budget left out, so that under a budget every
     /// process gets its turn.
@@ -109,14 +114,30 @@ fn left_out_by_budget(sample: &memlens_model::ProcessSample) -> bool {
 }
 
 impl Collector {
+    /// A collector that reuses a smaps_rollup reading for at most `max_age`
+    /// (zero: reads it every snapshot, as a one-off snapshot does).
+    pub fn with_pss_max_age(max_age: Duration) -> Collector {
+        Collector {
+            pss_cache: pss::PssCache::new(max_age),
+            ..Collector::default()
+        }
+    }
+
     /// Takes a snapshot of the host and the selected processes, in pid order.
     pub fn snapshot(
         &mut self,
         root: &Root,
         options: &CollectOptions,
     ) -> Result<Snapshot, CollectError> {
-        let (mut snapshot, resume) =
-            take_snapshot(root, options, &mut self.go_cache, self.smaps_resume_pid)?;
+        let taken = take_snapshot(
+            root,
+            options,
+            &mut self.go_cache,
+            &mut self.pss_cache,
+            self.smaps_resume_pid,
+        );
+        self.pss_cache.end_snapshot();
+        let (mut snapshot, resume) = taken?;
         self.smaps_resume_pid = resume;
         self.read_emptied_cgroups(root, &mut snapshot);
         Ok(snapshot)
@@ -162,6 +183,7 @@ fn take_snapshot(
     root: &Root,
     options: &CollectOptions,
     go_cache: &mut go::GoCache,
+    pss_cache: &mut pss::PssCache,
     smaps_resume_pid: i32,
 ) -> Result<(Snapshot, i32), CollectError> {
     let host = read_host(root)?;
@@ -170,6 +192,7 @@ fn take_snapshot(
         root,
         cgroups.as_ref(),
         go_cache,
+        pss_cache,
         options.smaps,
         options.smaps_budget,
     );
@@ -245,17 +268,41 @@ fn list_pids(root: &Root) -> Result<Vec<i32>, CollectError> {
 mod tests {
     use super::*;
 
+    /// `sleep 30` processes, killed and reaped on drop (also when a test fails).
+    struct Sleeps(Vec<std::process::Child>);
+
+    impl Sleeps {
+        fn start(count: usize) -> Sleeps {
+            Sleeps(
+                (0..count)
+                    .map(|_| {
+                        std::process::Command::new("sleep")
+                            .arg("30")
+                            .spawn()
+                            .expect("start sleep")
+                    })
+                    .collect(),
+            )
+        }
+
+        fn pids(&self) -> Vec<i32> {
+            self.0.iter().map(|c| c.id() as i32).collect()
+        }
+    }
+
+    impl Drop for Sleeps {
+        fn drop(&mut self) {
+            for child in &mut self.0 {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
     #[test]
     fn a_smaps_budget_gives_every_process_its_turn() {
-        let mut children: Vec<std::process::Child> = (0..2)
-            .map(|_| {
-                std::process::Command::new("sleep")
-                    .arg("30")
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let pids: Vec<i32> = children.iter().map(|c| c.id() as i32).collect();
+        let sleeps = Sleeps::start(2);
+        let pids = sleeps.pids();
         let options = CollectOptions {
             filter: ProcessFilter {
                 pids: pids.clone(),
@@ -265,7 +312,8 @@ mod tests {
             // Spent by the first read: each snapshot walks one process.
             smaps_budget: Duration::from_nanos(1),
         };
-        let mut collector = Collector::default();
+        // Without the PSS cache, which would let the first process skip its turn.
+        let mut collector = Collector::with_pss_max_age(Duration::ZERO);
         let has_pss = |snapshot: &Snapshot| -> Vec<bool> {
             snapshot
                 .processes
@@ -276,10 +324,7 @@ mod tests {
         let first = collector.snapshot(&Root::host(), &options).unwrap();
         let second = collector.snapshot(&Root::host(), &options).unwrap();
         let third = collector.snapshot(&Root::host(), &options).unwrap();
-        for child in &mut children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        drop(sleeps);
         assert_eq!(has_pss(&first), vec![true, false]);
         assert_eq!(
             has_pss(&second),
@@ -288,5 +333,84 @@ mod tests {
         );
         assert_eq!(has_pss(&third), vec![true, false], "and round again");
         assert!(second.processes.windows(2).all(|w| w[0].pid < w[1].pid));
+    }
+
+    /// Waits until `pid` sleeps in nanosleep (its start-up is over, so its
+    /// counters stay still).
+    fn wait_asleep(pid: i32) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+            if wchan.contains("nanosleep") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sleep {pid} never went to sleep (wchan {wchan:?})"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn the_pss_cache_and_the_smaps_budget_work_together() {
+        let sleeps = Sleeps::start(2);
+        let pids = sleeps.pids();
+        pids.iter().for_each(|&pid| wait_asleep(pid));
+        let options = CollectOptions {
+            filter: ProcessFilter {
+                pids: pids.clone(),
+                ..ProcessFilter::default()
+            },
+            smaps: SmapsPolicy::Auto,
+            // Spent by the first read: each snapshot walks one process.
+            smaps_budget: Duration::from_nanos(1),
+        };
+        let mut collector = Collector::with_pss_max_age(Duration::from_secs(3600));
+        let ages = |snapshot: &Snapshot| -> Vec<Option<bool>> {
+            snapshot
+                .processes
+                .iter()
+                .map(|p| p.pss_age_seconds.map(|age| age > 0.0))
+                .collect()
+        };
+        let first = collector.snapshot(&Root::host(), &options).unwrap();
+        let second = collector.snapshot(&Root::host(), &options).unwrap();
+        let third = collector.snapshot(&Root::host(), &options).unwrap();
+        let pss_now: Vec<u64> = pids
+            .iter()
+            .map(|pid| {
+                let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+                // Parsed here, not by memlens's parser: "Pss:  123 kB".
+                let kib: u64 = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Pss:"))
+                    .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+                    .expect("a Pss line");
+                kib * 1024
+            })
+            .collect();
+        drop(sleeps);
+        // Read now (false), left out by the budget (None), reused (true).
+        assert_eq!(ages(&first), vec![Some(false), None]);
+        assert_eq!(
+            ages(&second),
+            vec![Some(true), Some(false)],
+            "the reused reading costs no budget: the second gets its turn"
+        );
+        assert_eq!(ages(&third), vec![Some(true), Some(true)]);
+        let pss: Vec<u64> = third
+            .processes
+            .iter()
+            .map(|p| p.pss_bytes.unwrap())
+            .collect();
+        // Two idle sleeps: the cached PSS is what the kernel says now (within
+        // a page each way for the other sleep's pages being shared).
+        for (cached, now) in pss.iter().zip(&pss_now) {
+            assert!(
+                cached.abs_diff(*now) <= 64 << 10,
+                "cached {cached} now {now}"
+            );
+        }
     }
 }

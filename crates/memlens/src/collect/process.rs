@@ -7,6 +7,7 @@
 
 use super::cgroup::CgroupCache;
 use super::go::GoCache;
+use super::pss::{Fingerprint, ProcessKey, PssCache, PssValues};
 use super::SmapsPolicy;
 use memlens_linux::cgroup::CgroupVersion;
 use memlens_linux::fs::{CgroupReader, Dir, FileReader, ReadError, Root};
@@ -31,6 +32,9 @@ pub struct Context<'a> {
     cgroups: Option<&'a CgroupReader>,
     cgroup_cache: CgroupCache,
     go_cache: &'a mut GoCache,
+    pss_cache: &'a mut PssCache,
+    /// When this snapshot started: the time of its smaps_rollup readings.
+    started: Instant,
     smaps: SmapsPolicy,
     smaps_budget_left: Duration,
     ticks_per_second: f64,
@@ -42,11 +46,13 @@ pub struct Context<'a> {
 
 impl<'a> Context<'a> {
     /// A context reading under `root`; `smaps_budget` bounds the time spent in
-    /// smaps_rollup under [`SmapsPolicy::Auto`].
+    /// smaps_rollup under [`SmapsPolicy::Auto`]; `pss_cache` may stand for a
+    /// smaps_rollup reading (see [`super::pss`]).
     pub fn new(
         root: &'a Root,
         cgroups: Option<&'a CgroupReader>,
         go_cache: &'a mut GoCache,
+        pss_cache: &'a mut PssCache,
         smaps: SmapsPolicy,
         smaps_budget: Duration,
     ) -> Context<'a> {
@@ -57,6 +63,8 @@ impl<'a> Context<'a> {
             cgroups,
             cgroup_cache: CgroupCache::default(),
             go_cache,
+            pss_cache,
+            started: Instant::now(),
             smaps,
             smaps_budget_left: smaps_budget,
             ticks_per_second: if ticks > 0 { ticks as f64 } else { 100.0 },
@@ -132,25 +140,7 @@ impl<'a> Context<'a> {
             }
             Err(e) => note(&mut sample, "maps", e),
         }
-        if let Some(skip) = self.smaps_skip_reason(&sample) {
-            sample
-                .unreadable
-                .push(format!("smaps_rollup: skipped, {skip}"));
-        } else {
-            let started = Instant::now();
-            let rollup = self
-                .files
-                .parse_record_in(&proc_dir, "smaps_rollup", SmapsRollup::parse);
-            self.smaps_budget_left = self.smaps_budget_left.saturating_sub(started.elapsed());
-            match rollup {
-                Ok(rollup) => {
-                    sample.pss_bytes = Some(rollup.pss_bytes);
-                    sample.uss_bytes = Some(rollup.uss_bytes());
-                    sample.swap_pss_bytes = Some(rollup.swap_pss_bytes);
-                }
-                Err(e) => note(&mut sample, "smaps_rollup", e),
-            }
-        }
+        self.read_pss(&proc_dir, &mut sample, &note);
         match count_fds(&self.root.path(format!("{dir}/fd")), self.real_procfs) {
             Ok(count) => sample.fd_count = Some(count),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.set(true),
@@ -230,6 +220,65 @@ impl<'a> Context<'a> {
         Some(sample)
     }
 
+    /// PSS, USS and SwapPss: the last reading while it may stand (see
+    /// [`super::pss`]), else smaps_rollup read now unless the policy skips it.
+    fn read_pss(
+        &mut self,
+        proc_dir: &Dir,
+        sample: &mut ProcessSample,
+        note: &dyn Fn(&mut ProcessSample, &str, ReadError),
+    ) {
+        if self.smaps == SmapsPolicy::Never {
+            sample
+                .unreadable
+                .push("smaps_rollup: skipped, --smaps never".to_string());
+            return;
+        }
+        let key = ProcessKey {
+            pid: sample.pid,
+            start: sample.start_time,
+        };
+        let fingerprint = fingerprint(sample);
+        let now = self.started;
+        let set = |sample: &mut ProcessSample, values: PssValues, age: Duration| {
+            sample.pss_bytes = Some(values.pss_bytes);
+            sample.uss_bytes = Some(values.uss_bytes);
+            sample.swap_pss_bytes = Some(values.swap_pss_bytes);
+            sample.pss_age_seconds = Some(age.as_secs_f64());
+        };
+        if let Some((values, age)) = self.pss_cache.reusable(key, fingerprint.as_ref(), now) {
+            set(sample, values, age);
+            return;
+        }
+        if let Some(skip) = self.smaps_skip_reason(sample) {
+            sample
+                .unreadable
+                .push(format!("smaps_rollup: skipped, {skip}"));
+            return;
+        }
+        let started = Instant::now();
+        let rollup = self
+            .files
+            .parse_record_in(proc_dir, "smaps_rollup", SmapsRollup::parse);
+        self.smaps_budget_left = self.smaps_budget_left.saturating_sub(started.elapsed());
+        let values = match rollup {
+            Ok(rollup) => {
+                let values = PssValues {
+                    pss_bytes: rollup.pss_bytes,
+                    uss_bytes: rollup.uss_bytes(),
+                    swap_pss_bytes: rollup.swap_pss_bytes,
+                };
+                set(sample, values, Duration::ZERO);
+                Some(values)
+            }
+            Err(e) => {
+                note(sample, "smaps_rollup", e);
+                None
+            }
+        };
+        self.pss_cache.store(key, fingerprint, values, now);
+    }
+
     /// Why smaps_rollup is not read for this process, if it is not.
     fn smaps_skip_reason(&self, sample: &ProcessSample) -> Option<String> {
         match self.smaps {
@@ -255,6 +304,20 @@ impl<'a> Context<'a> {
     fn still_running(&mut self, proc_dir: &Dir) -> bool {
         self.files.read_record_in(proc_dir, "stat").is_ok()
     }
+}
+
+/// The fingerprint of a sample's `stat` and `status` counters; `None` when
+/// `status` was not read (then nothing may be reused).
+fn fingerprint(sample: &ProcessSample) -> Option<Fingerprint> {
+    Some(Fingerprint {
+        minor_faults: sample.minor_faults,
+        major_faults: sample.major_faults,
+        anon_bytes: sample.anon_bytes?,
+        file_bytes: sample.file_bytes?,
+        shmem_bytes: sample.shmem_bytes?,
+        swap_bytes: sample.swap_bytes?,
+        page_tables_bytes: sample.page_tables_bytes?,
+    })
 }
 
 /// Open file descriptors of a process, from its `/proc/PID/fd` directory.
