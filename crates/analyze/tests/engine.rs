@@ -231,3 +231,40 @@ fn a_process_kill_point_takes_the_usual_offset_not_one_skewed_instant() {
     let f = critical.expect("a time-to-OOM on the process");
     assert_eq!(f.evidence("kill_point_bytes"), Some(261.0 * MIB), "{f:?}");
 }
+
+#[test]
+fn a_cgroup_is_killed_when_its_working_set_not_its_usage_reaches_the_limit() {
+    // Anonymous memory 100 MiB + 1 MiB/s next to 10 MiB of inactive file
+    // cache in a 256 MiB cgroup. The usage reaches the limit at t = 146 s;
+    // from then on the kernel reclaims the cache to make room, and it kills
+    // at t = 156 s, when the anonymous memory alone fills the limit.
+    let mut engine = Engine::new(Config::default());
+    let cg = Entity::Cgroup {
+        path: "/cached".to_string(),
+    };
+    let limit = 256.0 * MIB;
+    let mut critical = None;
+    for t in 0..156 {
+        let anon = 100.0 * MIB + MIB * t as f64;
+        let usage = (anon + 10.0 * MIB).min(limit);
+        for f in engine.observe(
+            t * 1000,
+            &[
+                p(&cg, "usage_bytes", usage),
+                p(&cg, "inactive_file_bytes", usage - anon),
+                p(&cg, "effective_limit_bytes", limit),
+            ],
+        ) {
+            if f.id == TIME_TO_OOM && f.severity == Severity::Critical && critical.is_none() {
+                critical = Some(f);
+            }
+        }
+    }
+    let f = critical.expect("a critical before the kill");
+    assert!(f.evidence("working_set_bytes").is_some(), "{f:?}");
+    let predicted_s = f.evidence("predicted_kill_at_ms").unwrap() / 1000.0;
+    assert!(
+        (predicted_s - 156.0).abs() <= 3.0,
+        "predicted kill at {predicted_s:.1} s, the kill comes at 156 s"
+    );
+}

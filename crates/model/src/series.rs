@@ -287,6 +287,12 @@ fn cgroup_points(c: &CgroupSample, points: &mut Vec<Point>) {
         "oom_kill_count",
         c.oom_kill_count.map(|v| v as f64),
     );
+    push(
+        points,
+        &e,
+        "inactive_file_bytes",
+        c.inactive_file_bytes.map(|v| v as f64),
+    );
 }
 
 #[cfg(test)]

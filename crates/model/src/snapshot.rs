@@ -115,6 +115,11 @@ pub struct CgroupSample {
     pub high_bytes: Option<Limit>,
     /// OOM kills in this cgroup.
     pub oom_kill_count: Option<u64>,
+    /// File cache on the inactive list, charged to the cgroup and its
+    /// children (`total_inactive_file` of v1's `memory.stat`,
+    /// `inactive_file` of v2's): what the kernel reclaims first, before it
+    /// OOM-kills. Usage minus it is the working set.
+    pub inactive_file_bytes: Option<u64>,
 }
 
 /// One process through the kernel's eyes.

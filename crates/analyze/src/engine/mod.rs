@@ -11,8 +11,8 @@
 //!   `usage_bytes` (cgroups): a growth trend ([`crate::trend`]) of at least
 //!   [`Config::growth_min_percent_per_hour`] of the level and
 //!   [`Config::growth_min_bytes_per_minute`].
-//! - [`TIME_TO_OOM`] for processes (`rss_bytes`) and cgroups (`usage_bytes`)
-//!   ([`crate::forecast`]).
+//! - [`TIME_TO_OOM`] for processes (`rss_bytes`) and cgroups (their
+//!   working set, [`WORKING_SET`]) ([`crate::forecast`]).
 //! - [`GOMEMLIMIT_REACHED`]: `go_sys_bytes - go_heap_released_bytes` at
 //!   [`Config::gomemlimit_fire_ratio`] of `go_gomemlimit_bytes`.
 //!
@@ -44,6 +44,8 @@ pub const METRICS: &[&str] = &[
     "go_heap_released_bytes",
     "go_gomemlimit_bytes",
     "usage_bytes",
+    "inactive_file_bytes",
+    WORKING_SET,
     "effective_limit_bytes",
     "mem_total_bytes",
     "mem_available_bytes",
@@ -60,7 +62,47 @@ pub fn metric_name(name: &str) -> Option<&'static str> {
     METRICS.iter().copied().find(|m| *m == name)
 }
 
-const TRENDED: &[&str] = &["rss_bytes", "go_heap_inuse_bytes", "usage_bytes"];
+const TRENDED: &[&str] = &[
+    "rss_bytes",
+    "go_heap_inuse_bytes",
+    "usage_bytes",
+    WORKING_SET,
+];
+
+/// A cgroup's working set, derived by the engine at each instant from the
+/// cgroup's points: `usage_bytes - inactive_file_bytes` (`usage_bytes`
+/// alone when the inactive file cache is not known). Near its limit the
+/// kernel reclaims the inactive file cache before it kills, so the working
+/// set, not the usage, is what reaches the limit at the kill.
+pub const WORKING_SET: &str = "working_set_bytes";
+
+/// The working set of each cgroup of one instant's points, as points.
+fn working_sets(points: &[Point]) -> Vec<Point> {
+    let mut usage: BTreeMap<&Entity, f64> = BTreeMap::new();
+    let mut inactive: BTreeMap<&Entity, f64> = BTreeMap::new();
+    for point in points {
+        if !matches!(point.entity, Entity::Cgroup { .. }) || !point.value.is_finite() {
+            continue;
+        }
+        match point.metric {
+            "usage_bytes" => {
+                usage.insert(&point.entity, point.value);
+            }
+            "inactive_file_bytes" => {
+                inactive.insert(&point.entity, point.value);
+            }
+            _ => {}
+        }
+    }
+    usage
+        .into_iter()
+        .map(|(entity, usage)| Point {
+            entity: entity.clone(),
+            metric: WORKING_SET,
+            value: (usage - inactive.get(entity).copied().unwrap_or(0.0)).max(0.0),
+        })
+        .collect()
+}
 
 /// Tuning of the engine. The defaults are the documented ones (docs/findings.md).
 #[derive(Debug, Clone, PartialEq)]
@@ -166,10 +208,10 @@ struct Condition {
 /// How many recent instants [`recent_offset`] looks at.
 const OFFSET_INSTANTS: usize = 24;
 
-/// The median of `usage - rss` over the last instants at which both the
-/// cgroup's usage and the process's RSS were sampled.
+/// The median of `working set - rss` over the last instants at which both
+/// the cgroup's usage and the process's RSS were sampled.
 fn recent_offset(cgroup: &EntityState, process: &EntityState) -> Option<f64> {
-    let usage = cgroup.windows.get("usage_bytes")?.points();
+    let usage = cgroup.windows.get(WORKING_SET)?.points();
     let rss = process.windows.get("rss_bytes")?.points();
     let mut offsets = Vec::with_capacity(OFFSET_INSTANTS);
     let mut u = usage.iter().rev().peekable();
@@ -219,7 +261,8 @@ impl Engine {
             state.updated.clear();
         }
         let mut counters = Vec::new();
-        for point in points {
+        let derived = working_sets(points);
+        for point in points.iter().chain(&derived) {
             let Some(metric) = metric_name(point.metric) else {
                 continue;
             };
@@ -310,12 +353,16 @@ impl Engine {
             let settled_ms =
                 state.first_seen_ms + (self.config.growth_skip_startup_seconds * 1000.0) as i64;
             let settled = points.partition_point(|p| p.0 < settled_ms);
-            let growth = analyse(&points[settled..], &self.config.trend)
-                .and_then(|t| self.growth(&t, metric, layer));
-            out.push(((entity.clone(), GROWTH, metric), growth));
+            // A cgroup's growth is its usage's; its working set is for
+            // the time to OOM.
+            if metric != WORKING_SET {
+                let growth = analyse(&points[settled..], &self.config.trend)
+                    .and_then(|t| self.growth(&t, metric, layer));
+                out.push(((entity.clone(), GROWTH, metric), growth));
+            }
             let oom_metric = matches!(
                 (entity, metric),
-                (Entity::Process { .. }, "rss_bytes") | (Entity::Cgroup { .. }, "usage_bytes")
+                (Entity::Process { .. }, "rss_bytes") | (Entity::Cgroup { .. }, WORKING_SET)
             );
             if oom_metric {
                 let started_ms = state.first_seen_ms
@@ -394,9 +441,9 @@ impl Engine {
                     .and_then(|path| self.entities.get(&Entity::Cgroup { path: path.clone() }));
                 if let Some(cg) = cgroup {
                     if let Some(limit) = cg.latest.get("effective_limit_bytes") {
-                        // The kill comes when the cgroup's usage reaches the
-                        // limit. What the rest of the cgroup uses is usage -
-                        // RSS; negative when the RSS counts pages charged to
+                        // The kill comes when the cgroup's working set
+                        // reaches the limit. What the rest of the cgroup
+                        // uses is working set - RSS; negative when the RSS counts pages charged to
                         // another cgroup (a binary's text first read by
                         // someone else): then the RSS at the kill is above
                         // the limit by as much. The median over recent
@@ -404,7 +451,7 @@ impl Engine {
                         // read a moment apart, and while a batch working set
                         // comes or goes they disagree by megabytes.
                         let others = recent_offset(cg, state).unwrap_or_else(|| {
-                            cg.latest.get("usage_bytes").copied().unwrap_or(value) - value
+                            cg.latest.get(WORKING_SET).copied().unwrap_or(value) - value
                         });
                         return Some((limit - others, Layer::Cgroup));
                     }

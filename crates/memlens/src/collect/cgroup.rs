@@ -41,6 +41,12 @@ pub fn read_sample(reader: &CgroupReader, path: &str) -> Option<CgroupSample> {
         effective_limit_bytes: effective,
         high_bytes: memory.high_limit,
         oom_kill_count: memory.oom_kill_count,
+        inactive_file_bytes: memory.stat.as_ref().and_then(|stat| {
+            stat.get(match resolved.version {
+                CgroupVersion::V1 => "total_inactive_file",
+                CgroupVersion::V2 => "inactive_file",
+            })
+        }),
     })
 }
 

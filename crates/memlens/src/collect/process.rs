@@ -308,7 +308,7 @@ impl<'a> Context<'a> {
 
 /// The fingerprint of a sample's `stat` and `status` counters; `None` when
 /// `status` was not read (then nothing may be reused).
-fn fingerprint(sample: &ProcessSample) -> Option<Fingerprint> {
+pub(super) fn fingerprint(sample: &ProcessSample) -> Option<Fingerprint> {
     Some(Fingerprint {
         minor_faults: sample.minor_faults,
         major_faults: sample.major_faults,

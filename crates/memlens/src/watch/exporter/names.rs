@@ -123,6 +123,7 @@ const CGROUP: &[(&str, &str, f64, &str)] = &[
     ("effective_limit_bytes", "memlens_cgroup_memory_effective_limit_bytes", 1.0, "The tightest hard limit up the hierarchy; absent when unlimited."),
     ("high_bytes", "memlens_cgroup_memory_high_bytes", 1.0, "The throttling threshold (memory.high); absent when unlimited."),
     ("oom_kill_count", "memlens_cgroup_memory_oom_kills_total", 1.0, "Processes of the cgroup killed by the OOM killer (memory.events oom_kill)."),
+    ("inactive_file_bytes", "memlens_cgroup_memory_inactive_file_bytes", 1.0, "File cache on the inactive list, reclaimed first before an OOM kill (memory.stat inactive_file / total_inactive_file); usage minus it is the working set."),
 ];
 
 /// The family of `metric` of an entity of `entity_kind` (`host`, `process`,
