@@ -154,15 +154,14 @@ pub fn check(obs: &Observation, config: &Config, target: &Target, at_ms: i64) ->
             ratio * 100.0
         ),
     };
-    Some(Finding {
-        id: FD_EXHAUSTION,
+    Some(Finding::fired(
+        FD_EXHAUSTION,
         severity,
-        target: target.clone(),
+        target.clone(),
         evidence,
         recommendation,
-        fired_at_ms: at_ms,
-        cleared_at_ms: None,
-    })
+        at_ms,
+    ))
 }
 
 #[cfg(test)]

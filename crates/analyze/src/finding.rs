@@ -119,6 +119,26 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// A finding that fires at `at_ms` (active: not cleared).
+    pub fn fired(
+        id: &'static str,
+        severity: Severity,
+        target: Target,
+        evidence: Vec<Evidence>,
+        recommendation: String,
+        at_ms: i64,
+    ) -> Finding {
+        Finding {
+            id,
+            severity,
+            target,
+            evidence,
+            recommendation,
+            fired_at_ms: at_ms,
+            cleared_at_ms: None,
+        }
+    }
+
     /// The evidence named `name`, if present.
     pub fn evidence(&self, name: &str) -> Option<f64> {
         self.evidence

@@ -258,19 +258,18 @@ pub fn check(obs: &Observation, config: &Config, target: &Target, at_ms: i64) ->
          -sample_index=alloc_space: reuse buffers, sync.Pool, fewer temporary strings).",
         reasons.join("; ")
     );
-    Some(Finding {
-        id: GC_PRESSURE,
-        severity: if critical {
+    Some(Finding::fired(
+        GC_PRESSURE,
+        if critical {
             Severity::Critical
         } else {
             Severity::Warning
         },
-        target: target.clone(),
+        target.clone(),
         evidence,
         recommendation,
-        fired_at_ms: at_ms,
-        cleared_at_ms: None,
-    })
+        at_ms,
+    ))
 }
 
 #[cfg(test)]

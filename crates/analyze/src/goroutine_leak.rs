@@ -384,15 +384,14 @@ pub fn check(sites: &[Site], window_seconds: f64, target: &Target, at_ms: i64) -
         },
         worst.blocking_location,
     );
-    Some(Finding {
-        id: GOROUTINE_LEAK,
+    Some(Finding::fired(
+        GOROUTINE_LEAK,
         severity,
-        target: target.clone(),
+        target.clone(),
         evidence,
         recommendation,
-        fired_at_ms: at_ms,
-        cleared_at_ms: None,
-    })
+        at_ms,
+    ))
 }
 
 #[cfg(test)]

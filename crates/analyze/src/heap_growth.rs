@@ -224,15 +224,14 @@ pub fn check(growth: &Growth, window_seconds: f64, target: &Target, at_ms: i64) 
         top.end_bytes as f64 / 1048576.0,
         top.share_of_growth * 100.0,
     );
-    Some(Finding {
-        id: HEAP_GROWTH_SITE,
-        severity: Severity::Warning,
-        target: target.clone(),
+    Some(Finding::fired(
+        HEAP_GROWTH_SITE,
+        Severity::Warning,
+        target.clone(),
         evidence,
         recommendation,
-        fired_at_ms: at_ms,
-        cleared_at_ms: None,
-    })
+        at_ms,
+    ))
 }
 
 #[cfg(test)]

@@ -152,11 +152,11 @@ pub fn check(i: &Inputs, config: &Config, target: &Target, at_ms: i64) -> Option
         mib(largest)
     );
     let e = |name, v: u64, layer| Evidence::new(name, v as f64, "bytes", layer);
-    Some(Finding {
-        id: RSS_ABOVE_HEAP,
-        severity: Severity::Warning,
-        target: target.clone(),
-        evidence: vec![
+    Some(Finding::fired(
+        RSS_ABOVE_HEAP,
+        Severity::Warning,
+        target.clone(),
+        vec![
             e("rss_bytes", i.rss_bytes, Layer::Process),
             e("heap_inuse_bytes", i.heap_inuse_bytes, Layer::GoRuntime),
             e("gap_bytes", b.gap_bytes, Layer::Derived),
@@ -179,9 +179,8 @@ pub fn check(i: &Inputs, config: &Config, target: &Target, at_ms: i64) -> Option
             ),
         ],
         recommendation,
-        fired_at_ms: at_ms,
-        cleared_at_ms: None,
-    })
+        at_ms,
+    ))
 }
 
 #[cfg(test)]

@@ -133,15 +133,14 @@ pub fn check(sites: &[MapSite], end: &MapShare, target: &Target, at_ms: i64) -> 
         top.end_bytes as f64 / 1048576.0,
         top.share_of_heap * 100.0,
     );
-    Some(Finding {
-        id: MAP_BLOAT,
-        severity: Severity::Warning,
-        target: target.clone(),
+    Some(Finding::fired(
+        MAP_BLOAT,
+        Severity::Warning,
+        target.clone(),
         evidence,
         recommendation,
-        fired_at_ms: at_ms,
-        cleared_at_ms: None,
-    })
+        at_ms,
+    ))
 }
 
 #[cfg(test)]

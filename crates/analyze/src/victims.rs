@@ -387,19 +387,18 @@ impl Ranking {
                 Layer::Derived,
             ));
         }
-        Some(Finding {
-            id: OOM_VICTIM_ORDER,
-            severity: Severity::Info,
+        Some(Finding::fired(
+            OOM_VICTIM_ORDER,
+            Severity::Info,
             target,
             evidence,
-            recommendation: format!(
+            format!(
                 "{}. To protect a process, lower its oom_score_adj (systemd OOMScoreAdjust=, \
                  Kubernetes QoS); to choose the victim, raise another's.",
                 self.explanation()
             ),
-            fired_at_ms: at_ms,
-            cleared_at_ms: None,
-        })
+            at_ms,
+        ))
     }
 }
 

@@ -142,15 +142,14 @@ fn check_count(obs: &Observation, config: &Config, target: &Target, at_ms: i64) 
             ", reached in about {s:.0} s at the window's growth"
         )),
     );
-    Some(Finding {
-        id: VMA_COUNT,
+    Some(Finding::fired(
+        VMA_COUNT,
         severity,
-        target: target.clone(),
+        target.clone(),
         evidence,
         recommendation,
-        fired_at_ms: at_ms,
-        cleared_at_ms: None,
-    })
+        at_ms,
+    ))
 }
 
 fn check_fragmented(
@@ -204,15 +203,14 @@ fn check_fragmented(
             ),
         ),
     };
-    Some(Finding {
-        id: VMA_FRAGMENTED,
+    Some(Finding::fired(
+        VMA_FRAGMENTED,
         severity,
-        target: target.clone(),
+        target.clone(),
         evidence,
         recommendation,
-        fired_at_ms: at_ms,
-        cleared_at_ms: None,
-    })
+        at_ms,
+    ))
 }
 
 #[cfg(test)]

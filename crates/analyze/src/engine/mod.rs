@@ -564,15 +564,14 @@ impl Engine {
         match (self.active.get_mut(&key), condition) {
             (None, None) => {}
             (None, Some(c)) => {
-                let finding = Finding {
-                    id: key.1,
-                    severity: c.severity,
-                    target: key.0.clone(),
-                    evidence: c.evidence,
-                    recommendation: c.recommendation,
-                    fired_at_ms: ts_ms,
-                    cleared_at_ms: None,
-                };
+                let finding = Finding::fired(
+                    key.1,
+                    c.severity,
+                    key.0.clone(),
+                    c.evidence,
+                    c.recommendation,
+                    ts_ms,
+                );
                 out.push(finding.clone());
                 self.active.insert(key, Active { finding, misses: 0 });
             }

@@ -444,14 +444,15 @@ pub fn check(inputs: &Inputs, config: &Config, target: &Target, at_ms: i64) -> V
         "enum",
         go,
     ));
-    let finding = |id, severity, evidence, recommendation| Finding {
-        id,
-        severity,
-        target: target.clone(),
-        evidence,
-        recommendation,
-        fired_at_ms: at_ms,
-        cleared_at_ms: None,
+    let finding = |id, severity, evidence, recommendation| {
+        Finding::fired(
+            id,
+            severity,
+            target.clone(),
+            evidence,
+            recommendation,
+            at_ms,
+        )
     };
     let value = format_gomemlimit(rec.gomemlimit_bytes);
     if inputs.gogc.percent.is_none() && inputs.gomemlimit.bytes.is_none() {

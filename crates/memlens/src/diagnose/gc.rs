@@ -81,26 +81,20 @@ pub fn section(context: &Context) -> Section {
         findings.extend(finding);
     }
     sort_worst_first(&mut findings, |f| f, "cycles_per_minute");
-    let mut lines = vec![format!(
-        "{} Go processes observed, {} read at both ends",
-        context.go.len(),
-        text.len()
-    )];
-    if !text.is_empty() {
-        lines.push(format!(
+    Section::per_process(
+        "gc_pressure",
+        "Go GC pressure",
+        format!(
+            "{} Go processes observed, {} read at both ends",
+            context.go.len(),
+            text.len()
+        ),
+        format!(
             "  {:>8}  {:<16} {:>9} {:>8} {:>10} {:>8}  {}",
             "PID", "COMM", "GC/MIN", "PAUSED", "ALLOC MB/s", "GC CPU", "VERDICT"
-        ));
-        lines.extend(text);
-    }
-    for f in &findings {
-        lines.push(format!("  {}: {}", f.target.key(), f.recommendation));
-    }
-    Section {
-        name: "gc_pressure",
-        title: "Go GC pressure".to_string(),
+        ),
+        text,
         findings,
-        text: lines,
-        data: serde_json::json!({ "processes": rows }),
-    }
+        rows,
+    )
 }

@@ -102,26 +102,20 @@ pub fn section(context: &Context) -> Section {
         findings.extend(finding);
     }
     sort_worst_first(&mut findings, |f| f, "leaking_goroutines");
-    let mut lines = vec![format!(
-        "{} Go processes observed, {} with goroutine profiles",
-        context.go.len(),
-        rows.iter().filter(|r| r["read"] == true).count()
-    )];
-    if !text.is_empty() {
-        lines.push(format!(
+    Section::per_process(
+        "goroutine_leak",
+        "Goroutine leaks",
+        format!(
+            "{} Go processes observed, {} with goroutine profiles",
+            context.go.len(),
+            rows.iter().filter(|r| r["read"] == true).count()
+        ),
+        format!(
             "  {:>8}  {:<16} {:>10} {:>10}  {:<13} {}",
             "PID", "COMM", "START", "END", "METHOD", "VERDICT"
-        ));
-        lines.extend(text);
-    }
-    for f in &findings {
-        lines.push(format!("  {}: {}", f.target.key(), f.recommendation));
-    }
-    Section {
-        name: "goroutine_leak",
-        title: "Goroutine leaks".to_string(),
+        ),
+        text,
         findings,
-        text: lines,
-        data: serde_json::json!({ "processes": rows }),
-    }
+        rows,
+    )
 }

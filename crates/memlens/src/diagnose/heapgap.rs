@@ -95,9 +95,11 @@ pub fn section(context: &Context) -> Section {
         findings.extend(finding);
     }
     sort_worst_first(&mut findings, |f| f, "gap_bytes");
-    let mut lines = vec![format!("{} Go processes with runtime numbers", rows.len())];
-    if !text.is_empty() {
-        lines.push(format!(
+    Section::per_process(
+        "rss_above_heap",
+        "RSS above the Go heap: where the rest is",
+        format!("{} Go processes with runtime numbers", rows.len()),
+        format!(
             "  {:>8}  {:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {}",
             "PID",
             "COMM",
@@ -108,19 +110,11 @@ pub fn section(context: &Context) -> Section {
             "METADATA",
             "NON-GO",
             "VERDICT"
-        ));
-        lines.extend(text);
-    }
-    for f in &findings {
-        lines.push(format!("  {}: {}", f.target.key(), f.recommendation));
-    }
-    Section {
-        name: "rss_above_heap",
-        title: "RSS above the Go heap: where the rest is".to_string(),
+        ),
+        text,
         findings,
-        text: lines,
-        data: serde_json::json!({ "processes": rows }),
-    }
+        rows,
+    )
 }
 
 #[cfg(test)]

@@ -75,26 +75,20 @@ pub fn section(context: &Context) -> Section {
         findings.extend(finding);
     }
     sort_worst_first(&mut findings, |f| f, "growth_bytes");
-    let mut lines = vec![format!(
-        "{} Go processes observed, {} with heap profiles at both ends",
-        context.go.len(),
-        text.iter().filter(|l| !l.starts_with("      ")).count()
-    )];
-    if !text.is_empty() {
-        lines.push(format!(
+    Section::per_process(
+        "heap_growth",
+        "Heap growth by allocation site",
+        format!(
+            "{} Go processes observed, {} with heap profiles at both ends",
+            context.go.len(),
+            text.iter().filter(|l| !l.starts_with("      ")).count()
+        ),
+        format!(
             "  {:>8}  {:<16} {:>10} {:>10}  {}",
             "PID", "COMM", "START MiB", "END MiB", "VERDICT"
-        ));
-        lines.extend(text);
-    }
-    for f in &findings {
-        lines.push(format!("  {}: {}", f.target.key(), f.recommendation));
-    }
-    Section {
-        name: "heap_growth",
-        title: "Heap growth by allocation site".to_string(),
+        ),
+        text,
         findings,
-        text: lines,
-        data: serde_json::json!({ "processes": rows }),
-    }
+        rows,
+    )
 }

@@ -73,26 +73,20 @@ pub fn section(context: &Context) -> Section {
         findings.extend(finding);
     }
     sort_worst_first(&mut findings, |f| f, "map_bytes");
-    let mut lines = vec![format!(
-        "{} Go processes observed, {} with a heap profile",
-        context.go.len(),
-        rows.iter().filter(|r| r["read"] == true).count()
-    )];
-    if !text.is_empty() {
-        lines.push(format!(
+    Section::per_process(
+        "map_bloat",
+        "Map bloat",
+        format!(
+            "{} Go processes observed, {} with a heap profile",
+            context.go.len(),
+            rows.iter().filter(|r| r["read"] == true).count()
+        ),
+        format!(
             "  {:>8}  {:<16} {:>10} {:>7}  {}",
             "PID", "COMM", "MAPS MiB", "SHARE", "VERDICT"
-        ));
-        lines.extend(text);
-    }
-    for f in &findings {
-        lines.push(format!("  {}: {}", f.target.key(), f.recommendation));
-    }
-    Section {
-        name: "map_bloat",
-        title: "Map bloat".to_string(),
+        ),
+        text,
         findings,
-        text: lines,
-        data: serde_json::json!({ "processes": rows }),
-    }
+        rows,
+    )
 }

@@ -224,6 +224,37 @@ pub struct Section {
     pub data: serde_json::Value,
 }
 
+impl Section {
+    /// A section with one table row per process: the `summary` line, then
+    /// `header` and the rows' `text` when there are rows, then each
+    /// finding's recommendation; `rows` are its JSON data (`processes`).
+    pub fn per_process(
+        name: &'static str,
+        title: &str,
+        summary: String,
+        header: String,
+        text: Vec<String>,
+        findings: Vec<Finding>,
+        rows: Vec<serde_json::Value>,
+    ) -> Section {
+        let mut lines = vec![summary];
+        if !text.is_empty() {
+            lines.push(header);
+            lines.extend(text);
+        }
+        for f in &findings {
+            lines.push(format!("  {}: {}", f.target.key(), f.recommendation));
+        }
+        Section {
+            name,
+            title: title.to_string(),
+            findings,
+            text: lines,
+            data: serde_json::json!({ "processes": rows }),
+        }
+    }
+}
+
 /// Every detector family, in the order they are shown.
 fn sections(context: &Context) -> anyhow::Result<Vec<Section>> {
     Ok(vec![
