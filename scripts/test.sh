@@ -50,4 +50,4 @@ echo "test.sh: $("$MEMLENS_GO119" version); $("$MEMLENS_GO127" version)"
 # --- checks and tests --------------------------------------------------------
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace
+cargo test --workspace --no-fail-fast
