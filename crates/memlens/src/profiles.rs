@@ -87,7 +87,7 @@ pub fn run(args: &ProfilesArgs) -> anyhow::Result<()> {
             (_, Some(id)) => rows.iter().find(|(info, _)| info.id == id),
             (Some(at), None) => {
                 let at_ms =
-                    parse_time_ms(at, unix_ms()).map_err(|e| anyhow::anyhow!("--at {e}"))?;
+                    parse_time_ms(at, unix_ms()).map_err(|e| anyhow::anyhow!("--at: {e}"))?;
                 rows.iter()
                     .min_by_key(|(info, _)| (info.ts_ms - at_ms).abs())
             }
