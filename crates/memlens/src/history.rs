@@ -30,6 +30,7 @@ const DEFAULT_METRICS: [&str; 12] = [
 
 /// Options of `memlens history`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = crate::duration::HELP)]
 pub struct HistoryArgs {
     /// The process id (every process that had it, each incarnation apart).
     #[arg(

@@ -161,7 +161,7 @@ pub fn effective_config(args: &WatchArgs) -> anyhow::Result<WatchConfig> {
         config.remote_write.get_or_insert_with(Default::default).url = url.clone();
     }
     if let Err(err) = config.validate() {
-        return Err(name_the_flag(err, args).into());
+        return Err(name_the_flag(err, args));
     }
     Ok(config)
 }
