@@ -112,8 +112,14 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
         reason,
     };
     let body = text.trim();
-    if body.starts_with('-') {
-        return Err(fail(Reason::Negative));
+    if let Some(magnitude) = body.strip_prefix('-') {
+        // `-5s` is negative; `--quiet` (a flag taken as the value) is not one.
+        let number = magnitude.starts_with(|c: char| c.is_ascii_digit() || c == '.');
+        return Err(fail(if number {
+            Reason::Negative
+        } else {
+            Reason::Syntax
+        }));
     }
     if body.is_empty() {
         return Err(fail(Reason::Syntax));
@@ -349,6 +355,9 @@ mod tests {
             ("1us1µs", Reason::UnitOrder),
             ("-5s", Reason::Negative),
             (" -1", Reason::Negative),
+            ("-.5", Reason::Negative),
+            ("--quiet", Reason::Syntax),
+            ("-", Reason::Syntax),
             ("", Reason::Syntax),
             ("   ", Reason::Syntax),
             ("s", Reason::Syntax),
