@@ -30,6 +30,7 @@ const DEFAULT_METRICS: [&str; 12] = [
 
 /// Options of `memlens history`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = crate::duration::HELP)]
 pub struct HistoryArgs {
     /// The process id (every process that had it, each incarnation apart).
     #[arg(
@@ -44,7 +45,8 @@ pub struct HistoryArgs {
     #[arg(long, value_name = "COMM")]
     pub name: Option<String>,
 
-    /// Start of the range: now, -2h, Unix seconds/ms, or 2026-11-21T03:12:00Z [default: -1h].
+    /// Start of the range: now, -DURATION ago (-2h, -1h30m, -7d), 03:12 (UTC),
+    /// Unix seconds/ms, or 2026-11-21T03:12:00Z.
     #[arg(
         long,
         value_name = "TIME",
@@ -53,7 +55,7 @@ pub struct HistoryArgs {
     )]
     pub from: String,
 
-    /// End of the range (same forms) [default: now].
+    /// End of the range (same forms).
     #[arg(
         long,
         value_name = "TIME",
@@ -100,8 +102,8 @@ struct ProcessOut {
 /// Runs `memlens history`.
 pub fn run(args: &HistoryArgs) -> anyhow::Result<()> {
     let now = unix_ms();
-    let from_ms = parse_time_ms(&args.from, now).map_err(|e| anyhow::anyhow!("--from {e}"))?;
-    let to_ms = parse_time_ms(&args.to, now).map_err(|e| anyhow::anyhow!("--to {e}"))?;
+    let from_ms = parse_time_ms(&args.from, now).map_err(|e| anyhow::anyhow!("--from: {e}"))?;
+    let to_ms = parse_time_ms(&args.to, now).map_err(|e| anyhow::anyhow!("--to: {e}"))?;
     if from_ms > to_ms {
         bail!("--from ({}) is after --to ({})", args.from, args.to);
     }

@@ -10,6 +10,7 @@
 mod advise;
 mod collect;
 mod diagnose;
+mod duration;
 mod flame;
 mod goroutines;
 mod heap;
@@ -51,24 +52,27 @@ enum Command {
     Goroutines(goroutines::GoroutinesArgs),
     /// One-screen summary of a Go runtime: heap, GC goal, GOGC, GOMEMLIMIT, goroutines, GC cycles, each with its source.
     Runtime(runtime::RuntimeArgs),
-    /// The agent: samples every process, cgroup and Go runtime at an interval and keeps the history.
+    /// The agent: samples every process, cgroup and Go runtime at an interval, keeps the history, and runs the detectors live.
     Watch(watch::WatchArgs),
     /// A process's recorded series (by pid or name) from the agent's history.
     History(history::HistoryArgs),
-    /// Read-only SQL over the history (views: samples, entities, series, profiles).
+    /// Read-only SQL over the history (views: samples, entities, series, profiles, findings).
     Query(query::QueryArgs),
     /// Runs the detectors over a recorded history: when each finding would have fired and cleared.
     Replay(replay::ReplayArgs),
     /// The heap and goroutine profiles the agent kept: list them, or write the one nearest --at to a file.
     Profiles(profiles::ProfilesArgs),
-    /// Findings about the selected processes, by detector family; today: who the OOM killer picks first in each cgroup and on the host.
+    /// Findings about the selected processes, by detector family: open files, VMAs, GC pressure, RSS above the Go heap, GOMEMLIMIT/GOGC, goroutine leaks, heap growth, map bloat, OOM victims.
     Diagnose(diagnose::DiagnoseArgs),
     /// Recommended GOMEMLIMIT, GOGC, cgroup memory.high/max and Kubernetes requests/limits for a Go process, as ready snippets.
     Advise(advise::AdviseArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return bad_arguments(err),
+    };
     let result = match cli.command {
         Command::Snapshot(args) => snapshot::run(&args),
         Command::Heap(args) => heap::run(&args),
@@ -90,6 +94,18 @@ fn main() -> ExitCode {
             eprintln!("memlens: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A bad duration is one line naming the flag and the value, exit 1, like
+/// every other bad input; clap reports the rest (and prints help, version).
+fn bad_arguments(err: clap::Error) -> ExitCode {
+    match duration::flag_error(&err) {
+        Some(line) => {
+            eprintln!("memlens: {line}");
+            ExitCode::FAILURE
+        }
+        None => err.exit(),
     }
 }
 

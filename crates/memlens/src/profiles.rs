@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 /// Options of `memlens profiles`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = crate::duration::HELP)]
 pub struct ProfilesArgs {
     /// Only profiles of this process id (every incarnation).
     #[arg(long, value_name = "PID")]
@@ -25,7 +26,8 @@ pub struct ProfilesArgs {
     #[arg(long, value_name = "KIND")]
     pub kind: Option<String>,
 
-    /// With -o: the profile nearest this time (now, -2h, 03:12, Unix s/ms, 2026-11-21T03:12:00Z; UTC).
+    /// With -o: the profile nearest this time: now, -DURATION ago (-2h), 03:12,
+    /// Unix s/ms, 2026-11-21T03:12:00Z (UTC).
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub at: Option<String>,
 
@@ -59,6 +61,11 @@ struct Row {
 
 /// Runs `memlens profiles`.
 pub fn run(args: &ProfilesArgs) -> anyhow::Result<()> {
+    // A bad --at is refused before the history is opened.
+    let at_ms = match &args.at {
+        Some(at) => Some(parse_time_ms(at, unix_ms()).map_err(|e| anyhow::anyhow!("--at: {e}"))?),
+        None => None,
+    };
     let dir = args.data.clone().unwrap_or_else(default_data_dir);
     let store = Store::open_read_only(&dir)
         .with_context(|| format!("cannot read the history in {}", dir.display()))?;
@@ -83,14 +90,11 @@ pub fn run(args: &ProfilesArgs) -> anyhow::Result<()> {
     }
     rows.sort_by_key(|(info, _)| (info.ts_ms, info.id));
     if let Some(path) = &args.output {
-        let chosen = match (&args.at, args.id) {
+        let chosen = match (at_ms, args.id) {
             (_, Some(id)) => rows.iter().find(|(info, _)| info.id == id),
-            (Some(at), None) => {
-                let at_ms =
-                    parse_time_ms(at, unix_ms()).map_err(|e| anyhow::anyhow!("--at {e}"))?;
-                rows.iter()
-                    .min_by_key(|(info, _)| (info.ts_ms - at_ms).abs())
-            }
+            (Some(at_ms), None) => rows
+                .iter()
+                .min_by_key(|(info, _)| (info.ts_ms - at_ms).abs()),
             (None, None) => rows.last(),
         };
         let Some((info, row)) = chosen else {

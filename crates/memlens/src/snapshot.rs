@@ -2,6 +2,7 @@
 //! the cgroups they are in.
 
 use crate::collect::{self, CollectOptions, Collector, ProcessFilter, SmapsPolicy};
+use crate::duration;
 use crate::show;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Options of `memlens snapshot`.
 #[derive(Debug, Args)]
+#[command(after_help = duration::HELP)]
 pub struct SnapshotArgs {
     /// Only this process (repeatable).
     #[arg(long = "pid", value_name = "PID")]
@@ -36,25 +38,25 @@ pub struct SnapshotArgs {
     /// for it is spent.
     #[arg(long, value_enum, default_value_t = SmapsPolicy::Auto)]
     pub smaps: SmapsPolicy,
-    /// Take a snapshot every SECONDS (fractions allowed), like `vmstat 1`: the
-    /// table each time under a timestamp line, or with --json one JSON
-    /// document per line (JSON Lines). Runs until interrupted, or --count.
-    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
-    pub every: Option<String>,
+    /// Take a snapshot every DURATION, like `vmstat 1`: the table each time
+    /// under a timestamp line, or with --json one JSON document per line
+    /// (JSON Lines). Runs until interrupted, or --count.
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, allow_hyphen_values = true)]
+    pub every: Option<Duration>,
     /// With --every: stop after N snapshots.
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub count: Option<String>,
     /// With --every: reuse a process's last smaps_rollup reading (PSS, USS,
     /// SwapPss) while its fault counters and its RssAnon, RssFile, RssShmem,
-    /// VmSwap and VmPTE have not changed, for at most SECONDS (default 30; 0:
-    /// walk it every time).
+    /// VmSwap and VmPTE have not changed, for at most DURATION (0: walk it
+    /// every time) [default: 30s].
     /// Those counters only follow the process's own pages: another process
     /// mapping or unmapping pages it shares, a fork or exit of a sharer, or
     /// KSM merging its pages change its PSS without moving them, so a reused
-    /// PSS can be off by that much for up to SECONDS. Each row's
+    /// PSS can be off by that much for up to DURATION. Each row's
     /// pss_age_seconds says how old its PSS is.
-    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
-    pub pss_max_age: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, allow_hyphen_values = true)]
+    pub pss_max_age: Option<Duration>,
     /// Read /proc and /sys under this directory instead of / (a captured tree).
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
@@ -83,25 +85,6 @@ struct Repeat {
     pss_max_age: Duration,
 }
 
-/// A number of seconds given to `flag`: finite, not negative, and more than
-/// zero when `strictly_positive`.
-fn parse_seconds(flag: &str, text: &str, strictly_positive: bool) -> anyhow::Result<Duration> {
-    let seconds: f64 = text
-        .trim()
-        .parse()
-        .ok()
-        .filter(|s: &f64| s.is_finite())
-        .ok_or_else(|| anyhow::anyhow!("{flag} {text:?}: not a number of seconds"))?;
-    if strictly_positive && seconds <= 0.0 {
-        anyhow::bail!("{flag} {text}: must be more than 0 seconds");
-    }
-    if seconds < 0.0 {
-        anyhow::bail!("{flag} {text}: must not be negative");
-    }
-    Duration::try_from_secs_f64(seconds)
-        .map_err(|_| anyhow::anyhow!("{flag} {text}: too large a number of seconds"))
-}
-
 /// The repetition the flags ask for; `None` for a single snapshot.
 fn repeat(args: &SnapshotArgs) -> anyhow::Result<Option<Repeat>> {
     let Some(every) = &args.every else {
@@ -113,7 +96,10 @@ fn repeat(args: &SnapshotArgs) -> anyhow::Result<Option<Repeat>> {
         }
         return Ok(None);
     };
-    let interval = parse_seconds("--every", every, true)?;
+    if every.is_zero() {
+        anyhow::bail!("--every: must be more than 0s");
+    }
+    let interval = *every;
     let count = match &args.count {
         None => None,
         Some(text) => match text.trim().parse::<u64>() {
@@ -121,10 +107,9 @@ fn repeat(args: &SnapshotArgs) -> anyhow::Result<Option<Repeat>> {
             _ => anyhow::bail!("--count {text}: must be a whole number of snapshots, 1 or more"),
         },
     };
-    let pss_max_age = match &args.pss_max_age {
-        None => collect::pss::DEFAULT_PSS_MAX_AGE,
-        Some(text) => parse_seconds("--pss-max-age", text, false)?,
-    };
+    let pss_max_age = args
+        .pss_max_age
+        .unwrap_or(collect::pss::DEFAULT_PSS_MAX_AGE);
     Ok(Some(Repeat {
         interval,
         count,
@@ -236,26 +221,25 @@ mod tests {
         assert_eq!(rows.iter().map(|r| r.pid).collect::<Vec<_>>(), [2, 3, 1]);
     }
 
-    fn args(every: Option<&str>, count: Option<&str>, max_age: Option<&str>) -> SnapshotArgs {
-        SnapshotArgs {
-            pids: Vec::new(),
-            cgroup: None,
-            go: false,
-            sort: SortKey::Rss,
-            json: true,
-            smaps: SmapsPolicy::Auto,
-            every: every.map(str::to_string),
-            count: count.map(str::to_string),
-            pss_max_age: max_age.map(str::to_string),
-            root: PathBuf::from("/"),
+    /// The repetition of `memlens snapshot FLAGS`, as the command line is
+    /// parsed (clap and the duration grammar, then [`repeat`]).
+    fn repeat_of(flags: &[&str]) -> Result<Option<Repeat>, String> {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            args: SnapshotArgs,
         }
+        let argv = std::iter::once("snapshot").chain(flags.iter().copied());
+        let command = <Command as clap::Parser>::try_parse_from(argv)
+            .map_err(|err| crate::duration::flag_error(&err).unwrap_or(err.to_string()))?;
+        repeat(&command.args).map_err(|err| err.to_string())
     }
 
     #[test]
     fn repeat_flags_are_checked() {
-        assert_eq!(repeat(&args(None, None, None)).unwrap(), None);
+        assert_eq!(repeat_of(&[]).unwrap(), None);
         assert_eq!(
-            repeat(&args(Some("0.5"), Some("3"), Some("0"))).unwrap(),
+            repeat_of(&["--every", "0.5", "--count", "3", "--pss-max-age", "0"]).unwrap(),
             Some(Repeat {
                 interval: Duration::from_millis(500),
                 count: Some(3),
@@ -263,33 +247,32 @@ mod tests {
             })
         );
         assert_eq!(
-            repeat(&args(Some("2"), None, None))
-                .unwrap()
-                .unwrap()
-                .pss_max_age,
+            repeat_of(&["--every", "500ms", "--pss-max-age", "1m30s"]).unwrap(),
+            Some(Repeat {
+                interval: Duration::from_millis(500),
+                count: None,
+                pss_max_age: Duration::from_secs(90),
+            })
+        );
+        assert_eq!(
+            repeat_of(&["--every", "2"]).unwrap().unwrap().pss_max_age,
             collect::pss::DEFAULT_PSS_MAX_AGE
         );
-        let error = |every, count, max_age| {
-            repeat(&args(every, count, max_age))
-                .unwrap_err()
-                .to_string()
-        };
-        for bad in ["0", "-1", "abc", "inf", "NaN", ""] {
-            assert!(error(Some(bad), None, None).starts_with("--every"), "{bad}");
+        let error = |flags: &[&str]| repeat_of(flags).unwrap_err();
+        for bad in ["0", "0s", "-1", "abc", "inf", "NaN", "", "5x"] {
+            let message = error(&["--every", bad]);
+            assert!(message.starts_with("--every: "), "{bad}: {message}");
         }
         for bad in ["0", "-2", "1.5", "x"] {
-            assert!(
-                error(Some("1"), Some(bad), None).starts_with("--count"),
-                "{bad}"
-            );
+            let message = error(&["--every", "1", "--count", bad]);
+            assert!(message.starts_with("--count"), "{bad}: {message}");
         }
         for bad in ["-0.1", "y", "1e300"] {
-            assert!(
-                error(Some("1"), None, Some(bad)).starts_with("--pss-max-age"),
-                "{bad}"
-            );
+            let message = error(&["--every", "1", "--pss-max-age", bad]);
+            assert!(message.starts_with("--pss-max-age: "), "{bad}: {message}");
+            assert!(message.contains(&format!("{bad:?}")), "{message}");
         }
-        assert!(error(None, Some("3"), None).contains("--every"));
-        assert!(error(None, None, Some("3")).contains("--every"));
+        assert!(error(&["--count", "3"]).contains("--every"));
+        assert!(error(&["--pss-max-age", "3"]).contains("--every"));
     }
 }

@@ -1,7 +1,10 @@
-//! Times on the command line (`--from`, `--to`): `now`, relative (`-30m`,
-//! `-2h`, `-7d`, `-90s`), Unix seconds or milliseconds, or a UTC date-time
-//! (`2026-11-21T03:12:00Z`, `2026-11-21 03:12`, `2026-11-21`), or a UTC time of
-//! day (`03:12`: the last one that has passed).
+//! Times on the command line (`--from`, `--to`, `--at`): `now`, relative (a
+//! `-` and a duration of [`crate::duration`]'s grammar: `-30m`, `-2h`,
+//! `-1h30m`, `-7d`, `-90s`, `-90`), Unix seconds or milliseconds, or a UTC
+//! date-time (`2026-11-21T03:12:00Z`, `2026-11-21 03:12`, `2026-11-21`), or a
+//! UTC time of day (`03:12`: the last one that has passed).
+
+use crate::duration;
 
 /// Parses a time argument into ms since the Unix epoch, relative to `now_ms`.
 pub fn parse_time_ms(text: &str, now_ms: i64) -> Result<i64, String> {
@@ -9,10 +12,10 @@ pub fn parse_time_ms(text: &str, now_ms: i64) -> Result<i64, String> {
     if text == "now" {
         return Ok(now_ms);
     }
-    if let Some(rest) = text.strip_prefix('-') {
-        return parse_duration_ms(rest)
-            .map(|ms| now_ms - ms)
-            .ok_or_else(|| format!("{text:?}: expected a duration like -30s, -15m, -2h or -7d"));
+    if let Some(ago) = text.strip_prefix('-') {
+        return duration::parse(ago)
+            .map(|ago| now_ms.saturating_sub(duration::millis_i64(ago)))
+            .map_err(|err| format!("{text:?} is not a time: {err}"));
     }
     if text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty() {
         let n: i64 = text
@@ -48,19 +51,6 @@ fn parse_clock(text: &str) -> Option<i64> {
         return None;
     }
     Some(hour * 3600 + minute * 60 + second)
-}
-
-/// `90s`, `15m`, `2h`, `7d` in ms.
-fn parse_duration_ms(text: &str) -> Option<i64> {
-    let unit_ms = match text.chars().last()? {
-        's' => 1_000,
-        'm' => 60_000,
-        'h' => 3_600_000,
-        'd' => 86_400_000,
-        _ => return None,
-    };
-    let number: f64 = text[..text.len() - 1].parse().ok()?;
-    (number.is_finite() && number >= 0.0).then_some((number * unit_ms as f64) as i64)
 }
 
 /// `YYYY-MM-DD`, optionally `[T ]HH:MM[:SS]`, optionally `Z`: always UTC.
@@ -144,6 +134,10 @@ mod tests {
         assert_eq!(parse_time_ms("now", now), Ok(now));
         assert_eq!(parse_time_ms("-2h", now), Ok(now - 7_200_000));
         assert_eq!(parse_time_ms("-1.5m", now), Ok(now - 90_000));
+        assert_eq!(parse_time_ms("-1h30m", now), Ok(now - 5_400_000));
+        assert_eq!(parse_time_ms("-7d", now), Ok(now - 7 * 86_400_000));
+        assert_eq!(parse_time_ms("-90", now), Ok(now - 90_000));
+        assert_eq!(parse_time_ms("-500ms", now), Ok(now - 500));
         assert_eq!(parse_time_ms("1700000000", now), Ok(1_700_000_000_000));
         assert_eq!(parse_time_ms("1700000000123", now), Ok(1_700_000_000_123));
         // 1700000000 s is 2023-11-14 22:13:20 UTC (date -u -d @1700000000).
@@ -169,7 +163,15 @@ mod tests {
         );
         assert_eq!(format_utc(1_700_000_000_000), "2023-11-14 22:13:20");
         assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00:00");
-        for bad in ["yesterday", "-2x", "2023-13-01", "2023-11-14T25:00", ""] {
+        for bad in [
+            "yesterday",
+            "-2x",
+            "--2h",
+            "-",
+            "2023-13-01",
+            "2023-11-14T25:00",
+            "",
+        ] {
             let err = parse_time_ms(bad, now).unwrap_err();
             assert!(err.contains(bad) || bad.is_empty(), "{err}");
         }

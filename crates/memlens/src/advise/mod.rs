@@ -12,6 +12,7 @@ pub(crate) mod history;
 pub(crate) mod observe;
 mod render;
 
+use crate::duration;
 use anyhow::Context;
 use history::{Figure, Peaks};
 use memlens_analyze::gomemconfig::{
@@ -23,20 +24,21 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The live window without a history, seconds.
-pub const DEFAULT_WINDOW_SECONDS: f64 = 10.0;
+/// The live window without a history.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 
 /// Options of `memlens advise`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = duration::HELP)]
 pub struct AdviseArgs {
     /// The Go process to advise on.
     #[arg(long)]
     pub pid: i32,
 
-    /// How long to observe it live, in seconds (peak RSS, memory outside the
-    /// Go runtime) [default: 10 without a history; a single read with one].
-    #[arg(long, value_name = "SECONDS")]
-    pub window: Option<f64>,
+    /// How long to observe it live (peak RSS, memory outside the Go runtime;
+    /// at most 1h) [default: 10s without a history; a single read with one].
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, allow_hyphen_values = true)]
+    pub window: Option<Duration>,
 
     /// Print JSON (docs/advise.md) instead of text.
     #[arg(long)]
@@ -48,10 +50,11 @@ pub struct AdviseArgs {
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
 
-    /// How far back the history is looked at, in seconds (the store's
-    /// retention bounds it anyway).
-    #[arg(long, default_value_t = 86400.0, value_name = "SECONDS")]
-    pub history: f64,
+    /// How far back the history is looked at (the store's retention bounds
+    /// it anyway).
+    #[arg(long, default_value = "1d", value_name = "DURATION",
+          value_parser = duration::parse, allow_hyphen_values = true)]
+    pub history: Duration,
 
     /// Observe a live window only (`--window`), even with a history.
     #[arg(long)]
@@ -111,13 +114,11 @@ pub struct Advice {
 
 /// Runs `memlens advise`.
 pub fn run(args: &AdviseArgs) -> anyhow::Result<()> {
-    if let Some(w) = args.window {
-        if !(w.is_finite() && (0.0..=3600.0).contains(&w)) {
-            anyhow::bail!("--window must be between 0 and 3600 seconds");
-        }
+    if let Some(window) = args.window {
+        crate::diagnose::check_window(window)?;
     }
-    if !(args.history.is_finite() && args.history > 0.0) {
-        anyhow::bail!("--history must be a positive number of seconds");
+    if args.history.is_zero() {
+        anyhow::bail!("--history: must be more than 0s");
     }
     let advice = gather(args)?;
     let stdout = std::io::stdout();
@@ -134,10 +135,9 @@ pub fn run(args: &AdviseArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Observes `pid` live for `window_seconds`: about ten samples, one every
+/// Observes `pid` live for `window`: about ten samples, one every
 /// 0.2 to 1 s (a single read for 0); with the seconds it took.
-fn observe_live(pid: i32, window_seconds: f64) -> anyhow::Result<(Observation, f64)> {
-    let window = Duration::from_secs_f64(window_seconds);
+fn observe_live(pid: i32, window: Duration) -> anyhow::Result<(Observation, f64)> {
     let interval = (window / 10).clamp(Duration::from_millis(200), Duration::from_secs(1));
     let started = Instant::now();
     let obs = observe::observe(pid, window, interval)?;
@@ -166,11 +166,14 @@ fn now_unix_ms() -> anyhow::Result<i64> {
 fn gather(args: &AdviseArgs) -> anyhow::Result<Advice> {
     let pid = args.pid;
     let live = |note: Option<String>| -> anyhow::Result<Advice> {
-        let seconds = args.window.unwrap_or(DEFAULT_WINDOW_SECONDS);
+        let window = args.window.unwrap_or(DEFAULT_WINDOW);
         if let Some(note) = &note {
-            eprintln!("advise: {note}; observing {seconds:.1} s live");
+            eprintln!(
+                "advise: {note}; observing {} live",
+                duration::format(window)
+            );
         }
-        let (obs, took) = observe_live(pid, seconds)?;
+        let (obs, took) = observe_live(pid, window)?;
         let mut advice = advise_with(pid, took, obs, None)?;
         advice.history_note = note;
         Ok(advice)
@@ -185,9 +188,9 @@ fn gather(args: &AdviseArgs) -> anyhow::Result<Advice> {
     };
     // The live read: what the store does not hold (settings, the
     // environment, VmHWM) and the process's identity.
-    let (obs, took) = observe_live(pid, args.window.unwrap_or(0.0))?;
+    let (obs, took) = observe_live(pid, args.window.unwrap_or(Duration::ZERO))?;
     let now_ms = now_unix_ms()?;
-    let from_ms = now_ms - (args.history * 1000.0) as i64;
+    let from_ms = now_ms.saturating_sub(duration::millis_i64(args.history));
     let read = history::read(
         &store,
         pid,
@@ -200,17 +203,17 @@ fn gather(args: &AdviseArgs) -> anyhow::Result<Advice> {
         Ok(Some(peaks)) => {
             let used = HistoryUsed {
                 dir,
-                lookback_seconds: args.history,
+                lookback_seconds: args.history.as_secs_f64(),
                 span_seconds: (now_ms - peaks.first_unix_ms).max(0) as f64 / 1000.0,
                 peaks,
             };
             advise_with(pid, took, obs, Some(used))
         }
         Ok(None) => live(Some(format!(
-            "{} holds no sample of process {pid} (start time {}) within the last {:.0} s",
+            "{} holds no sample of process {pid} (start time {}) within the last {}",
             dir.display(),
             obs.start_time,
-            args.history
+            duration::format(args.history)
         ))),
         Err(e) if explicit => Err(e.context(format!("reading the history in {}", dir.display()))),
         Err(e) => live(Some(format!(

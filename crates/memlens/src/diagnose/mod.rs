@@ -38,6 +38,7 @@ mod vmas;
 pub mod window;
 
 use crate::collect::{self, CollectOptions, ProcessFilter, SmapsPolicy};
+use crate::duration;
 use crate::show::findings::{evidence_json, target_json};
 use clap::Args;
 use history::{HistoryInfo, Outcome};
@@ -53,6 +54,7 @@ use window::{GoWindow, Window};
 
 /// Options of `memlens diagnose`.
 #[derive(Debug, Args)]
+#[command(after_help = duration::HELP)]
 pub struct DiagnoseArgs {
     /// Only this process (repeatable).
     #[arg(long = "pid", value_name = "PID")]
@@ -73,10 +75,11 @@ pub struct DiagnoseArgs {
     /// Print JSON (the format is documented in docs/diagnose-json.md).
     #[arg(long)]
     pub json: bool,
-    /// How long to observe, in seconds (snapshots and Go runtime numbers at
-    /// both ends; 0: one snapshot, no rates or forecasts).
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
-    pub window: f64,
+    /// How long to observe (snapshots and Go runtime numbers at both ends;
+    /// 0: one snapshot, no rates or forecasts; at most 1h).
+    #[arg(long, default_value = "10s", value_name = "DURATION",
+          value_parser = duration::parse, allow_hyphen_values = true)]
+    pub window: Duration,
     /// `vma.count_near_limit` warning from this share of vm.max_map_count.
     #[arg(long, default_value_t = 0.8, value_name = "RATIO")]
     pub vma_warning_ratio: f64,
@@ -93,10 +96,11 @@ pub struct DiagnoseArgs {
     /// explicitly, a store that cannot be read is an error.
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
-    /// How far back the history is looked at, in seconds: the start of each
-    /// process's window is its oldest stored sample within it.
-    #[arg(long, default_value_t = 900.0, value_name = "SECONDS")]
-    pub history: f64,
+    /// How far back the history is looked at: the start of each process's
+    /// window is its oldest stored sample within it.
+    #[arg(long, default_value = "15m", value_name = "DURATION",
+          value_parser = duration::parse, allow_hyphen_values = true)]
+    pub history: Duration,
     /// Always observe a live window (`--window`), even with a history.
     #[arg(long)]
     pub no_history: bool,
@@ -270,14 +274,27 @@ fn sections(context: &Context) -> anyhow::Result<Vec<Section>> {
     ])
 }
 
+/// The longest live window of `diagnose` and `advise`.
+const MAX_WINDOW: Duration = Duration::from_secs(3600);
+
+/// A `--window` of `diagnose` or `advise`: 0 (one read) up to an hour.
+pub(crate) fn check_window(window: Duration) -> anyhow::Result<()> {
+    if window > MAX_WINDOW {
+        anyhow::bail!(
+            "--window: {} is longer than the most, {}",
+            duration::format(window),
+            duration::format(MAX_WINDOW)
+        );
+    }
+    Ok(())
+}
+
 /// Runs `memlens diagnose`.
 pub fn run(args: &DiagnoseArgs) -> anyhow::Result<()> {
     let root = Root::host();
-    if !(args.window.is_finite() && (0.0..=3600.0).contains(&args.window)) {
-        anyhow::bail!("--window must be between 0 and 3600 seconds");
-    }
-    if !(args.history.is_finite() && args.history > 0.0) {
-        anyhow::bail!("--history must be a positive number of seconds");
+    check_window(args.window)?;
+    if args.history.is_zero() {
+        anyhow::bail!("--history: must be more than 0s");
     }
     for (name, v) in [
         ("--vma-warning-ratio", args.vma_warning_ratio),
@@ -369,15 +386,14 @@ fn observe(
 ) -> anyhow::Result<(Window, Option<HistoryInfo>, Option<String>)> {
     let live = |note: Option<String>| -> anyhow::Result<_> {
         if let Some(note) = &note {
-            eprintln!("diagnose: {note}; observing {:.1} s live", args.window);
+            eprintln!(
+                "diagnose: {note}; observing {} live",
+                duration::format(args.window)
+            );
         }
-        let window = window::observe(
-            root,
-            options,
-            Duration::from_secs_f64(args.window),
-            !args.no_profiles,
-            |p| is_selected(args, p),
-        )?;
+        let window = window::observe(root, options, args.window, !args.no_profiles, |p| {
+            is_selected(args, p)
+        })?;
         Ok((window, None, note))
     };
     if args.no_history {
@@ -391,7 +407,7 @@ fn observe(
     let now = window::observe_end(root, options, !args.no_profiles, |p| is_selected(args, p))?;
     let request = history::Request {
         dir: &dir,
-        lookback_seconds: args.history,
+        lookback_seconds: args.history.as_secs_f64(),
         pids: &args.pids,
         profiles: !args.no_profiles,
     };
@@ -598,12 +614,12 @@ mod tests {
             cgroup: cgroup.map(str::to_string),
             top: 10,
             json: false,
-            window: 0.0,
+            window: Duration::ZERO,
             vma_warning_ratio: 0.8,
             vma_critical_ratio: 0.95,
             no_profiles: false,
             store: None,
-            history: 900.0,
+            history: Duration::from_secs(900),
             no_history: false,
         };
         let p = ProcessSample {

@@ -1,11 +1,18 @@
 //! The agent's configuration: a TOML file, then command-line flags over it.
 //! `memlens watch --print-config` prints the effective result in the same TOML
 //! form, so it can be saved as a starting config file.
+//!
+//! Durations are strings in the grammar of [`crate::duration`] (`interval =
+//! "5s"`, `profile_interval = "5m"`) or bare numbers of seconds. The keys
+//! were once named with their unit (`interval_seconds = 5`,
+//! `retention.max_age_days = 14`): those names are still read, in their unit.
 
 use super::remote_write::RemoteWriteConfig;
 use crate::collect::SmapsPolicy;
+use crate::duration;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Everything `memlens watch` can be told. Every field has a default; a config
 /// file sets only what it names (unknown keys are an error, to catch typos).
@@ -14,12 +21,15 @@ use std::path::{Path, PathBuf};
 pub struct WatchConfig {
     /// Where the history lives.
     pub data_dir: PathBuf,
-    /// Seconds between two samples of processes, cgroups and the host.
-    pub interval_seconds: f64,
-    /// Seconds between two reads of Go runtime metrics (/debug/vars, /metrics).
-    pub runtime_interval_seconds: f64,
-    /// Seconds between two heap + goroutine profiles of each Go target.
-    pub profile_interval_seconds: f64,
+    /// Time between two samples of processes, cgroups and the host.
+    #[serde(with = "duration::config_value", alias = "interval_seconds")]
+    pub interval: Duration,
+    /// Time between two reads of Go runtime metrics (/debug/vars, /metrics).
+    #[serde(with = "duration::config_value", alias = "runtime_interval_seconds")]
+    pub runtime_interval: Duration,
+    /// Time between two heap + goroutine profiles of each Go target.
+    #[serde(with = "duration::config_value", alias = "profile_interval_seconds")]
+    pub profile_interval: Duration,
     /// Whether profiles are fetched at all.
     pub profiling: bool,
     /// Print nothing but errors (for services).
@@ -61,10 +71,12 @@ pub struct Selection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FetchConfig {
-    /// Seconds to wait for a connection.
-    pub connect_timeout_seconds: f64,
-    /// Seconds a whole fetch may take.
-    pub timeout_seconds: f64,
+    /// How long to wait for a connection.
+    #[serde(with = "duration::config_value", alias = "connect_timeout_seconds")]
+    pub connect_timeout: Duration,
+    /// How long a whole fetch may take.
+    #[serde(with = "duration::config_value", alias = "timeout_seconds")]
+    pub timeout: Duration,
     /// The most bytes read from one response (a larger one is dropped and
     /// reported); /debug/vars and /metrics are capped at 4 MiB whatever this says.
     pub max_body_bytes: u64,
@@ -72,21 +84,58 @@ pub struct FetchConfig {
 
 /// What is kept: the oldest data goes first when either bound is passed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(try_from = "RetentionFile")]
 pub struct RetentionConfig {
-    /// Days of history kept.
-    pub max_age_days: f64,
+    /// How old the oldest history kept may be.
+    #[serde(with = "duration::config_value")]
+    pub max_age: Duration,
     /// Bytes the data directory may take.
     pub max_bytes: u64,
+}
+
+/// The `[retention]` table as written: `max_age` (a duration, or seconds)
+/// or the older `max_age_days` (a number of days).
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RetentionFile {
+    max_age: Option<DurationValue>,
+    max_age_days: Option<f64>,
+    max_bytes: Option<u64>,
+}
+
+/// A duration value of the file, for an optional key.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct DurationValue(#[serde(with = "duration::config_value")] Duration);
+
+impl TryFrom<RetentionFile> for RetentionConfig {
+    type Error = String;
+
+    fn try_from(file: RetentionFile) -> Result<Self, String> {
+        let default = RetentionConfig::default();
+        let max_age = match (file.max_age, file.max_age_days) {
+            (Some(_), Some(_)) => {
+                return Err("retention: set max_age or max_age_days, not both".to_string())
+            }
+            (Some(DurationValue(max_age)), None) => max_age,
+            (None, Some(days)) => duration::from_seconds(days * 86_400.0)
+                .map_err(|_| format!("retention.max_age_days: {days} is not a number of days"))?,
+            (None, None) => default.max_age,
+        };
+        Ok(RetentionConfig {
+            max_age,
+            max_bytes: file.max_bytes.unwrap_or(default.max_bytes),
+        })
+    }
 }
 
 impl Default for WatchConfig {
     fn default() -> Self {
         WatchConfig {
             data_dir: default_data_dir(),
-            interval_seconds: 5.0,
-            runtime_interval_seconds: 30.0,
-            profile_interval_seconds: 300.0,
+            interval: Duration::from_secs(5),
+            runtime_interval: Duration::from_secs(30),
+            profile_interval: Duration::from_secs(300),
             profiling: true,
             quiet: false,
             listen: None,
@@ -104,8 +153,8 @@ impl Default for WatchConfig {
 impl Default for FetchConfig {
     fn default() -> Self {
         FetchConfig {
-            connect_timeout_seconds: 1.0,
-            timeout_seconds: 10.0,
+            connect_timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
             max_body_bytes: 16 << 20,
         }
     }
@@ -114,7 +163,7 @@ impl Default for FetchConfig {
 impl Default for RetentionConfig {
     fn default() -> Self {
         RetentionConfig {
-            max_age_days: 14.0,
+            max_age: Duration::from_secs(14 * 86_400),
             max_bytes: 1 << 30,
         }
     }
@@ -158,7 +207,7 @@ pub enum ConfigError {
     /// A value is out of range.
     #[error("config: {field} {reason}")]
     Invalid {
-        /// The key, dotted (`fetch.timeout_seconds`).
+        /// The key, dotted (`fetch.timeout`).
         field: &'static str,
         /// What is wrong.
         reason: String,
@@ -191,29 +240,18 @@ impl WatchConfig {
 
     /// Checks ranges; the agent refuses to start on a bad value.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let positive = |field, value: f64| {
-            if value.is_finite() && value > 0.0 {
-                Ok(())
-            } else {
-                Err(ConfigError::Invalid {
-                    field,
-                    reason: format!("must be a positive number of seconds, not {value}"),
-                })
-            }
-        };
-        positive("interval_seconds", self.interval_seconds)?;
-        positive("runtime_interval_seconds", self.runtime_interval_seconds)?;
-        positive("profile_interval_seconds", self.profile_interval_seconds)?;
-        positive(
-            "fetch.connect_timeout_seconds",
-            self.fetch.connect_timeout_seconds,
-        )?;
-        positive("fetch.timeout_seconds", self.fetch.timeout_seconds)?;
-        positive("retention.max_age_days", self.retention.max_age_days)?;
-        if self.interval_seconds < 0.1 {
+        positive("runtime_interval", self.runtime_interval)?;
+        positive("profile_interval", self.profile_interval)?;
+        positive("fetch.connect_timeout", self.fetch.connect_timeout)?;
+        positive("fetch.timeout", self.fetch.timeout)?;
+        positive("retention.max_age", self.retention.max_age)?;
+        if self.interval < Duration::from_millis(100) {
             return Err(ConfigError::Invalid {
-                field: "interval_seconds",
-                reason: format!("{} is below the 0.1 s floor", self.interval_seconds),
+                field: "interval",
+                reason: format!(
+                    "{} is below the 100ms floor",
+                    duration::format(self.interval)
+                ),
             });
         }
         if self.retention.max_bytes < 1 << 20 {
@@ -249,61 +287,211 @@ impl WatchConfig {
     }
 }
 
+/// A duration that must be more than zero.
+pub(super) fn positive(field: &'static str, value: Duration) -> Result<(), ConfigError> {
+    if value.is_zero() {
+        return Err(ConfigError::Invalid {
+            field,
+            reason: "must be more than 0s".to_string(),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
 
     #[test]
     fn a_file_sets_only_what_it_names() {
         let config = WatchConfig::from_toml(
             "t.toml",
-            "interval_seconds = 1\n[select]\ngo_only = true\n[fetch]\ntimeout_seconds = 3\n",
+            "interval = \"1s\"\n[select]\ngo_only = true\n[fetch]\ntimeout = \"3s\"\n",
         )
         .unwrap();
-        assert_eq!(config.interval_seconds, 1.0);
+        assert_eq!(config.interval, secs(1));
         assert!(config.select.go_only);
-        assert_eq!(config.fetch.timeout_seconds, 3.0);
-        assert_eq!(
-            config.fetch.max_body_bytes,
-            FetchConfig::default().max_body_bytes
-        );
-        assert_eq!(config.runtime_interval_seconds, 30.0);
+        assert_eq!(config.fetch.timeout, secs(3));
+        let default = WatchConfig::default();
+        assert_eq!(config.fetch.max_body_bytes, default.fetch.max_body_bytes);
+        assert_eq!(config.runtime_interval, default.runtime_interval);
+        assert_eq!(config.retention, default.retention);
     }
 
     #[test]
-    fn printed_config_reads_back_the_same() {
+    fn every_duration_key_takes_every_form() {
+        let text = "interval = \"500ms\"\nruntime_interval = \"1m30s\"\n\
+                    profile_interval = \"1.5h\"\n\
+                    [fetch]\nconnect_timeout = 0.25\ntimeout = 7\n\
+                    [retention]\nmax_age = \"2w\"\n\
+                    [remote_write]\nurl = \"http://127.0.0.1:1/api/v1/write\"\n\
+                    timeout = \"250us\"\nmax_backoff = \"2m\"\nflush_timeout = \"1\"\n\
+                    max_buffer_age = \"1d12h\"\n";
+        let config = WatchConfig::from_toml("t.toml", text).unwrap();
+        assert_eq!(config.interval, Duration::from_millis(500));
+        assert_eq!(config.runtime_interval, secs(90));
+        assert_eq!(config.profile_interval, secs(5_400));
+        assert_eq!(config.fetch.connect_timeout, Duration::from_millis(250));
+        assert_eq!(config.fetch.timeout, secs(7));
+        assert_eq!(config.retention.max_age, secs(14 * 86_400));
+        let rw = config.remote_write.as_ref().unwrap();
+        assert_eq!(rw.timeout, Duration::from_micros(250));
+        assert_eq!(rw.max_backoff, secs(120));
+        assert_eq!(rw.flush_timeout, secs(1));
+        assert_eq!(rw.max_buffer_age, secs(36 * 3_600));
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn old_files_with_numbers_keep_their_meaning() {
+        // The keys as they were before durations took units.
+        let text = "interval_seconds = 2\nruntime_interval_seconds = 0.5\n\
+                    profile_interval_seconds = 600\n\
+                    [fetch]\nconnect_timeout_seconds = 1.5\ntimeout_seconds = 3\n\
+                    [retention]\nmax_age_days = 0.5\nmax_bytes = 2097152\n\
+                    [remote_write]\nurl = \"http://127.0.0.1:1/api/v1/write\"\n\
+                    timeout_seconds = 4\nmax_backoff_seconds = 5\n\
+                    flush_timeout_seconds = 6\nmax_buffer_age_seconds = 7200\n";
+        let config = WatchConfig::from_toml("old.toml", text).unwrap();
+        assert_eq!(config.interval, secs(2));
+        assert_eq!(config.runtime_interval, Duration::from_millis(500));
+        assert_eq!(config.profile_interval, secs(600));
+        assert_eq!(config.fetch.connect_timeout, Duration::from_millis(1_500));
+        assert_eq!(config.fetch.timeout, secs(3));
+        assert_eq!(config.retention.max_age, secs(43_200), "days, not seconds");
+        assert_eq!(config.retention.max_bytes, 2 << 20);
+        let rw = config.remote_write.as_ref().unwrap();
+        assert_eq!(
+            (
+                rw.timeout,
+                rw.max_backoff,
+                rw.flush_timeout,
+                rw.max_buffer_age
+            ),
+            (secs(4), secs(5), secs(6), secs(7_200))
+        );
+        // Printed again, it reads back the same under the new keys.
+        let printed = config.to_toml();
+        assert!(printed.contains("interval = \"2s\"\n"), "{printed}");
+        assert!(printed.contains("max_age = \"12h\"\n"), "{printed}");
+        assert_eq!(WatchConfig::from_toml("printed", &printed).unwrap(), config);
+    }
+
+    #[test]
+    fn printed_config_shows_durations_and_reads_back_the_same() {
+        let printed = WatchConfig::default().to_toml();
+        for line in [
+            "interval = \"5s\"",
+            "runtime_interval = \"30s\"",
+            "profile_interval = \"5m\"",
+            "connect_timeout = \"1s\"",
+            "timeout = \"10s\"",
+            "max_age = \"14d\"",
+        ] {
+            assert!(printed.lines().any(|l| l == line), "{line} in {printed}");
+        }
         let mut config = WatchConfig::default();
         config.select.pids = vec![1, 2];
         config.select.cgroup = Some("/x".to_string());
         config.profiling = false;
-        let again = WatchConfig::from_toml("printed", &config.to_toml()).unwrap();
+        config.interval = Duration::from_millis(1_500);
+        config.runtime_interval = Duration::new(61, 1);
+        config.profile_interval = secs(5_400);
+        config.fetch.connect_timeout = Duration::from_micros(2_500);
+        config.retention.max_age = secs(400 * 86_400);
+        config.remote_write = Some(RemoteWriteConfig {
+            url: "http://127.0.0.1:1/api/v1/write".to_string(),
+            max_buffer_age: Duration::from_millis(90_001),
+            ..RemoteWriteConfig::default()
+        });
+        let printed = config.to_toml();
+        assert!(printed.contains("interval = \"1s500ms\"\n"), "{printed}");
+        let again = WatchConfig::from_toml("printed", &printed).unwrap();
         assert_eq!(again, config);
     }
 
     #[test]
     fn typos_and_bad_values_are_named() {
-        let err = WatchConfig::from_toml("t.toml", "intervall_seconds = 1\n").unwrap_err();
+        let err = WatchConfig::from_toml("t.toml", "intervall = 1\n").unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("t.toml") && text.contains("intervall_seconds"),
+            text.contains("t.toml") && text.contains("intervall"),
             "{text}"
         );
-        let err = WatchConfig::from_toml("t.toml", "interval_seconds = \"5s\"\n").unwrap_err();
-        assert!(err.to_string().contains("interval_seconds"), "{err}");
-        let config = WatchConfig {
-            interval_seconds: 0.0,
-            ..WatchConfig::default()
-        };
-        assert!(config
-            .validate()
+        for (text, key, value) in [
+            (
+                "interval = \"5x\"\n",
+                "interval",
+                "\"5x\" is not a duration",
+            ),
+            (
+                "[fetch]\ntimeout = \"-1s\"\n",
+                "timeout",
+                "\"-1s\" is negative",
+            ),
+            (
+                "runtime_interval = -3\n",
+                "runtime_interval",
+                "\"-3\" is negative",
+            ),
+            (
+                "profile_interval = nan\n",
+                "profile_interval",
+                "\"NaN\" is not",
+            ),
+            (
+                "[retention]\nmax_age = \"30m1h\"\n",
+                "max_age",
+                "largest down",
+            ),
+            ("interval = true\n", "interval", "a duration like"),
+        ] {
+            let err = WatchConfig::from_toml("t.toml", text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains(value), "{text}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+        let both = "[retention]\nmax_age = \"1d\"\nmax_age_days = 1\n";
+        let err = WatchConfig::from_toml("t.toml", both)
             .unwrap_err()
-            .to_string()
-            .contains("interval_seconds"));
-        let config = WatchConfig {
-            smaps: "sometimes".to_string(),
-            ..WatchConfig::default()
-        };
-        assert!(config.validate().unwrap_err().to_string().contains("smaps"));
+            .to_string();
+        assert!(err.contains("not both"), "{err}");
+        let both = "interval = \"1s\"\ninterval_seconds = 1\n";
+        let err = WatchConfig::from_toml("t.toml", both)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("interval"), "{err}");
+        for (config, field) in [
+            (
+                WatchConfig {
+                    interval: Duration::from_millis(99),
+                    ..WatchConfig::default()
+                },
+                "interval 99ms is below the 100ms floor",
+            ),
+            (
+                WatchConfig {
+                    profile_interval: Duration::ZERO,
+                    ..WatchConfig::default()
+                },
+                "profile_interval must be more than 0s",
+            ),
+            (
+                WatchConfig {
+                    smaps: "sometimes".to_string(),
+                    ..WatchConfig::default()
+                },
+                "smaps",
+            ),
+        ] {
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(field), "{err}");
+        }
         WatchConfig::default().validate().unwrap();
     }
 }

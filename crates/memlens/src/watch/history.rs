@@ -54,7 +54,7 @@ impl History {
             store,
             dir: config.data_dir.clone(),
             retention: Retention {
-                max_age_ms: Some((config.retention.max_age_days * 86_400_000.0) as i64),
+                max_age_ms: Some(crate::duration::millis_i64(config.retention.max_age)),
                 max_bytes: Some(config.retention.max_bytes),
             },
             last_maintained: Instant::now(),

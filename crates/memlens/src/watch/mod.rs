@@ -26,6 +26,7 @@ mod status;
 pub use config::{default_data_dir, WatchConfig};
 
 use crate::collect::{CollectOptions, Collector, ProcessFilter};
+use crate::duration;
 use crate::show::findings::{event_word, finding_summary, finding_text};
 use crate::target::FetchLimits;
 use anyhow::Context;
@@ -37,6 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Options of `memlens watch` (each overrides the config file's value).
 #[derive(Debug, clap::Args)]
+#[command(after_help = duration::HELP)]
 pub struct WatchArgs {
     /// A TOML config file (`--print-config` shows every key and its default).
     #[arg(long, value_name = "FILE")]
@@ -51,17 +53,17 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
 
-    /// Seconds between two samples [default: 5].
-    #[arg(long, value_name = "SECONDS")]
-    pub interval: Option<f64>,
+    /// Time between two samples (at least 100ms) [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, allow_hyphen_values = true)]
+    pub interval: Option<Duration>,
 
-    /// Seconds between two reads of Go runtime metrics [default: 30].
-    #[arg(long, value_name = "SECONDS")]
-    pub runtime_interval: Option<f64>,
+    /// Time between two reads of Go runtime metrics [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, allow_hyphen_values = true)]
+    pub runtime_interval: Option<Duration>,
 
-    /// Seconds between two heap + goroutine profiles of a Go target [default: 300].
-    #[arg(long, value_name = "SECONDS")]
-    pub profile_interval: Option<f64>,
+    /// Time between two heap + goroutine profiles of a Go target [default: 5m].
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, allow_hyphen_values = true)]
+    pub profile_interval: Option<Duration>,
 
     /// Fetch no profiles.
     #[arg(long)]
@@ -122,14 +124,14 @@ pub fn effective_config(args: &WatchArgs) -> anyhow::Result<WatchConfig> {
     if let Some(dir) = &args.data {
         config.data_dir = dir.clone();
     }
-    if let Some(seconds) = args.interval {
-        config.interval_seconds = seconds;
+    if let Some(interval) = args.interval {
+        config.interval = interval;
     }
-    if let Some(seconds) = args.runtime_interval {
-        config.runtime_interval_seconds = seconds;
+    if let Some(interval) = args.runtime_interval {
+        config.runtime_interval = interval;
     }
-    if let Some(seconds) = args.profile_interval {
-        config.profile_interval_seconds = seconds;
+    if let Some(interval) = args.profile_interval {
+        config.profile_interval = interval;
     }
     if args.no_profiles {
         config.profiling = false;
@@ -158,8 +160,27 @@ pub fn effective_config(args: &WatchArgs) -> anyhow::Result<WatchConfig> {
     if let Some(url) = &args.remote_write {
         config.remote_write.get_or_insert_with(Default::default).url = url.clone();
     }
-    config.validate()?;
+    if let Err(err) = config.validate() {
+        return Err(name_the_flag(err, args));
+    }
     Ok(config)
+}
+
+/// A bad value that came from a flag is named by the flag, not the key.
+fn name_the_flag(err: config::ConfigError, args: &WatchArgs) -> anyhow::Error {
+    let config::ConfigError::Invalid { field, reason } = &err else {
+        return err.into();
+    };
+    let flag = match *field {
+        "interval" if args.interval.is_some() => "--interval",
+        "runtime_interval" if args.runtime_interval.is_some() => "--runtime-interval",
+        "profile_interval" if args.profile_interval.is_some() => "--profile-interval",
+        "smaps" if args.smaps.is_some() => "--smaps",
+        "max_series" if args.max_series.is_some() => "--max-series",
+        "remote_write.url" if args.remote_write.is_some() => "--remote-write",
+        _ => return err.into(),
+    };
+    anyhow::anyhow!("{flag}: {reason}")
 }
 
 /// Runs `memlens watch`.
@@ -183,12 +204,12 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         status.info(&format!("memlens watch: serving http://{addr}/metrics"));
     }
     status.info(&format!(
-        "memlens watch: history in {}, every {} s (Go runtime every {} s, profiles {})",
+        "memlens watch: history in {}, every {} (Go runtime every {}, profiles {})",
         config.data_dir.display(),
-        config.interval_seconds,
-        config.runtime_interval_seconds,
+        duration::format(config.interval),
+        duration::format(config.runtime_interval),
         if config.profiling {
-            format!("every {} s", config.profile_interval_seconds)
+            format!("every {}", duration::format(config.profile_interval))
         } else {
             "off".to_string()
         }
@@ -205,21 +226,18 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         // At most 5% of the interval walking page tables (and never more
         // than a one-off snapshot would), so the agent's cost stays small and
         // the targets' mmap locks are held briefly.
-        smaps_budget: Duration::from_secs_f64(config.interval_seconds / 20.0)
-            .min(crate::collect::SMAPS_BUDGET),
+        smaps_budget: (config.interval / 20).min(crate::collect::SMAPS_BUDGET),
     };
     let limits = FetchLimits {
-        connect_timeout: Duration::from_secs_f64(config.fetch.connect_timeout_seconds),
-        total_timeout: Duration::from_secs_f64(config.fetch.timeout_seconds),
+        connect_timeout: config.fetch.connect_timeout,
+        total_timeout: config.fetch.timeout,
         max_body_bytes: config.fetch.max_body_bytes,
     };
     let go_worker = gotargets::GoWorker::start(
         gotargets::GoTargets::new(
             limits,
-            Duration::from_secs_f64(config.runtime_interval_seconds),
-            config
-                .profiling
-                .then(|| Duration::from_secs_f64(config.profile_interval_seconds)),
+            config.runtime_interval,
+            config.profiling.then_some(config.profile_interval),
         ),
         root.clone(),
     )
@@ -231,7 +249,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         ));
     }
     let mut collector = Collector::default();
-    let interval = Duration::from_secs_f64(config.interval_seconds);
+    let interval = config.interval;
     let mut next_cycle = Instant::now();
     let mut cycles_done = 0u64;
     loop {

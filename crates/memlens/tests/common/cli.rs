@@ -76,3 +76,26 @@ pub fn finding<'a>(findings: &'a [Value], id: &str) -> &'a Value {
         .find(|f| f["id"] == id)
         .unwrap_or_else(|| panic!("no {id} finding in {findings:#?}"))
 }
+
+/// Runs `memlens ARGS`, asserts it refused them the way every bad input is
+/// refused (exit 1, nothing on stdout, one line on stderr starting with
+/// `memlens: `) and returns that line.
+pub fn memlens_refuses(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
+        .args(args)
+        .output()
+        .expect("run memlens");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "memlens {args:?}: {stderr}");
+    assert!(out.stdout.is_empty(), "memlens {args:?}: nothing on stdout");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "memlens {args:?}: one line: {stderr}"
+    );
+    assert!(
+        stderr.starts_with("memlens: "),
+        "memlens {args:?}: {stderr}"
+    );
+    stderr.trim_end().to_string()
+}

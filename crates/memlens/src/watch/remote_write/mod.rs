@@ -9,7 +9,7 @@
 //! directory), at most `max_samples_per_request` samples of whole frames per
 //! request, and POSTs them. On a 2xx the watermark advances. A 5xx, 429, a
 //! network error or a timeout is retried with exponential back-off (up to
-//! `max_backoff_seconds`) and nothing is skipped, so an outage loses nothing
+//! `max_backoff`) and nothing is skipped, so an outage loses nothing
 //! the history still holds. A 4xx other than 429 means the receiver will
 //! never take the batch (a sample too old for it, a bad label): the batch is
 //! dropped, counted and logged, and the watermark advances. The sampling loop
@@ -26,7 +26,8 @@ mod http;
 mod proto;
 mod state;
 
-use super::config::{ConfigError, WatchConfig};
+use super::config::{positive, ConfigError, WatchConfig};
+use crate::duration;
 use anyhow::Context;
 use memlens_store::Store;
 use serde::{Deserialize, Serialize};
@@ -50,19 +51,23 @@ pub struct RemoteWriteConfig {
     /// The most samples in one request (whole frames; one frame larger than
     /// this is sent alone).
     pub max_samples_per_request: usize,
-    /// Seconds a request may take to connect, and each read or write.
-    pub timeout_seconds: f64,
+    /// How long a request may take to connect, and each read or write.
+    #[serde(with = "duration::config_value", alias = "timeout_seconds")]
+    pub timeout: Duration,
     /// The longest wait between two retries of a failing request.
-    pub max_backoff_seconds: f64,
+    #[serde(with = "duration::config_value", alias = "max_backoff_seconds")]
+    pub max_backoff: Duration,
     /// On the first start against this URL, send all the history holds
     /// rather than starting from now.
     pub send_existing_history: bool,
-    /// Seconds the agent spends, once stopped, sending what it stored last.
-    pub flush_timeout_seconds: f64,
+    /// How long the agent spends, once stopped, sending what it stored last.
+    #[serde(with = "duration::config_value", alias = "flush_timeout_seconds")]
+    pub flush_timeout: Duration,
     /// The bound of the disk buffer: samples older than this that the
     /// receiver has not taken (a long outage) are skipped and counted in
     /// dropped_samples_total. Keep it below the history's retention.
-    pub max_buffer_age_seconds: f64,
+    #[serde(with = "duration::config_value", alias = "max_buffer_age_seconds")]
+    pub max_buffer_age: Duration,
 }
 
 impl Default for RemoteWriteConfig {
@@ -71,11 +76,11 @@ impl Default for RemoteWriteConfig {
             url: String::new(),
             extra_labels: BTreeMap::new(),
             max_samples_per_request: 10_000,
-            timeout_seconds: 30.0,
-            max_backoff_seconds: 30.0,
+            timeout: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(30),
             send_existing_history: false,
-            flush_timeout_seconds: 10.0,
-            max_buffer_age_seconds: 6.0 * 3600.0,
+            flush_timeout: Duration::from_secs(10),
+            max_buffer_age: Duration::from_secs(6 * 3600),
         }
     }
 }
@@ -120,26 +125,10 @@ impl RemoteWriteConfig {
                 "must be at least 1".to_string(),
             );
         }
-        for (field, value) in [
-            ("remote_write.timeout_seconds", self.timeout_seconds),
-            ("remote_write.max_backoff_seconds", self.max_backoff_seconds),
-            (
-                "remote_write.flush_timeout_seconds",
-                self.flush_timeout_seconds,
-            ),
-            (
-                "remote_write.max_buffer_age_seconds",
-                self.max_buffer_age_seconds,
-            ),
-        ] {
-            if !(value.is_finite() && value > 0.0) {
-                return invalid(
-                    field,
-                    format!("must be a positive number of seconds, not {value}"),
-                );
-            }
-        }
-        Ok(())
+        positive("remote_write.timeout", self.timeout)?;
+        positive("remote_write.max_backoff", self.max_backoff)?;
+        positive("remote_write.flush_timeout", self.flush_timeout)?;
+        positive("remote_write.max_buffer_age", self.max_buffer_age)
     }
 }
 
@@ -175,7 +164,7 @@ impl RemoteWriter {
             None => {
                 let now = super::unix_ms();
                 let start = if rw.send_existing_history {
-                    now - (config.retention.max_age_days * 86_400_000.0) as i64
+                    now.saturating_sub(duration::millis_i64(config.retention.max_age))
                 } else {
                     now
                 };
@@ -212,7 +201,7 @@ impl RemoteWriter {
             span_ms: INITIAL_SPAN_MS,
             counters: counters.clone(),
             quiet: config.quiet,
-            interval: Duration::from_secs_f64(config.interval_seconds),
+            interval: config.interval,
             stop_rx,
             flush_deadline: None,
             failures_in_a_row: 0,
@@ -240,7 +229,7 @@ impl RemoteWriter {
         )
     }
 
-    /// Sends what is left (for at most `flush_timeout_seconds`) and stops;
+    /// Sends what is left (for at most `flush_timeout`) and stops;
     /// anything unsent stays in the history for the next start.
     pub fn stop(self) {
         let _ = self.stop.send(());
@@ -285,7 +274,7 @@ struct Sender {
 
 impl Sender {
     fn run(mut self) {
-        let max_backoff = Duration::from_secs_f64(self.config.max_backoff_seconds);
+        let max_backoff = self.config.max_backoff;
         let mut backoff = FIRST_BACKOFF;
         loop {
             let round = self.round();
@@ -320,10 +309,10 @@ impl Sender {
                     }
                     if self.failures_in_a_row == 1 || self.failures_in_a_row % 20 == 0 {
                         error(&format!(
-                            "{message} (attempt {}; retrying every {} s at most, nothing is \
+                            "{message} (attempt {}; retrying every {} at most, nothing is \
                              skipped)",
                             self.failures_in_a_row,
-                            max_backoff.as_secs_f64()
+                            duration::format(max_backoff)
                         ));
                     }
                     let wait = backoff;
@@ -351,9 +340,7 @@ impl Sender {
                 )
             };
             if stopped {
-                self.flush_deadline = Some(
-                    Instant::now() + Duration::from_secs_f64(self.config.flush_timeout_seconds),
-                );
+                self.flush_deadline = Some(Instant::now() + self.config.flush_timeout);
             }
         }
     }
@@ -372,7 +359,7 @@ impl Sender {
     /// outage longer than the bound costs its oldest samples, counted, and
     /// never the newest.
     fn skip_past_the_bound(&mut self, now: i64) -> Result<(), String> {
-        let bound_ms = (self.config.max_buffer_age_seconds * 1000.0) as i64;
+        let bound_ms = duration::millis_i64(self.config.max_buffer_age);
         let oldest_kept = now.saturating_sub(bound_ms);
         let after = self.state.watermark_ms;
         if after >= oldest_kept {
@@ -391,9 +378,10 @@ impl Sender {
         };
         if skipped > 0 {
             error(&format!(
-                "{}: {skipped} samples older than the buffer bound ({} s) were never \
+                "{}: {skipped} samples older than the buffer bound ({}) were never \
                  accepted; they are dropped (counted in dropped_samples_total)",
-                self.config.url, self.config.max_buffer_age_seconds
+                self.config.url,
+                duration::format(self.config.max_buffer_age)
             ));
             self.counters
                 .dropped_samples_total
@@ -448,7 +436,7 @@ impl Sender {
                 Ok(body) => body,
                 Err(err) => return Round::Failed(format!("cannot compress a request: {err}")),
             };
-            let timeout = Duration::from_secs_f64(self.config.timeout_seconds);
+            let timeout = self.config.timeout;
             let headers = [
                 ("Content-Type", "application/x-protobuf"),
                 ("Content-Encoding", "snappy"),
