@@ -45,12 +45,14 @@ pub struct HeapArgs {
     pub json: bool,
 }
 
-/// Reads and decodes the heap profile of a target argument.
+/// Reads and decodes the profile of a target argument: a protobuf (gzipped or
+/// not) or Go's text heap profile (`heap?debug=1`); other legacy formats are
+/// refused by name.
 pub(crate) fn load_profile(arg: &str, resource: Resource) -> anyhow::Result<Profile> {
     let target = Target::parse(arg)?;
     let bytes = target::read_all(&target, resource, &Root::host(), &FetchLimits::default())
         .with_context(|| format!("cannot read the profile of {arg}"))?;
-    Profile::decode(&bytes).with_context(|| arg.to_string())
+    Profile::decode_any(&bytes).with_context(|| arg.to_string())
 }
 
 /// Runs `memlens heap`.
