@@ -11,7 +11,8 @@
 //!   symboliser does not expand inlined calls, it names an address by the
 //!   function whose code holds it. The text file's `#` lines do expand them
 //!   (like Go's protobuf), so memlens also lists the inlined functions; every
-//!   function pprof lists has the same cum in memlens.
+//!   function pprof lists has the same cum in memlens (see
+//!   `memlens_testkit::compare_with_binary_symbolised`).
 //! - By function, against `-top` on the protobuf profile the workload served
 //!   between two identical text fetches (the same GC cycle): every function's
 //!   flat and cum, the total and the order are the same.
@@ -20,7 +21,9 @@
 //! prints in `#` lines (nor puts in its protobuf profiles).
 
 use memlens_goruntime::pprof::{self, Profile};
-use memlens_testkit::{parse_address_row, parse_pprof_top, PprofTop};
+use memlens_testkit::{
+    compare_with_binary_symbolised, parse_address_row, parse_pprof_top, PprofTop,
+};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
@@ -139,26 +142,13 @@ fn functions_pprof_names_from_the_binary_have_the_same_cum() {
             let want = pprof_output(&format!("{version}-heap-debug1.top-{sample}.txt"));
             let proto = pprof_output(&format!("{version}-heap.pb.gz.top-{sample}.txt"));
             let top = pprof::top(&profile, profile.require_sample_type(sample).unwrap()).unwrap();
-            assert_eq!(top.total, want.total, "{version} {sample}: total");
-            let got: BTreeMap<&str, (i64, i64)> = top
+            let got: BTreeMap<String, (i64, i64)> = top
                 .functions
                 .iter()
-                .map(|f| (f.function.as_str(), (f.flat, f.cum)))
+                .map(|f| (f.function.clone(), (f.flat, f.cum)))
                 .collect();
-            for (function, (_, cum)) in &want.rows {
-                if function == "runtime.goexit" {
-                    continue;
-                }
-                let mine = got.get(function.as_str()).map(|p| p.1);
-                assert_eq!(mine, Some(*cum), "{version} {sample}: cum of {function}");
-            }
-            // What pprof's binary symboliser cannot see: calls inlined there,
-            // which pprof marks `(inline)` when it reads them from the protobuf.
-            for function in got.keys().filter(|f| !want.rows.contains_key(**f)) {
-                assert!(
-                    proto.inlined.contains(*function),
-                    "{version} {sample}: {function} is neither in pprof's list nor inlined"
-                );
+            if let Err(e) = compare_with_binary_symbolised(top.total, &got, &want, &proto) {
+                panic!("{version} {sample}: {e}");
             }
             assert_eq!(top.functions.iter().map(|f| f.flat).sum::<i64>(), top.total);
         }

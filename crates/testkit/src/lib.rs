@@ -31,8 +31,11 @@ mod toolchain;
 pub use build::{repo_root, workload_binary};
 pub use cgroup::{CgroupVersion, TestCgroup};
 pub use child::ChildGuard;
-pub use http::{free_loopback_port, http_get};
-pub use pprof_top::{go_tool_pprof_top, parse_address_row, parse_pprof_top, AddressRow, PprofTop};
+pub use http::{free_loopback_port, http_get, http_get_bytes};
+pub use pprof_top::{
+    compare_with_binary_symbolised, go_tool_pprof_top, parse_address_row, parse_pprof_top,
+    AddressRow, PprofTop,
+};
 pub use process::{Exit, Workload, WorkloadSpec};
 pub use toolchain::GoToolchain;
 

@@ -137,3 +137,51 @@ pub fn go_tool_pprof_top(
     );
     parse_pprof_top(&String::from_utf8_lossy(&out.stdout))
 }
+
+/// Compares memlens's per-function totals of a text heap profile (symbols from
+/// its `#` lines, inlined calls expanded) with `go tool pprof -top BINARY FILE`
+/// on the same file, whose binary symboliser names each address by the function
+/// whose code holds it (inlined calls are not expanded): `inline_reference` is
+/// pprof's `-top` of a profile that expands them (Go's protobuf of the same GC
+/// cycle), telling which functions were inlined.
+///
+/// Holds: the totals are equal; every function pprof lists (but
+/// `runtime.goexit`, which Go's text never names) has memlens's cum, or at
+/// least it when pprof marks it partly inlined (memlens also counts its inlined
+/// copies); every function only memlens lists is one pprof marks inlined.
+/// Returns what does not hold.
+pub fn compare_with_binary_symbolised(
+    got_total: i64,
+    got: &BTreeMap<String, (i64, i64)>,
+    binary: &PprofTop,
+    inline_reference: &PprofTop,
+) -> Result<(), String> {
+    if got_total != binary.total {
+        return Err(format!(
+            "total: memlens {got_total}, pprof {}",
+            binary.total
+        ));
+    }
+    for (function, &(_, cum)) in &binary.rows {
+        if function == "runtime.goexit" {
+            continue;
+        }
+        let mine = got.get(function).map(|p| p.1);
+        let ok = match mine {
+            Some(m) if inline_reference.inlined.contains(function) => m >= cum,
+            Some(m) => m == cum,
+            None => false,
+        };
+        if !ok {
+            return Err(format!("cum of {function}: memlens {mine:?}, pprof {cum}"));
+        }
+    }
+    for function in got.keys().filter(|f| !binary.rows.contains_key(*f)) {
+        if !inline_reference.inlined.contains(function) {
+            return Err(format!(
+                "{function}: listed by memlens only and not inlined"
+            ));
+        }
+    }
+    Ok(())
+}

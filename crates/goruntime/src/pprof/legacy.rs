@@ -63,12 +63,8 @@ pub(super) fn sniff(bytes: &[u8]) -> Option<Legacy> {
 fn heap_variant(rest: &str) -> Legacy {
     let after_at = match rest.split_once('@') {
         Some((_, after)) => after.trim_start(),
-        None => {
-            return Legacy::Refused(
-                "a `heap profile:` header without `@ SAMPLING` (not Go's text heap profile)"
-                    .to_string(),
-            )
-        }
+        // Go's header with its end missing: the parser names what is wrong.
+        None => return Legacy::GoHeap,
     };
     let word: String = after_at
         .chars()

@@ -83,10 +83,11 @@ fn simplify(name: &str) -> &str {
     let bytes = name.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        let rest = &name[i..];
-        if rest.starts_with("(anonymous namespace)") {
+        // Byte-wise: the markers are ASCII, so `i` at a `(` is a char boundary.
+        let rest = &bytes[i..];
+        if rest.starts_with(b"(anonymous namespace)") {
             i += "(anonymous namespace)".len();
-        } else if rest.starts_with("operator()") {
+        } else if rest.starts_with(b"operator()") {
             i += "operator()".len();
         } else if bytes[i] == b'(' {
             return &name[..i];
@@ -208,6 +209,8 @@ mod tests {
             "a::(anonymous namespace)::f"
         );
         assert_eq!(simplify("S::operator()(int)"), "S::operator()");
+        // Found by the fuzzer: a multi-byte character before the `(`.
+        assert_eq!(simplify("main.\u{fffd}x(y)"), "main.\u{fffd}x");
     }
 
     #[test]
