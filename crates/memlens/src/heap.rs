@@ -18,7 +18,8 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct HeapArgs {
     /// A PID (its /debug/pprof/heap is found from its listening sockets), an
-    /// http:// URL, a saved profile file, or - for stdin.
+    /// http:// URL, a saved profile file (protobuf, or Go's text form from
+    /// heap?debug=1), or - for stdin.
     #[arg(value_name = "TARGET")]
     pub target: String,
 

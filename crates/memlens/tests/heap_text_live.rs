@@ -27,11 +27,11 @@
 
 use memlens_testkit::{
     compare_with_binary_symbolised, go_tool_pprof_top, http_get, http_get_bytes, GoToolchain,
-    TestCgroup, Workload, WorkloadSpec,
+    TempDir, TestCgroup, Workload, WorkloadSpec,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[path = "common/cli.rs"]
@@ -45,31 +45,6 @@ const SAMPLES: [(&str, &str); 4] = [
     ("inuse_objects", "none"),
     ("inuse_space", "B"),
 ];
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "memlens-heap-text-live-{label}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The records of a text heap profile: everything before the MemStats trailer
 /// (which changes with every fetch).
@@ -98,23 +73,11 @@ fn same_cycle_pair(addr: &str) -> (String, Vec<u8>, u32) {
 }
 
 /// The number of the last `TICK n` line the workload printed.
-fn current_tick(workload: &Workload) -> Option<u64> {
-    workload.stdout_lines().iter().rev().find_map(|l| {
-        l.strip_prefix("TICK ")?
-            .split(' ')
-            .next()?
-            .parse::<u64>()
-            .ok()
-    })
-}
-
-/// Waits until the workload has printed `TICK n` with n >= `tick`.
-fn wait_for_tick(workload: &Workload, tick: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !current_tick(workload).is_some_and(|n| n >= tick) {
-        assert!(Instant::now() < deadline, "no TICK {tick} within 30 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn last_tick(workload: &Workload) -> u64 {
+    let lines = workload.stdout_lines();
+    let tick = lines.iter().rev().find_map(|l| l.strip_prefix("TICK "));
+    let n = tick.and_then(|t| t.split(' ').next()?.parse().ok());
+    n.expect("a TICK line after LEAK_START")
 }
 
 /// `memlens heap FILE --sample S --top 0 --json`: total and (flat, cum) per
@@ -150,7 +113,7 @@ fn growth_of<'a>(report: &'a Value, function: &str) -> Option<&'a Value> {
 
 fn check(go: GoToolchain) {
     let label = go.version.clone();
-    let dir = TempDir::new(go.name);
+    let dir = TempDir::new(&format!("heap-text-live-{}", go.name));
     let cgroup = TestCgroup::with_limit(512 * MIB);
     let workload = WorkloadSpec::new(&go, "heap-leak")
         .arg("--leak-kib=512")
@@ -158,15 +121,15 @@ fn check(go: GoToolchain) {
         .arg("--duration=0")
         .start_in(&cgroup);
     workload.wait_for_line("LEAK_START", Duration::from_secs(30));
-    wait_for_tick(&workload, 10);
+    workload.wait_for_line("TICK 10 ", Duration::from_secs(30));
     let (text, proto, tries) = same_cycle_pair(workload.listen_addr());
     eprintln!("{label}: same-cycle text/protobuf after {tries} tries");
     let older = dir.join("older-heap-debug1.txt");
     let proto_path = dir.join("older-heap.pb.gz");
     std::fs::write(&older, &text).unwrap();
     std::fs::write(&proto_path, &proto).unwrap();
-    let first_tick = current_tick(&workload).expect("ticks after LEAK_START");
-    wait_for_tick(&workload, first_tick + 30);
+    let later = format!("TICK {} ", last_tick(&workload) + 30);
+    workload.wait_for_line(&later, Duration::from_secs(30));
     let newer = dir.join("newer-heap-debug1.txt");
     std::fs::write(
         &newer,

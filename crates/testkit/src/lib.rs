@@ -15,6 +15,7 @@
 //! - [`http_get`]: a minimal GET against loopback test servers.
 //! - [`parse_pprof_top`]: what `go tool pprof -top` printed (the reference for
 //!   heap analyses), [`parse_address_row`] for its `-addresses` rows.
+//! - [`TempDir`]: a scratch directory, removed on drop.
 //! - [`ChildGuard`]: any other child process (a Debian service, `sleep`), killed on drop.
 //!
 //! Everything cleans up on drop, so a failing assertion still removes its
@@ -26,6 +27,7 @@ mod child;
 mod http;
 mod pprof_top;
 mod process;
+mod tempdir;
 mod toolchain;
 
 pub use build::{repo_root, workload_binary};
@@ -37,6 +39,7 @@ pub use pprof_top::{
     AddressRow, PprofTop,
 };
 pub use process::{Exit, Workload, WorkloadSpec};
+pub use tempdir::TempDir;
 pub use toolchain::GoToolchain;
 
 /// Whether this run is CI (`CI=true`), where nothing may be skipped.

@@ -51,7 +51,7 @@ pub(super) fn sniff(bytes: &[u8]) -> Option<Legacy> {
     if let Some((kind, _)) = first.split_once(" profile: total ") {
         if !kind.is_empty() && !kind.contains(char::is_whitespace) {
             return Some(Legacy::Refused(format!(
-                "a Go {kind} profile in text (`{kind} profile: total N`, debug=1), not a heap profile"
+                "a Go {kind} profile in text (`{kind} profile: total N`, debug=1); fetch it with debug=0"
             )));
         }
     }
