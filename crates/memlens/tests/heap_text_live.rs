@@ -16,9 +16,10 @@
 //!   profile changes only when a GC completes and its counts only grow, so two
 //!   equal texts leave no room for a change in between). A GC may complete
 //!   between the fetches, so the triple is fetched again until one is clean
-//!   (deadline 60 s; a GC cycle of this workload takes well under a second,
-//!   the three fetches a few milliseconds, so on a loaded 2-core machine most
-//!   tries are clean).
+//!   (deadline 60 s). Cleanliness depends on where GCs fall, not on speed: this
+//!   workload completes several GCs a second and the three fetches take a few
+//!   milliseconds, so a clean triple came within 1 to 7 tries in 10 runs at a
+//!   load of 5.7 on 2 cores; the deadline allows hundreds.
 //! - `memlens heap TEXT --base PROTO` of that cycle: no growth anywhere.
 //! - `--base` with a second text capture 30 ticks later: growth in
 //!   main.retainLeakChunk, the leaking function, with the cum growth
