@@ -3,96 +3,14 @@
 //! for every sample type, must be exactly what pprof prints.
 
 use memlens_goruntime::pprof::{self, Profile};
-use memlens_testkit::GoToolchain;
+use memlens_testkit::{go_tool_pprof_top, GoToolchain};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 
 fn capture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("testdata/captures")
         .join(name)
-}
-
-/// What `go tool pprof -top` printed: total and (flat, cum) per function.
-struct PprofTop {
-    total: i64,
-    rows: BTreeMap<String, (i64, i64)>,
-    /// Function names in the order pprof printed them.
-    order: Vec<String>,
-}
-
-fn number(text: &str) -> i64 {
-    let digits = text.trim_end_matches("none").trim_end_matches('B');
-    digits
-        .parse()
-        .unwrap_or_else(|e| panic!("pprof printed {text:?}, not an exact number: {e}"))
-}
-
-fn go_tool_top(go: &GoToolchain, file: &PathBuf, sample: &str, unit: &str) -> PprofTop {
-    let out = Command::new(&go.go_binary)
-        .args([
-            "tool",
-            "pprof",
-            "-top",
-            "-nodefraction=0",
-            "-edgefraction=0",
-        ])
-        .arg(format!("-sample_index={sample}"))
-        .arg(format!("-unit={unit}"))
-        .arg(file)
-        .env("GOTOOLCHAIN", "local")
-        .env("PPROF_TMPDIR", std::env::temp_dir())
-        .output()
-        .expect("run go tool pprof");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "go tool pprof failed on {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut total = None;
-    let mut rows = BTreeMap::new();
-    let mut order = Vec::new();
-    let mut in_table = false;
-    for line in stdout.lines() {
-        if let Some(rest) = line.strip_prefix("Showing nodes accounting for ") {
-            // "X, 100% of TOTAL total"
-            let of = rest.split(" of ").nth(1).expect("'of' in the Showing line");
-            total = Some(number(of.split_whitespace().next().unwrap()));
-            continue;
-        }
-        if line.trim_start().starts_with("flat") {
-            in_table = true;
-            continue;
-        }
-        if !in_table || line.trim().is_empty() {
-            continue;
-        }
-        let mut fields = line.split_whitespace();
-        let flat = number(fields.next().unwrap());
-        let _flat_pct = fields.next();
-        let _sum_pct = fields.next();
-        let cum = number(fields.next().unwrap());
-        let _cum_pct = fields.next();
-        let name: Vec<&str> = fields.collect();
-        let name = name.join(" ");
-        let name = name
-            .trim_end_matches(" (partial-inline)")
-            .trim_end_matches(" (inline)")
-            .to_string();
-        assert!(
-            rows.insert(name.clone(), (flat, cum)).is_none(),
-            "pprof printed {name} twice"
-        );
-        order.push(name);
-    }
-    PprofTop {
-        total: total.unwrap_or(0),
-        rows,
-        order,
-    }
 }
 
 fn check_file(go: &GoToolchain, name: &str) {
@@ -103,7 +21,7 @@ fn check_file(go: &GoToolchain, name: &str) {
     assert!(!types.is_empty());
     for (index, (sample, unit)) in types.iter().enumerate() {
         let pprof_unit = if unit == "bytes" { "B" } else { "none" };
-        let want = go_tool_top(go, &file, sample, pprof_unit);
+        let want = go_tool_pprof_top(go, sample, pprof_unit, &[], &[&file]);
         let got = pprof::top(&profile, index).unwrap();
         assert_eq!(got.total, want.total, "{name} {sample}: total");
         let got_rows: BTreeMap<String, (i64, i64)> = got

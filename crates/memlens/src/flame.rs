@@ -26,7 +26,8 @@ pub enum ProfileKind {
 /// Options of `memlens flame`.
 #[derive(Debug, clap::Args)]
 pub struct FlameArgs {
-    /// A PID, an http:// URL, a saved profile file, or - for stdin.
+    /// A PID, an http:// URL, a saved profile file (protobuf, or for heap Go's
+    /// text form from heap?debug=1), or - for stdin.
     #[arg(value_name = "TARGET")]
     pub target: String,
 

@@ -18,7 +18,8 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct HeapArgs {
     /// A PID (its /debug/pprof/heap is found from its listening sockets), an
-    /// http:// URL, a saved profile file, or - for stdin.
+    /// http:// URL, a saved profile file (protobuf, or Go's text form from
+    /// heap?debug=1), or - for stdin.
     #[arg(value_name = "TARGET")]
     pub target: String,
 
@@ -45,12 +46,14 @@ pub struct HeapArgs {
     pub json: bool,
 }
 
-/// Reads and decodes the heap profile of a target argument.
+/// Reads and decodes the profile of a target argument: a protobuf (gzipped or
+/// not) or Go's text heap profile (`heap?debug=1`); other legacy formats are
+/// refused by name.
 pub(crate) fn load_profile(arg: &str, resource: Resource) -> anyhow::Result<Profile> {
     let target = Target::parse(arg)?;
     let bytes = target::read_all(&target, resource, &Root::host(), &FetchLimits::default())
         .with_context(|| format!("cannot read the profile of {arg}"))?;
-    Profile::decode(&bytes).with_context(|| arg.to_string())
+    Profile::decode_any(&bytes).with_context(|| arg.to_string())
 }
 
 /// Runs `memlens heap`.

@@ -13,6 +13,9 @@
 //!   Killed and reaped on drop.
 //!
 //! - [`http_get`]: a minimal GET against loopback test servers.
+//! - [`parse_pprof_top`]: what `go tool pprof -top` printed (the reference for
+//!   heap analyses), [`parse_address_row`] for its `-addresses` rows.
+//! - [`TempDir`]: a scratch directory, removed on drop.
 //! - [`ChildGuard`]: any other child process (a Debian service, `sleep`), killed on drop.
 //!
 //! Everything cleans up on drop, so a failing assertion still removes its
@@ -22,14 +25,21 @@ mod build;
 mod cgroup;
 mod child;
 mod http;
+mod pprof_top;
 mod process;
+mod tempdir;
 mod toolchain;
 
 pub use build::{repo_root, workload_binary};
 pub use cgroup::{CgroupVersion, TestCgroup};
 pub use child::ChildGuard;
-pub use http::{free_loopback_port, http_get};
+pub use http::{free_loopback_port, http_get, http_get_bytes};
+pub use pprof_top::{
+    compare_with_binary_symbolised, go_tool_pprof_top, parse_address_row, parse_pprof_top,
+    AddressRow, PprofTop,
+};
 pub use process::{Exit, Workload, WorkloadSpec};
+pub use tempdir::TempDir;
 pub use toolchain::GoToolchain;
 
 /// Whether this run is CI (`CI=true`), where nothing may be skipped.

@@ -1,8 +1,11 @@
 //! From bytes to the wire message: gzip detection and bounded decompression,
 //! recognising text formats that are not protobuf, and the protobuf decode.
 
+use super::legacy::{self, Legacy};
+use super::legacy_heap;
 use super::proto::RawProfile;
 use super::PprofError;
+use std::borrow::Cow;
 use std::io::Read;
 
 /// Largest decompressed profile [`super::Profile::decode`] accepts (1 GiB).
@@ -14,14 +17,29 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Gunzips `bytes` when they start with the gzip magic (at most `limit_bytes`
 /// of output), then decodes the protobuf message.
 pub(super) fn decode_raw(bytes: &[u8], limit_bytes: u64) -> Result<RawProfile, PprofError> {
+    decode_plain(&plain_bytes(bytes, limit_bytes)?)
+}
+
+/// [`decode_raw`], and Go's legacy text heap profile (gzipped or not); any
+/// other legacy format is refused by name.
+pub(super) fn decode_raw_any(bytes: &[u8], limit_bytes: u64) -> Result<RawProfile, PprofError> {
+    let plain = plain_bytes(bytes, limit_bytes)?;
+    match legacy::sniff(&plain) {
+        Some(Legacy::GoHeap) => legacy_heap::parse(&plain),
+        Some(Legacy::Refused(what)) => Err(PprofError::LegacyFormat(what)),
+        None => decode_plain(&plain),
+    }
+}
+
+/// The bytes, gunzipped when they start with the gzip magic.
+fn plain_bytes(bytes: &[u8], limit_bytes: u64) -> Result<Cow<'_, [u8]>, PprofError> {
     if bytes.is_empty() {
         return Err(PprofError::Empty);
     }
     if bytes.starts_with(&GZIP_MAGIC) {
-        let plain = gunzip(bytes, limit_bytes)?;
-        decode_plain(&plain)
+        Ok(Cow::Owned(gunzip(bytes, limit_bytes)?))
     } else {
-        decode_plain(bytes)
+        Ok(Cow::Borrowed(bytes))
     }
 }
 
@@ -73,7 +91,7 @@ fn sniff_text(bytes: &[u8]) -> Option<String> {
     let known = [
         (
             "heap profile:",
-            "a heap profile in the legacy text format (debug=1); fetch it with debug=0",
+            "a heap profile in the legacy text format (debug=1): `memlens heap` and `memlens flame` read it, here fetch it with debug=0",
         ),
         (
             "goroutine profile:",

@@ -22,6 +22,17 @@ pub enum PprofError {
         /// The limit that was hit.
         limit_bytes: u64,
     },
+    /// A legacy (pre-protobuf) profile format other than Go's text heap profile.
+    #[error("not a profile memlens reads: the input is {0}")]
+    LegacyFormat(String),
+    /// Go's text heap profile (`heap?debug=1`) is malformed.
+    #[error("line {line} of the text heap profile (debug=1): {reason}")]
+    LegacyHeap {
+        /// Line number, from 1.
+        line: usize,
+        /// What is wrong there.
+        reason: String,
+    },
     /// The bytes are not a protobuf `Profile` message.
     #[error("not a pprof protobuf: {0}")]
     Protobuf(String),

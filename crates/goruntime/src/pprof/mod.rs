@@ -4,6 +4,10 @@
 //! - [`Profile::decode`]: bytes in, a [`Profile`] with every id resolved and
 //!   checked, or one [`PprofError`] naming what is wrong. Gzip is detected by its
 //!   magic; decompression stops at [`MAX_DECOMPRESSED_BYTES`].
+//! - [`Profile::decode_any`]: the same, and Go's legacy text heap profile
+//!   (`heap?debug=1`, symbols from its `#` lines) into the same [`Profile`];
+//!   other legacy formats (contention, `heapz`, gperftools CPU, ...) are refused
+//!   by name.
 //! - [`Profile::stacks`]: each sample as [`Frame`]s (leaf first, inlined calls
 //!   expanded), its values and its string labels.
 //! - [`top`] / [`diff`]: flat and cumulative totals per function as
@@ -20,6 +24,9 @@ mod callee;
 mod decode;
 mod error;
 mod folded;
+mod legacy;
+mod legacy_heap;
+mod legacy_prune;
 mod mapshare;
 mod profile;
 mod proto;

@@ -2,7 +2,7 @@
 //! stored in flat arrays indexed by `u32` so that walking hundreds of thousands of
 //! stacks allocates nothing.
 
-use super::decode::{decode_raw, MAX_DECOMPRESSED_BYTES};
+use super::decode::{decode_raw, decode_raw_any, MAX_DECOMPRESSED_BYTES};
 use super::proto::{RawLocation, RawProfile};
 use super::PprofError;
 use std::collections::HashMap;
@@ -118,6 +118,14 @@ impl Profile {
     pub fn decode_with_limit(bytes: &[u8], limit_bytes: u64) -> Result<Profile, PprofError> {
         let raw = decode_raw(bytes, limit_bytes)?;
         Self::from_raw(raw)
+    }
+
+    /// Like [`Profile::decode`], and also Go's legacy text heap profile
+    /// (`/debug/pprof/heap?debug=1`, gzipped or not), symbolised from its `#`
+    /// lines, with the values and sample types `go tool pprof` gives it. Other
+    /// legacy formats are refused with [`PprofError::LegacyFormat`] naming them.
+    pub fn decode_any(bytes: &[u8]) -> Result<Profile, PprofError> {
+        Self::from_raw(decode_raw_any(bytes, MAX_DECOMPRESSED_BYTES)?)
     }
 
     fn from_raw(raw: RawProfile) -> Result<Profile, PprofError> {
@@ -416,6 +424,15 @@ impl Profile {
                 .collect();
             (frames, self.sample_values(i), labels)
         })
+    }
+
+    /// The call address of each location of sample `sample`, leaf first
+    /// (return address minus one, as `go tool pprof -addresses` prints them).
+    pub fn sample_addresses(&self, sample: usize) -> Vec<u64> {
+        self.sample_locs(sample)
+            .iter()
+            .map(|&loc| self.locations[loc as usize].address)
+            .collect()
     }
 
     pub(crate) fn str(&self, index: u32) -> &str {
