@@ -83,8 +83,9 @@
 //	                heap that climbs and levels off (modes_pressure.go).
 //	file-thrash     holds --heap-mib MiB of written heap, writes a --file-mib MiB
 //	                file in --file-dir (its page cache charged to the workload's
-//	                cgroup), maps it and for --thrash-for touches one byte per page
-//	                of it in a loop at --thrash-mib-per-second (wall clock); then
+//	                cgroup), maps it with MADV_RANDOM (no readahead) and for
+//	                --thrash-for touches one byte per page of it in a scattered
+//	                order at --thrash-mib-per-second (wall clock); then
 //	                unmaps it and stays calm. In a cgroup whose limit leaves less
 //	                than the file beside the heap, the kernel reclaims the file's
 //	                pages and refaults them: thrashing, then calm.
