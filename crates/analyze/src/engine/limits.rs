@@ -262,7 +262,7 @@ impl Engine {
                 gc.unwrap_or(0.0),
                 "one GC cycle's growth of its Go heap (heap goal - live heap)",
             ),
-            (swing, "its swing over the last minutes"),
+            (swing, "how far it moved over the last minutes"),
             (floor, "the least headroom memlens accepts"),
         ]
         .into_iter()
