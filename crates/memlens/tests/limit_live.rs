@@ -407,10 +407,21 @@ fn near_limit_and_thrashing_fire_once_per_episode_and_clear_after() {
                     "{}: evidence {ws} vs the test's reads {lo}..{hi}",
                     case.name
                 );
-                let last = case.counters.last().unwrap().working_set_bytes / LIMIT_BYTES as f64;
+                // The plateau, as the test read it over its last minute:
+                // its peaks at 90 % of the limit or more (the detector
+                // compares a 15 s peak: the scavenger's releases dip it).
+                let end_ms = case.counters.last().unwrap().at_ms;
+                let plateau: Vec<f64> = case
+                    .counters
+                    .iter()
+                    .filter(|c| c.at_ms >= end_ms - 60_000)
+                    .map(|c| c.working_set_bytes / LIMIT_BYTES as f64)
+                    .collect();
+                let low = plateau.iter().copied().fold(f64::MAX, f64::min);
+                let last = plateau.iter().copied().fold(0.0, f64::max);
                 assert!(
                     last >= 0.9,
-                    "{}: the plateau is at {last:.3} of the limit",
+                    "{}: the plateau peaks at {last:.3} of the limit",
                     case.name
                 );
                 for target in mine.iter().map(|f| f["target"].as_str().unwrap()) {
@@ -430,13 +441,14 @@ fn near_limit_and_thrashing_fire_once_per_episode_and_clear_after() {
                 }
                 let line = format!(
                     "{}: near limit fired {:.0} s after the climb started at {:.1}% of the limit \
-                     (headroom {:.1} MiB, needed {:.1} MiB); plateau at {:.1}%; time-to-OOM \
+                     (headroom {:.1} MiB, needed {:.1} MiB); plateau {:.1}-{:.1}%; time-to-OOM \
                      criticals (cgroup and process together): {}",
                     case.name,
                     (fired - case.counters[0].at_ms) as f64 / 1000.0,
                     evidence(near, "evidence", "kill_point_share") * 100.0,
                     evidence(near, "evidence", "headroom_bytes") / 1048576.0,
                     evidence(near, "evidence", "needed_headroom_bytes") / 1048576.0,
+                    low * 100.0,
                     last * 100.0,
                     mine.iter()
                         .filter(
