@@ -11,7 +11,8 @@
 // Common flags:
 //
 //	--mode MODE            steady | heap-leak | goroutine-leak | map-bloat |
-//	                       fd-leak | alloc-churn | mmap (required)
+//	                       fd-leak | alloc-churn | mmap | hostile | level-off |
+//	                       file-thrash (required)
 //	--addr HOST:PORT       where pprof and expvar are served (default 127.0.0.1:0)
 //	--duration D           hard bound on the run; then prints DONE and exits 0
 //	                       (default 60s; 0 = run until killed or signalled)
@@ -44,6 +45,9 @@
 //	fd-leak:        --fds N (100) --fd-rate N per tick (0 = all at once)
 //	mmap:           --mappings K (100) --mapping-kib N (64)
 //	hostile:        --hostile-mib N (500)
+//	level-off:      --plateau-mib N (100) --climb-for D (60s) --garbage-kib N (4096)
+//	file-thrash:    --heap-mib N (160) --file-dir DIR (required) --file-mib N (128)
+//	                --thrash-for D (60s) --thrash-mib-per-second N (64)
 //
 // # What each mode does
 //
@@ -73,6 +77,18 @@
 //	hostile         debug endpoints that misbehave: the pprof index answers, but
 //	                /debug/vars streams --hostile-mib MiB of never-ending JSON and
 //	                the heap and goroutine profiles never answer.
+//	level-off       retains --plateau-mib MiB in 64 KiB chunks (main.retainPlateauChunk)
+//	                over --climb-for, paced by the wall clock (a late tick catches
+//	                up), then holds it; --garbage-kib KiB of garbage every tick. A
+//	                heap that climbs and levels off (modes_pressure.go).
+//	file-thrash     holds --heap-mib MiB of written heap, writes a --file-mib MiB
+//	                file in --file-dir (its page cache charged to the workload's
+//	                cgroup), maps it with MADV_RANDOM (no readahead) and for
+//	                --thrash-for touches one byte per page of it in a scattered
+//	                order at --thrash-mib-per-second (wall clock); then
+//	                unmaps it and stays calm. In a cgroup whose limit leaves less
+//	                than the file beside the heap, the kernel reclaims the file's
+//	                pages and refaults them: thrashing, then calm.
 //
 // # Output protocol (stdout, one line per event, written at once, never buffered)
 //
@@ -94,6 +110,15 @@
 //	MAP_SHRUNK entries=K         map-bloat, after the deletes and a runtime.GC()
 //	FDS_OPEN <n>                 fd-leak, after each batch (n = running total)
 //	MAPPINGS <K> vmas_before=X vmas_after=Y     mmap (lines of /proc/self/maps)
+//	CLIMB_START                  level-off: the climb starts
+//	PLATEAU retained_bytes=N     level-off: the climb is over, N bytes retained
+//	TICK <n> retained_bytes=N    level-off, every tick
+//	HEAP_HELD heap_bytes=N       file-thrash: the heap is written
+//	FILE_WRITTEN path=P file_bytes=N            file-thrash: the file is synced
+//	THRASH_START                 file-thrash: the reading loop starts
+//	THRASH_END touched_bytes=N passes=K checksum=C
+//	                             file-thrash: --thrash-for passed, file unmapped
+//	CALM                         file-thrash: nothing more is read; the heap stays
 //	SETUP_DONE                   setup modes: the setup is complete (after the last
 //	                             marker line above)
 //	ERROR <text>                 setup failed; the process exits 1
@@ -182,6 +207,8 @@ var modes = map[string]func(c *config, rng *rand.Rand){
 	"fd-leak":        runFDLeak,
 	"mmap":           runMmap,
 	"hostile":        runHostile,
+	"level-off":      runLevelOff,
+	"file-thrash":    runFileThrash,
 }
 
 // parseFlags reads the command line into a config, exiting 2 on a bad flag.
@@ -215,6 +242,8 @@ func parseFlags() *config {
 	fs.IntVar(&c.memoryLimitMiB, "memory-limit-mib", 0, "debug.SetMemoryLimit(N MiB) at start (0 = none)")
 	fs.BoolVar(&c.metrics, "metrics", false, "also serve /metrics with the GC settings in force")
 	fs.IntVar(&c.fillAddressSpaceMiB, "fill-address-space-mib", 0, "reserve the free address space below the stack, leaving no free range of N MiB (0 = off)")
+	// level-off and file-thrash flags (modes_pressure.go)
+	addPressureFlags(fs)
 	_ = fs.Parse(os.Args[1:]) // ExitOnError: never returns an error
 
 	bad := func(format string, args ...interface{}) {

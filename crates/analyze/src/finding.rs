@@ -18,6 +18,12 @@ pub const GROWTH: &str = "memory.growth";
 /// Stable id: the kernel OOM-killed a process (an event: fires and clears at
 /// the same instant), linked to the victim's last samples.
 pub const OOM_KILL: &str = "memory.oom_kill";
+/// Stable id: the non-reclaimable working set is at the kill point's door:
+/// at least 90 % of it with less headroom than one GC cycle's growth.
+pub const NEAR_LIMIT: &str = "memory.near_limit";
+/// Stable id: a cgroup pinned at its limit while the kernel evicts its pages
+/// and it faults them back in: a stall, not a kill.
+pub const THRASHING: &str = "memory.thrashing";
 /// Stable id: the Go runtime's memory reached GOMEMLIMIT (a soft target: the
 /// GC works harder, nobody is killed).
 pub const GOMEMLIMIT_REACHED: &str = "go.gomemlimit_reached";

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::memlens;
+use cli::{memlens, query};
 
 const LIMIT_BYTES: u64 = 256 << 20;
 
@@ -65,13 +65,6 @@ fn start(toolchain: &GoToolchain, name: &str, mode: &str, args: &[&str], leaks: 
         leak_start_ms: 0,
         kill_ms: None,
     }
-}
-
-/// The rows of `memlens query --json SQL`.
-fn query(data: &str, sql: &str) -> Vec<Value> {
-    let json: Value = serde_json::from_str(&memlens(&["query", "--data", data, "--json", sql]))
-        .expect("query --json is JSON");
-    json.as_array().expect("an array of rows").clone()
 }
 
 fn evidence(evidence: &Value, name: &str) -> Option<f64> {

@@ -100,6 +100,8 @@ pub fn is_counter(metric: &str) -> bool {
             | "pressure_some_total_usec"
             | "pressure_full_total_usec"
             | "oom_kill_count"
+            | "file_refaults"
+            | "anon_refaults"
             | "voluntary_ctxt_switches"
             | "nonvoluntary_ctxt_switches"
     ) || metric.ends_with("_total")
@@ -287,11 +289,24 @@ fn cgroup_points(c: &CgroupSample, points: &mut Vec<Point>) {
         "oom_kill_count",
         c.oom_kill_count.map(|v| v as f64),
     );
+    let o = |v: Option<u64>| v.map(|v| v as f64);
+    push(points, &e, "inactive_file_bytes", o(c.inactive_file_bytes));
+    push(points, &e, "active_file_bytes", o(c.active_file_bytes));
+    push(points, &e, "anon_bytes", o(c.anon_bytes));
+    push(points, &e, "file_refaults", o(c.file_refaults));
+    push(points, &e, "anon_refaults", o(c.anon_refaults));
+    push(points, &e, "major_faults", o(c.major_faults));
     push(
         points,
         &e,
-        "inactive_file_bytes",
-        c.inactive_file_bytes.map(|v| v as f64),
+        "pressure_some_total_usec",
+        o(c.pressure_some_total_usec),
+    );
+    push(
+        points,
+        &e,
+        "pressure_full_total_usec",
+        o(c.pressure_full_total_usec),
     );
 }
 

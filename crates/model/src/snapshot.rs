@@ -120,6 +120,30 @@ pub struct CgroupSample {
     /// `inactive_file` of v2's): what the kernel reclaims first, before it
     /// OOM-kills. Usage minus it is the working set.
     pub inactive_file_bytes: Option<u64>,
+    /// File cache on the active list (`total_active_file` of v1's
+    /// `memory.stat`, `active_file` of v2's): pages used more than once
+    /// lately. Part of the working set: reclaiming them is thrashing.
+    pub active_file_bytes: Option<u64>,
+    /// Anonymous memory (`total_rss` of v1's `memory.stat`, `anon` of
+    /// v2's): with no swap, nothing reclaim can take.
+    pub anon_bytes: Option<u64>,
+    /// File pages read back in after reclaim evicted them, a count of pages
+    /// since the cgroup was created (`total_workingset_refault_file` of v1,
+    /// `workingset_refault_file` of v2).
+    pub file_refaults: Option<u64>,
+    /// Anonymous pages faulted back in from swap after reclaim, a count of
+    /// pages (`total_workingset_refault_anon` / `workingset_refault_anon`).
+    pub anon_refaults: Option<u64>,
+    /// Major page faults of the cgroup's processes, a count (`total_pgmajfault`
+    /// / `pgmajfault`).
+    pub major_faults: Option<u64>,
+    /// Time some of the cgroup's tasks stalled on memory, cumulative
+    /// (`memory.pressure` `some total`, v2 only: v1 has no readable PSI per
+    /// cgroup).
+    pub pressure_some_total_usec: Option<u64>,
+    /// Time all of the cgroup's non-idle tasks stalled on memory at once,
+    /// cumulative (`memory.pressure` `full total`, v2 only).
+    pub pressure_full_total_usec: Option<u64>,
 }
 
 /// One process through the kernel's eyes.

@@ -16,6 +16,8 @@
 //! - [`GOMEMLIMIT_REACHED`]: `go_sys_bytes - go_heap_released_bytes` at
 //!   [`Config::gomemlimit_fire_ratio`] of `go_gomemlimit_bytes`.
 //!
+//! - [`NEAR_LIMIT`] (cgroups' working set, processes' RSS) and
+//!   [`THRASHING`] (cgroups) ([`limits`]).
 //! - [`OOM_KILL`]: kills that already happened, from the OOM kill counters
 //!   (`oom_kill_count` of a cgroup, `oom_kills` of the host) and the kernel
 //!   log ([`Engine::note_kernel_kill`]), linked to the victim ([`kills`]).
@@ -24,12 +26,14 @@
 //! [`Config::clear_after_evaluations`] evaluations without it.
 
 mod kills;
+mod limits;
 
 pub use kills::KernelKill;
+pub use limits::LimitsConfig;
 
-#[cfg(doc)]
-use crate::finding::OOM_KILL;
 use crate::finding::{Evidence, Finding, Layer, Severity, GOMEMLIMIT_REACHED, GROWTH, TIME_TO_OOM};
+#[cfg(doc)]
+use crate::finding::{NEAR_LIMIT, OOM_KILL, THRASHING};
 use crate::forecast::{forecast, severity, Forecast, ForecastConfig};
 use crate::trend::{analyse, analyse_recent, Trend, TrendConfig, Window};
 use memlens_model::series::{Entity, Point};
@@ -52,6 +56,17 @@ pub const METRICS: &[&str] = &[
     "swap_total_bytes",
     "oom_kill_count",
     "oom_kills",
+    // Near limit and thrashing (limits.rs).
+    "high_bytes",
+    "anon_bytes",
+    "active_file_bytes",
+    "file_refaults",
+    "anon_refaults",
+    "major_faults",
+    "pressure_some_total_usec",
+    "pressure_full_total_usec",
+    "go_next_gc_bytes",
+    "go_gogc_percent",
 ];
 
 /// The OOM kill counters (of cgroups and of the host).
@@ -140,6 +155,8 @@ pub struct Config {
     pub forget_after_seconds: f64,
     /// Evaluations without the condition before a finding clears.
     pub clear_after_evaluations: u32,
+    /// Near limit and thrashing.
+    pub limits: LimitsConfig,
 }
 
 impl Default for Config {
@@ -157,6 +174,7 @@ impl Default for Config {
             gomemlimit_clear_ratio: 0.90,
             forget_after_seconds: 60.0,
             clear_after_evaluations: 3,
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -171,6 +189,8 @@ struct EntityState {
     updated: Vec<&'static str>,
     /// When each trended metric was last evaluated.
     evaluated_ms: HashMap<&'static str, i64>,
+    /// Recent values for near limit and thrashing.
+    recent: limits::Recent,
 }
 
 #[derive(Debug)]
@@ -287,6 +307,9 @@ impl Engine {
                 state.last_seen_ms = ts_ms;
             }
             let previous = state.latest.insert(metric, point.value);
+            state
+                .recent
+                .push(&self.config.limits, metric, ts_ms, point.value);
             if KILL_COUNTERS.contains(&metric) {
                 counters.push((
                     point.entity.clone(),
@@ -378,6 +401,7 @@ impl Engine {
                 out.push(((entity.clone(), TIME_TO_OOM, metric), condition));
             }
         }
+        self.evaluate_limits(entity, state, metric, out);
         if metric == "go_sys_bytes" {
             out.push((
                 (entity.clone(), GOMEMLIMIT_REACHED, "go_sys_bytes"),

@@ -1,6 +1,6 @@
 //! A process's memory cgroup into a [`CgroupSample`], read once per cgroup per snapshot.
 
-use memlens_linux::cgroup::{describe_cgroup, CgroupOwner, CgroupVersion};
+use memlens_linux::cgroup::{describe_cgroup, CgroupOwner, CgroupVersion, MemoryStat};
 use memlens_linux::fs::CgroupReader;
 use memlens_model::CgroupSample;
 use std::collections::HashMap;
@@ -29,6 +29,11 @@ pub fn read_sample(reader: &CgroupReader, path: &str) -> Option<CgroupSample> {
     let resolved = reader.resolve(path)?;
     let memory = reader.read_memory(&resolved).ok()?;
     let effective = reader.effective_limit(&resolved).ok();
+    let stat = memory
+        .stat
+        .as_ref()
+        .map(|stat| MemoryStat::from_keyed(resolved.version, stat))
+        .unwrap_or_default();
     Some(CgroupSample {
         version: match resolved.version {
             CgroupVersion::V1 => 1,
@@ -41,12 +46,16 @@ pub fn read_sample(reader: &CgroupReader, path: &str) -> Option<CgroupSample> {
         effective_limit_bytes: effective,
         high_bytes: memory.high_limit,
         oom_kill_count: memory.oom_kill_count,
-        inactive_file_bytes: memory.stat.as_ref().and_then(|stat| {
-            stat.get(match resolved.version {
-                CgroupVersion::V1 => "total_inactive_file",
-                CgroupVersion::V2 => "inactive_file",
-            })
-        }),
+        inactive_file_bytes: stat.inactive_file_bytes,
+        active_file_bytes: stat.active_file_bytes,
+        anon_bytes: stat.anon_bytes,
+        file_refaults: stat.file_refaults,
+        anon_refaults: stat.anon_refaults,
+        major_faults: stat.major_faults,
+        pressure_some_total_usec: memory.pressure.map(|p| p.some.total_usec),
+        pressure_full_total_usec: memory
+            .pressure
+            .and_then(|p| p.full.map(|full| full.total_usec)),
     })
 }
 
@@ -63,5 +72,69 @@ fn owner_name(owner: &CgroupOwner) -> String {
         },
         CgroupOwner::Container { runtime, id } => format!("{runtime}:{}", &id[..12]),
         CgroupOwner::SystemdUnit(unit) => unit.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memlens_linux::fs::Root;
+    use std::path::Path;
+
+    /// A v1 tree: the captured hybrid mountinfo, the captured v1 root and
+    /// the cgroup captured while the file-thrash workload thrashed.
+    fn thrash_tree() -> std::path::PathBuf {
+        let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../linux/testdata");
+        let dir = std::env::temp_dir().join(format!("memlens-thrash-tree-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let copy_dir = |from: &str, to: &Path| {
+            std::fs::create_dir_all(to).unwrap();
+            for entry in std::fs::read_dir(testdata.join(from)).unwrap() {
+                let entry = entry.unwrap();
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
+        };
+        let memory = dir.join("sys/fs/cgroup/memory");
+        copy_dir("linux6.18-v1-root", &memory);
+        copy_dir("linux6.18-v1-filethrash", &memory.join("thrash"));
+        std::fs::create_dir_all(dir.join("proc/self")).unwrap();
+        std::fs::copy(
+            testdata.join("linux6.18-mountinfo-hybrid-v1memory.txt"),
+            dir.join("proc/self/mountinfo"),
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_v1_sample_carries_the_hierarchical_reclaim_counters() {
+        let dir = thrash_tree();
+        let reader = CgroupReader::new(&Root::at(dir.clone()))
+            .unwrap()
+            .expect("a v1 memory hierarchy");
+        let sample = read_sample(&reader, "/thrash").expect("the cgroup reads");
+        // The capture's memory.stat, read here line by line.
+        let text =
+            std::fs::read_to_string(dir.join("sys/fs/cgroup/memory/thrash/memory.stat")).unwrap();
+        let key = |k: &str| {
+            text.lines().find_map(|l| {
+                l.strip_prefix(k)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+        };
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(sample.file_refaults, key("total_workingset_refault_file"));
+        assert_eq!(sample.anon_refaults, key("total_workingset_refault_anon"));
+        assert_eq!(sample.major_faults, key("total_pgmajfault"));
+        assert_eq!(sample.anon_bytes, key("total_rss"));
+        assert_eq!(sample.active_file_bytes, key("total_active_file"));
+        assert_eq!(sample.inactive_file_bytes, key("total_inactive_file"));
+        assert!(sample.file_refaults.unwrap() > 100_000, "{sample:?}");
+        // v1 has no PSI per cgroup.
+        assert_eq!(sample.pressure_some_total_usec, None);
+        assert_eq!(sample.pressure_full_total_usec, None);
     }
 }

@@ -108,10 +108,17 @@ pub fn process_at_start(
             .filter(|v| v.is_finite() && (-1000.0..=1000.0).contains(*v))
             .map(|v| *v as i32),
         go: live.go.clone(),
+        // The cgroup's identity and limits; its numbers of that instant
+        // other than the usage are not known here.
         cgroup: live.cgroup.as_ref().map(|c| CgroupSample {
+            version: c.version,
+            path: c.path.clone(),
+            name: c.name.clone(),
+            limit_bytes: c.limit_bytes,
+            effective_limit_bytes: c.effective_limit_bytes,
+            high_bytes: c.high_bytes,
             usage_bytes: cgroup_usage_bytes.and_then(whole),
-            oom_kill_count: None,
-            ..c.clone()
+            ..CgroupSample::default()
         }),
         ..ProcessSample::default()
     }

@@ -28,6 +28,14 @@ pub fn memlens_json(args: &[&str]) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("memlens {args:?}: not JSON: {e}"))
 }
 
+/// The rows of `memlens query --data DATA --json SQL`.
+pub fn query(data: &str, sql: &str) -> Vec<Value> {
+    match memlens_json(&["query", "--data", data, "--json", sql]) {
+        Value::Array(rows) => rows,
+        other => panic!("query --json is not an array of rows: {other}"),
+    }
+}
+
 /// `memlens diagnose --pid PID --window SECONDS --json EXTRA...`.
 pub fn diagnose(pid: i32, window_seconds: &str, extra: &[&str]) -> Value {
     let pid = pid.to_string();

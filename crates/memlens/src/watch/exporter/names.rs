@@ -124,6 +124,13 @@ const CGROUP: &[(&str, &str, f64, &str)] = &[
     ("high_bytes", "memlens_cgroup_memory_high_bytes", 1.0, "The throttling threshold (memory.high); absent when unlimited."),
     ("oom_kill_count", "memlens_cgroup_memory_oom_kills_total", 1.0, "Processes of the cgroup killed by the OOM killer (memory.events oom_kill)."),
     ("inactive_file_bytes", "memlens_cgroup_memory_inactive_file_bytes", 1.0, "File cache on the inactive list, reclaimed first before an OOM kill (memory.stat inactive_file / total_inactive_file); usage minus it is the working set."),
+    ("active_file_bytes", "memlens_cgroup_memory_active_file_bytes", 1.0, "File cache on the active list, pages used more than once lately (memory.stat active_file / total_active_file): part of the working set, reclaiming it is thrashing."),
+    ("anon_bytes", "memlens_cgroup_memory_anon_bytes", 1.0, "Anonymous memory of the cgroup (memory.stat anon / total_rss): with no swap, nothing reclaim can take."),
+    ("file_refaults", "memlens_cgroup_memory_file_refaults_total", 1.0, "File pages read back in after reclaim evicted them (memory.stat workingset_refault_file / total_workingset_refault_file)."),
+    ("anon_refaults", "memlens_cgroup_memory_anon_refaults_total", 1.0, "Anonymous pages faulted back in from swap after reclaim (memory.stat workingset_refault_anon / total_workingset_refault_anon)."),
+    ("major_faults", "memlens_cgroup_memory_major_faults_total", 1.0, "Major page faults of the cgroup's processes (memory.stat pgmajfault / total_pgmajfault)."),
+    ("pressure_some_total_usec", "memlens_cgroup_memory_pressure_some_seconds_total", 1e-6, "Time some of the cgroup's tasks stalled on memory (memory.pressure some total; v2 only)."),
+    ("pressure_full_total_usec", "memlens_cgroup_memory_pressure_full_seconds_total", 1e-6, "Time all of the cgroup's non-idle tasks stalled on memory (memory.pressure full total; v2 only)."),
 ];
 
 /// The family of `metric` of an entity of `entity_kind` (`host`, `process`,
