@@ -117,13 +117,19 @@ pub fn forecast(trend: &Trend, kill_point_bytes: f64) -> Option<Forecast> {
     let time_left_seconds = ((kill_point_bytes - peak) / slope).max(0.0);
     let at_ms = |seconds: f64| trend.last_ms + (seconds * 1000.0).min(1e15).round() as i64;
     let predicted_kill_at_ms = at_ms(time_left_seconds);
-    let (earliest_seconds, latest_seconds) = time_left_range(
-        kill_point_bytes - peak,
-        trend.peak_sigma,
-        slope,
-        trend.forecast_slope_interval,
-        trend.coverage_z,
-    );
+    let range = |headroom: f64| {
+        time_left_range(
+            headroom,
+            trend.peak_sigma,
+            slope,
+            trend.forecast_slope_interval,
+            trend.coverage_z,
+        )
+    };
+    // The earliest kill allows for a true peak up to a sawtooth above the
+    // sampled ones; the latest takes the sampled peak as the top.
+    let earliest_seconds = range(kill_point_bytes - peak - trend.peak_shortfall).0;
+    let latest_seconds = range(kill_point_bytes - peak).1;
     Some(Forecast {
         kill_point_bytes,
         peak_bytes: peak,

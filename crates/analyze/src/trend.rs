@@ -181,6 +181,13 @@ pub struct Trend {
     /// around the envelope the forecast follows: the peaks' scatter around
     /// their line and the line's own uncertainty at the newest sample.
     pub peak_sigma: f64,
+    /// How far above the sampled bucket peaks the series' true peaks may
+    /// lie: the sawtooth's height (the larger of the buckets' estimate and
+    /// the raw samples' spread around the trough line, net of the trend's
+    /// own rise across a bucket; 0 when every bucket holds whole periods,
+    /// whose peaks are sampled). The kill comes at a true peak: the
+    /// earliest kill of the range allows for it.
+    pub peak_shortfall: f64,
     /// The two-sided normal quantile of the coverage the interval and the
     /// sigma are meant for ([`coverage_z`]).
     pub coverage_z: f64,
@@ -312,6 +319,26 @@ fn segment_start(lows: &[(f64, f64)], config: &TrendConfig) -> usize {
         }
     }
     best.0
+}
+
+/// The interval `(low, high)` of a slope `slope` widened by how much the
+/// growth itself wandered over the window: half the difference between the
+/// slopes of its `older` and `newer` halves, as one more standard deviation
+/// (at the quantile `z`), combined in quadrature with the interval's own
+/// distance from the slope. Sen's interval sees only the scatter around
+/// one line; a leak whose pace drifts (GC cycles lengthening with the
+/// heap, a workload slowed by its neighbours) strays further.
+pub(crate) fn widened_interval(
+    slope: f64,
+    (low, high): (f64, f64),
+    older: f64,
+    newer: f64,
+    z: f64,
+) -> (f64, f64) {
+    let drift = z * (newer - older).abs() / 2.0;
+    let below = (slope - low).max(0.0);
+    let above = (high - slope).max(0.0);
+    (slope - below.hypot(drift), slope + above.hypot(drift))
 }
 
 /// The two-sided normal quantile of `config.coverage`.
@@ -511,8 +538,38 @@ fn analyse_with(points: &[(i64, f64)], config: &TrendConfig, cut: bool) -> Optio
         growing,
         phase_slopes_per_second,
         fast: false,
-        forecast_slope_interval: (env_low + shift, env_high + shift),
+        forecast_slope_interval: {
+            // The halves' slopes of the envelope followed, scaled to the
+            // forecast slope.
+            let (older, newer) = if upper.slope_per_second >= lower.slope_per_second {
+                let older_upper = if half >= 2 {
+                    theil_sen(&highs[..half]).map_or(0.0, |l| l.slope_per_second)
+                } else {
+                    upper.slope_per_second
+                };
+                (older_upper, recent_upper_slope_per_second)
+            } else {
+                (older_slope_per_second, recent_slope_per_second)
+            };
+            widened_interval(
+                env_slope + shift,
+                (env_low + shift, env_high + shift),
+                older,
+                newer,
+                z_coverage,
+            )
+        },
         peak_sigma,
+        peak_shortfall: if full_periods {
+            0.0
+        } else {
+            let gap = (last_ms - points[0].0) as f64 / 1000.0 / (points.len() - 1).max(1) as f64;
+            let trend_rise = env_slope.max(0.0) * (k - 1.0).max(0.0) * gap;
+            // The buckets' ranges may all sit at one phase of a sawtooth
+            // sampled near its own period: the raw samples' spread over
+            // the whole segment sees every phase.
+            (sawtooth_height.max(spread) - trend_rise).max(0.0)
+        },
         coverage_z: z_coverage,
     })
 }

@@ -55,6 +55,7 @@ fn steady_leaks_are_critical_early_and_accurately() {
     let mut misses = Vec::new();
     let mut leads = Vec::new();
     let mut errors = Vec::new();
+    let mut inside = 0;
     for case in 0..cases {
         let live_mib = between(&mut rng, 16.0, 80.0);
         let kill_minutes = between(&mut rng, 3.5, 10.0);
@@ -85,6 +86,12 @@ fn steady_leaks_are_critical_early_and_accurately() {
         let error = (predicted - (kill - t)).abs() / (kill - t);
         leads.push(lead);
         errors.push(error);
+        let kill_ms = common::EPOCH_MS as f64 + kill * 1000.0;
+        let earliest = f.evidence("predicted_kill_earliest_at_ms").unwrap();
+        let latest = f
+            .evidence("predicted_kill_latest_at_ms")
+            .unwrap_or(f64::INFINITY);
+        inside += usize::from(earliest <= kill_ms && kill_ms <= latest);
         if lead < 0.6 || error > 0.25 {
             misses.push(format!(
                 "lead {:.0}%, error {:.0}%: {shape:?}",
@@ -110,6 +117,11 @@ fn steady_leaks_are_critical_early_and_accurately() {
     for m in &misses {
         println!("  miss: {m}");
     }
+    // Not bounded: RSS here drops after each GC and is back at its top only
+    // at the end of a cycle, which 5 s samples rarely see (see the range's
+    // limits in docs/findings.md); the coverage on sampled peaks is
+    // forecast_ranges_hold_the_kill_about_as_often_as_stated's.
+    println!("the kill inside the 90 % range at the first critical: {inside} of {cases}");
     assert!(misses.len() * 10 <= cases, "{misses:#?}");
 }
 

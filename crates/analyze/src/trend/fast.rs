@@ -21,9 +21,10 @@
 //!   no trend;
 //! - **steady**: the older and the newer half (by time) of the suffix rise
 //!   within a factor 1/[`TrendConfig::persistence_ratio`] (2) of each other
-//!   (a start-up ramp slowing down as it levels off is no trend), and each
+//!   (a start-up ramp slowing down as it levels off is no trend), each
 //!   quarter rises by at least a quarter of the average quarter's rise (a
-//!   ramp, a plateau, then a rise is no trend).
+//!   ramp, a plateau, then a rise is no trend) and the newest quarter by at
+//!   least `persistence_ratio` of it (a ramp that just stopped is no trend).
 //!
 //! The longest such suffix is taken. The trend is the Theil–Sen line through
 //! its samples' peaks (at most 64 points: block maxima when there are more),
@@ -35,8 +36,8 @@
 //! `max_extrapolation` still requires the rise seen to be a quarter of the
 //! headroom left). Cost: O(n) for the scan, O(64²) for the fit.
 
-use super::{coverage_z, Trend, TrendConfig};
-use crate::robust::{mad_sigma, theil_sen_interval};
+use super::{coverage_z, widened_interval, Trend, TrendConfig};
+use crate::robust::{mad_sigma, theil_sen, theil_sen_interval};
 
 /// Most points the fit goes through.
 const MAX_FIT_POINTS: usize = 64;
@@ -85,7 +86,8 @@ fn unambiguous_start(points: &[(i64, f64)], config: &TrendConfig) -> Option<usiz
             floor[quarter[2]],
             newest,
         ];
-        let quarters_rise = marks.windows(2).all(|w| w[1] - w[0] >= rise / 16.0);
+        let quarters_rise = marks.windows(2).all(|w| w[1] - w[0] >= rise / 16.0)
+            && newest - marks[3] >= config.persistence_ratio * rise / 4.0;
         let (older, newer) = (marks[2] - marks[0], marks[4] - marks[2]);
         let ratio = config.persistence_ratio;
         if rise > 0.0
@@ -127,6 +129,13 @@ pub fn analyse(points: &[(i64, f64)], config: &TrendConfig) -> Option<Trend> {
     if line.slope_per_second <= 0.0 {
         return None;
     }
+    let half = peaks.len() / 2;
+    let slope_of = |part: &[(f64, f64)]| theil_sen(part).map_or(0.0, |l| l.slope_per_second);
+    let (older, newer) = (
+        slope_of(&peaks[..half]),
+        slope_of(&peaks[peaks.len() - half..]),
+    );
+    let interval = widened_interval(line.slope_per_second, (low, high), older, newer, z_coverage);
     let (last_ms, last_value) = suffix[suffix.len() - 1];
     let last_peak = peaks[peaks.len() - 1].1;
     let residuals: Vec<f64> = peaks.iter().map(|p| p.1 - line.at(p.0)).collect();
@@ -146,9 +155,9 @@ pub fn analyse(points: &[(i64, f64)], config: &TrendConfig) -> Option<Trend> {
     Some(Trend {
         lower: line,
         upper: line,
-        older_slope_per_second: line.slope_per_second,
-        recent_slope_per_second: line.slope_per_second,
-        recent_upper_slope_per_second: line.slope_per_second,
+        older_slope_per_second: older,
+        recent_slope_per_second: newer,
+        recent_upper_slope_per_second: newer,
         last_peak,
         trough_noise: noise,
         sawtooth_height: fall,
@@ -160,8 +169,9 @@ pub fn analyse(points: &[(i64, f64)], config: &TrendConfig) -> Option<Trend> {
         growing: true,
         phase_slopes_per_second: None,
         fast: true,
-        forecast_slope_interval: (low, high),
+        forecast_slope_interval: interval,
         peak_sigma: noise * (1.0 + 4.0 / n).sqrt(),
+        peak_shortfall: 0.0,
         coverage_z: z_coverage,
     })
 }
