@@ -1,0 +1,102 @@
+//! What the real-kill tests (oom_live.rs, oom_fast_live.rs) share: one
+//! workload per memory cgroup, the agent's stored findings, and a first
+//! critical's lead and error.
+
+#![allow(dead_code)]
+
+use memlens_testkit::{GoToolchain, TestCgroup, Workload, WorkloadSpec};
+use serde_json::Value;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::cli::memlens;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// One workload in its own cgroup.
+pub struct Case {
+    pub name: String,
+    pub toolchain: GoToolchain,
+    pub leaks: bool,
+    pub cgroup: TestCgroup,
+    pub workload: Workload,
+    pub leak_start_ms: i64,
+    pub kill_ms: Option<i64>,
+}
+
+/// Starts `mode` with `args` in a new cgroup of `limit_bytes`; its leak is
+/// taken to start when it is spawned (a leak measured from then is never
+/// shorter than the real one).
+pub fn start(
+    toolchain: &GoToolchain,
+    name: &str,
+    mode: &str,
+    args: &[&str],
+    leaks: bool,
+    limit_bytes: u64,
+) -> Case {
+    let cgroup = TestCgroup::with_limit(limit_bytes);
+    let spawned_ms = now_ms();
+    let mut spec = WorkloadSpec::new(toolchain, mode).arg("--duration=0");
+    for a in args {
+        spec = spec.arg(*a);
+    }
+    let workload = spec.start_in(&cgroup);
+    Case {
+        name: format!("{name} ({})", toolchain.name),
+        toolchain: toolchain.clone(),
+        leaks,
+        cgroup,
+        workload,
+        leak_start_ms: spawned_ms,
+        kill_ms: None,
+    }
+}
+
+/// The rows of `memlens query --json SQL`.
+pub fn query(data: &str, sql: &str) -> Vec<Value> {
+    let json: Value = serde_json::from_str(&memlens(&["query", "--data", data, "--json", sql]))
+        .expect("query --json is JSON");
+    json.as_array().expect("an array of rows").clone()
+}
+
+pub fn evidence(evidence: &Value, name: &str) -> Option<f64> {
+    evidence
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?
+        .get("value")?
+        .as_f64()
+}
+
+/// Whether a finding's target key is this case's process or cgroup.
+pub fn about(target: &str, case: &Case) -> bool {
+    target.starts_with(&format!("process:{}:", case.workload.pid()))
+        || target == format!("cgroup:{}", case.cgroup.path_in_hierarchy())
+}
+
+/// When a critical fired, its lead before the kill, the error of its
+/// predicted kill as a share of that lead, and a line saying so.
+pub fn lead_and_error(critical: &Value, kill_ms: i64, leak_ms: i64) -> (i64, i64, f64, String) {
+    let fired = critical["fired_ms"].as_i64().unwrap();
+    let evidence_list: Value =
+        serde_json::from_str(critical["evidence"].as_str().unwrap()).unwrap();
+    let predicted = evidence(&evidence_list, "predicted_kill_at_ms").unwrap() as i64;
+    let lead_ms = kill_ms - fired;
+    let error = (predicted - kill_ms).abs() as f64 / lead_ms.max(1) as f64;
+    let line = format!(
+        "leak {:.0} s, critical on {} {:.0} s before the kill ({:.0}% of the leak), \
+         predicted kill {:+.0} s off (error {:.1}% of the time left)",
+        leak_ms as f64 / 1000.0,
+        critical["target"].as_str().unwrap(),
+        lead_ms as f64 / 1000.0,
+        lead_ms as f64 / leak_ms as f64 * 100.0,
+        (predicted - kill_ms) as f64 / 1000.0,
+        error * 100.0
+    );
+    (fired, lead_ms, error, line)
+}
