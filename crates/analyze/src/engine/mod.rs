@@ -24,8 +24,8 @@
 //! after it has been absent (or lower) for [`Config::hold_seconds`] without
 //! a break: one episode, one fire and one clear, however the condition
 //! hovers at a threshold meanwhile (docs/findings.md, "The hold"). The hold
-//! is the same for every finding of the engine ([`Engine::apply`]'s
-//! callers need nothing else).
+//! is the same for every finding of the engine: a detector only says, at
+//! each evaluation, whether its condition holds and at which severity.
 
 mod kills;
 

@@ -28,7 +28,9 @@
 //!
 //! The longest such suffix is taken. The trend is the Theil–Sen line through
 //! its samples' peaks (at most 64 points: block maxima when there are more),
-//! with its slope's interval ([`crate::robust::theil_sen_interval`]).
+//! with its slope's interval ([`crate::robust::theil_sen_interval`]); the
+//! peak shortfall is the largest rise between two samples beyond the line's
+//! (a staircase can climb its next step at any moment).
 //!
 //! Limits: a linear start-up ramp lasting longer than the minimum span, or a
 //! working set built at a steady pace for longer than it and then freed,
@@ -171,7 +173,12 @@ pub fn analyse(points: &[(i64, f64)], config: &TrendConfig) -> Option<Trend> {
         fast: true,
         forecast_slope_interval: interval,
         peak_sigma: noise * (1.0 + 4.0 / n).sqrt(),
-        peak_shortfall: 0.0,
+        // A staircase climbs a GC's step at once: the kill can come a
+        // whole step above the line, between two samples.
+        peak_shortfall: suffix
+            .windows(2)
+            .map(|w| w[1].1 - w[0].1 - line.slope_per_second * (w[1].0 - w[0].0) as f64 / 1000.0)
+            .fold(0.0, f64::max),
         coverage_z: z_coverage,
     })
 }

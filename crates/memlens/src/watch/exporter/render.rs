@@ -413,6 +413,48 @@ mod tests {
     }
 
     #[test]
+    fn a_time_to_oom_shows_its_time_left_and_range() {
+        let labels = vec![
+            ("finding", "memory.time_to_oom".to_string()),
+            ("severity", "critical".to_string()),
+            ("target", "cgroup:/app".to_string()),
+            ("cgroup", "/app".to_string()),
+        ];
+        let health = AgentHealth {
+            findings: vec![
+                (
+                    labels.clone(),
+                    Some(TimeLeft {
+                        seconds: 120.0,
+                        earliest_seconds: 90.5,
+                        latest_seconds: f64::INFINITY,
+                    }),
+                ),
+                (vec![("finding", "memory.growth".to_string())], None),
+            ],
+            ..AgentHealth::default()
+        };
+        let text = render(&[], &health);
+        if std::env::var_os("MEMLENS_PRINT_EXPOSITION").is_some() {
+            println!("{text}");
+        }
+        let series = "{finding=\"memory.time_to_oom\",severity=\"critical\",\
+                      target=\"cgroup:/app\",cgroup=\"/app\"}";
+        for line in [
+            format!("memlens_time_to_oom_seconds{series} 120\n"),
+            format!("memlens_time_to_oom_earliest_seconds{series} 90.5\n"),
+            format!("memlens_time_to_oom_latest_seconds{series} +Inf\n"),
+        ] {
+            assert!(text.contains(&line), "{line} in:\n{text}");
+        }
+        assert_eq!(text.matches("memlens_finding_active{").count(), 2);
+        assert_eq!(
+            text.matches("memlens_time_to_oom_latest_seconds{").count(),
+            1
+        );
+    }
+
+    #[test]
     fn the_cap_keeps_host_cgroups_then_the_largest_processes() {
         let host = EntitySeries {
             entity: Entity::Host,
