@@ -83,10 +83,15 @@ impl Default for FindingsConfig {
 impl FindingsConfig {
     /// The engine's config with these settings.
     pub fn engine_config(&self) -> memlens_analyze::Config {
-        let mut config = memlens_analyze::Config::default();
-        config.hold_seconds = self.hold.as_secs_f64();
-        config.trend.coverage = self.forecast_coverage;
-        config
+        let defaults = memlens_analyze::Config::default();
+        memlens_analyze::Config {
+            hold_seconds: self.hold.as_secs_f64(),
+            trend: memlens_analyze::trend::TrendConfig {
+                coverage: self.forecast_coverage,
+                ..defaults.trend.clone()
+            },
+            ..defaults
+        }
     }
 }
 
@@ -455,6 +460,33 @@ mod tests {
         assert!(printed.contains("interval = \"1s500ms\"\n"), "{printed}");
         let again = WatchConfig::from_toml("printed", &printed).unwrap();
         assert_eq!(again, config);
+    }
+
+    #[test]
+    fn the_findings_table_sets_the_hold_and_the_coverage() {
+        for hold in ["hold = \"1m\"", "hold = 60", "hold_seconds = 60"] {
+            let text = format!("[findings]\n{hold}\nforecast_coverage = 0.99\n");
+            let config = WatchConfig::from_toml("t.toml", &text).unwrap();
+            let engine = config.findings.engine_config();
+            assert_eq!(engine.hold_seconds, 60.0, "{hold}");
+            assert_eq!(engine.trend.coverage, 0.99);
+        }
+        let defaults = WatchConfig::default();
+        assert_eq!(
+            defaults.findings.engine_config(),
+            memlens_analyze::Config::default()
+        );
+        assert!(
+            defaults.to_toml().contains("hold = \"5m\""),
+            "{}",
+            defaults.to_toml()
+        );
+        let err = WatchConfig::from_toml("t.toml", "[findings]\nhold = \"-1s\"\n").unwrap_err();
+        assert!(err.to_string().contains("hold"), "{err}");
+        let config =
+            WatchConfig::from_toml("t.toml", "[findings]\nforecast_coverage = 1.0\n").unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("findings.forecast_coverage"), "{err}");
     }
 
     #[test]

@@ -79,24 +79,53 @@ pub fn about(target: &str, case: &Case) -> bool {
         || target == format!("cgroup:{}", case.cgroup.path_in_hierarchy())
 }
 
+/// A first critical measured against the kill.
+pub struct Measured {
+    /// When it fired (ms).
+    pub fired_ms: i64,
+    /// The kill minus that.
+    pub lead_ms: i64,
+    /// |predicted kill - kill| / lead.
+    pub error: f64,
+    /// Whether the kill lies inside its range (earliest .. latest).
+    pub inside_range: bool,
+    /// All of it in words.
+    pub line: String,
+}
+
 /// When a critical fired, its lead before the kill, the error of its
-/// predicted kill as a share of that lead, and a line saying so.
-pub fn lead_and_error(critical: &Value, kill_ms: i64, leak_ms: i64) -> (i64, i64, f64, String) {
-    let fired = critical["fired_ms"].as_i64().unwrap();
-    let evidence_list: Value =
-        serde_json::from_str(critical["evidence"].as_str().unwrap()).unwrap();
-    let predicted = evidence(&evidence_list, "predicted_kill_at_ms").unwrap() as i64;
-    let lead_ms = kill_ms - fired;
+/// predicted kill as a share of that lead, whether the kill is inside its
+/// range, and a line saying so.
+pub fn measure(critical: &Value, kill_ms: i64, leak_ms: i64) -> Measured {
+    let fired_ms = critical["fired_ms"].as_i64().unwrap();
+    let list: Value = serde_json::from_str(critical["evidence"].as_str().unwrap()).unwrap();
+    let predicted = evidence(&list, "predicted_kill_at_ms").unwrap() as i64;
+    let earliest = evidence(&list, "predicted_kill_earliest_at_ms").unwrap() as i64;
+    let latest = evidence(&list, "predicted_kill_latest_at_ms").map(|v| v as i64);
+    let coverage = evidence(&list, "range_coverage").unwrap_or(f64::NAN);
+    let lead_ms = kill_ms - fired_ms;
     let error = (predicted - kill_ms).abs() as f64 / lead_ms.max(1) as f64;
+    let off = |ms: i64| format!("{:+.0} s", (ms - kill_ms) as f64 / 1000.0);
     let line = format!(
         "leak {:.0} s, critical on {} {:.0} s before the kill ({:.0}% of the leak), \
-         predicted kill {:+.0} s off (error {:.1}% of the time left)",
+         predicted kill {} off (error {:.1}% of the time left), {:.0} % range {} .. {} \
+         (fast rule: {})",
         leak_ms as f64 / 1000.0,
         critical["target"].as_str().unwrap(),
         lead_ms as f64 / 1000.0,
         lead_ms as f64 / leak_ms as f64 * 100.0,
-        (predicted - kill_ms) as f64 / 1000.0,
-        error * 100.0
+        off(predicted),
+        error * 100.0,
+        coverage * 100.0,
+        off(earliest),
+        latest.map_or("unbounded".to_string(), off),
+        evidence(&list, "trend_fast") == Some(1.0)
     );
-    (fired, lead_ms, error, line)
+    Measured {
+        fired_ms,
+        lead_ms,
+        error,
+        inside_range: earliest <= kill_ms && latest.is_none_or(|l| kill_ms <= l),
+        line,
+    }
 }
