@@ -15,7 +15,9 @@
 //! duration before the kill, and the kill lies inside that critical's 99 %
 //! range (`predicted_kill_earliest_at_ms` .. `predicted_kill_latest_at_ms`);
 //! the healthy workloads have no finding at all; `memlens replay --config`
-//! of the same history fires the same critical at the same instant.
+//! of the same history fires the same critical at the same instant;
+//! `/metrics` (`--listen`) shows the time left and its range while the
+//! critical is active, and `promtool check metrics` finds it clean.
 //!
 //! Why the bounds hold on a loaded 2-core machine: the leak is paced by the
 //! wall clock (`--leak-kib-per-second`: a tick delayed by a busy CPU
@@ -24,7 +26,7 @@
 //! leak at the kill; the agent's samples are stamped when taken, and the
 //! checks read those stamps, not the test's clock. About 2.5 minutes.
 
-use memlens_testkit::{ChildGuard, GoToolchain};
+use memlens_testkit::{free_loopback_port, http_get, ChildGuard, GoToolchain};
 use serde_json::Value;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -33,6 +35,10 @@ use std::time::{Duration, Instant};
 #[path = "common/cli.rs"]
 mod cli;
 use cli::memlens;
+
+#[path = "common/promtool.rs"]
+mod promtool;
+use promtool::promtool_check;
 
 #[path = "common/oom.rs"]
 mod oom;
@@ -79,8 +85,11 @@ fn a_two_minute_leak_at_a_one_second_interval_is_critical_early_and_its_kill_ins
     std::fs::write(&config, "[findings]\nforecast_coverage = 0.99\n").unwrap();
     let config_arg = config.to_str().unwrap().to_string();
     let log_path = data.with_extension("log");
+    let addr = format!("127.0.0.1:{}", free_loopback_port());
     let mut args = vec![
         "watch".to_string(),
+        "--listen".to_string(),
+        addr.clone(),
         "--data".to_string(),
         data_arg.clone(),
         "--config".to_string(),
@@ -100,9 +109,18 @@ fn a_two_minute_leak_at_a_one_second_interval_is_critical_early_and_its_kill_ins
             .spawn()
             .expect("start memlens watch"),
     );
-    // The kernel's kills (deadline: 4 minutes).
+    // The kernel's kills (deadline: 4 minutes); meanwhile, once, /metrics
+    // while a time-to-OOM with its range is active.
     let deadline = Instant::now() + Duration::from_secs(240);
+    let mut exposition = None;
+    let mut polls = 0u32;
     while cases.iter().any(|c| c.leaks && c.kill_ms.is_none()) {
+        polls += 1;
+        if exposition.is_none() && polls % 10 == 0 {
+            exposition = http_get(&addr, "/metrics")
+                .ok()
+                .filter(|text| text.contains("memlens_time_to_oom_latest_seconds{"));
+        }
         for case in cases.iter_mut().filter(|c| c.leaks && c.kill_ms.is_none()) {
             if case.cgroup.oom_kill_count() > 0 {
                 case.kill_ms = Some(now_ms());
@@ -125,6 +143,14 @@ fn a_two_minute_leak_at_a_one_second_interval_is_critical_early_and_its_kill_ins
     let _ = agent.0.wait();
     for case in cases.iter().filter(|c| !c.leaks) {
         assert_eq!(case.cgroup.oom_kill_count(), 0, "{} was killed", case.name);
+    }
+    let exposition = exposition.expect("/metrics never showed a time-to-OOM range");
+    promtool_check(&exposition);
+    for family in [
+        "memlens_time_to_oom_seconds{",
+        "memlens_time_to_oom_earliest_seconds{",
+    ] {
+        assert!(exposition.contains(family), "{family} in:\n{exposition}");
     }
     let findings = query(
         &data_arg,

@@ -3,6 +3,10 @@
 //! /proc/PID/status read by the test; the bearer-token rules and the series cap.
 
 use memlens_testkit::{free_loopback_port, http_get, ChildGuard, GoToolchain, WorkloadSpec};
+
+#[path = "common/promtool.rs"]
+mod promtool;
+use promtool::promtool_check;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -105,34 +109,6 @@ fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
         .unwrap_or(0);
     let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     (status, body.to_string())
-}
-
-fn promtool_check(text: &str) {
-    let promtool = Path::new("/usr/bin/promtool");
-    assert!(
-        promtool.exists(),
-        "/usr/bin/promtool missing: install the Debian package prometheus"
-    );
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn steady_workload() -> memlens_testkit::Workload {
