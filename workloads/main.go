@@ -37,6 +37,7 @@
 //
 //	steady:         --live-mib N (32)  --alloc-mib-per-tick N (16)
 //	heap-leak:      --leak-kib N (1024) --garbage-kib N (4096) --leak-after D (0)
+//	                --leak-kib-per-second N (0): wall-clock paced instead of per tick
 //	                --spike-mib N (0) --spike-every D (20s)
 //	alloc-churn:    --alloc-mib-per-tick N (16)
 //	goroutine-leak: --goroutines N (100) --goroutine-rate N per tick (0 = all at once)
@@ -170,6 +171,9 @@ type config struct {
 	leakKiB    int
 	garbageKiB int
 	leakAfter  time.Duration
+	// leakKiBPerSecond, when > 0, paces heap-leak by the wall clock instead
+	// of --leak-kib per tick (see runHeapLeak).
+	leakKiBPerSecond int
 	spikeMiB   int
 	spikeEvery time.Duration
 
@@ -226,6 +230,7 @@ func parseFlags() *config {
 	fs.IntVar(&c.leakKiB, "leak-kib", 1024, "heap-leak: KiB retained per tick")
 	fs.IntVar(&c.garbageKiB, "garbage-kib", 4096, "heap-leak: KiB of garbage per tick")
 	fs.DurationVar(&c.leakAfter, "leak-after", 0, "heap-leak: delay between READY and the first leak")
+	fs.IntVar(&c.leakKiBPerSecond, "leak-kib-per-second", 0, "heap-leak: KiB retained per second of wall clock (each tick retains what is due; overrides --leak-kib)")
 	fs.IntVar(&c.spikeMiB, "spike-mib", 0, "heap-leak: MiB of a transient working set held half of every --spike-every")
 	fs.DurationVar(&c.spikeEvery, "spike-every", 20*time.Second, "heap-leak: period of the --spike-mib working set")
 	fs.IntVar(&c.goroutines, "goroutines", 100, "goroutine-leak: goroutines to leak")

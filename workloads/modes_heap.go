@@ -113,19 +113,27 @@ func runHeapLeak(c *config, _ *rand.Rand) {
 	defer ticker.Stop()
 	for n := int64(1); ; n++ {
 		<-ticker.C
-		if leakBytes > 0 && !time.Now().Before(leakFrom) {
+		if (leakBytes > 0 || c.leakKiBPerSecond > 0) && !time.Now().Before(leakFrom) {
 			if !started {
 				started = true
 				say("LEAK_START tick=%d", n)
 			}
-			for left := leakBytes; left > 0; left -= chunkBytes {
+			due := leakBytes
+			if c.leakKiBPerSecond > 0 {
+				// Wall-clock paced: what is due since the leak started, so a
+				// tick delayed or dropped by a busy CPU is made up at the next.
+				due = int(float64(c.leakKiBPerSecond*kib)*time.Since(leakFrom).Seconds()) - int(retained)
+			}
+			for left := due; left > 0; left -= chunkBytes {
 				size := chunkBytes
 				if left < size {
 					size = left
 				}
 				retainLeakChunk(size, byte(n))
 			}
-			retained += int64(leakBytes)
+			if due > 0 {
+				retained += int64(due)
+			}
 		}
 		allocGarbage(c.garbageKiB*kib, byte(n))
 		spikeTick(c, time.Now(), byte(n))

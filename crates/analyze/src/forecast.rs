@@ -5,6 +5,17 @@
 //! with no limit, the host's MemTotal + SwapTotal minus what everything else
 //! uses. The value compared is the peak envelope now ([`Trend::peak_now`]),
 //! not the troughs: the kernel kills on the first peak over the limit.
+//!
+//! The range: the time left is `H / b` (headroom `H` = kill point − peak
+//! now, slope `b`). Its uncertainty comes from the slope's interval
+//! ([`Trend::forecast_slope_interval`], from the Theil–Sen pairwise slopes)
+//! and the peak level's ([`Trend::peak_sigma`]), combined as independent
+//! errors: to first order `σ_T² = (σ_H / b)² + (H σ_b / b²)²`; the earliest
+//! and latest kill are `(H ∓ x σ_H) / (b ± y σ_b)` with `(x, y)` the point
+//! of the circle of radius `z` (the coverage's normal quantile) along that
+//! gradient, so that the linear approximation of the range holds the
+//! stated coverage while the 1/b asymmetry is kept (a slope that may be
+//! near zero gives a far latest kill; one that may be zero none at all).
 
 use crate::finding::Severity;
 use crate::trend::Trend;
@@ -47,6 +58,48 @@ pub struct Forecast {
     pub predicted_kill_at_ms: i64,
     /// How long the trend behind it was observed.
     pub span_seconds: f64,
+    /// The earliest time left at the trend's coverage (seconds, ≥ 0).
+    pub earliest_seconds: f64,
+    /// The latest time left at the trend's coverage (seconds; infinite when
+    /// the slope's interval reaches zero).
+    pub latest_seconds: f64,
+    /// The earliest predicted kill (ms since the epoch).
+    pub earliest_kill_at_ms: i64,
+    /// The latest predicted kill (ms since the epoch); `None` when unbounded.
+    pub latest_kill_at_ms: Option<i64>,
+    /// Whether the fast rule found the trend behind it.
+    pub fast: bool,
+}
+
+/// The range `(earliest, latest)` of `headroom / slope` (see the module
+/// docs): `sigma_headroom` the level's standard deviation, `slope_interval`
+/// the slope's interval at the normal quantile `z`.
+pub fn time_left_range(
+    headroom: f64,
+    sigma_headroom: f64,
+    slope: f64,
+    slope_interval: (f64, f64),
+    z: f64,
+) -> (f64, f64) {
+    let headroom = headroom.max(0.0);
+    let z = z.max(1e-9);
+    let side = |slope_sigma: f64, sign: f64| {
+        let a = sigma_headroom / slope;
+        let c = headroom * slope_sigma / (slope * slope);
+        let norm = (a * a + c * c).sqrt();
+        if norm <= 0.0 || !norm.is_finite() {
+            return headroom / slope;
+        }
+        let (x, y) = (z * a / norm, z * c / norm);
+        let denominator = slope - sign * y * slope_sigma;
+        if denominator <= 0.0 {
+            return f64::INFINITY;
+        }
+        ((headroom + sign * x * sigma_headroom) / denominator).max(0.0)
+    };
+    let up = (slope_interval.1 - slope).max(0.0) / z;
+    let down = (slope - slope_interval.0).max(0.0) / z;
+    (side(up, -1.0), side(down, 1.0))
 }
 
 /// The forecast of `trend` against `kill_point_bytes`; `None` when the
@@ -62,8 +115,21 @@ pub fn forecast(trend: &Trend, kill_point_bytes: f64) -> Option<Forecast> {
     }
     let peak = trend.peak_now();
     let time_left_seconds = ((kill_point_bytes - peak) / slope).max(0.0);
-    let predicted_kill_at_ms =
-        trend.last_ms + (time_left_seconds * 1000.0).min(1e15).round() as i64;
+    let at_ms = |seconds: f64| trend.last_ms + (seconds * 1000.0).min(1e15).round() as i64;
+    let predicted_kill_at_ms = at_ms(time_left_seconds);
+    let range = |headroom: f64| {
+        time_left_range(
+            headroom,
+            trend.peak_sigma,
+            slope,
+            trend.forecast_slope_interval,
+            trend.coverage_z,
+        )
+    };
+    // The earliest kill allows for a true peak up to a sawtooth above the
+    // sampled ones; the latest takes the sampled peak as the top.
+    let earliest_seconds = range(kill_point_bytes - peak - trend.peak_shortfall).0;
+    let latest_seconds = range(kill_point_bytes - peak).1;
     Some(Forecast {
         kill_point_bytes,
         peak_bytes: peak,
@@ -71,6 +137,11 @@ pub fn forecast(trend: &Trend, kill_point_bytes: f64) -> Option<Forecast> {
         time_left_seconds,
         predicted_kill_at_ms,
         span_seconds: trend.span_seconds,
+        earliest_seconds,
+        latest_seconds,
+        earliest_kill_at_ms: at_ms(earliest_seconds),
+        latest_kill_at_ms: latest_seconds.is_finite().then(|| at_ms(latest_seconds)),
+        fast: trend.fast,
     })
 }
 

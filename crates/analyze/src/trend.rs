@@ -27,8 +27,15 @@
 //! For forecasts ([`analyse_recent`]) the window is first cut where the
 //! trend changes (see `segment_start`): a leak that began ten minutes into a
 //! flat series is measured from its start only.
+//!
+//! Forecasts ([`analyse_for_forecast`]) also take unambiguous growth early,
+//! before the buckets above can show it: see [`fast`] for that rule. Every
+//! trend carries the interval of its forecast slope and the uncertainty of
+//! its peak level at [`TrendConfig::coverage`], for the forecast's range.
 
-use crate::robust::{mad_sigma, median, theil_sen, Line};
+pub mod fast;
+
+use crate::robust::{mad_sigma, median, normal_quantile, theil_sen, theil_sen_interval, Line};
 use std::collections::VecDeque;
 
 /// Tuning of [`analyse`]; the defaults suit the agent's 5 s interval.
@@ -50,6 +57,19 @@ pub struct TrendConfig {
     pub significance_z: f64,
     /// The newer half must rise at least this fraction of the whole's slope.
     pub persistence_ratio: f64,
+    /// Two-sided coverage of the slope's interval and of the peak level's
+    /// uncertainty, and so of a forecast's range (0.9: nine kills in ten
+    /// inside it, when the growth goes on as measured).
+    pub coverage: f64,
+    /// The fast rule ([`fast`]): shortest span of unambiguous growth.
+    pub fast_min_span_seconds: f64,
+    /// The fast rule: fewest samples.
+    pub fast_min_samples: usize,
+    /// The fast rule: fewest separate rises of the lower envelope.
+    pub fast_min_rises: usize,
+    /// The fast rule: the largest fall (any sample to any later one) is at
+    /// most this share of the rise.
+    pub fast_max_fall_share: f64,
 }
 
 impl Default for TrendConfig {
@@ -63,6 +83,11 @@ impl Default for TrendConfig {
             min_buckets: 5,
             significance_z: 5.0,
             persistence_ratio: 0.5,
+            coverage: 0.9,
+            fast_min_span_seconds: 30.0,
+            fast_min_samples: 12,
+            fast_min_rises: 4,
+            fast_max_fall_share: 0.125,
         }
     }
 }
@@ -146,6 +171,26 @@ pub struct Trend {
     /// through every sample below and above the envelopes' midline (lower,
     /// upper), steadier than one extreme per bucket.
     pub phase_slopes_per_second: Option<(f64, f64)>,
+    /// Whether the fast rule ([`fast`]) found this trend (then `lower` and
+    /// `upper` are one line through the window's peaks).
+    pub fast: bool,
+    /// The interval of [`Trend::forecast_slope_per_second`] at
+    /// [`TrendConfig::coverage`] (low, high), per second.
+    pub forecast_slope_interval: (f64, f64),
+    /// Standard deviation of the peak level now ([`Trend::peak_now`])
+    /// around the envelope the forecast follows: the peaks' scatter around
+    /// their line and the line's own uncertainty at the newest sample.
+    pub peak_sigma: f64,
+    /// How far above the sampled bucket peaks the series' true peaks may
+    /// lie: the sawtooth's height (the larger of the buckets' estimate and
+    /// the raw samples' spread around the trough line, net of the trend's
+    /// own rise across a bucket; 0 when every bucket holds whole periods,
+    /// whose peaks are sampled). The kill comes at a true peak: the
+    /// earliest kill of the range allows for it.
+    pub peak_shortfall: f64,
+    /// The two-sided normal quantile of the coverage the interval and the
+    /// sigma are meant for ([`coverage_z`]).
+    pub coverage_z: f64,
 }
 
 impl Trend {
@@ -276,6 +321,48 @@ fn segment_start(lows: &[(f64, f64)], config: &TrendConfig) -> usize {
     best.0
 }
 
+/// The interval `(low, high)` of a slope `slope` widened by how much the
+/// growth itself wandered over the window: half the difference between the
+/// slopes of its `older` and `newer` halves, as one more standard deviation
+/// (at the quantile `z`), combined in quadrature with the interval's own
+/// distance from the slope. Sen's interval sees only the scatter around
+/// one line; a leak whose pace drifts (GC cycles lengthening with the
+/// heap, a workload slowed by its neighbours) strays further.
+pub(crate) fn widened_interval(
+    slope: f64,
+    (low, high): (f64, f64),
+    older: f64,
+    newer: f64,
+    z: f64,
+) -> (f64, f64) {
+    let drift = z * (newer - older).abs() / 2.0;
+    let below = (slope - low).max(0.0);
+    let above = (high - slope).max(0.0);
+    (slope - below.hypot(drift), slope + above.hypot(drift))
+}
+
+/// The two-sided normal quantile of `config.coverage`.
+pub fn coverage_z(config: &TrendConfig) -> f64 {
+    normal_quantile((1.0 + config.coverage.clamp(0.01, 0.9999)) / 2.0)
+}
+
+/// The trend a time-to-OOM forecast follows: [`analyse_recent`] of the
+/// samples from `settled` on (start-up left out) when it shows growth;
+/// otherwise the fast rule ([`fast::analyse`]) over every sample, which
+/// guards against start-up ramps itself; otherwise the (not growing)
+/// trend of the first.
+pub fn analyse_for_forecast(
+    points: &[(i64, f64)],
+    settled: usize,
+    config: &TrendConfig,
+) -> Option<Trend> {
+    let slow = analyse_recent(&points[settled.min(points.len())..], config);
+    if slow.as_ref().is_some_and(|t| t.growing) {
+        return slow;
+    }
+    fast::analyse(points, config).or(slow)
+}
+
 /// The trend of `points` (ms, value; ascending) over the whole window.
 /// `None` with fewer than two buckets.
 pub fn analyse(points: &[(i64, f64)], config: &TrendConfig) -> Option<Trend> {
@@ -308,8 +395,9 @@ fn analyse_with(points: &[(i64, f64)], config: &TrendConfig, cut: bool) -> Optio
     let buckets = &all[start..];
     let lows: Vec<(f64, f64)> = buckets.iter().map(|b| b.0).collect();
     let highs: Vec<(f64, f64)> = buckets.iter().map(|b| b.1).collect();
-    let lower = theil_sen(&lows)?;
-    let upper = theil_sen(&highs)?;
+    let z_coverage = coverage_z(config);
+    let (lower, lower_low, lower_high) = theil_sen_interval(&lows, z_coverage)?;
+    let (upper, upper_low, upper_high) = theil_sen_interval(&highs, z_coverage)?;
     // Noise and sawtooth from the whole window (each part against its own
     // line), so that cutting the window cannot pick a quiet stretch.
     // The range of k samples at random phases of a sawtooth of height H is
@@ -407,6 +495,23 @@ fn analyse_with(points: &[(i64, f64)], config: &TrendConfig, cut: bool) -> Optio
     let z = lower.slope_per_second * span_seconds / standard_error;
     let last_peak = highs[highs.len() - 1].1;
     let (last_ms, last_value) = points[points.len() - 1];
+    // The forecast slope's interval: that of the envelope it follows
+    // (shifted onto the phase line when the phases give the slope).
+    let (env_slope, env_low, env_high) = if upper.slope_per_second >= lower.slope_per_second {
+        (upper.slope_per_second, upper_low, upper_high)
+    } else {
+        (lower.slope_per_second, lower_low, lower_high)
+    };
+    let shift = match phase_slopes_per_second {
+        Some((low, high)) => low.max(high) - env_slope,
+        None => 0.0,
+    };
+    let peak_residuals: Vec<f64> = highs.iter().map(|p| p.1 - upper.at(p.0)).collect();
+    let peak_sigma = mad_sigma(&peak_residuals)
+        .unwrap_or(0.0)
+        .max(sampling_floor)
+        .max(1.0)
+        * (1.0 + 4.0 / n).sqrt();
     let growing = lower.slope_per_second > 0.0
         && span_seconds >= config.min_span_seconds
         && lows.len() >= config.min_buckets
@@ -432,6 +537,40 @@ fn analyse_with(points: &[(i64, f64)], config: &TrendConfig, cut: bool) -> Optio
         last_ms,
         growing,
         phase_slopes_per_second,
+        fast: false,
+        forecast_slope_interval: {
+            // The halves' slopes of the envelope followed, scaled to the
+            // forecast slope.
+            let (older, newer) = if upper.slope_per_second >= lower.slope_per_second {
+                let older_upper = if half >= 2 {
+                    theil_sen(&highs[..half]).map_or(0.0, |l| l.slope_per_second)
+                } else {
+                    upper.slope_per_second
+                };
+                (older_upper, recent_upper_slope_per_second)
+            } else {
+                (older_slope_per_second, recent_slope_per_second)
+            };
+            widened_interval(
+                env_slope + shift,
+                (env_low + shift, env_high + shift),
+                older,
+                newer,
+                z_coverage,
+            )
+        },
+        peak_sigma,
+        peak_shortfall: if full_periods {
+            0.0
+        } else {
+            let gap = (last_ms - points[0].0) as f64 / 1000.0 / (points.len() - 1).max(1) as f64;
+            let trend_rise = env_slope.max(0.0) * (k - 1.0).max(0.0) * gap;
+            // The buckets' ranges may all sit at one phase of a sawtooth
+            // sampled near its own period: the raw samples' spread over
+            // the whole segment sees every phase.
+            (sawtooth_height.max(spread) - trend_rise).max(0.0)
+        },
+        coverage_z: z_coverage,
     })
 }
 

@@ -49,12 +49,21 @@ fn gomemlimit_reached_fires_and_clears_with_hysteresis_and_is_no_kill() {
         assert!(tick(&mut engine, t, 96.0).is_empty());
     }
     assert_eq!(engine.active().len(), 1);
-    // 86%: clears after three evaluations without it.
-    assert!(tick(&mut engine, 8, 90.0).is_empty());
-    assert!(tick(&mut engine, 9, 90.0).is_empty());
-    let cleared = tick(&mut engine, 10, 90.0);
+    // 86%: absent from t = 8 (240 s); back once at t = 12, which restarts
+    // the hold; it clears once absent for the hold (300 s) without a break.
+    for t in 8..12 {
+        assert!(tick(&mut engine, t, 90.0).is_empty());
+    }
+    assert!(
+        tick(&mut engine, 12, 100.0).is_empty(),
+        "held, not fired again"
+    );
+    for t in 13..23 {
+        assert!(tick(&mut engine, t, 90.0).is_empty(), "t={t}");
+    }
+    let cleared = tick(&mut engine, 23, 90.0);
     assert_eq!(cleared.len(), 1);
-    assert_eq!(cleared[0].cleared_at_ms, Some(300_000));
+    assert_eq!(cleared[0].cleared_at_ms, Some(690_000));
     assert!(engine.active().is_empty());
     // GOMEMLIMIT unset (math.MaxInt64): nothing, whatever the memory.
     let mut engine = Engine::new(Config::default());

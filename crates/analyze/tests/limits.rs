@@ -74,17 +74,21 @@ fn a_working_set_levelling_off_under_the_limit_is_near_it_once_and_clears_once()
             _ => 150.0 * MIB,
         }
     };
+    let hold = Config::default().hold_seconds as i64;
     let mut engine = Engine::new(Config::default());
-    let events = run(&mut engine, 360, ws, |_| Vec::new());
+    let events = run(&mut engine, 360 + hold, ws, |_| Vec::new());
     let near = episodes(&events, NEAR_LIMIT);
     assert_eq!(near.len(), 1, "{near:?}");
     let (fired, cleared) = near[0];
     // 90 % of 256 MiB is 230.4 MiB, passed at t = 81 s; evaluated every 5 s.
     assert!((81..=90).contains(&fired), "fired at {fired}");
-    // Below 85 % from t = 270 s, then the peak span (15 s) and three
-    // evaluations (5 s apart).
+    // Below 85 % from t = 270 s, then the peak span (15 s) and the hold
+    // (evaluations 5 s apart).
     let cleared = cleared.expect("cleared after the drop");
-    assert!((270..=305).contains(&cleared), "cleared at {cleared}");
+    assert!(
+        (270 + hold..=305 + hold).contains(&cleared),
+        "cleared at {cleared}"
+    );
     let f = events.iter().find(|f| f.id == NEAR_LIMIT).unwrap();
     assert_eq!(f.severity, Severity::Warning);
     assert_eq!(f.evidence("kill_point_bytes"), Some(LIMIT));
@@ -183,10 +187,11 @@ fn thrashing_fires_while_pages_are_refaulted_at_the_limit_and_clears_after() {
     // 4,000 refaults and major faults a second (15.6 MiB/s, 6 % of the
     // limit a second) from t = 60 s to 180 s, usage at the limit all along.
     let rate = |t: i64, per_s: f64| (t.clamp(60, 180) - 60) as f64 * per_s;
+    let hold = Config::default().hold_seconds as i64;
     let mut engine = Engine::new(Config::default());
     let events = run(
         &mut engine,
-        300,
+        300 + hold,
         |_| 255.8 * MIB,
         |t| thrash_points(t, rate(t, 4000.0), rate(t, 4000.0), 1.0),
     );
@@ -197,9 +202,12 @@ fn thrashing_fires_while_pages_are_refaulted_at_the_limit_and_clears_after() {
     // within seconds; the next evaluation is at most 5 s later.
     assert!((60..=75).contains(&fired), "fired at {fired}");
     // After 180 s the 30 s rate falls under half the thresholds within
-    // 30 s; then three evaluations.
+    // 30 s; then the hold.
     let cleared = cleared.expect("cleared");
-    assert!((185..=230).contains(&cleared), "cleared at {cleared}");
+    assert!(
+        (185 + hold..=230 + hold).contains(&cleared),
+        "cleared at {cleared}"
+    );
     let f = events.iter().find(|f| f.id == THRASHING).unwrap();
     assert_eq!(f.severity, Severity::Critical);
     let active = engine.active();

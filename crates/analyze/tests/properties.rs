@@ -55,6 +55,7 @@ fn steady_leaks_are_critical_early_and_accurately() {
     let mut misses = Vec::new();
     let mut leads = Vec::new();
     let mut errors = Vec::new();
+    let mut inside = 0;
     for case in 0..cases {
         let live_mib = between(&mut rng, 16.0, 80.0);
         let kill_minutes = between(&mut rng, 3.5, 10.0);
@@ -85,6 +86,12 @@ fn steady_leaks_are_critical_early_and_accurately() {
         let error = (predicted - (kill - t)).abs() / (kill - t);
         leads.push(lead);
         errors.push(error);
+        let kill_ms = common::EPOCH_MS as f64 + kill * 1000.0;
+        let earliest = f.evidence("predicted_kill_earliest_at_ms").unwrap();
+        let latest = f
+            .evidence("predicted_kill_latest_at_ms")
+            .unwrap_or(f64::INFINITY);
+        inside += usize::from(earliest <= kill_ms && kill_ms <= latest);
         if lead < 0.6 || error > 0.25 {
             misses.push(format!(
                 "lead {:.0}%, error {:.0}%: {shape:?}",
@@ -110,6 +117,11 @@ fn steady_leaks_are_critical_early_and_accurately() {
     for m in &misses {
         println!("  miss: {m}");
     }
+    // Not bounded: RSS here drops after each GC and is back at its top only
+    // at the end of a cycle, which 5 s samples rarely see (see the range's
+    // limits in docs/findings.md); the coverage on sampled peaks is
+    // forecast_ranges_hold_the_kill_about_as_often_as_stated's.
+    println!("the kill inside the 90 % range at the first critical: {inside} of {cases}");
     assert!(misses.len() * 10 <= cases, "{misses:#?}");
 }
 
@@ -147,4 +159,55 @@ proptest! {
             prop_assert!(engine.tracked_entities() <= entities.len());
         }
     }
+}
+
+/// The range of the first critical time-to-OOM holds the kill about as
+/// often as its stated coverage (90 %) over many noisy leaks whose peaks
+/// the samples see (RSS holding the GC's peaks, as Go's scavenger mostly
+/// does), at 1 s and 5 s intervals: not much less (too narrow), not all
+/// of them (too wide to mean anything).
+#[test]
+fn forecast_ranges_hold_the_kill_about_as_often_as_stated() {
+    let mut rng = Rng::new(90);
+    let cases = 80usize;
+    let mut inside = 0;
+    let mut widths = Vec::new();
+    for case in 0..cases {
+        let live_mib = between(&mut rng, 16.0, 80.0);
+        let kill_minutes = between(&mut rng, 2.0, 10.0);
+        let start_peak = live_mib * 2.0 + 10.0;
+        let shape = Shape {
+            leak_bytes_per_second: (256.0 - start_peak) / 2.0 / (kill_minutes * 60.0) * MIB,
+            gc_period_seconds: between(&mut rng, 0.5, 5.0),
+            noise_bytes: between(&mut rng, 0.0, 3.0) * MIB,
+            interval_seconds: if case % 4 == 0 { 1.0 } else { 5.0 },
+            runtime_every: 6,
+            seed: 1000 + case as u64,
+            ..Shape::go(live_mib)
+        };
+        let (samples, kill) = simulate(&shape);
+        let kill = kill.expect("killed");
+        let findings = run(&shape, &samples);
+        let Some((t, f)) = findings.iter().find(|(_, f)| {
+            f.id == TIME_TO_OOM && f.severity == Severity::Critical && f.cleared_at_ms.is_none()
+        }) else {
+            panic!("no critical: {shape:?}");
+        };
+        let kill_ms = common::EPOCH_MS as f64 + kill * 1000.0;
+        let earliest = f.evidence("predicted_kill_earliest_at_ms").unwrap();
+        let latest = f
+            .evidence("predicted_kill_latest_at_ms")
+            .unwrap_or(f64::INFINITY);
+        inside += usize::from(earliest <= kill_ms && kill_ms <= latest);
+        widths.push((latest - earliest) / 1000.0 / (kill - t));
+    }
+    widths.sort_by(f64::total_cmp);
+    println!(
+        "the kill inside the 90 % range: {inside} of {cases}; range width / time left: \
+         median {:.2}, p90 {:.2}",
+        widths[cases / 2],
+        widths[cases * 9 / 10]
+    );
+    // 90 % of 80: 72, binomial sd 2.7: [64, 79] is about ±3 sd.
+    assert!((64..=79).contains(&inside), "{inside} of {cases}");
 }

@@ -144,3 +144,77 @@ fn steady_and_churn_and_ramps_are_quiet() {
         },
     );
 }
+
+/// At the agent's 1 s interval (`watch --interval 1`).
+fn at_one_second(shape: Shape) -> Shape {
+    Shape {
+        interval_seconds: 1.0,
+        runtime_every: 1,
+        ..shape
+    }
+}
+
+#[test]
+fn a_leak_killing_in_two_minutes_at_one_second_is_critical_for_most_of_it() {
+    // 40 MiB live leaking 0.68 MiB/s: the peaks reach 256 MiB in ~2 min.
+    for seed in 1..4 {
+        let shape = at_one_second(Shape {
+            leak_bytes_per_second: 0.68 * MIB,
+            seed,
+            ..Shape::go(40.0)
+        });
+        let name = format!("two-minute leak at 1 s, seed {seed}");
+        let v = verdict(&name, &shape);
+        assert!(v.leak_seconds < 150.0, "{name}: {v:?}");
+        assert!(v.lead_share >= 0.6, "{name}: lead {v:?}");
+        assert!(v.error_share <= 0.25, "{name}: error {v:?}");
+    }
+}
+
+#[test]
+fn sawtooth_churn_ramps_and_steps_are_quiet_at_one_and_five_seconds() {
+    for interval in [1.0, 5.0] {
+        let at = |shape: Shape| Shape {
+            interval_seconds: interval,
+            runtime_every: if interval < 5.0 { 1 } else { 6 },
+            duration_seconds: 300.0,
+            ..shape
+        };
+        for gc_period_seconds in [0.5, 2.0, 8.0, 20.0] {
+            assert_quiet(
+                &format!(
+                    "GC sawtooth every {gc_period_seconds} s, RSS following it, at {interval} s"
+                ),
+                &at(Shape {
+                    gc_period_seconds,
+                    rss_release_share: 1.0,
+                    ..Shape::go(60.0)
+                }),
+            );
+        }
+        assert_quiet(
+            &format!("alloc churn noise at {interval} s"),
+            &at(Shape {
+                gc_period_seconds: 0.2,
+                noise_bytes: 2.0 * MIB,
+                ..Shape::go(4.0)
+            }),
+        );
+        for ramp_seconds in [10.0, 20.0] {
+            assert_quiet(
+                &format!("{ramp_seconds} s start-up ramp to 80 % of the limit at {interval} s"),
+                &at(Shape {
+                    ramp_seconds,
+                    ..Shape::go(97.0)
+                }),
+            );
+        }
+        assert_quiet(
+            &format!("a step of 80 MiB at {interval} s"),
+            &at(Shape {
+                rss_steps: vec![(60.0, 80.0 * MIB)],
+                ..Shape::go(32.0)
+            }),
+        );
+    }
+}

@@ -6,8 +6,8 @@
 
 use crate::show::findings::{event_word, evidence_json, finding_text, iso_utc, target_json};
 use crate::timearg::format_utc;
-use crate::watch::default_data_dir;
 use crate::watch::findings::{linked_profiles, profiles_json};
+use crate::watch::{default_data_dir, WatchConfig};
 use anyhow::Context;
 use memlens_analyze::{metric_name, Config, Engine, Finding};
 use memlens_model::series::{Entity, Point};
@@ -26,6 +26,11 @@ pub struct ReplayArgs {
     /// An array of findings, each with fired/cleared times in ms and UTC.
     #[arg(long)]
     pub json: bool,
+
+    /// The agent's TOML config file: its `[findings]` settings (hold,
+    /// forecast coverage) are used, so replay fires as that agent did.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// One finding from firing to clearing, as replayed.
@@ -41,7 +46,15 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     let dir = args.data.clone().unwrap_or_else(default_data_dir);
     let store = Store::open_read_only(&dir)
         .with_context(|| format!("cannot read the history in {}", dir.display()))?;
-    let mut engine = Engine::new(Config::default());
+    let config = match &args.config {
+        Some(path) => {
+            let config = WatchConfig::load(path)?;
+            config.validate()?;
+            config.findings.engine_config()
+        }
+        None => Config::default(),
+    };
+    let mut engine = Engine::new(config);
     let mut names: HashMap<Entity, String> = HashMap::new();
     let mut entity_ids: HashMap<Entity, i64> = HashMap::new();
     let mut instants: BTreeMap<i64, Vec<Point>> = BTreeMap::new();

@@ -28,8 +28,8 @@
 //! what is due by now), the plateau is set by GOMEMLIMIT, not by timing,
 //! and the thrash refaults ~6 times the rate that fires (a slowed workload
 //! still refaults far above it). The deadlines are the detectors' own spans
-//! (a 30 s rate window, three 5 s evaluations before a clear) with a
-//! minute of slack for late agent cycles.
+//! (a 30 s rate window, the 20 s hold the test's config sets before a
+//! clear) with a minute of slack for late agent cycles.
 
 use memlens_testkit::{
     free_loopback_port, http_get, ChildGuard, GoToolchain, TestCgroup, Workload, WorkloadSpec,
@@ -182,9 +182,17 @@ fn near_limit_and_thrashing_fire_once_per_episode_and_clear_after() {
     let data = std::env::temp_dir().join(format!("memlens-limit-live-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let data_arg = data.to_str().unwrap().to_string();
+    std::fs::create_dir_all(&data).unwrap();
+    // A 20 s hold (the default is 5 minutes) so that the clear after the
+    // thrash is seen within the test's time; replay reads the same file.
+    let config = data.join("memlens.toml");
+    std::fs::write(&config, "[findings]\nhold = \"20s\"\n").unwrap();
+    let config_arg = config.to_str().unwrap().to_string();
     let port = free_loopback_port();
     let mut args = vec![
         "watch".to_string(),
+        "--config".to_string(),
+        config_arg.clone(),
         "--data".to_string(),
         data_arg.clone(),
         "--interval".to_string(),
@@ -308,8 +316,15 @@ fn near_limit_and_thrashing_fire_once_per_episode_and_clear_after() {
         "SELECT finding, severity, target, fired_ms, cleared_ms, evidence, evidence_at_clear \
          FROM findings ORDER BY fired_ms, id",
     );
-    let replayed: Value =
-        serde_json::from_str(&memlens(&["replay", "--data", &data_arg, "--json"])).unwrap();
+    let replayed: Value = serde_json::from_str(&memlens(&[
+        "replay",
+        "--data",
+        &data_arg,
+        "--config",
+        &config_arg,
+        "--json",
+    ]))
+    .unwrap();
     let mut report = Vec::new();
 
     // /metrics while thrashing: promtool-clean, the cgroups' counters

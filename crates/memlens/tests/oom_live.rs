@@ -11,76 +11,30 @@
 //!
 //! The kill time is the kernel's (the cgroup's oom_kill counter, polled every
 //! 100 ms). Checked on what the live agent stored: the critical time-to-OOM
-//! fired at least 60% of the leak's duration before the kill with a
-//! predicted kill time within 25% of the time left; the kill is a finding
+//! fired at least 60% (slow leaks: 70%) of the leak's duration before the
+//! kill with a predicted kill time within 25% (slow leaks: 20%) of the
+//! time left; the kill is a finding
 //! linked to a heap profile kept before it, whose top inuse_space site
 //! (`go tool pprof`) is the leaking function; the healthy workloads have no
 //! finding at all; and `memlens replay` of the same history fires the same
 //! critical at the same instant.
 
-use memlens_testkit::{ChildGuard, GoToolchain, TestCgroup, Workload, WorkloadSpec};
+use memlens_testkit::{ChildGuard, GoToolchain};
 use serde_json::Value;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{memlens, query};
+use cli::memlens;
 
 const LIMIT_BYTES: u64 = 256 << 20;
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-/// One workload in its own cgroup.
-struct Case {
-    name: String,
-    toolchain: GoToolchain,
-    leaks: bool,
-    cgroup: TestCgroup,
-    workload: Workload,
-    leak_start_ms: i64,
-    kill_ms: Option<i64>,
-}
-
-fn start(toolchain: &GoToolchain, name: &str, mode: &str, args: &[&str], leaks: bool) -> Case {
-    let cgroup = TestCgroup::with_limit(LIMIT_BYTES);
-    let mut spec = WorkloadSpec::new(toolchain, mode).arg("--duration=0");
-    for a in args {
-        spec = spec.arg(*a);
-    }
-    let workload = spec.start_in(&cgroup);
-    Case {
-        name: format!("{name} ({})", toolchain.name),
-        toolchain: toolchain.clone(),
-        leaks,
-        cgroup,
-        workload,
-        leak_start_ms: 0,
-        kill_ms: None,
-    }
-}
-
-fn evidence(evidence: &Value, name: &str) -> Option<f64> {
-    evidence
-        .as_array()?
-        .iter()
-        .find(|e| e["name"] == name)?
-        .get("value")?
-        .as_f64()
-}
-
-/// Whether a finding's target key is this case's process or cgroup.
-fn about(target: &str, case: &Case) -> bool {
-    target.starts_with(&format!("process:{}:", case.workload.pid()))
-        || target == format!("cgroup:{}", case.cgroup.path_in_hierarchy())
-}
+#[path = "common/oom.rs"]
+mod oom;
+use oom::{about, measure, now_ms, query, start};
 
 /// `go tool pprof -top` of a kept heap profile by inuse_space, with the
 /// workload's chunk helper hidden so that its bytes count for its caller:
@@ -112,57 +66,55 @@ fn pprof_top_functions(toolchain: &GoToolchain, file: &Path) -> Vec<String> {
         .collect()
 }
 
-/// When a critical fired, its lead before the kill, the error of its
-/// predicted kill as a share of that lead, and a line saying so.
-fn lead_and_error(critical: &Value, kill_ms: i64, leak_ms: i64) -> (i64, i64, f64, String) {
-    let fired = critical["fired_ms"].as_i64().unwrap();
-    let evidence_list: Value =
-        serde_json::from_str(critical["evidence"].as_str().unwrap()).unwrap();
-    let predicted = evidence(&evidence_list, "predicted_kill_at_ms").unwrap() as i64;
-    let lead_ms = kill_ms - fired;
-    let error = (predicted - kill_ms).abs() as f64 / lead_ms.max(1) as f64;
-    let line = format!(
-        "leak {:.0} s, critical on {} {:.0} s before the kill ({:.0}% of the leak), \
-         predicted kill {:+.0} s off (error {:.1}% of the time left)",
-        leak_ms as f64 / 1000.0,
-        critical["target"].as_str().unwrap(),
-        lead_ms as f64 / 1000.0,
-        lead_ms as f64 / leak_ms as f64 * 100.0,
-        (predicted - kill_ms) as f64 / 1000.0,
-        error * 100.0
-    );
-    (fired, lead_ms, error, line)
-}
-
 #[test]
 fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_quiet() {
     let go119 = GoToolchain::go119();
     let go127 = GoToolchain::go127();
-    // 32 KiB retained per 100 ms tick; RSS follows the GC goal (twice the
-    // live heap): killed in about six minutes.
+    // 320 KiB/s retained (32 KiB per 100 ms tick), paced by the wall clock
+    // (a tick delayed by a busy CPU retains what was due at the next: the
+    // slow leak's 160 MiB batch allocations delay its own ticks, which
+    // Go's ticker then drops: a leak slowed after its forecast is killed
+    // later than predicted, as in CI's 36.7 % error, a kill 113 s after
+    // the predicted one); RSS follows the GC goal (twice the live heap):
+    // killed in about six minutes.
     // (Light garbage and light healthy workloads: eight processes share two
     // cores, and a workload slowed by the others leaks slower than it did
     // while the forecast was made — the test would then measure the
     // machine, not the forecast.)
-    let fast = ["--leak-kib=32", "--garbage-kib=512"];
-    // 20 KiB per tick (11.7 MiB/min) under a 160 MiB working set held 10 s
+    let fast = ["--leak-kib-per-second=320", "--garbage-kib=512"];
+    // 200 KiB/s (11.7 MiB/min), wall-clock paced, under a 160 MiB working set held 10 s
     // of every 20 s: growth per minute 7% of the sawtooth's height.
     let slow = [
-        "--leak-kib=20",
+        "--leak-kib-per-second=200",
         "--garbage-kib=64",
         "--spike-mib=160",
         "--spike-every=20s",
     ];
     let mut cases = Vec::new();
     for toolchain in [&go119, &go127] {
-        cases.push(start(toolchain, "fast leak", "heap-leak", &fast, true));
-        cases.push(start(toolchain, "slow leak", "heap-leak", &slow, true));
+        cases.push(start(
+            toolchain,
+            "fast leak",
+            "heap-leak",
+            &fast,
+            true,
+            LIMIT_BYTES,
+        ));
+        cases.push(start(
+            toolchain,
+            "slow leak",
+            "heap-leak",
+            &slow,
+            true,
+            LIMIT_BYTES,
+        ));
         cases.push(start(
             toolchain,
             "steady",
             "steady",
             &["--alloc-mib-per-tick=2"],
             false,
+            LIMIT_BYTES,
         ));
         cases.push(start(
             toolchain,
@@ -170,6 +122,7 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
             "alloc-churn",
             &["--alloc-mib-per-tick=1"],
             false,
+            LIMIT_BYTES,
         ));
     }
     let data = std::env::temp_dir().join(format!("memlens-oom-live-{}", std::process::id()));
@@ -272,20 +225,29 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
             })
             .unwrap_or_else(|| panic!("{}: no critical on the process: {mine:#?}", case.name));
         let leak_ms = kill_ms - case.leak_start_ms;
-        let (fired, lead_ms, error, line) = lead_and_error(critical, kill_ms, leak_ms);
-        let line = format!("{}: {line}", case.name);
+        let m = measure(critical, kill_ms, leak_ms);
+        let (fired, lead_ms, error) = (m.fired_ms, m.lead_ms, m.error);
+        // The range (90 %) is reported, not bounded: one kill per case.
+        let line = format!("{}: {}", case.name, m.line);
         println!("{line}");
         report.push(line);
         // Not bounded: the process's kill point is the limit minus what the
         // rest of the cgroup uses (usage - RSS), one more estimate.
-        let (_, _, _, process_line) = lead_and_error(process_critical, kill_ms, leak_ms);
-        report.push(format!("{}: {process_line}", case.name));
+        let process = measure(process_critical, kill_ms, leak_ms);
+        report.push(format!("{}: {}", case.name, process.line));
+        // Issue 14: a slow sawtooth leak is critical for 70 % of it, within
+        // 20 % of the time left (was 60 % and 25 %; CI once saw 36.7 %).
+        let (min_lead, max_error) = if case.name.starts_with("slow") {
+            (0.7, 0.2)
+        } else {
+            (0.6, 0.25)
+        };
         assert!(
-            lead_ms as f64 >= 0.6 * leak_ms as f64,
+            lead_ms as f64 >= min_lead * leak_ms as f64,
             "{}: lead {lead_ms} ms of a {leak_ms} ms leak",
             case.name
         );
-        assert!(error <= 0.25, "{}: error {error}", case.name);
+        assert!(error <= max_error, "{}: error {error}", case.name);
         // Replay of the same history fires the same critical at the same instant.
         let replay_fired = replayed
             .as_array()

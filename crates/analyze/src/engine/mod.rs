@@ -22,8 +22,12 @@
 //!   (`oom_kill_count` of a cgroup, `oom_kills` of the host) and the kernel
 //!   log ([`Engine::note_kernel_kill`]), linked to the victim ([`kills`]).
 //!
-//! A condition fires at once; it clears (or steps down a severity) only after
-//! [`Config::clear_after_evaluations`] evaluations without it.
+//! A condition fires at once; it clears (or steps down a severity) only
+//! after it has been absent (or lower) for [`Config::hold_seconds`] without
+//! a break: one episode, one fire and one clear, however the condition
+//! hovers at a threshold meanwhile (docs/findings.md, "The hold"). The hold
+//! is the same for every finding of the engine: a detector only says, at
+//! each evaluation, whether its condition holds and at which severity.
 
 mod kills;
 mod limits;
@@ -35,7 +39,7 @@ use crate::finding::{Evidence, Finding, Layer, Severity, GOMEMLIMIT_REACHED, GRO
 #[cfg(doc)]
 use crate::finding::{NEAR_LIMIT, OOM_KILL, THRASHING};
 use crate::forecast::{forecast, severity, Forecast, ForecastConfig};
-use crate::trend::{analyse, analyse_recent, Trend, TrendConfig, Window};
+use crate::trend::{analyse, analyse_for_forecast, Trend, TrendConfig, Window};
 use memlens_model::series::{Entity, Point};
 use std::collections::{BTreeMap, HashMap};
 
@@ -153,8 +157,9 @@ pub struct Config {
     pub gomemlimit_clear_ratio: f64,
     /// An entity unseen this long is forgotten.
     pub forget_after_seconds: f64,
-    /// Evaluations without the condition before a finding clears.
-    pub clear_after_evaluations: u32,
+    /// The hold: how long a condition must be absent (or lower), without a
+    /// break, before its finding clears (or steps down a severity).
+    pub hold_seconds: f64,
     /// Near limit and thrashing.
     pub limits: LimitsConfig,
 }
@@ -173,7 +178,7 @@ impl Default for Config {
             gomemlimit_fire_ratio: 0.95,
             gomemlimit_clear_ratio: 0.90,
             forget_after_seconds: 60.0,
-            clear_after_evaluations: 3,
+            hold_seconds: 300.0,
             limits: LimitsConfig::default(),
         }
     }
@@ -196,7 +201,8 @@ struct EntityState {
 #[derive(Debug)]
 struct Active {
     finding: Finding,
-    misses: u32,
+    /// Since when the condition has been absent or lower (the hold runs).
+    absent_since_ms: Option<i64>,
 }
 
 /// Key of an active finding: (target, id, metric it is about).
@@ -391,7 +397,7 @@ impl Engine {
                 let started_ms = state.first_seen_ms
                     + (self.config.forecast_skip_startup_seconds * 1000.0) as i64;
                 let started = points.partition_point(|p| p.0 < started_ms);
-                let trend = analyse_recent(&points[started..], &self.config.trend);
+                let trend = analyse_for_forecast(points, started, &self.config.trend);
                 let condition = trend.as_ref().and_then(|t| {
                     let kill = self.kill_point(entity, state, t.last_value)?;
                     let f = forecast(t, kill.0)?;
@@ -501,42 +507,90 @@ impl Engine {
         kill_layer: Layer,
     ) -> Condition {
         let minutes = f.time_left_seconds / 60.0;
+        let mut evidence = vec![
+            Evidence::new(metric, t.last_value, "bytes", layer),
+            Evidence::new("peak_bytes", f.peak_bytes, "bytes", layer),
+            Evidence::new("kill_point_bytes", f.kill_point_bytes, "bytes", kill_layer),
+            Evidence::new(
+                "slope_bytes_per_second",
+                f.slope_bytes_per_second,
+                "bytes/s",
+                Layer::Derived,
+            ),
+            Evidence::new(
+                "time_left_seconds",
+                f.time_left_seconds,
+                "seconds",
+                Layer::Derived,
+            ),
+            Evidence::new(
+                "predicted_kill_at_ms",
+                f.predicted_kill_at_ms as f64,
+                "ms",
+                Layer::Derived,
+            ),
+            Evidence::new(
+                "trend_span_seconds",
+                t.span_seconds,
+                "seconds",
+                Layer::Derived,
+            ),
+            Evidence::new(
+                "time_left_earliest_seconds",
+                f.earliest_seconds,
+                "seconds",
+                Layer::Derived,
+            ),
+            Evidence::new(
+                "predicted_kill_earliest_at_ms",
+                f.earliest_kill_at_ms as f64,
+                "ms",
+                Layer::Derived,
+            ),
+            Evidence::new(
+                "range_coverage",
+                self.config.trend.coverage,
+                "ratio",
+                Layer::Derived,
+            ),
+            Evidence::new(
+                "trend_fast",
+                if f.fast { 1.0 } else { 0.0 },
+                "flag",
+                Layer::Derived,
+            ),
+        ];
+        // Unbounded when the slope's interval reaches zero: left out.
+        if let Some(latest_ms) = f.latest_kill_at_ms {
+            evidence.push(Evidence::new(
+                "time_left_latest_seconds",
+                f.latest_seconds,
+                "seconds",
+                Layer::Derived,
+            ));
+            evidence.push(Evidence::new(
+                "predicted_kill_latest_at_ms",
+                latest_ms as f64,
+                "ms",
+                Layer::Derived,
+            ));
+        }
+        let latest = if f.latest_seconds.is_finite() {
+            format!("{:.1} min", f.latest_seconds / 60.0)
+        } else {
+            "unbounded".to_string()
+        };
         Condition {
             severity,
-            evidence: vec![
-                Evidence::new(metric, t.last_value, "bytes", layer),
-                Evidence::new("peak_bytes", f.peak_bytes, "bytes", layer),
-                Evidence::new("kill_point_bytes", f.kill_point_bytes, "bytes", kill_layer),
-                Evidence::new(
-                    "slope_bytes_per_second",
-                    f.slope_bytes_per_second,
-                    "bytes/s",
-                    Layer::Derived,
-                ),
-                Evidence::new(
-                    "time_left_seconds",
-                    f.time_left_seconds,
-                    "seconds",
-                    Layer::Derived,
-                ),
-                Evidence::new(
-                    "predicted_kill_at_ms",
-                    f.predicted_kill_at_ms as f64,
-                    "ms",
-                    Layer::Derived,
-                ),
-                Evidence::new(
-                    "trend_span_seconds",
-                    t.span_seconds,
-                    "seconds",
-                    Layer::Derived,
-                ),
-            ],
+            evidence,
             recommendation: format!(
-                "at {:.1} MiB/min the kill point ({:.0} MiB) is reached in {minutes:.1} min: \
-                 take a heap profile now (memlens heap PID), then raise the limit or fix the leak",
+                "at {:.1} MiB/min the kill point ({:.0} MiB) is reached in {minutes:.1} min \
+                 ({:.1} min to {latest} at {:.0} % coverage): take a heap profile now \
+                 (memlens heap PID), then raise the limit or fix the leak",
                 f.slope_bytes_per_second * 60.0 / 1048576.0,
-                f.kill_point_bytes / 1048576.0
+                f.kill_point_bytes / 1048576.0,
+                f.earliest_seconds / 60.0,
+                self.config.trend.coverage * 100.0
             ),
         }
     }
@@ -584,7 +638,7 @@ impl Engine {
         condition: Option<Condition>,
         out: &mut Vec<Finding>,
     ) {
-        let clear_after = self.config.clear_after_evaluations.max(1);
+        let hold_ms = (self.config.hold_seconds.max(0.0) * 1000.0) as i64;
         match (self.active.get_mut(&key), condition) {
             (None, None) => {}
             (None, Some(c)) => {
@@ -597,12 +651,18 @@ impl Engine {
                     ts_ms,
                 );
                 out.push(finding.clone());
-                self.active.insert(key, Active { finding, misses: 0 });
+                self.active.insert(
+                    key,
+                    Active {
+                        finding,
+                        absent_since_ms: None,
+                    },
+                );
             }
             (Some(active), Some(c)) if c.severity == active.finding.severity => {
                 active.finding.evidence = c.evidence;
                 active.finding.recommendation = c.recommendation;
-                active.misses = 0;
+                active.absent_since_ms = None;
             }
             (Some(active), Some(c)) if c.severity > active.finding.severity => {
                 let mut old = self.active.remove(&key).map(|a| a.finding);
@@ -613,8 +673,12 @@ impl Engine {
                 self.apply(ts_ms, key, Some(c), out);
             }
             (Some(active), lower) => {
-                active.misses += 1;
-                if active.misses >= clear_after {
+                let since = *active.absent_since_ms.get_or_insert(ts_ms);
+                if let Some(c) = &lower {
+                    // Held at its severity, with the numbers kept current.
+                    active.finding.evidence = c.evidence.clone();
+                }
+                if ts_ms - since >= hold_ms {
                     if let Some(mut old) = self.active.remove(&key).map(|a| a.finding) {
                         old.cleared_at_ms = Some(ts_ms);
                         out.push(old);

@@ -53,6 +53,46 @@ pub struct WatchConfig {
     pub retention: RetentionConfig,
     /// Push the history to a Prometheus remote-write receiver (off when unset).
     pub remote_write: Option<RemoteWriteConfig>,
+    /// The detectors' settings (docs/findings.md).
+    pub findings: FindingsConfig,
+}
+
+/// The detectors' settings that a config file can change (`[findings]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FindingsConfig {
+    /// The hold: how long a finding's condition must be absent (or lower),
+    /// without a break, before it clears (or steps down a severity).
+    #[serde(with = "duration::config_value", alias = "hold_seconds")]
+    pub hold: Duration,
+    /// Coverage of a time-to-OOM's range of predicted kills (0.9: nine in
+    /// ten kills inside it, when the growth goes on as measured).
+    pub forecast_coverage: f64,
+}
+
+impl Default for FindingsConfig {
+    fn default() -> Self {
+        let engine = memlens_analyze::Config::default();
+        FindingsConfig {
+            hold: Duration::from_secs_f64(engine.hold_seconds),
+            forecast_coverage: engine.trend.coverage,
+        }
+    }
+}
+
+impl FindingsConfig {
+    /// The engine's config with these settings.
+    pub fn engine_config(&self) -> memlens_analyze::Config {
+        let defaults = memlens_analyze::Config::default();
+        memlens_analyze::Config {
+            hold_seconds: self.hold.as_secs_f64(),
+            trend: memlens_analyze::trend::TrendConfig {
+                coverage: self.forecast_coverage,
+                ..defaults.trend.clone()
+            },
+            ..defaults
+        }
+    }
 }
 
 /// Which processes are watched (the host and their cgroups always are).
@@ -146,6 +186,7 @@ impl Default for WatchConfig {
             fetch: FetchConfig::default(),
             retention: RetentionConfig::default(),
             remote_write: None,
+            findings: FindingsConfig::default(),
         }
     }
 }
@@ -245,6 +286,13 @@ impl WatchConfig {
         positive("fetch.connect_timeout", self.fetch.connect_timeout)?;
         positive("fetch.timeout", self.fetch.timeout)?;
         positive("retention.max_age", self.retention.max_age)?;
+        let coverage = self.findings.forecast_coverage;
+        if !(coverage > 0.0 && coverage < 1.0) {
+            return Err(ConfigError::Invalid {
+                field: "findings.forecast_coverage",
+                reason: format!("must be between 0 and 1 (e.g. 0.9), not {coverage}"),
+            });
+        }
         if self.interval < Duration::from_millis(100) {
             return Err(ConfigError::Invalid {
                 field: "interval",
@@ -412,6 +460,33 @@ mod tests {
         assert!(printed.contains("interval = \"1s500ms\"\n"), "{printed}");
         let again = WatchConfig::from_toml("printed", &printed).unwrap();
         assert_eq!(again, config);
+    }
+
+    #[test]
+    fn the_findings_table_sets_the_hold_and_the_coverage() {
+        for hold in ["hold = \"1m\"", "hold = 60", "hold_seconds = 60"] {
+            let text = format!("[findings]\n{hold}\nforecast_coverage = 0.99\n");
+            let config = WatchConfig::from_toml("t.toml", &text).unwrap();
+            let engine = config.findings.engine_config();
+            assert_eq!(engine.hold_seconds, 60.0, "{hold}");
+            assert_eq!(engine.trend.coverage, 0.99);
+        }
+        let defaults = WatchConfig::default();
+        assert_eq!(
+            defaults.findings.engine_config(),
+            memlens_analyze::Config::default()
+        );
+        assert!(
+            defaults.to_toml().contains("hold = \"5m\""),
+            "{}",
+            defaults.to_toml()
+        );
+        let err = WatchConfig::from_toml("t.toml", "[findings]\nhold = \"-1s\"\n").unwrap_err();
+        assert!(err.to_string().contains("hold"), "{err}");
+        let config =
+            WatchConfig::from_toml("t.toml", "[findings]\nforecast_coverage = 1.0\n").unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("findings.forecast_coverage"), "{err}");
     }
 
     #[test]

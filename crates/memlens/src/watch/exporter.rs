@@ -18,7 +18,7 @@ use super::WatchConfig;
 use anyhow::{bail, Context};
 use memlens_model::series::{Entity, Point};
 use memlens_model::Snapshot;
-use render::{AgentHealth, EntitySeries};
+use render::{AgentHealth, EntitySeries, TimeLeft};
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -133,7 +133,14 @@ impl Exporter {
                     Entity::Cgroup { path } => labels.push(("cgroup", path.clone())),
                     Entity::Host => {}
                 }
-                (labels, f.evidence("time_left_seconds"))
+                let left = f.evidence("time_left_seconds").map(|seconds| TimeLeft {
+                    seconds,
+                    earliest_seconds: f.evidence("time_left_earliest_seconds").unwrap_or(seconds),
+                    latest_seconds: f
+                        .evidence("time_left_latest_seconds")
+                        .unwrap_or(f64::INFINITY),
+                });
+                (labels, left)
             })
             .collect();
     }

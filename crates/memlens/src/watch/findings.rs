@@ -30,14 +30,15 @@ pub struct LiveFindings {
 }
 
 impl LiveFindings {
-    /// Detectors with the default thresholds; the kernel log under `root`
-    /// when readable (the `Err` says why not: the agent goes on without it).
-    pub fn new(root: &Root) -> (LiveFindings, Result<(), String>) {
+    /// Detectors with `config` (the config file's `[findings]`); the kernel
+    /// log under `root` when readable (the `Err` says why not: the agent
+    /// goes on without it).
+    pub fn new(root: &Root, config: Config) -> (LiveFindings, Result<(), String>) {
         let (kernel_log, readable) = match KernelLog::open(root) {
             Ok(log) => (Some(log), Ok(())),
             Err(why) => (None, Err(why)),
         };
-        let mut engine = Engine::new(Config::default());
+        let mut engine = Engine::new(config);
         engine.read_kernel_log(kernel_log.is_some());
         let live = LiveFindings {
             engine,

@@ -242,7 +242,8 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         root.clone(),
     )
     .context("cannot start the Go-targets thread")?;
-    let (mut live, kernel_log) = findings::LiveFindings::new(&root);
+    let (mut live, kernel_log) =
+        findings::LiveFindings::new(&root, config.findings.engine_config());
     if let Err(why) = kernel_log {
         status.info(&format!(
             "memlens watch: OOM kills from the cgroup and host counters only ({why})"

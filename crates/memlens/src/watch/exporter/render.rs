@@ -9,9 +9,11 @@ use std::fmt::Write as _;
 
 /// The agent's own families (listed in `docs/metrics.md`).
 #[cfg(test)]
-pub const AGENT_FAMILIES: [&str; 10] = [
+pub const AGENT_FAMILIES: [&str; 12] = [
     "memlens_finding_active",
     "memlens_time_to_oom_seconds",
+    "memlens_time_to_oom_earliest_seconds",
+    "memlens_time_to_oom_latest_seconds",
     "memlens_oom_kills_observed_total",
     "memlens_agent_cycles_total",
     "memlens_agent_cycle_duration_seconds",
@@ -33,8 +35,19 @@ const KNOWN_ERRORS: [(&str, &str); 7] = [
     ("go", "profile"),
 ];
 
-/// An active finding's labels and, for a time-to-OOM, the time left.
-pub type ActiveFinding = (Vec<(&'static str, String)>, Option<f64>);
+/// An active finding's labels and, for a time-to-OOM, its forecast.
+pub type ActiveFinding = (Vec<(&'static str, String)>, Option<TimeLeft>);
+
+/// A time-to-OOM's forecast as exported (seconds).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeLeft {
+    /// The time left.
+    pub seconds: f64,
+    /// The earliest time left at the forecast's coverage.
+    pub earliest_seconds: f64,
+    /// The latest (`+Inf` when the slope may be zero).
+    pub latest_seconds: f64,
+}
 
 /// The agent's health, as the exposition shows it.
 #[derive(Debug, Clone, Default)]
@@ -286,7 +299,31 @@ fn agent(out: &mut String, h: &AgentHealth) {
     );
     for (labels, left) in &h.findings {
         if let Some(left) = left {
-            sample(out, name, labels.iter(), *left);
+            sample(out, name, labels.iter(), left.seconds);
+        }
+    }
+    let name = "memlens_time_to_oom_earliest_seconds";
+    header(
+        out,
+        name,
+        Kind::Gauge,
+        "Earliest time left until the OOM kill at the forecast's coverage (range_coverage, 90 % by default).",
+    );
+    for (labels, left) in &h.findings {
+        if let Some(left) = left {
+            sample(out, name, labels.iter(), left.earliest_seconds);
+        }
+    }
+    let name = "memlens_time_to_oom_latest_seconds";
+    header(
+        out,
+        name,
+        Kind::Gauge,
+        "Latest time left until the OOM kill at the forecast's coverage (+Inf when the growth may stop).",
+    );
+    for (labels, left) in &h.findings {
+        if let Some(left) = left {
+            sample(out, name, labels.iter(), left.latest_seconds);
         }
     }
     let name = "memlens_agent_collector_errors_total";
@@ -373,6 +410,48 @@ mod tests {
             rss_bytes: rss,
             values: (0..n).map(|_| ("rss_bytes", rss)).collect(),
         }
+    }
+
+    #[test]
+    fn a_time_to_oom_shows_its_time_left_and_range() {
+        let labels = vec![
+            ("finding", "memory.time_to_oom".to_string()),
+            ("severity", "critical".to_string()),
+            ("target", "cgroup:/app".to_string()),
+            ("cgroup", "/app".to_string()),
+        ];
+        let health = AgentHealth {
+            findings: vec![
+                (
+                    labels.clone(),
+                    Some(TimeLeft {
+                        seconds: 120.0,
+                        earliest_seconds: 90.5,
+                        latest_seconds: f64::INFINITY,
+                    }),
+                ),
+                (vec![("finding", "memory.growth".to_string())], None),
+            ],
+            ..AgentHealth::default()
+        };
+        let text = render(&[], &health);
+        if std::env::var_os("MEMLENS_PRINT_EXPOSITION").is_some() {
+            println!("{text}");
+        }
+        let series = "{finding=\"memory.time_to_oom\",severity=\"critical\",\
+                      target=\"cgroup:/app\",cgroup=\"/app\"}";
+        for line in [
+            format!("memlens_time_to_oom_seconds{series} 120\n"),
+            format!("memlens_time_to_oom_earliest_seconds{series} 90.5\n"),
+            format!("memlens_time_to_oom_latest_seconds{series} +Inf\n"),
+        ] {
+            assert!(text.contains(&line), "{line} in:\n{text}");
+        }
+        assert_eq!(text.matches("memlens_finding_active{").count(), 2);
+        assert_eq!(
+            text.matches("memlens_time_to_oom_latest_seconds{").count(),
+            1
+        );
     }
 
     #[test]

@@ -1,0 +1,124 @@
+//! What the real-kill tests (oom_live.rs, oom_fast_live.rs) share: one
+//! workload per memory cgroup, the agent's stored findings, and a first
+//! critical's lead and error.
+
+#![allow(dead_code)]
+
+use memlens_testkit::{GoToolchain, TestCgroup, Workload, WorkloadSpec};
+use serde_json::Value;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use super::cli::query;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// One workload in its own cgroup.
+pub struct Case {
+    pub name: String,
+    pub toolchain: GoToolchain,
+    pub leaks: bool,
+    pub cgroup: TestCgroup,
+    pub workload: Workload,
+    pub leak_start_ms: i64,
+    pub kill_ms: Option<i64>,
+}
+
+/// Starts `mode` with `args` in a new cgroup of `limit_bytes`; its leak is
+/// taken to start when it is spawned (a leak measured from then is never
+/// shorter than the real one).
+pub fn start(
+    toolchain: &GoToolchain,
+    name: &str,
+    mode: &str,
+    args: &[&str],
+    leaks: bool,
+    limit_bytes: u64,
+) -> Case {
+    let cgroup = TestCgroup::with_limit(limit_bytes);
+    let spawned_ms = now_ms();
+    let mut spec = WorkloadSpec::new(toolchain, mode).arg("--duration=0");
+    for a in args {
+        spec = spec.arg(*a);
+    }
+    let workload = spec.start_in(&cgroup);
+    Case {
+        name: format!("{name} ({})", toolchain.name),
+        toolchain: toolchain.clone(),
+        leaks,
+        cgroup,
+        workload,
+        leak_start_ms: spawned_ms,
+        kill_ms: None,
+    }
+}
+
+pub fn evidence(evidence: &Value, name: &str) -> Option<f64> {
+    evidence
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?
+        .get("value")?
+        .as_f64()
+}
+
+/// Whether a finding's target key is this case's process or cgroup.
+pub fn about(target: &str, case: &Case) -> bool {
+    target.starts_with(&format!("process:{}:", case.workload.pid()))
+        || target == format!("cgroup:{}", case.cgroup.path_in_hierarchy())
+}
+
+/// A first critical measured against the kill.
+pub struct Measured {
+    /// When it fired (ms).
+    pub fired_ms: i64,
+    /// The kill minus that.
+    pub lead_ms: i64,
+    /// |predicted kill - kill| / lead.
+    pub error: f64,
+    /// Whether the kill lies inside its range (earliest .. latest).
+    pub inside_range: bool,
+    /// All of it in words.
+    pub line: String,
+}
+
+/// When a critical fired, its lead before the kill, the error of its
+/// predicted kill as a share of that lead, whether the kill is inside its
+/// range, and a line saying so.
+pub fn measure(critical: &Value, kill_ms: i64, leak_ms: i64) -> Measured {
+    let fired_ms = critical["fired_ms"].as_i64().unwrap();
+    let list: Value = serde_json::from_str(critical["evidence"].as_str().unwrap()).unwrap();
+    let predicted = evidence(&list, "predicted_kill_at_ms").unwrap() as i64;
+    let earliest = evidence(&list, "predicted_kill_earliest_at_ms").unwrap() as i64;
+    let latest = evidence(&list, "predicted_kill_latest_at_ms").map(|v| v as i64);
+    let coverage = evidence(&list, "range_coverage").unwrap_or(f64::NAN);
+    let lead_ms = kill_ms - fired_ms;
+    let error = (predicted - kill_ms).abs() as f64 / lead_ms.max(1) as f64;
+    let off = |ms: i64| format!("{:+.0} s", (ms - kill_ms) as f64 / 1000.0);
+    let line = format!(
+        "leak {:.0} s, critical on {} {:.0} s before the kill ({:.0}% of the leak), \
+         predicted kill {} off (error {:.1}% of the time left), {:.0} % range {} .. {} \
+         (fast rule: {})",
+        leak_ms as f64 / 1000.0,
+        critical["target"].as_str().unwrap(),
+        lead_ms as f64 / 1000.0,
+        lead_ms as f64 / leak_ms as f64 * 100.0,
+        off(predicted),
+        error * 100.0,
+        coverage * 100.0,
+        off(earliest),
+        latest.map_or("unbounded".to_string(), off),
+        evidence(&list, "trend_fast") == Some(1.0)
+    );
+    Measured {
+        fired_ms,
+        lead_ms,
+        error,
+        inside_range: earliest <= kill_ms && latest.is_none_or(|l| kill_ms <= l),
+        line,
+    }
+}
