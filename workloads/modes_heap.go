@@ -103,35 +103,40 @@ func retainLeakChunk(size int, v byte) {
 
 // runHeapLeak retains --leak-kib KiB more every tick (after --leak-after) and
 // allocates --garbage-kib KiB of garbage, so the live heap and RSS grow under a
-// GC sawtooth.
+// GC sawtooth. The ticks are paced by the wall clock (pacer.go): after
+// LEAK_START the retained bytes are --leak-kib times the ticks passed since,
+// whatever CPU the process got, so a test can rely on the rate.
 func runHeapLeak(c *config, _ *rand.Rand) {
 	leakBytes := c.leakKiB * kib
-	leakFrom := time.Now().Add(c.leakAfter)
 	var retained int64
 	started := false
-	ticker := time.NewTicker(c.tick)
-	defer ticker.Stop()
-	for n := int64(1); ; n++ {
-		<-ticker.C
-		if leakBytes > 0 && !time.Now().Before(leakFrom) {
-			if !started {
-				started = true
-				say("LEAK_START tick=%d", n)
-			}
-			for left := leakBytes; left > 0; left -= chunkBytes {
-				size := chunkBytes
-				if left < size {
-					size = left
+	p := newPacer(c.tick)
+	leakFrom := p.start.Add(c.leakAfter)
+	for {
+		first, last := p.next()
+		for n := first; n <= last; n++ {
+			// A tick leaks when it was due after --leak-after, even when it
+			// runs late.
+			if leakBytes > 0 && !p.dueAt(n).Before(leakFrom) {
+				if !started {
+					started = true
+					say("LEAK_START tick=%d", n)
 				}
-				retainLeakChunk(size, byte(n))
+				for left := leakBytes; left > 0; left -= chunkBytes {
+					size := chunkBytes
+					if left < size {
+						size = left
+					}
+					retainLeakChunk(size, byte(n))
+				}
+				retained += int64(leakBytes)
 			}
-			retained += int64(leakBytes)
+			allocGarbage(c.garbageKiB*kib, byte(n))
+			spikeTick(c, time.Now(), byte(n))
+			stats.ticks.Set(n)
+			stats.retainedBytes.Set(retained)
+			say("TICK %d retained_bytes=%d", n, retained)
 		}
-		allocGarbage(c.garbageKiB*kib, byte(n))
-		spikeTick(c, time.Now(), byte(n))
-		stats.ticks.Set(n)
-		stats.retainedBytes.Set(retained)
-		say("TICK %d retained_bytes=%d", n, retained)
 	}
 }
 
