@@ -32,6 +32,7 @@ parallel=2
 source scripts/env.sh
 
 out=${SOAK_DIR:-target/soak/$(date +%Y%m%d-%H%M%S)}
+rm -rf "$out/logs" "$out/load.txt"
 mkdir -p "$out/logs"
 out=$(cd "$out" && pwd)
 
