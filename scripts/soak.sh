@@ -8,8 +8,9 @@
 #   scripts/soak.sh 5 goroutines_live::debian_services_totals_match_their_go_goroutines_gauge
 #
 # A TEST is a test binary (the file name of crates/*/tests/NAME.rs) or
-# BINARY::TEST_FUNCTION. Without TESTs: every integration test binary whose
-# source uses memlens_testkit or starts a process (Command::new).
+# BINARY::TEST_FUNCTION; a TEST named k times runs k times in each run. Without
+# TESTs: every integration test binary whose source uses memlens_testkit or
+# starts a process (Command::new); `all` among the TESTs stands for that list.
 #
 # The binaries are built once up front (cargo test --no-run); each run starts
 # the binary itself, in its package's directory as cargo would, with the
@@ -75,6 +76,7 @@ if [ ${#selectors[@]} -eq 0 ]; then
   mapfile -t targets < <(printf '%s\n' "${real[@]}" | sort)
 else
   for s in "${selectors[@]}"; do
+    if [ "$s" = all ]; then targets+=("${real[@]}"); continue; fi
     bin=${s%%::*}
     [ -n "${exe[$bin]:-}" ] || { echo "soak.sh: no test binary '$bin' (known: $(printf '%s ' "${!exe[@]}"))" >&2; exit 2; }
     targets+=("$s")
@@ -88,8 +90,7 @@ echo "soak: $runs run(s) of ${#targets[@]} target(s), $parallel at a time: ${tar
 # results and the failures' captured output) and stderr are kept apart, so the
 # results parse even when a test writes to stderr past the capture.
 run_job() {
-  local run=$1 target=$2 bin=${2%%::*} log args=()
-  log="$out/logs/$(printf '%03d' "$run")-${target//::/--}"
+  local run=$1 target=$2 log=$3 bin=${2%%::*} args=()
   if [[ "$target" == *::* ]]; then args=("${target#*::}" --exact); fi
   local started=$SECONDS
   set +e
@@ -112,16 +113,22 @@ report_job() { # prints the line of a finished job
 
 declare -A running # pid -> log
 for ((run = 1; run <= runs; run++)); do
+  declare -A copies=()
   for target in "${targets[@]}"; do
+    # logs/RUN-BINARY[--TEST][+COPY]: the second and later copies of a TEST in one run
+    log="$out/logs/$(printf '%03d' "$run")-${target//::/--}"
+    copies[$target]=$((${copies[$target]:-0} + 1))
+    [ "${copies[$target]}" -eq 1 ] || log="$log+${copies[$target]}"
     while [ "$(jobs -rp | grep -cv "^$sampler$")" -ge "$parallel" ]; do
       wait -n || true
       for pid in "${!running[@]}"; do
         if ! kill -0 "$pid" 2>/dev/null; then report_job "${running[$pid]}"; unset "running[$pid]"; fi
       done
     done
-    run_job "$run" "$target" &
-    running[$!]="$out/logs/$(printf '%03d' "$run")-${target//::/--}"
+    run_job "$run" "$target" "$log" &
+    running[$!]=$log
   done
+  unset copies
 done
 for pid in "${!running[@]}"; do
   wait "$pid" || true

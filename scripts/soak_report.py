@@ -18,7 +18,7 @@ from collections import OrderedDict
 
 RESULT = re.compile(r"^test (\S+) \.\.\. (ok|FAILED|ignored)")
 SECTION = re.compile(r"^---- (\S+) stdout ----$")
-PANIC = re.compile(r"^thread '[^']*' panicked at (\S+):$")
+PANIC = re.compile(r"^thread '[^']*'(?: \(\d+\))? panicked at (\S+):$")
 MESSAGE_LINES = 8
 MESSAGE_CHARS = 600
 
@@ -93,6 +93,7 @@ def main():
     names = sorted(n[:-3] for n in os.listdir(logs) if n.endswith(".rc"))
     for name in names:
         run, target = name.split("-", 1)
+        target = target.split("+")[0]  # BINARY[--TEST][+COPY]
         binary = target.split("--")[0]
         read = lambda ext: open(os.path.join(logs, name + ext), errors="replace").read()
         stdout, stderr, rc = read(".out"), read(".err"), int(read(".rc").strip() or 1)
