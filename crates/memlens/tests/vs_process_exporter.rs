@@ -4,17 +4,19 @@
 //!
 //! Widening: none for what both read the same way (threads, open files,
 //! virtual size, swap, major faults, PSS from `smaps_rollup`). Resident size
-//! only: process-exporter takes it from `/proc/PID/stat`, which reads the
-//! kernel's per-CPU RSS counters without summing the CPUs' pending parts
-//! (`get_mm_rss`), while `VmRSS` of `/proc/PID/status`, which memlens reads,
-//! sums them; each of the three counters (anon, file, shmem) may hold up to
-//! `batch - 1` pages per CPU unsummed, `batch` being the kernel's
-//! `percpu_counter_batch` = max(32, 2 × CPUs) (seen 66 pages apart).
+//! only: process-exporter takes it from `/proc/PID/stat`, whose RSS may be
+//! off from `VmRSS` by what the kernel's per-CPU counters hold unsummed
+//! (common/stat_rss.rs).
+
 use memlens_testkit::{free_loopback_port, http_get, GoToolchain, WorkloadSpec};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "common/stat_rss.rs"]
+mod stat_rss;
+use stat_rss::stat_rss_slack_bytes;
 
 const EXPORTER: &str = "/usr/bin/prometheus-process-exporter";
 
@@ -112,20 +114,6 @@ fn group_samples(body: &str) -> HashMap<String, f64> {
     out
 }
 
-/// The most pages `/proc/PID/stat`'s RSS can be off from `VmRSS`: three
-/// counters, each up to `percpu_counter_batch - 1` pages on every CPU.
-fn stat_rss_slack_bytes() -> f64 {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let (cpus, page) = unsafe {
-        (
-            libc::sysconf(libc::_SC_NPROCESSORS_CONF),
-            libc::sysconf(libc::_SC_PAGESIZE),
-        )
-    };
-    let batch = 32.max(2 * cpus);
-    (3 * cpus * (batch - 1) * page) as f64
-}
-
 #[test]
 fn snapshot_agrees_with_process_exporter() {
     let toolchain = GoToolchain::go127();
@@ -161,7 +149,7 @@ fn snapshot_agrees_with_process_exporter() {
             .get(key)
             .unwrap_or_else(|| panic!("no {key} in {scrape:?}"))
     };
-    let rss_slack = stat_rss_slack_bytes();
+    let rss_slack = stat_rss_slack_bytes() as f64;
     let pairs = [
         ("rss_bytes", "memory_bytes:resident", rss_slack),
         ("pss_bytes", "memory_bytes:proportionalResident", 0.0),
