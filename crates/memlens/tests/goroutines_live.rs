@@ -311,7 +311,7 @@ fn debian_services_totals_match_their_go_goroutines_gauge() {
         // and reader (2), the collect worker running the Go collector (1), and
         // 0..1 goroutine closing the metric channels and 0..(collectors - 1)
         // more collect workers, which Gather starts whenever no metric is
-        // ready: how many depends on scheduling (seen 3 to 7 above the
+        // ready: how many depends on scheduling (prometheus: 3 to 5 above the
         // runtime's count on a loaded host). So the gauge bounds memlens from
         // above only: memlens's count (the service's own + 2 + what its
         // requests leave, see goroutine_counts) is at most the gauge - 3 + 2
