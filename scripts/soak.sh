@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# soak.sh N [TEST...]: runs the real-process test binaries N times, two at a
+# time (the machine loaded as in CI), and prints a pass/fail table per test
+# function with the first failure of each and the load average of the machine.
+#
+#   scripts/soak.sh 3                         every real-process test binary, 3 times
+#   scripts/soak.sh 10 goroutines_live runtime_live
+#   scripts/soak.sh 5 goroutines_live::debian_services_totals_match_their_go_goroutines_gauge
+#
+# A TEST is a test binary (the file name of crates/*/tests/NAME.rs) or
+# BINARY::TEST_FUNCTION; a TEST named k times runs k times in each run. Without
+# TESTs: every integration test binary whose source uses memlens_testkit or
+# starts a process (Command::new); `all` among the TESTs stands for that list.
+#
+# The binaries are built once up front (cargo test --no-run); each run starts
+# the binary itself, in its package's directory as cargo would, with the
+# environment of scripts/env.sh. Logs stay in target/soak/<time>/ (SOAK_DIR
+# overrides); a run taking longer than SOAK_TIMEOUT (default 1800 s) is killed
+# with its process group and counted as failed. Exit status 1 when anything failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 1 ] || usage
+runs=$1
+shift
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "soak.sh: N must be a positive integer, not '$runs'" >&2; exit 2; }
+selectors=("$@")
+timeout_seconds=${SOAK_TIMEOUT:-1800}
+parallel=2
+
+# shellcheck source=scripts/env.sh
+source scripts/env.sh
+
+out=${SOAK_DIR:-target/soak/$(date +%Y%m%d-%H%M%S)}
+rm -rf "$out/logs" "$out/load.txt"
+mkdir -p "$out/logs"
+out=$(cd "$out" && pwd)
+
+# The 1-, 5- and 15-minute load averages, sampled every 15 s while the soak runs.
+echo "$(date +%s) $(cut -d' ' -f1-3 /proc/loadavg)" >"$out/load.txt"
+echo "soak: load average at start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
+( while sleep 15; do echo "$(date +%s) $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/load.txt"; done ) &
+sampler=$!
+trap 'kill "$sampler" 2>/dev/null || true' EXIT
+
+# --- build once -------------------------------------------------------------
+echo "soak: building the test binaries (cargo test --workspace --no-run)"
+cargo test --workspace --no-run --message-format=json >"$out/build.json"
+# name <TAB> executable <TAB> package directory <TAB> source file
+python3 - "$out/build.json" >"$out/binaries.tsv" <<'EOF'
+import json, os, sys
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+        continue
+    t = m["target"]
+    if t["kind"] != ["test"] or not m["profile"]["test"]:
+        continue
+    print("\t".join([t["name"], m["executable"], os.path.dirname(m["manifest_path"]), t["src_path"]]))
+EOF
+
+# --- what to run ------------------------------------------------------------
+declare -A exe cwd
+real=()
+while IFS=$'\t' read -r name path dir src; do
+  exe[$name]=$path
+  cwd[$name]=$dir
+  if grep -qE 'memlens_testkit|Command::new' "$src"; then real+=("$name"); fi
+done <"$out/binaries.tsv"
+targets=() # BINARY or BINARY::TEST
+if [ ${#selectors[@]} -eq 0 ]; then
+  mapfile -t targets < <(printf '%s\n' "${real[@]}" | sort)
+else
+  for s in "${selectors[@]}"; do
+    if [ "$s" = all ]; then targets+=("${real[@]}"); continue; fi
+    bin=${s%%::*}
+    [ -n "${exe[$bin]:-}" ] || { echo "soak.sh: no test binary '$bin' (known: $(printf '%s ' "${!exe[@]}"))" >&2; exit 2; }
+    targets+=("$s")
+  done
+fi
+total=$((runs * ${#targets[@]}))
+echo "soak: $runs run(s) of ${#targets[@]} target(s), $parallel at a time: ${targets[*]}"
+
+# --- run --------------------------------------------------------------------
+# One job: a test binary (or one of its tests) once. Its stdout (libtest's
+# results and the failures' captured output) and stderr are kept apart, so the
+# results parse even when a test writes to stderr past the capture.
+run_job() {
+  local run=$1 target=$2 log=$3 bin=${2%%::*} args=()
+  if [[ "$target" == *::* ]]; then args=("${target#*::}" --exact); fi
+  local started=$SECONDS
+  set +e
+  (cd "${cwd[$bin]}" && RUST_BACKTRACE=0 exec timeout --kill-after=30 "$timeout_seconds" \
+    "${exe[$bin]}" "${args[@]}") >"$log.out" 2>"$log.err" </dev/null
+  echo $? >"$log.rc"
+  set -e
+  echo "$((SECONDS - started))" >"$log.seconds"
+}
+
+done_jobs=0
+report_job() { # prints the line of a finished job
+  local log=$1 rc
+  rc=$(cat "$log.rc")
+  done_jobs=$((done_jobs + 1))
+  printf 'soak: [%d/%d] %s: %s in %ss (load %s)\n' "$done_jobs" "$total" "$(basename "$log")" \
+    "$([ "$rc" = 0 ] && echo ok || echo "FAILED (exit $rc)")" "$(cat "$log.seconds")" \
+    "$(cut -d' ' -f1 /proc/loadavg)"
+}
+
+declare -A running # pid -> log
+for ((run = 1; run <= runs; run++)); do
+  declare -A copies=()
+  for target in "${targets[@]}"; do
+    # logs/RUN-BINARY[--TEST][+COPY]: the second and later copies of a TEST in one run
+    log="$out/logs/$(printf '%03d' "$run")-${target//::/--}"
+    copies[$target]=$((${copies[$target]:-0} + 1))
+    [ "${copies[$target]}" -eq 1 ] || log="$log+${copies[$target]}"
+    while [ "$(jobs -rp | grep -cv "^$sampler$")" -ge "$parallel" ]; do
+      wait -n || true
+      for pid in "${!running[@]}"; do
+        if ! kill -0 "$pid" 2>/dev/null; then report_job "${running[$pid]}"; unset "running[$pid]"; fi
+      done
+    done
+    run_job "$run" "$target" "$log" &
+    running[$!]=$log
+  done
+  unset copies
+done
+for pid in "${!running[@]}"; do
+  wait "$pid" || true
+  report_job "${running[$pid]}"
+done
+
+kill "$sampler" 2>/dev/null || true
+echo "$(date +%s) $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/load.txt"
+echo "soak: load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+exec python3 scripts/soak_report.py "$out"
