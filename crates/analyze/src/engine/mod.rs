@@ -38,7 +38,7 @@ pub use limits::LimitsConfig;
 use crate::finding::{Evidence, Finding, Layer, Severity, GOMEMLIMIT_REACHED, GROWTH, TIME_TO_OOM};
 #[cfg(doc)]
 use crate::finding::{NEAR_LIMIT, OOM_KILL, THRASHING};
-use crate::forecast::{forecast, severity, Forecast, ForecastConfig};
+use crate::forecast::{forecast_with_reclaimable, severity, Forecast, ForecastConfig};
 use crate::trend::{analyse, analyse_for_forecast, Trend, TrendConfig, Window};
 use memlens_model::series::{Entity, Point};
 use std::collections::{BTreeMap, HashMap};
@@ -400,7 +400,8 @@ impl Engine {
                 let trend = analyse_for_forecast(points, started, &self.config.trend);
                 let condition = trend.as_ref().and_then(|t| {
                     let kill = self.kill_point(entity, state, t.last_value)?;
-                    let f = forecast(t, kill.0)?;
+                    let reclaimable = self.reclaimable_file(entity, state);
+                    let f = forecast_with_reclaimable(t, kill.0, reclaimable)?;
                     let sev = severity(&f, &self.config.forecast)?;
                     Some(self.oom_condition(t, &f, sev, metric, layer, kill.1))
                 });
@@ -455,6 +456,23 @@ impl Engine {
                 slope * 60.0 / 1048576.0
             ),
         })
+    }
+
+    /// The active file cache the kernel can still reclaim before it kills
+    /// `entity` (its cgroup's, for a process); 0 when unknown or unlimited.
+    fn reclaimable_file(&self, entity: &Entity, state: &EntityState) -> f64 {
+        let cgroup = match entity {
+            Entity::Cgroup { .. } => Some(state),
+            Entity::Process { .. } => self
+                .process_cgroups
+                .get(entity)
+                .and_then(|path| self.entities.get(&Entity::Cgroup { path: path.clone() })),
+            Entity::Host => None,
+        };
+        cgroup
+            .filter(|cg| cg.latest.contains_key("effective_limit_bytes"))
+            .and_then(|cg| cg.latest.get("active_file_bytes").copied())
+            .unwrap_or(0.0)
     }
 
     /// The kill point for `entity` and which layer it comes from.
@@ -560,6 +578,14 @@ impl Engine {
                 Layer::Derived,
             ),
         ];
+        if f.reclaimable_bytes > 0.0 {
+            evidence.push(Evidence::new(
+                "reclaimable_file_bytes",
+                f.reclaimable_bytes,
+                "bytes",
+                Layer::Cgroup,
+            ));
+        }
         // Unbounded when the slope's interval reaches zero: left out.
         if let Some(latest_ms) = f.latest_kill_at_ms {
             evidence.push(Evidence::new(
