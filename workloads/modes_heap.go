@@ -103,7 +103,7 @@ func retainLeakChunk(size int, v byte) {
 
 // runHeapLeak retains --leak-kib KiB more every tick (after --leak-after) and
 // allocates --garbage-kib KiB of garbage, so the live heap and RSS grow under a
-// GC sawtooth.
+// GC sawtooth, until --leak-max-mib MiB are kept (when set).
 func runHeapLeak(c *config, _ *rand.Rand) {
 	leakBytes := c.leakKiB * kib
 	leakFrom := time.Now().Add(c.leakAfter)
@@ -113,7 +113,7 @@ func runHeapLeak(c *config, _ *rand.Rand) {
 	defer ticker.Stop()
 	for n := int64(1); ; n++ {
 		<-ticker.C
-		if leakBytes > 0 && !time.Now().Before(leakFrom) {
+		if leakBytes > 0 && !time.Now().Before(leakFrom) && !leakCapped(c, retained) {
 			if !started {
 				started = true
 				say("LEAK_START tick=%d", n)
@@ -126,6 +126,9 @@ func runHeapLeak(c *config, _ *rand.Rand) {
 				retainLeakChunk(size, byte(n))
 			}
 			retained += int64(leakBytes)
+			if leakCapped(c, retained) {
+				say("LEAK_STOP retained_bytes=%d", retained)
+			}
 		}
 		allocGarbage(c.garbageKiB*kib, byte(n))
 		spikeTick(c, time.Now(), byte(n))
@@ -133,6 +136,11 @@ func runHeapLeak(c *config, _ *rand.Rand) {
 		stats.retainedBytes.Set(retained)
 		say("TICK %d retained_bytes=%d", n, retained)
 	}
+}
+
+// leakCapped says whether heap-leak has kept its --leak-max-mib (never when 0).
+func leakCapped(c *config, retained int64) bool {
+	return c.leakMaxMiB > 0 && retained >= int64(c.leakMaxMiB)*mib
 }
 
 // spikeSet is the transient working set of heap-leak --spike-mib.

@@ -50,6 +50,18 @@ fn parse_clock(text: &str) -> Option<i64> {
     Some(hour * 3600 + minute * 60 + second)
 }
 
+/// A duration argument (`replay --step`): `90s`, `15m`, `2h`, `7d`, or a
+/// plain number of seconds (`5`, `2.5`), in ms.
+pub fn parse_step_ms(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let ms = match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Some((seconds * 1000.0) as i64),
+        Ok(_) => None,
+        Err(_) => parse_duration_ms(text),
+    };
+    ms.ok_or_else(|| format!("{text:?}: expected a duration like 5s, 1m or 2h, or seconds"))
+}
+
 /// `90s`, `15m`, `2h`, `7d` in ms.
 fn parse_duration_ms(text: &str) -> Option<i64> {
     let unit_ms = match text.chars().last()? {
@@ -137,6 +149,17 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_forms() {
+        assert_eq!(parse_step_ms("5s"), Ok(5_000));
+        assert_eq!(parse_step_ms("15"), Ok(15_000));
+        assert_eq!(parse_step_ms("2.5"), Ok(2_500));
+        assert_eq!(parse_step_ms("1m"), Ok(60_000));
+        for bad in ["", "-5", "5x", "inf", "s"] {
+            assert!(parse_step_ms(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 
     #[test]
     fn forms() {
