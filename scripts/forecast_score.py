@@ -79,6 +79,15 @@ def as_ms(finding, name, value):
     return float(value)
 
 
+def range_end(finding, word):
+    """The earliest or latest predicted kill (ms), from the evidence's
+    `predicted_kill_<word>_at_ms`-like time or a `<word>` time left in seconds."""
+    name, value = evidence(finding, "kill", word)
+    if name is None:
+        name, value = evidence(finding, word)
+    return as_ms(finding, name, value)
+
+
 def case_findings(findings, case):
     """The findings on the case's cgroup or on its processes."""
     pids = set(case.get("pids", []))
@@ -109,10 +118,11 @@ def memlens_leak(findings, case):
         predicted = as_ms(crit, name, value)
         if predicted is not None:
             result["error"] = 100.0 * abs(predicted - kill) / max(kill - crit["fired_at_ms"], 1)
-        lo = as_ms(crit, *evidence(crit, "earliest"))
-        hi = as_ms(crit, *evidence(crit, "latest"))
-        if lo is not None and hi is not None:
-            result["in_range"] = lo <= kill <= hi
+        lo = range_end(crit, "earliest")
+        hi = range_end(crit, "latest")
+        if lo is not None:
+            # No latest with an earliest: the range is unbounded above.
+            result["in_range"] = lo <= kill and (hi is None or kill <= hi)
         _, coverage = evidence(crit, "coverage")
         result["coverage"] = coverage
     return result
