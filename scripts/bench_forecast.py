@@ -423,6 +423,9 @@ def main():
     specs = select(specs, args)
     if any(s["kind"] == "vm" for s in specs) and not os.path.exists(VICTORIA):
         sys.exit(f"{VICTORIA} missing: apt-get install victoria-metrics")
+    # Ctrl-C cleans up even when started in the background (where the shell
+    # ignores SIGINT for the job): KeyboardInterrupt runs the finally blocks.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     signal.signal(signal.SIGHUP, lambda *_: sys.exit("hung up"))
     workdir = args.keep or tempfile.mkdtemp(prefix="memlens-bench-forecast-")
@@ -462,4 +465,7 @@ def report(args, run, history, steps):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("interrupted (its cgroups and processes were removed)")
