@@ -177,8 +177,16 @@ def ewma_leak(levels, case):
     error = None
     if crit:
         error = 100.0 * abs(crit[2] - kill) / max(kill - crit[0], 1)
+    # The start of the alarm that then held until the kill (no sample below
+    # warning in between): later than the first when the rule flickers.
+    held = None
+    for ts, level, _ in reversed([x for x in levels if x[0] <= kill]):
+        if not level or ts < start:
+            break
+        held = ts
     return {"first_ms": after[0][0] if after else None, "crit_ms": crit and crit[0],
-            "error": error, "before_leak": sum(1 for f in ewma_fires(levels) if f[0] < start)}
+            "held_ms": held, "error": error,
+            "before_leak": sum(1 for f in ewma_fires(levels) if f[0] < start)}
 
 
 def lead_text(at_ms, case):
@@ -213,7 +221,7 @@ def score(run, memlens, history, steps, out):
     goals = []
     leak_head = (f"{'case':<16} {'go':<5} {'leak→kill':>9} {'step':>4} {'ivl':>4} | "
                  f"{'memlens first':>14} {'crit':>12} {'err':>7} {'range':>6} {'pre':>3} | "
-                 f"{'EWMA first':>12} {'crit':>12} {'err':>7} {'pre':>3}")
+                 f"{'EWMA first':>12} {'held':>12} {'crit':>12} {'err':>7} {'pre':>3}")
     for step, step_ms in steps:
         findings = replay(memlens, history, step_ms)
         how = "as recorded" if not step_ms else f"memlens replay --step {step_ms / 1000:g}"
@@ -241,7 +249,8 @@ def score(run, memlens, history, steps, out):
             print(f"{c['name']:<16} {c['go']:<5} {dur:>8.0f}s {step:>3}s {ivl_text:>4} | "
                   f"{lead_text(m['first_ms'], c):>14} {lead_text(m['crit_ms'], c):>12} "
                   f"{fmt_pct(m['error']):>7} {rng:>6} {m['before_leak']:>3} | "
-                  f"{lead_text(e['first_ms'], c):>12} {lead_text(e['crit_ms'], c):>12} "
+                  f"{lead_text(e['first_ms'], c):>12} {lead_text(e['held_ms'], c):>12} "
+                  f"{lead_text(e['crit_ms'], c):>12} "
                   f"{fmt_pct(e['error']):>7} {e['before_leak']:>3}", file=out)
             goals.extend(leak_goals(c, step, m, e))
             if m["in_range"] is not None:
