@@ -459,7 +459,8 @@ def report(args, run, history, steps):
           "% of leak start -> kill; crit = the same for the first critical; err = |predicted - "
           "actual kill| / time left at the first critical; range = kill inside "
           "[earliest, latest] at the first critical (n/a: not in the evidence); ivl = median "
-          "interval of the thinned samples (s); pre = findings (EWMA: fires) on the case before its "
+          "interval of the thinned samples (s); kill = a time-to-OOM finding active (on) or "
+          "none (OFF) when the kernel killed; pre = findings (EWMA: fires) on the case before its "
           "leak began. EWMA: warning < 30 min, critical < 15 min; first = the first sample after the "
           "leak started at which it warns, held = the start of the alarm that then held until the "
           "kill.", file=out)

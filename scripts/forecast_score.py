@@ -110,7 +110,11 @@ def memlens_leak(findings, case):
     early = [f for f in case_findings(findings, case) if f["fired_at_ms"] < start]
     first = oom[0] if oom else None
     crit = next((f for f in oom if f["severity"] == "critical"), None)
-    result = {"first_ms": first and first["fired_at_ms"],
+    # Silent at the kill: no time-to-OOM finding active when the kernel killed.
+    active = any(f["id"] == OOM_ID and f["fired_at_ms"] <= kill
+                 and (f.get("cleared_at_ms") is None or f["cleared_at_ms"] >= kill)
+                 for f in case_findings(findings, case))
+    result = {"first_ms": first and first["fired_at_ms"], "active_at_kill": active,
               "crit_ms": crit and crit["fired_at_ms"], "error": None, "in_range": None,
               "coverage": None, "before_leak": len(early)}
     if crit:
@@ -220,7 +224,7 @@ def score(run, memlens, history, steps, out):
     series = {c["name"]: usage_series(memlens, history, c["cgroup"]) for c in cases}
     goals = []
     leak_head = (f"{'case':<16} {'go':<5} {'leak→kill':>9} {'step':>4} {'ivl':>4} | "
-                 f"{'memlens first':>14} {'crit':>12} {'err':>7} {'range':>6} {'pre':>3} | "
+                 f"{'memlens first':>14} {'crit':>12} {'err':>7} {'range':>6} {'kill':>4} {'pre':>3} | "
                  f"{'EWMA first':>12} {'held':>12} {'crit':>12} {'err':>7} {'pre':>3}")
     for step, step_ms in steps:
         findings = replay(memlens, history, step_ms)
@@ -248,7 +252,8 @@ def score(run, memlens, history, steps, out):
             rng = "n/a" if m["in_range"] is None else ("yes" if m["in_range"] else "NO")
             print(f"{c['name']:<16} {c['go']:<5} {dur:>8.0f}s {step:>3}s {ivl_text:>4} | "
                   f"{lead_text(m['first_ms'], c):>14} {lead_text(m['crit_ms'], c):>12} "
-                  f"{fmt_pct(m['error']):>7} {rng:>6} {m['before_leak']:>3} | "
+                  f"{fmt_pct(m['error']):>7} {rng:>6} {'on' if m['active_at_kill'] else 'OFF':>4} "
+                  f"{m['before_leak']:>3} | "
                   f"{lead_text(e['first_ms'], c):>12} {lead_text(e['held_ms'], c):>12} "
                   f"{lead_text(e['crit_ms'], c):>12} "
                   f"{fmt_pct(e['error']):>7} {e['before_leak']:>3}", file=out)
