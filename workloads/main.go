@@ -43,7 +43,7 @@
 //	steady:         --live-mib N (32)  --alloc-mib-per-tick N (16)
 //	heap-leak:      --leak-kib N (1024) --garbage-kib N (4096) --leak-after D (0)
 //	                --leak-kib-per-second N (0): wall-clock paced instead of per tick
-//	                --spike-mib N (0) --spike-every D (20s)
+//	                --spike-mib N (0) --spike-every D (20s) --leak-max-mib N (0)
 //	alloc-churn:    --alloc-mib-per-tick N (16)
 //	goroutine-leak: --goroutines N (100) --goroutine-rate N per tick (0 = all at once)
 //	                --leak-depth N (0): extra frames under each leaked goroutine
@@ -67,6 +67,8 @@
 //	                (written) held for the first half of every --spike-every, then
 //	                dropped and returned to the OS (debug.FreeOSMemory): a
 //	                sawtooth of N MiB in RSS that the kernel sees.
+//	                With --leak-max-mib N > 0 it stops retaining once N MiB are
+//	                kept (prints LEAK_STOP): a heap that grows, then levels off.
 //	alloc-churn     many small objects (64..1024 bytes) per tick, live heap < 4 MiB.
 //	goroutine-leak  --goroutines goroutines blocked forever receiving from a channel
 //	                nobody can send to: function main.leakyWorker, created by
@@ -110,6 +112,7 @@
 //	TICK <n> allocated_bytes=N live_bytes=N     steady, every tick
 //	LEAK_START tick=<n>          heap-leak: the first tick that retains memory
 //	TICK <n> retained_bytes=N    heap-leak, every tick (N = bytes kept so far)
+//	LEAK_STOP retained_bytes=N   heap-leak --leak-max-mib: the last tick that retained
 //	TICK <n> allocs=N alloc_bytes=N             alloc-churn, every tick (cumulative)
 //	GOROUTINES_LEAKED <n>        goroutine-leak, after each batch (n = running total)
 //	MAP_FULL entries=N           map-bloat, after the fill
@@ -179,8 +182,9 @@ type config struct {
 	// leakKiBPerSecond, when > 0, paces heap-leak by the wall clock instead
 	// of --leak-kib per tick (see runHeapLeak).
 	leakKiBPerSecond int
-	spikeMiB   int
-	spikeEvery time.Duration
+	leakMaxMiB       int
+	spikeMiB         int
+	spikeEvery       time.Duration
 
 	goroutines    int
 	goroutineRate int
@@ -236,6 +240,7 @@ func parseFlags() *config {
 	fs.IntVar(&c.garbageKiB, "garbage-kib", 4096, "heap-leak: KiB of garbage per tick")
 	fs.DurationVar(&c.leakAfter, "leak-after", 0, "heap-leak: delay between READY and the first leak")
 	fs.IntVar(&c.leakKiBPerSecond, "leak-kib-per-second", 0, "heap-leak: KiB retained per second of wall clock (each tick retains what is due; overrides --leak-kib)")
+	fs.IntVar(&c.leakMaxMiB, "leak-max-mib", 0, "heap-leak: stop retaining once N MiB are kept (0 = never)")
 	fs.IntVar(&c.spikeMiB, "spike-mib", 0, "heap-leak: MiB of a transient working set held half of every --spike-every")
 	fs.DurationVar(&c.spikeEvery, "spike-every", 20*time.Second, "heap-leak: period of the --spike-mib working set")
 	fs.IntVar(&c.goroutines, "goroutines", 100, "goroutine-leak: goroutines to leak")
@@ -272,7 +277,7 @@ func parseFlags() *config {
 	}
 	for name, v := range map[string]int{
 		"live-mib": c.liveMiB, "alloc-mib-per-tick": c.allocMiBPerTick,
-		"leak-kib": c.leakKiB, "garbage-kib": c.garbageKiB, "spike-mib": c.spikeMiB,
+		"leak-kib": c.leakKiB, "garbage-kib": c.garbageKiB, "spike-mib": c.spikeMiB, "leak-max-mib": c.leakMaxMiB,
 		"goroutines": c.goroutines, "goroutine-rate": c.goroutineRate, "leak-depth": c.leakDepth,
 		"map-entries": c.mapEntries, "map-keep": c.mapKeep,
 		"fds": c.fds, "fd-rate": c.fdRate, "mappings": c.mappings,

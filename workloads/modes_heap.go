@@ -103,12 +103,12 @@ func retainLeakChunk(size int, v byte) {
 
 // runHeapLeak retains --leak-kib KiB more every tick (after --leak-after) and
 // allocates --garbage-kib KiB of garbage, so the live heap and RSS grow under a
-// GC sawtooth. The ticks are paced by the wall clock (pacer.go): after
-// LEAK_START the retained bytes are --leak-kib times the ticks passed since,
-// whatever CPU the process got, so a test can rely on the rate. With
-// --leak-kib-per-second the retained bytes are that rate times the time since
-// the leak started (each tick keeps what is due by its own due time), whatever
-// the tick.
+// GC sawtooth, until --leak-max-mib MiB are kept (when set). The ticks are
+// paced by the wall clock (pacer.go): after LEAK_START the retained bytes are
+// --leak-kib times the ticks passed since, whatever CPU the process got, so a
+// test can rely on the rate. With --leak-kib-per-second the retained bytes are
+// that rate times the time since the leak started (each tick keeps what is due
+// by its own due time), whatever the tick.
 func runHeapLeak(c *config, _ *rand.Rand) {
 	leakBytes := c.leakKiB * kib
 	var retained int64
@@ -121,7 +121,7 @@ func runHeapLeak(c *config, _ *rand.Rand) {
 			// A tick leaks when it was due after --leak-after, even when it
 			// runs late.
 			dueAt := p.dueAt(n)
-			if (leakBytes > 0 || c.leakKiBPerSecond > 0) && !dueAt.Before(leakFrom) {
+			if (leakBytes > 0 || c.leakKiBPerSecond > 0) && !dueAt.Before(leakFrom) && !leakCapped(c, retained) {
 				if !started {
 					started = true
 					say("LEAK_START tick=%d", n)
@@ -140,6 +140,9 @@ func runHeapLeak(c *config, _ *rand.Rand) {
 				if due > 0 {
 					retained += due
 				}
+				if leakCapped(c, retained) {
+					say("LEAK_STOP retained_bytes=%d", retained)
+				}
 			}
 			allocGarbage(c.garbageKiB*kib, byte(n))
 			spikeTick(c, time.Now(), byte(n))
@@ -148,6 +151,11 @@ func runHeapLeak(c *config, _ *rand.Rand) {
 			say("TICK %d retained_bytes=%d", n, retained)
 		}
 	}
+}
+
+// leakCapped says whether heap-leak has kept its --leak-max-mib (never when 0).
+func leakCapped(c *config, retained int64) bool {
+	return c.leakMaxMiB > 0 && retained >= int64(c.leakMaxMiB)*mib
 }
 
 // spikeSet is the transient working set of heap-leak --spike-mib.

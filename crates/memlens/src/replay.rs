@@ -1,9 +1,11 @@
-//! `memlens replay --data DIR [--json]`: runs the detectors
+//! `memlens replay --data DIR [--json] [--step DURATION]`: runs the detectors
 //! (memlens-analyze) over a recorded history, instant by instant in time
 //! order, exactly as the live agent would have, and prints when each finding
 //! fired and cleared with its severity and evidence at that moment — so
-//! detector quality can be measured offline.
+//! detector quality can be measured offline. `--step` thins the history
+//! first, as if the agent had sampled less often.
 
+use crate::duration;
 use crate::show::findings::{event_word, evidence_json, finding_text, iso_utc, target_json};
 use crate::timearg::format_utc;
 use crate::watch::findings::{linked_profiles, profiles_json};
@@ -18,6 +20,7 @@ use std::path::PathBuf;
 
 /// Options of `memlens replay`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = duration::HELP)]
 pub struct ReplayArgs {
     /// The history's directory (as given to `memlens watch --data`).
     #[arg(long, value_name = "DIR")]
@@ -31,6 +34,11 @@ pub struct ReplayArgs {
     /// forecast coverage) are used, so replay fires as that agent did.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Replays only instants at least this far apart (the first kept, then
+    /// each one at least DURATION after the last kept: `5s`, `1m`), as if the agent had sampled at that interval.
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub step: Option<std::time::Duration>,
 }
 
 /// One finding from firing to clearing, as replayed.
@@ -82,6 +90,9 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(step) = args.step {
+        instants = thin_instants(instants, duration::millis_i64(step));
+    }
     let first_ms = instants.keys().next().copied();
     let last_ms = instants.keys().next_back().copied();
     let mut replayed: Vec<Replayed> = Vec::new();
@@ -132,6 +143,22 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// The instants at least `step_ms` apart: the first one, then each one at
+/// least `step_ms` after the last one kept. A step of 0 keeps every instant.
+fn thin_instants<T>(instants: BTreeMap<i64, T>, step_ms: i64) -> BTreeMap<i64, T> {
+    let mut last_kept: Option<i64> = None;
+    instants
+        .into_iter()
+        .filter(|(ts, _)| {
+            let keep = last_kept.is_none_or(|last| *ts - last >= step_ms);
+            if keep {
+                last_kept = Some(*ts);
+            }
+            keep
+        })
+        .collect()
 }
 
 fn write_text(
@@ -205,4 +232,38 @@ fn json_finding(r: &Replayed, names: &HashMap<Entity, String>) -> serde_json::Va
         "recommendation": f.recommendation,
         "profiles": profiles_json(&r.profiles),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(timestamps: &[i64], step_ms: i64) -> Vec<i64> {
+        let instants: BTreeMap<i64, ()> = timestamps.iter().map(|&ts| (ts, ())).collect();
+        thin_instants(instants, step_ms).into_keys().collect()
+    }
+
+    #[test]
+    fn thinning_keeps_instants_at_least_a_step_after_the_last_kept_one() {
+        // An agent at 1 s with jitter: 1.0 s, 0.9 s, 1.2 s... apart.
+        let ts = [
+            0, 1_000, 1_900, 3_100, 4_000, 4_999, 5_050, 6_000, 10_200, 10_900,
+        ];
+        assert_eq!(kept(&ts, 5_000), vec![0, 5_050, 10_200]);
+        // 5_050 is only 1.95 s after 3_100: 6_000 is the next one kept.
+        assert_eq!(kept(&ts, 2_000), vec![0, 3_100, 6_000, 10_200]);
+        // A gap longer than the step: the next instant after it is kept.
+        assert_eq!(
+            kept(&[0, 20_000, 21_000, 25_000], 5_000),
+            vec![0, 20_000, 25_000]
+        );
+    }
+
+    #[test]
+    fn a_step_of_zero_or_below_the_interval_keeps_everything() {
+        let ts = [0, 1_000, 2_000, 3_000];
+        assert_eq!(kept(&ts, 0), ts.to_vec());
+        assert_eq!(kept(&ts, 1_000), ts.to_vec());
+        assert_eq!(kept(&[], 5_000), Vec::<i64>::new());
+    }
 }
