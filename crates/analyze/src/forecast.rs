@@ -36,10 +36,15 @@ pub struct ForecastConfig {
     pub warning_seconds: f64,
     /// Critical when the kill is predicted within this many seconds.
     pub critical_seconds: f64,
-    /// No forecast reaches further ahead than this many times the span of
+    /// No critical reaches further ahead than this many times the span of
     /// the trend behind it (a minute of growth says little about the next
-    /// hour): until then the finding waits.
+    /// hour): until then the forecast is at most a warning.
     pub max_extrapolation: f64,
+    /// No warning reaches further ahead than this many times the span of
+    /// the trend behind it: a warning is the early word on a slow leak
+    /// (its trend at an eighth of the time left), the critical waits for
+    /// the trend to span a quarter of it (`max_extrapolation`).
+    pub warning_max_extrapolation: f64,
 }
 
 impl Default for ForecastConfig {
@@ -48,6 +53,7 @@ impl Default for ForecastConfig {
             warning_seconds: 1800.0,
             critical_seconds: 600.0,
             max_extrapolation: 4.0,
+            warning_max_extrapolation: 8.0,
         }
     }
 }
@@ -176,15 +182,16 @@ pub fn forecast_with_reclaimable(
     })
 }
 
-/// The severity of a forecast: critical within `critical_seconds`, warning
-/// within `warning_seconds`, else none; none either while the time left is
-/// more than `max_extrapolation` times the trend's span.
+/// The severity of a forecast: critical within `critical_seconds` while the
+/// time left is at most `max_extrapolation` times the trend's span; else
+/// warning within `warning_seconds` while it is at most
+/// `warning_max_extrapolation` times the span; else none.
 pub fn severity(forecast: &Forecast, config: &ForecastConfig) -> Option<Severity> {
-    if forecast.time_left_seconds > config.max_extrapolation * forecast.span_seconds {
-        None
-    } else if forecast.time_left_seconds <= config.critical_seconds {
+    let left = forecast.time_left_seconds;
+    let reach = |ratio: f64| left <= ratio * forecast.span_seconds;
+    if left <= config.critical_seconds && reach(config.max_extrapolation) {
         Some(Severity::Critical)
-    } else if forecast.time_left_seconds <= config.warning_seconds {
+    } else if left <= config.warning_seconds && reach(config.warning_max_extrapolation) {
         Some(Severity::Warning)
     } else {
         None
@@ -211,6 +218,18 @@ mod tests {
         assert_eq!(forecast(&trend, f64::NAN), None);
         let far = forecast(&trend, 1e8 + 1e6 * 2000.0).unwrap();
         assert_eq!(severity(&far, &config), None);
+        // A kill 4.5 spans ahead (under 10 min) is only a warning, as is
+        // one 7.5 spans ahead; 8.5 spans ahead is nothing.
+        let span = f.span_seconds;
+        let ahead = |spans: f64| {
+            let left = spans * span;
+            forecast(&trend, 1e8 + 1e6 * (120.0 + left)).unwrap()
+        };
+        assert!(4.5 * span <= 600.0 && 8.5 * span <= 1800.0, "{span}");
+        assert_eq!(severity(&ahead(4.5), &config), Some(Severity::Warning));
+        assert_eq!(severity(&ahead(7.5), &config), Some(Severity::Warning));
+        let beyond = ahead(8.5);
+        assert_eq!(severity(&beyond, &config), None);
     }
 
     #[test]
