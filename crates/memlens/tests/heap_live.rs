@@ -13,13 +13,13 @@
 //! - `flame`: the SVG names main.retainLeakChunk; with `--base` it is the
 //!   differential graph (retainLeakChunk drawn red: it grew).
 
-use memlens_testkit::{free_loopback_port, http_get, ChildGuard, GoToolchain, TestCgroup};
-use memlens_testkit::{Workload, WorkloadSpec};
+use memlens_testkit::{
+    free_loopback_port, go_tool_pprof_top, http_get, http_get_bytes, ChildGuard, GoToolchain,
+    TempDir, TestCgroup, Workload, WorkloadSpec,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,50 +30,6 @@ const SAMPLES: [(&str, &str); 4] = [
     ("inuse_objects", "none"),
     ("inuse_space", "B"),
 ];
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("memlens-heap-live-{label}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// GET `path` from `addr` as bytes (profiles are binary), 200 only.
-fn fetch_bytes(addr: &str, path: &str) -> Vec<u8> {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("GET {addr}{path}: not an HTTP response"));
-    let head = String::from_utf8_lossy(&response[..split]);
-    assert!(
-        head.lines().next().unwrap_or_default().contains(" 200"),
-        "GET {addr}{path}: {head}"
-    );
-    response[split + 4..].to_vec()
-}
 
 /// Runs memlens with `args`, asserting success; returns stdout.
 fn memlens(args: &[&str]) -> Vec<u8> {
@@ -93,72 +49,12 @@ fn memlens_json(args: &[&str]) -> Value {
     serde_json::from_slice(&memlens(args)).expect("memlens --json is JSON")
 }
 
-fn number(text: &str) -> i64 {
-    let digits = text.trim_end_matches("none").trim_end_matches('B');
-    digits
-        .parse()
-        .unwrap_or_else(|e| panic!("pprof printed {text:?}, not an exact number: {e}"))
-}
-
-/// What `go tool pprof -top` printed: total and (flat, cum) per function.
-fn go_tool_top(file: &Path, sample: &str, unit: &str) -> (i64, BTreeMap<String, (i64, i64)>) {
-    let go = GoToolchain::go127();
-    let out = Command::new(&go.go_binary)
-        .args([
-            "tool",
-            "pprof",
-            "-top",
-            "-nodefraction=0",
-            "-edgefraction=0",
-        ])
-        .arg(format!("-sample_index={sample}"))
-        .arg(format!("-unit={unit}"))
-        .arg(file)
-        .env("GOTOOLCHAIN", "local")
-        .env("PPROF_TMPDIR", std::env::temp_dir())
-        .output()
-        .expect("run go tool pprof");
-    assert!(
-        out.status.success(),
-        "go tool pprof failed on {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let mut total = 0;
-    let mut rows = BTreeMap::new();
-    let mut in_table = false;
-    for line in stdout.lines() {
-        if let Some(rest) = line.strip_prefix("Showing nodes accounting for ") {
-            let of = rest.split(" of ").nth(1).expect("'of' in the Showing line");
-            total = number(of.split_whitespace().next().unwrap());
-            continue;
-        }
-        if line.trim_start().starts_with("flat") {
-            in_table = true;
-            continue;
-        }
-        if !in_table || line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        assert!(fields.len() >= 6, "pprof line {line:?}");
-        let name = fields[5..]
-            .join(" ")
-            .trim_end_matches(" (partial-inline)")
-            .trim_end_matches(" (inline)")
-            .to_string();
-        let pair = (number(fields[0]), number(fields[3]));
-        assert!(rows.insert(name.clone(), pair).is_none(), "{name} twice");
-    }
-    (total, rows)
-}
-
 /// `memlens heap FILE --sample S --top 0 --json` equals pprof for all four samples.
 fn check_against_pprof(file: &Path, label: &str) {
     let path = file.to_str().unwrap();
     for (sample, unit) in SAMPLES {
-        let (want_total, want) = go_tool_top(file, sample, unit);
+        let top = go_tool_pprof_top(&GoToolchain::go127(), sample, unit, &[], &[file]);
+        let (want_total, want) = (top.total, top.rows);
         let report = memlens_json(&["heap", path, "--sample", sample, "--top", "0", "--json"]);
         assert_eq!(report["sample_type"], sample, "{label}");
         assert_eq!(report["functions_omitted"], 0, "{label}");
@@ -223,7 +119,7 @@ fn check_heap_leak(toolchain: GoToolchain) {
     let older = dir.join("older.pb.gz");
     std::fs::write(
         &older,
-        fetch_bytes(workload.listen_addr(), "/debug/pprof/heap"),
+        http_get_bytes(workload.listen_addr(), "/debug/pprof/heap").unwrap(),
     )
     .unwrap();
     let first_tick = current_tick(&workload).expect("ticks after LEAK_START");
@@ -231,7 +127,7 @@ fn check_heap_leak(toolchain: GoToolchain) {
     let newer = dir.join("newer.pb.gz");
     std::fs::write(
         &newer,
-        fetch_bytes(workload.listen_addr(), "/debug/pprof/heap"),
+        http_get_bytes(workload.listen_addr(), "/debug/pprof/heap").unwrap(),
     )
     .unwrap();
     drop(workload);
@@ -256,7 +152,15 @@ fn check_heap_leak(toolchain: GoToolchain) {
     // It allocates through main.newChunk: the growth is in its cum.
     assert!(leak["cum_delta"].as_i64().unwrap() > 0, "{label}: {leak:#}");
     // The same growth as pprof's own -base.
-    let (_, want) = go_tool_top_base(&newer, &older);
+    let base = format!("-base={}", older.display());
+    let want = go_tool_pprof_top(
+        &GoToolchain::go127(),
+        "inuse_space",
+        "B",
+        &[&base],
+        &[&newer],
+    )
+    .rows;
     assert_eq!(
         (leak["flat_delta"].as_i64(), leak["cum_delta"].as_i64()),
         want.get("main.retainLeakChunk")
@@ -291,41 +195,6 @@ fn check_heap_leak(toolchain: GoToolchain) {
         is_red(&fill) && title.contains("; +"),
         "{label}: the leaking frame should be red with a + delta: {title} {fill}"
     );
-}
-
-/// `go tool pprof -top -base OLDER NEWER` (inuse_space, exact bytes).
-fn go_tool_top_base(newer: &Path, older: &Path) -> (i64, BTreeMap<String, (i64, i64)>) {
-    let go = GoToolchain::go127();
-    let out = Command::new(&go.go_binary)
-        .args(["tool", "pprof", "-top", "-nodefraction=0", "-unit=B"])
-        .arg(format!("-base={}", older.display()))
-        .arg(newer)
-        .env("GOTOOLCHAIN", "local")
-        .env("PPROF_TMPDIR", std::env::temp_dir())
-        .output()
-        .expect("run go tool pprof -base");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut rows = BTreeMap::new();
-    let mut in_table = false;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if line.trim_start().starts_with("flat") {
-            in_table = true;
-            continue;
-        }
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if !in_table || fields.len() < 6 {
-            continue;
-        }
-        rows.insert(
-            fields[5..].join(" "),
-            (number(fields[0]), number(fields[3])),
-        );
-    }
-    (0, rows)
 }
 
 /// The title and `fill` of the first frame titled `function` drawn after the
@@ -419,7 +288,7 @@ fn prometheus_heap_profile_matches_pprof() {
             dir.join("data").display()
         ))
         .arg(format!("--web.listen-address={addr}"))
-        .current_dir(&dir.0)
+        .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -432,7 +301,7 @@ fn prometheus_heap_profile_matches_pprof() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let file = dir.join("prometheus-heap.pb.gz");
-    std::fs::write(&file, fetch_bytes(&addr, "/debug/pprof/heap")).unwrap();
+    std::fs::write(&file, http_get_bytes(&addr, "/debug/pprof/heap").unwrap()).unwrap();
     guard.kill();
     check_against_pprof(&file, "prometheus");
 }
