@@ -34,7 +34,7 @@ const LIMIT_BYTES: u64 = 256 << 20;
 
 #[path = "common/oom.rs"]
 mod oom;
-use oom::{about, measure, now_ms, query, start};
+use oom::{findings_about, first_critical, measure, now_ms, query, start};
 
 /// `go tool pprof -top` of a kept heap profile by inuse_space, with the
 /// workload's chunk helper hidden so that its bytes count for its caller:
@@ -191,16 +191,8 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
         serde_json::from_str(&memlens(&["replay", "--data", &data_arg, "--json"])).unwrap();
     let mut report = Vec::new();
     for case in &cases {
-        let mine: Vec<&Value> = findings
-            .iter()
-            .filter(|f| about(f["target"].as_str().unwrap_or(""), case))
-            .collect();
+        let mine = findings_about(&findings, case);
         if !case.leaks {
-            assert!(
-                mine.is_empty(),
-                "{}: findings on a healthy workload: {mine:#?}",
-                case.name
-            );
             continue;
         }
         let kill_ms = case.kill_ms.unwrap();
@@ -208,22 +200,8 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
         // its critical is the one measured. The process's own critical must
         // fire too (its kill point adds the uncertainty of usage - RSS).
         let cgroup_key = format!("cgroup:{}", case.cgroup.path_in_hierarchy());
-        let critical = mine
-            .iter()
-            .find(|f| {
-                f["finding"] == "memory.time_to_oom"
-                    && f["severity"] == "critical"
-                    && f["target"] == cgroup_key.as_str()
-            })
-            .unwrap_or_else(|| panic!("{}: no critical time-to-OOM: {mine:#?}", case.name));
-        let process_critical = mine
-            .iter()
-            .find(|f| {
-                f["finding"] == "memory.time_to_oom"
-                    && f["severity"] == "critical"
-                    && f["target"].as_str().unwrap_or("").starts_with("process:")
-            })
-            .unwrap_or_else(|| panic!("{}: no critical on the process: {mine:#?}", case.name));
+        let critical = first_critical(&mine, &cgroup_key, case);
+        let process_critical = first_critical(&mine, "process:", case);
         let leak_ms = kill_ms - case.leak_start_ms;
         let m = measure(critical, kill_ms, leak_ms);
         let (fired, lead_ms, error) = (m.fired_ms, m.lead_ms, m.error);

@@ -72,6 +72,39 @@ pub fn about(target: &str, case: &Case) -> bool {
         || target == format!("cgroup:{}", case.cgroup.path_in_hierarchy())
 }
 
+/// The stored findings (rows of the `findings` view) about `case`; a
+/// healthy case must have none, which this asserts.
+pub fn findings_about<'a>(findings: &'a [Value], case: &Case) -> Vec<&'a Value> {
+    let mine: Vec<&Value> = findings
+        .iter()
+        .filter(|f| about(f["target"].as_str().unwrap_or(""), case))
+        .collect();
+    assert!(
+        case.leaks || mine.is_empty(),
+        "{}: findings on a healthy workload: {mine:#?}",
+        case.name
+    );
+    mine
+}
+
+/// The first critical time-to-OOM among `mine` whose target key starts with
+/// `target` (a cgroup's whole key, or `process:`); panics naming `case`.
+pub fn first_critical<'a>(mine: &[&'a Value], target: &str, case: &Case) -> &'a Value {
+    mine.iter()
+        .copied()
+        .find(|f| {
+            f["finding"] == "memory.time_to_oom"
+                && f["severity"] == "critical"
+                && f["target"].as_str().unwrap_or("").starts_with(target)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: no critical time-to-OOM on {target}: {mine:#?}",
+                case.name
+            )
+        })
+}
+
 /// A first critical measured against the kill.
 pub struct Measured {
     /// When it fired (ms).
