@@ -24,12 +24,6 @@
 //!   times as fast as the whole (a start-up ramp, a one-off step, or a
 //!   change too recent to measure are no trend).
 //!
-//! When the buckets' ranges scatter (some hold a trough, some do not: a
-//! sawtooth slower than a bucket, as a Go heap's GC cycle grows with the
-//! heap) and doubled (or quadrupled) buckets' ranges are alike, the longer
-//! buckets are used: each then holds a whole period and its minimum is a
-//! trough (`whole_period_buckets`).
-//!
 //! For forecasts ([`analyse_recent`]) the window is first cut where the
 //! trend changes (see `segment_start`): a leak that began ten minutes into a
 //! flat series is measured from its start only.
@@ -231,17 +225,16 @@ type Filling = (usize, (f64, f64), (f64, f64), usize);
 
 /// Buckets counted back from the newest sample, oldest first, and the
 /// typical number of samples in one.
-fn buckets(points: &[(i64, f64)], config: &TrendConfig, scale: f64) -> (Vec<Bucket>, f64) {
+fn buckets(points: &[(i64, f64)], config: &TrendConfig) -> (Vec<Bucket>, f64) {
     let n = points.len();
     let gaps: Vec<f64> = points
         .windows(2)
         .map(|w| (w[1].0 - w[0].0) as f64 / 1000.0)
         .collect();
     let typical_gap = median(&gaps).unwrap_or(1.0).max(1e-3);
-    let length = scale
-        * config
-            .bucket_seconds
-            .max(typical_gap * config.bucket_min_samples as f64);
+    let length = config
+        .bucket_seconds
+        .max(typical_gap * config.bucket_min_samples as f64);
     let newest = points[n - 1].0 as f64 / 1000.0;
     // (index from newest, min, max, count)
     let mut out: Vec<Filling> = Vec::new();
@@ -270,44 +263,6 @@ fn buckets(points: &[(i64, f64)], config: &TrendConfig, scale: f64) -> (Vec<Buck
     }
     out.reverse();
     (out.into_iter().map(|b| (b.1, b.2)).collect(), typical)
-}
-
-/// Whether the buckets' ranges are alike (their scatter at most
-/// [`FULL_PERIOD_HEIGHT_SCATTER`] of their median): each holds whole
-/// sawtooth periods, or none does.
-fn heights_alike(buckets: &[Bucket]) -> bool {
-    let heights: Vec<f64> = buckets.iter().map(|b| b.1 .1 - b.0 .1).collect();
-    let median_height = median(&heights).unwrap_or(0.0);
-    median_height > 0.0
-        && mad_sigma(&heights).unwrap_or(f64::INFINITY)
-            <= FULL_PERIOD_HEIGHT_SCATTER * median_height
-}
-
-/// Most doublings of the bucket length tried by [`whole_period_buckets`].
-const MAX_BUCKET_DOUBLINGS: u32 = 2;
-
-/// The buckets of [`buckets`], lengthened (doubled, at most
-/// [`MAX_BUCKET_DOUBLINGS`] times, while at least twice
-/// [`TrendConfig::min_buckets`] remain) when the shortest ones' ranges
-/// scatter and longer ones' are alike: a sawtooth slower than a bucket
-/// (a Go heap whose GC cycle outgrew 15 s) leaves half its buckets without
-/// a trough, and their minima are the sawtooth, not the trend; buckets
-/// that each hold a whole period have troughs for minima.
-fn whole_period_buckets(points: &[(i64, f64)], config: &TrendConfig) -> (Vec<Bucket>, f64) {
-    let base = buckets(points, config, 1.0);
-    if base.0.len() < config.min_buckets || heights_alike(&base.0) {
-        return base;
-    }
-    for doubling in 1..=MAX_BUCKET_DOUBLINGS {
-        let longer = buckets(points, config, f64::from(1u32 << doubling));
-        if longer.0.len() < 2 * config.min_buckets {
-            break;
-        }
-        if heights_alike(&longer.0) {
-            return longer;
-        }
-    }
-    base
 }
 
 /// Theil–Sen lines through the samples below and above the midline of the
@@ -427,7 +382,7 @@ fn analyse_with(points: &[(i64, f64)], config: &TrendConfig, cut: bool) -> Optio
     if points.len() < 2 {
         return None;
     }
-    let (all, per_bucket) = whole_period_buckets(points, config);
+    let (all, per_bucket) = buckets(points, config);
     if all.len() < 2 {
         return None;
     }
@@ -657,29 +612,6 @@ mod tests {
         let config = TrendConfig::default();
         let up = analyse(&series(10, 5000, |t| 1e8 + 1000.0 * t), &config).unwrap();
         assert!(!up.growing, "45 s < 60 s: {up:?}");
-    }
-
-    #[test]
-    fn a_sawtooth_slower_than_a_bucket_still_shows_its_leak() {
-        // A Go heap's sawtooth of period 30 s (longer than a 15 s bucket):
-        // 15 s of allocation up 60 MB, a 40 MB spike held for 15 s, then
-        // the GC; over a leak of 50 kB/s, sampled every 4.8 s (with a
-        // little jitter) for 15 minutes. The leak's rise (45 MB) is less
-        // than the sawtooth's height (100 MB).
-        let config = TrendConfig::default();
-        let saw = |t: f64| {
-            let phase = t % 30.0;
-            let jitter = ((t * 7.0) as i64 % 13) as f64 * 2e5;
-            5e7 + jitter + if phase < 15.0 { 4e6 * phase } else { 1e8 }
-        };
-        let leak = series(188, 4800, |t| saw(t) + 5e4 * t);
-        let trend = analyse(&leak, &config).unwrap();
-        assert!(trend.growing, "{trend:?}");
-        let slope = trend.forecast_slope_per_second();
-        assert!((4e4..6e4).contains(&slope), "{slope}: {trend:?}");
-        // The same sawtooth without the leak is no trend.
-        let flat = analyse(&series(188, 4800, saw), &config).unwrap();
-        assert!(!flat.growing, "{flat:?}");
     }
 
     #[test]
