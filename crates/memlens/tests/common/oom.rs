@@ -115,6 +115,9 @@ pub struct Measured {
     pub error: f64,
     /// Whether the kill lies inside its range (earliest .. latest).
     pub inside_range: bool,
+    /// Whether the kill came no earlier than the range's earliest end (the
+    /// range never promised more time than there was).
+    pub not_before_earliest: bool,
     /// All of it in words.
     pub line: String,
 }
@@ -152,6 +155,7 @@ pub fn measure(critical: &Value, kill_ms: i64, leak_ms: i64) -> Measured {
         lead_ms,
         error,
         inside_range: earliest <= kill_ms && latest.is_none_or(|l| kill_ms <= l),
+        not_before_earliest: earliest <= kill_ms,
         line,
     }
 }
