@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{memlens, memlens_json};
+use cli::{history_ready, memlens, memlens_json};
 
 const MIB: u64 = 1 << 20;
 const LIMIT: u64 = 320 * MIB;
@@ -129,9 +129,7 @@ fn advise_takes_the_peaks_a_live_window_missed_from_the_history() {
         max_service_rss = max_service_rss.max(service_rss);
         min_sidecar_anon = min_sidecar_anon.min(sidecar_anon);
         min_charged_anon = min_charged_anon.min(service_anon + sidecar_anon);
-        if data.join(memlens_store::DB_FILE).exists()
-            && stored_go_reads_after(&data_arg, pid, filled_ms) >= 3
-        {
+        if history_ready(&data_arg) && stored_go_reads_after(&data_arg, pid, filled_ms) >= 3 {
             break;
         }
         assert!(

@@ -17,13 +17,12 @@
 
 use memlens_testkit::{ChildGuard, GoToolchain, TestCgroup, Workload, WorkloadSpec};
 use serde_json::Value;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{evidence, memlens, memlens_json};
+use cli::{evidence, history_ready, memlens, memlens_json};
 
 const FD_LIMIT: u64 = 300;
 
@@ -152,7 +151,7 @@ fn diagnose_takes_its_window_from_the_agents_history() {
     // Wait until the store holds 20 s of both and two goroutine profiles.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let ready = data.join(memlens_store_db()).exists()
+        let ready = history_ready(&data_arg)
             && stored_span_seconds(&data_arg, leak_pid) >= 20.0
             && stored_span_seconds(&data_arg, fd_pid) >= 20.0
             && stored_goroutine_profiles(&data_arg, leak_pid) >= 2;
@@ -302,10 +301,6 @@ fn diagnose_takes_its_window_from_the_agents_history() {
 
     agent.kill();
     std::fs::remove_dir_all(&data).ok();
-}
-
-fn memlens_store_db() -> &'static Path {
-    Path::new(memlens_store::DB_FILE)
 }
 
 /// diagnose and advise: an explicit `--store` that holds no history is an

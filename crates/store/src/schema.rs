@@ -158,7 +158,20 @@ pub fn open_db(
     let page_count: i64 = conn
         .query_row("PRAGMA page_count", [], |r| r.get(0))
         .at(&path)?;
-    if page_count > 0 {
+    // A database with a header but no table at all is a history being
+    // created (the writer switched to WAL, its tables are not committed
+    // yet) or one whose writer died at that moment: not damaged. A reader
+    // finds no history yet; a writer makes the tables.
+    let tables: i64 = if page_count > 0 {
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .at(&path)?
+    } else {
+        0
+    };
+    if page_count > 0 && tables == 0 && read_only {
+        return Err(StoreError::NoHistory { path });
+    }
+    if page_count > 0 && tables > 0 {
         let has_meta: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE name = 'meta'",
@@ -198,7 +211,7 @@ pub fn open_db(
             conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
                 .at(&path)?;
         }
-        if page_count > 0 {
+        if tables > 0 {
             // An older format is upgraded before the current tables are made
             // (a newer one is refused untouched by check_format below).
             if let Some(found) = read_format(&conn, &path)? {

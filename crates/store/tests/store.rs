@@ -637,3 +637,33 @@ fn readers_see_whole_snapshots_while_the_writer_seals() {
     writer.join().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_history_whose_tables_are_not_there_yet_is_not_damaged() {
+    // What a reader sees between the writer's switch to WAL and the commit
+    // of its tables (or what a writer killed at that moment leaves): an
+    // SQLite header and no table at all.
+    let dir = temp_dir("being-created");
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("history.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .unwrap();
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        assert!(pages > 0, "the header is written");
+    }
+    let err = match Store::open_read_only(&dir) {
+        Err(err) => err,
+        Ok(_) => panic!("a history with no tables read as one"),
+    };
+    let msg = err.to_string();
+    assert!(msg.contains("no memlens history"), "{msg}");
+    assert!(!msg.contains("damaged"), "{msg}");
+    // The writer makes its tables in it, and then it reads.
+    drop(Store::open(&dir).expect("the writer takes it over"));
+    Store::open_read_only(&dir).expect("a history now");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -22,6 +22,18 @@ pub fn memlens(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("memlens prints UTF-8")
 }
 
+/// Whether the agent's history in `data` answers a query yet: the file
+/// appears before the agent's tables are committed, and until then a reader
+/// finds no history (not an error of the test's to fail on).
+pub fn history_ready(data: &str) -> bool {
+    Command::new(env!("CARGO_BIN_EXE_memlens"))
+        .args(["query", "--data", data, "--csv", "SELECT 1"])
+        .output()
+        .expect("run memlens")
+        .status
+        .success()
+}
+
 /// Runs `memlens ARGS` (which must print JSON) and parses stdout.
 pub fn memlens_json(args: &[&str]) -> Value {
     let text = memlens(args);
