@@ -312,7 +312,10 @@ mod tests {
         let text = render::render(&[], &exporter.health);
         let victim = "memlens_oom_kills_observed_total{target=\"process:42:7\",pid=\"42\",comm=\"leaky\",cgroup=\"/svc\"} 2\n";
         assert!(text.contains(victim), "{text}");
-        assert!(text.contains("memlens_oom_kills_observed_total{target=\"host\"} 1\n"), "{text}");
+        assert!(
+            text.contains("memlens_oom_kills_observed_total{target=\"host\"} 1\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,0 +1,213 @@
+//! The generated alerting files checked by the real tools: `promtool check
+//! rules` and `promtool test rules` (Debian's prometheus) on both namings,
+//! with the default thresholds and with changed ones; `amtool check-config`
+//! (Debian's prometheus-alertmanager) on the Alertmanager config; every
+//! Grafana panel query as PromQL. The generated tests must be able to fail:
+//! rules made with other thresholds than their tests fail them.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+#[path = "common/cli.rs"]
+mod cli;
+use cli::memlens;
+
+use memlens_testkit::TempDir;
+
+const PROMTOOL: &str = "/usr/bin/promtool";
+const AMTOOL: &str = "/usr/bin/amtool";
+
+fn tool(path: &str, package: &str) -> &'static str {
+    assert!(
+        Path::new(path).exists(),
+        "{path} missing: install the Debian package {package}"
+    );
+    if path == PROMTOOL {
+        PROMTOOL
+    } else {
+        AMTOOL
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Writes the rules and the tests of one naming into `dir` (with `config`
+/// when given) and returns (rule file, test file).
+fn generate(dir: &TempDir, standard: bool, config: Option<&Path>, tag: &str) -> (String, String) {
+    let rules = dir.join(&format!("{tag}-rules.yml"));
+    let tests = dir.join(&format!("{tag}-tests.yml"));
+    let rule_name = format!("{tag}-rules.yml");
+    let mut base = vec!["rules".to_string()];
+    if standard {
+        base.push("--standard-names".to_string());
+    }
+    if let Some(config) = config {
+        base.push("--config".to_string());
+        base.push(config.display().to_string());
+    }
+    let mut rule_args = base.clone();
+    rule_args.extend(["-o".to_string(), rules.display().to_string()]);
+    let mut test_args = base;
+    test_args.extend([
+        "--tests".to_string(),
+        "--rule-file".to_string(),
+        rule_name,
+        "-o".to_string(),
+        tests.display().to_string(),
+    ]);
+    for args in [rule_args, test_args] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        memlens(&args);
+    }
+    (rules.display().to_string(), tests.display().to_string())
+}
+
+fn promtool_passes(args: &[&str]) -> String {
+    let out = run(tool(PROMTOOL, "prometheus"), args);
+    assert!(out.status.success(), "promtool {args:?}:\n{}", text(&out));
+    text(&out)
+}
+
+#[test]
+fn rules_pass_promtool_check_and_their_generated_tests() {
+    let dir = TempDir::new("alert-rules");
+    for (standard, tag) in [(false, "memlens"), (true, "standard")] {
+        let (rules, tests) = generate(&dir, standard, None, tag);
+        let checked = promtool_passes(&["check", "rules", &rules]);
+        assert!(checked.contains("SUCCESS"), "{checked}");
+        let tested = promtool_passes(&["test", "rules", &tests]);
+        eprintln!("{tag}: {}", tested.trim());
+    }
+}
+
+#[test]
+fn changed_thresholds_reach_both_the_rules_and_their_tests() {
+    let dir = TempDir::new("alert-config");
+    let config = dir.join("memlens.toml");
+    // A longer trend window and time left, longer `for`s: the leak of the
+    // tests is killed later and every check comes later.
+    std::fs::write(
+        &config,
+        "[alerts]\ntrend_window = \"45m\"\ncritical_time_left = \"15m\"\n\
+         warning_time_left = \"40m\"\nfilling_up_for = \"2m\"\nnear_limit_for = \"10m\"\n\
+         settings_for = \"20m\"\nfinding_for = \"1m\"\n",
+    )
+    .unwrap();
+    for (standard, tag) in [(false, "memlens"), (true, "standard")] {
+        let (rules, tests) = generate(&dir, standard, Some(&config), tag);
+        let text = std::fs::read_to_string(&rules).unwrap();
+        if standard {
+            assert!(text.contains("[45m]") && text.contains("<= 900"), "{text}");
+        } else {
+            assert!(text.contains("for: \"20m\""), "{text}");
+        }
+        promtool_passes(&["check", "rules", &rules]);
+        promtool_passes(&["test", "rules", &tests]);
+    }
+}
+
+#[test]
+fn the_generated_tests_fail_rules_made_with_other_thresholds() {
+    let dir = TempDir::new("alert-fail");
+    let strict = dir.join("strict.toml");
+    // Near limit from 80 % with 20 % of the limit required as headroom: the
+    // healthy plateau at 85 % must now fire, which its quiet test forbids; a `for`
+    // of 30 minutes on findings misses every firing check of memlens names.
+    std::fs::write(
+        &strict,
+        "[alerts]\nnear_limit_ratio = 0.8\nmin_headroom_ratio = 0.2\nfinding_for = \"30m\"\n",
+    )
+    .unwrap();
+    for (standard, tag, failing) in [
+        (true, "standard", "plateau"),
+        (false, "memlens", "MemoryNearLimit"),
+    ] {
+        let (_, tests) = generate(&dir, standard, None, tag);
+        let (strict_rules, _) = generate(&dir, standard, Some(&strict), &format!("{tag}-strict"));
+        std::fs::copy(&strict_rules, dir.join(&format!("{tag}-rules.yml"))).unwrap();
+        let out = run(tool(PROMTOOL, "prometheus"), &["test", "rules", &tests]);
+        let said = text(&out);
+        assert!(
+            !out.status.success(),
+            "{tag}: the tests passed rules they must fail:\n{said}"
+        );
+        assert!(
+            said.contains(failing),
+            "{tag}: expected a failure about {failing}:\n{said}"
+        );
+    }
+}
+
+#[test]
+fn the_alertmanager_config_passes_amtool() {
+    let dir = TempDir::new("alertmanager");
+    let file = dir.join("alertmanager.yml");
+    memlens(&["alertmanager-config", "-o", file.to_str().unwrap()]);
+    let out = run(
+        tool(AMTOOL, "prometheus-alertmanager"),
+        &["check-config", file.to_str().unwrap()],
+    );
+    let said = text(&out);
+    assert!(out.status.success(), "amtool check-config:\n{said}");
+    assert!(said.contains("2 inhibit rules"), "{said}");
+}
+
+/// A panel query as Prometheus sees it once Grafana replaced the variables.
+pub fn grafana_to_promql(expr: &str) -> String {
+    expr.replace("$__rate_interval", "1m")
+        .replace("$host", ".*")
+        .replace("$process", ".*")
+        .replace("$cgroup", ".*")
+}
+
+#[test]
+fn every_grafana_panel_query_is_valid_promql() {
+    let dashboard: serde_json::Value = serde_json::from_str(&memlens(&["grafana"])).unwrap();
+    assert!(dashboard["schemaVersion"].as_u64().is_some());
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    for name in ["datasource", "host", "process", "cgroup"] {
+        assert!(
+            variables.contains(&name),
+            "no variable {name}: {variables:?}"
+        );
+    }
+    let mut rules = String::from("groups:\n- name: grafana-panels\n  rules:\n");
+    let mut count = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = grafana_to_promql(target["expr"].as_str().unwrap());
+            assert!(!expr.contains('$'), "a variable left in {expr}");
+            count += 1;
+            rules.push_str(&format!(
+                "  - record: grafana:panel_{count}\n    expr: {}\n",
+                serde_json::to_string(&expr).unwrap()
+            ));
+        }
+    }
+    let dir = TempDir::new("grafana");
+    let file = dir.join("panels.yml");
+    std::fs::write(&file, &rules).unwrap();
+    let checked = promtool_passes(&["check", "rules", file.to_str().unwrap()]);
+    assert!(
+        checked.contains(&format!("{count} rules found")),
+        "{checked}"
+    );
+}
