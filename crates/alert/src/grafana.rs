@@ -112,7 +112,7 @@ fn panels() -> Vec<Value> {
             vec![
                 q(format!("memlens_time_to_oom_seconds{{{HOST}}}"), "{{target}} forecast"),
                 q(format!("memlens_time_to_oom_earliest_seconds{{{HOST}}}"), "{{target}} earliest"),
-                q(format!("memlens_time_to_oom_latest_seconds{{{HOST}}} < +Inf"), "{{target}} latest"),
+                q(format!("memlens_time_to_oom_latest_seconds{{{HOST}}}"), "{{target}} latest"),
             ],
         ),
         (

@@ -12,6 +12,10 @@ use std::process::{Command, Output};
 mod cli;
 use cli::memlens;
 
+#[path = "common/grafana.rs"]
+mod grafana;
+use grafana::{dashboard, panel_queries};
+
 use memlens_testkit::TempDir;
 
 const PROMTOOL: &str = "/usr/bin/promtool";
@@ -165,17 +169,9 @@ fn the_alertmanager_config_passes_amtool() {
     assert!(said.contains("2 inhibit rules"), "{said}");
 }
 
-/// A panel query as Prometheus sees it once Grafana replaced the variables.
-pub fn grafana_to_promql(expr: &str) -> String {
-    expr.replace("$__rate_interval", "1m")
-        .replace("$host", ".*")
-        .replace("$process", ".*")
-        .replace("$cgroup", ".*")
-}
-
 #[test]
 fn every_grafana_panel_query_is_valid_promql() {
-    let dashboard: serde_json::Value = serde_json::from_str(&memlens(&["grafana"])).unwrap();
+    let dashboard = dashboard();
     assert!(dashboard["schemaVersion"].as_u64().is_some());
     let variables: Vec<&str> = dashboard["templating"]["list"]
         .as_array()
@@ -190,18 +186,15 @@ fn every_grafana_panel_query_is_valid_promql() {
         );
     }
     let mut rules = String::from("groups:\n- name: grafana-panels\n  rules:\n");
-    let mut count = 0;
-    for panel in dashboard["panels"].as_array().unwrap() {
-        for target in panel["targets"].as_array().unwrap() {
-            let expr = grafana_to_promql(target["expr"].as_str().unwrap());
-            assert!(!expr.contains('$'), "a variable left in {expr}");
-            count += 1;
-            rules.push_str(&format!(
-                "  - record: grafana:panel_{count}\n    expr: {}\n",
-                serde_json::to_string(&expr).unwrap()
-            ));
-        }
+    let queries = panel_queries(&dashboard);
+    for (i, expr) in queries.iter().enumerate() {
+        assert!(!expr.contains('$'), "a variable left in {expr}");
+        rules.push_str(&format!(
+            "  - record: grafana:panel_{i}\n    expr: {}\n",
+            serde_json::to_string(expr).unwrap()
+        ));
     }
+    let count = queries.len();
     let dir = TempDir::new("grafana");
     let file = dir.join("panels.yml");
     std::fs::write(&file, &rules).unwrap();
