@@ -4,7 +4,10 @@
 //! `cgroup` variables; per process RSS, Go heap in use, heap goal and
 //! GOMEMLIMIT; per cgroup working set and limit; the time-to-OOM forecast
 //! with its range; goroutines; GC; page faults; FDs; host PSI and
-//! MemAvailable; the active findings.
+//! MemAvailable; the active findings. Every key is one of the model's,
+//! with the model's defaults written out, so the JSON round-trips unchanged
+//! through Grafana's own model (the `grafana-foundation-sdk`, checked by
+//! crates/memlens/tests/alert_rules.rs): a misspelled key would be dropped.
 
 use serde_json::{json, Value};
 
@@ -26,13 +29,17 @@ fn variable(name: &str, label: &str, query: &str) -> Value {
         "type": "query",
         "datasource": datasource(),
         "query": {"query": query, "refId": format!("{name}-variable")},
-        "definition": query,
         "refresh": 2,
         "multi": true,
         "includeAll": true,
         "allValue": ".*",
         "current": {"selected": true, "text": ["All"], "value": ["$__all"]},
         "sort": 1,
+        "skipUrlSync": false,
+        "allowCustomValue": true,
+        "auto": false,
+        "auto_count": 30,
+        "auto_min": "10s",
     })
 }
 
@@ -74,6 +81,8 @@ fn panel(
         "targets": targets,
         "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
         "options": {},
+        "transparent": false,
+        "repeatDirection": "h",
     })
 }
 
@@ -194,6 +203,8 @@ pub fn dashboard() -> Value {
         "timezone": "browser",
         "refresh": "30s",
         "time": {"from": "now-6h", "to": "now"},
+        "fiscalYearStartMonth": 0,
+        "graphTooltip": 1,
         "annotations": {"list": []},
         "templating": {"list": [
             {
@@ -201,7 +212,14 @@ pub fn dashboard() -> Value {
                 "label": "Data source",
                 "type": "datasource",
                 "query": "prometheus",
-                "current": {},
+                "current": {"text": "", "value": ""},
+                "multi": false,
+                "includeAll": false,
+                "skipUrlSync": false,
+                "allowCustomValue": true,
+                "auto": false,
+                "auto_count": 30,
+                "auto_min": "10s",
             },
             variable("host", "Host", "label_values(memlens_agent_last_cycle_timestamp_seconds, instance)"),
             variable(

@@ -2,7 +2,8 @@
 //! rules` and `promtool test rules` (Debian's prometheus) on both namings,
 //! with the default thresholds and with changed ones; `amtool check-config`
 //! (Debian's prometheus-alertmanager) on the Alertmanager config; every
-//! Grafana panel query as PromQL. The generated tests must be able to fail:
+//! Grafana panel query as PromQL, and the dashboard round-tripped through
+//! Grafana's own model (PyPI's grafana-foundation-sdk, from scripts/env.sh). The generated tests must be able to fail:
 //! rules made with other thresholds than their tests fail them.
 
 use std::path::Path;
@@ -203,4 +204,59 @@ fn every_grafana_panel_query_is_valid_promql() {
         checked.contains(&format!("{count} rules found")),
         "{checked}"
     );
+}
+
+/// Loads `json` into Grafana's dashboard model and dumps it again; returns
+/// the differences (none when it round-trips unchanged).
+fn grafana_model_differences(json: &str) -> String {
+    const SCRIPT: &str = r#"
+import json, sys
+from grafana_foundation_sdk.models.dashboard import Dashboard
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+original = json.load(sys.stdin)
+again = json.loads(json.dumps(Dashboard.from_json(original), cls=JSONEncoder))
+def diff(a, b, path):
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if k not in a: print("added by the model:", path + "." + k)
+            elif k not in b: print("dropped by the model:", path + "." + k)
+            else: diff(a[k], b[k], path + "." + k)
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)): diff(x, y, "%s[%d]" % (path, i))
+    elif a != b: print("changed by the model:", path, json.dumps(a), "->", json.dumps(b))
+diff(original, again, "")
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python3 with grafana-foundation-sdk (scripts/env.sh installs it):\n{}",
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_dashboard_round_trips_unchanged_through_grafanas_model() {
+    let json = memlens(&["grafana"]);
+    let differences = grafana_model_differences(&json);
+    assert!(differences.is_empty(), "{differences}");
+    // A misspelled key is caught: the model drops it.
+    let misspelled = json.replacen("\"gridPos\"", "\"gridpos\"", 1);
+    assert_ne!(misspelled, json);
+    let differences = grafana_model_differences(&misspelled);
+    assert!(differences.contains("gridpos"), "{differences}");
 }
