@@ -17,7 +17,9 @@ use cli::memlens;
 mod grafana;
 use grafana::{dashboard, panel_queries};
 
-use memlens_testkit::TempDir;
+use memlens_testkit::{free_loopback_port, http_get, ChildGuard, TempDir};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 const PROMTOOL: &str = "/usr/bin/promtool";
 const AMTOOL: &str = "/usr/bin/amtool";
@@ -259,4 +261,112 @@ fn the_dashboard_round_trips_unchanged_through_grafanas_model() {
     assert_ne!(misspelled, json);
     let differences = grafana_model_differences(&misspelled);
     assert!(differences.contains("gridpos"), "{differences}");
+}
+
+/// The alerts a real Alertmanager running the generated config holds,
+/// after `amtool alert add` gave it `alerts` (label sets): the `name` label
+/// of each one it says is inhibited.
+fn inhibited_by_alertmanager(dir: &TempDir, alerts: &[&[&str]]) -> BTreeSet<String> {
+    let file = dir.join("alertmanager.yml");
+    memlens(&["alertmanager-config", "-o", file.to_str().unwrap()]);
+    let addr = format!("127.0.0.1:{}", free_loopback_port());
+    let _alertmanager = ChildGuard(
+        Command::new("/usr/bin/prometheus-alertmanager")
+            .arg(format!("--config.file={}", file.display()))
+            .arg(format!("--storage.path={}", dir.join("am").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start prometheus-alertmanager (Debian package prometheus-alertmanager)"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(&addr, "/-/ready").is_err() {
+        assert!(Instant::now() < deadline, "Alertmanager never got ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let url = format!("--alertmanager.url=http://{addr}");
+    for labels in alerts {
+        let mut args = vec!["alert", "add", url.as_str()];
+        args.extend_from_slice(labels);
+        let out = run(tool(AMTOOL, "prometheus-alertmanager"), &args);
+        assert!(out.status.success(), "amtool {args:?}: {}", text(&out));
+    }
+    // Alertmanager works out inhibition as it answers: poll until it holds
+    // every alert.
+    loop {
+        let body = http_get(&addr, "/api/v2/alerts").unwrap_or_default();
+        let held: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
+        if held.len() == alerts.len() {
+            return held
+                .iter()
+                .filter(|a| {
+                    a["status"]["inhibitedBy"]
+                        .as_array()
+                        .is_some_and(|i| !i.is_empty())
+                })
+                .map(|a| a["labels"]["name"].as_str().unwrap_or("?").to_string())
+                .collect();
+        }
+        assert!(Instant::now() < deadline, "Alertmanager holds {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_real_alertmanager_inhibits_as_the_config_says_and_never_on_missing_labels() {
+    let dir = TempDir::new("alertmanager-live");
+    let alerts: [&[&str]; 8] = [
+        &[
+            "name=a-critical",
+            "alertname=MemoryFillingUp",
+            "severity=critical",
+            "target=cgroup:/a",
+            "cgroup=/a",
+        ],
+        &[
+            "name=a-warning",
+            "alertname=MemoryFillingUp",
+            "severity=warning",
+            "target=cgroup:/a",
+            "cgroup=/a",
+        ],
+        &[
+            "name=b-warning",
+            "alertname=MemoryFillingUp",
+            "severity=warning",
+            "target=cgroup:/b",
+            "cgroup=/b",
+        ],
+        &["name=bare-critical", "alertname=Bare", "severity=critical"],
+        &["name=bare-warning", "alertname=Bare", "severity=warning"],
+        &[
+            "name=c-killed",
+            "alertname=MemoryOOMKilled",
+            "severity=critical",
+            "target=process:1:2",
+            "cgroup=/c",
+        ],
+        &[
+            "name=c-near",
+            "alertname=MemoryNearLimit",
+            "severity=warning",
+            "target=cgroup:/c",
+            "cgroup=/c",
+        ],
+        &[
+            "name=d-near",
+            "alertname=MemoryNearLimit",
+            "severity=warning",
+            "target=cgroup:/d",
+            "cgroup=/d",
+        ],
+    ];
+    let inhibited = inhibited_by_alertmanager(&dir, &alerts);
+    let expected: BTreeSet<String> = ["a-warning", "c-near"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(inhibited, expected);
 }
