@@ -95,6 +95,15 @@ fn finding(
     }
 }
 
+/// A template part that reads one end of the forecast's range of the
+/// alert's target (`earliest`, `latest`) with Prometheus's `query`.
+fn range_end(end: &str) -> String {
+    format!(
+        "{{{{ with printf \"memlens_time_to_oom_{end}_seconds{{target=%q}}\" $labels.target | query }}}}, \
+         at the {end} in {{{{ . | first | value | humanizeDuration }}}}{{{{ end }}}}"
+    )
+}
+
 fn memlens(t: &Thresholds, alerts: &mut Vec<Alert>) {
     let active = |id: &str| format!("memlens_finding_active{{finding=\"{id}\"}} == 1");
     alerts.push(finding(
@@ -123,7 +132,11 @@ fn memlens(t: &Thresholds, alerts: &mut Vec<Alert>) {
                 "memlens_time_to_oom_seconds{{severity=\"{}\"}}",
                 severity.as_str()
             ),
-            "{{ $labels.target }}: OOM kill forecast in {{ $value | humanizeDuration }}",
+            &format!(
+                "{{{{ $labels.target }}}}: OOM kill forecast in {{{{ $value | humanizeDuration }}}}{}{}",
+                range_end("earliest"),
+                range_end("latest")
+            ),
         ));
     }
     let kills = "memlens_oom_kills_observed_total";
@@ -146,17 +159,9 @@ fn memlens(t: &Thresholds, alerts: &mut Vec<Alert>) {
         spec: OOM_REPEATED,
         severity: Severity::Critical,
         for_seconds: 0.0,
-        expr: with_target(
-            &format!(
-                "increase(memlens_cgroup_memory_oom_kills_total[{}]) >= {}",
-                d(t.repeated_oom_window),
-                t.repeated_oom_kills
-            ),
-            "cgroup:",
-            "cgroup",
-        ),
+        expr: with_target(&repeated_kills(t), "cgroup:", "cgroup"),
         summary: "{{ $labels.target }}: {{ $value }} OOM kills within the window".to_string(),
-        basis: Basis::Raw,
+        basis: Basis::Finding("memory.oom_kill"),
     });
     alerts.push(finding(
         GROWTH,
@@ -166,6 +171,22 @@ fn memlens(t: &Thresholds, alerts: &mut Vec<Alert>) {
         active("memory.growth"),
         "{{ $labels.target }}: memory growing steadily",
     ));
+}
+
+/// Kills of a cgroup within the window, by `instance` and `cgroup`: the
+/// cgroup's own counter, or else the agent's kill counter of the victims it
+/// labelled with that cgroup (each victim's series appears at its first
+/// kill, at 1, so it counts as the difference with an hour ago, absent
+/// counted as 0; an agent restart resets it and counts nothing).
+fn repeated_kills(t: &Thresholds) -> String {
+    let w = d(t.repeated_oom_window);
+    let n = t.repeated_oom_kills;
+    let k = "memlens_oom_kills_observed_total{cgroup!=\"\"}";
+    format!(
+        "sum by (instance, cgroup) (increase(memlens_cgroup_memory_oom_kills_total[{w}])) >= {n} \
+         or (sum by (instance, cgroup) ({k}) - (sum by (instance, cgroup) ({k} offset {w}) \
+         or 0 * sum by (instance, cgroup) ({k}))) >= {n}"
+    )
 }
 
 /// A container alert's labels: `cgroup` (cAdvisor's `id`, the cgroup path)

@@ -69,34 +69,56 @@ fn findings(t: &Thresholds) -> Scenario {
     }
 }
 
-fn kills(t: &Thresholds) -> Scenario {
-    let span = 3600.0;
-    let appears_at = 1200.0;
-    // The agent's counter of a victim appears at its first kill, at 1.
-    let victim = join((0..steps(span)).map(|i| {
-        if (i as f64) * STEP_SECONDS < appears_at {
+/// A series absent until `at_seconds`, then 1.
+fn appearing(at_seconds: f64, span: f64) -> String {
+    join((0..steps(span)).map(|i| {
+        if (i as f64) * STEP_SECONDS < at_seconds {
             f64::NAN
         } else {
             1.0
         }
-    }));
+    }))
+}
+
+fn kills(t: &Thresholds) -> Scenario {
+    let span = 3600.0;
+    let appears_at = 1200.0;
+    // The agent's counter of a victim appears at its first kill, at 1.
+    let victim = appearing(appears_at, span);
+    // Victims of cgroup /svc2 (incarnations of a restarted service), each
+    // counter appearing at its kill, 10 minutes apart.
+    let victims = (1..=t.repeated_oom_kills.ceil() as u32).map(|n| {
+        (
+            format!("memlens_oom_kills_observed_total{{target=\"process:{n}0:5\",pid=\"{n}0\",comm=\"svc2\",cgroup=\"/svc2\",{SCRAPE}}}"),
+            appearing(600.0 * n as f64, span),
+        )
+    });
     let repeated = join((0..steps(span)).map(|i| {
         ((i as f64 * STEP_SECONDS) / 600.0)
             .floor()
             .min(t.repeated_oom_kills)
     }));
     Scenario {
-        name: "memlens names: a victim's kill counter fires OOM killed when it appears; a cgroup's repeated kills fire".to_string(),
-        series: vec![
+        name: "memlens names: a victim's kill counter fires OOM killed when it appears; a cgroup's repeated kills fire, by its own counter or its victims'; one kill is not repeated".to_string(),
+        series: victims.chain([
             (
                 format!("memlens_oom_kills_observed_total{{target=\"process:42:100\",pid=\"42\",comm=\"leaky\",cgroup=\"/svc\",{SCRAPE}}}"),
                 victim,
             ),
             (format!("memlens_cgroup_memory_oom_kills_total{{cgroup=\"/loop\",{SCRAPE}}}"), repeated),
+            (format!("memlens_cgroup_memory_oom_kills_total{{cgroup=\"/svc\",{SCRAPE}}}"), flat(0.0, span)),
             (format!("memlens_cgroup_memory_oom_kills_total{{cgroup=\"/calm\",{SCRAPE}}}"), flat(0.0, span)),
-        ],
+        ])
+        .collect(),
         checks: vec![
             quiet("process:42:100", 0.0, appears_at - 60.0),
+            firing(
+                "MemoryOOMKilledRepeatedly",
+                "critical",
+                "cgroup:/svc2",
+                600.0 * t.repeated_oom_kills + 60.0,
+            ),
+            quiet("cgroup:/svc", 0.0, span),
             firing("MemoryOOMKilled", "critical", "process:42:100", appears_at + 120.0),
             firing(
                 "MemoryOOMKilledRepeatedly",
