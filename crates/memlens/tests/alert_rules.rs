@@ -370,3 +370,58 @@ fn a_real_alertmanager_inhibits_as_the_config_says_and_never_on_missing_labels()
         .collect();
     assert_eq!(inhibited, expected);
 }
+
+/// Every `node_*`, `process_*` and `go_*` name the standard-names rules
+/// read, except those newer than Debian's node-exporter (its client_golang
+/// predates them), is a family of a real node-exporter's exposition (its
+/// own node_* and client_golang's go_* and process_*). cAdvisor's
+/// `container_*` names cannot be checked here: Debian has no cAdvisor.
+#[test]
+fn standard_names_are_real_node_exporter_and_client_golang_families() {
+    // client_golang serves these by default from v1.20 (2024) on, and the
+    // GC CPU classes only with its runtime metrics collector option.
+    const NEWER: [&str; 4] = [
+        "go_gc_gomemlimit_bytes",
+        "go_gc_gogc_percent",
+        "go_cpu_classes_gc_total_cpu_seconds_total",
+        "go_cpu_classes_total_cpu_seconds_total",
+    ];
+    let rules = memlens(&["rules", "--standard-names"]);
+    let mut names = BTreeSet::new();
+    // Recorded names (`memlens:...`) are the rules' own.
+    for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')) {
+        if ["node_", "process_", "go_"]
+            .iter()
+            .any(|p| word.starts_with(p))
+        {
+            names.insert(word.to_string());
+        }
+    }
+    assert!(names.len() >= 8, "{names:?}");
+    let addr = format!("127.0.0.1:{}", free_loopback_port());
+    let _exporter = ChildGuard(
+        Command::new("/usr/bin/prometheus-node-exporter")
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start prometheus-node-exporter (Debian package prometheus-node-exporter)"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exposition = loop {
+        if let Ok(text) = http_get(&addr, "/metrics") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "node-exporter never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !NEWER.contains(&n.as_str()))
+        .filter(|n| !exposition.contains(&format!("\n# TYPE {n} ")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in node-exporter's /metrics: {missing:?}"
+    );
+}

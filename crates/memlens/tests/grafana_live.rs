@@ -10,6 +10,8 @@
 //! needs 30 s of the leak (docs/findings.md), Go runtime values come every
 //! 2 s here, Prometheus scrapes every second; the leak is killed about two
 //! minutes after it starts, and what Prometheus stored before stays queryable.
+//! The same agent's exposition has every `memlens_*` family that `memlens
+//! rules` reads.
 
 use memlens_testkit::{
     free_loopback_port, http_get, ChildGuard, GoToolchain, TempDir, TestCgroup, WorkloadSpec,
@@ -141,5 +143,20 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_memlens_watch() {
         "all {} panel queries had data after {:.0?}",
         queries.len(),
         began.elapsed()
+    );
+    let exposition = http_get(&agent_addr, "/metrics").expect("the agent's /metrics");
+    let rules = cli::memlens(&["rules"]);
+    // Recorded names (`memlens:...`) are the rules' own.
+    let used: BTreeSet<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|w| w.starts_with("memlens_"))
+        .collect();
+    let missing: Vec<&&str> = used
+        .iter()
+        .filter(|n| !exposition.contains(&format!("\n# TYPE {n} ")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the rules read families the agent does not export: {missing:?}"
     );
 }
