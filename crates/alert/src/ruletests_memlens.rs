@@ -259,9 +259,11 @@ fn limits(t: &Thresholds) -> Scenario {
                 counter(0.0, pressure, span),
             ),
             (format!("memlens_agent_last_cycle_timestamp_seconds{{{SCRAPE}}}"), flat(0.0, span)),
+            // A live agent as a 1-minute scrape sees it: its last cycle
+            // up to 70 s old.
             (
                 format!("memlens_agent_last_cycle_timestamp_seconds{{{host2}}}"),
-                counter(0.0, 1.0, span),
+                counter(-70.0, 1.0, span),
             ),
             (
                 format!("memlens_agent_collector_errors_total{{collector=\"store\",stage=\"write\",{host2}}}"),

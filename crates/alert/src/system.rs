@@ -33,7 +33,7 @@ pub(crate) const HOST_LOW: Spec = Spec {
 
 pub(crate) const AGENT_STALE: Spec = Spec {
     name: "MemlensAgentStale",
-    meaning: "memlens (standard names: the cAdvisor, kubelet or node-exporter scrape) has not sampled for longer than the threshold: no finding can fire meanwhile.",
+    meaning: "memlens has not finished a cycle for longer than the threshold (3 minutes: a 1-minute scrape sees a cycle up to a minute and an interval old), or is not answering; over standard names, a scrape of cAdvisor, the kubelet or node-exporter failed (`up` 0): no memory alert can fire meanwhile.",
     runbook: "Check the agent's service (`systemctl status memlens`, its log) and that Prometheus can scrape it.",
 };
 
@@ -135,10 +135,8 @@ pub(crate) fn rules(
             t.agent_stale
         )
     } else {
-        format!(
-            "up{{job=~\".*(cadvisor|kubelet|node).*\"}} == 0 or time() - max_over_time(timestamp(node_memory_MemTotal_bytes)[1h:1m]) > {}",
-            t.agent_stale.max(60.0)
-        )
+        // Prometheus's own `up` says at once that a scrape failed.
+        "up{job=~\".*(cadvisor|kubelet|node).*\"} == 0".to_string()
     };
     alerts.push(Alert {
         spec: AGENT_STALE,

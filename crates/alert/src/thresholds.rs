@@ -154,8 +154,9 @@ thresholds! {
     host_window: Seconds = 300.0;
     /// `for` of the host alerts.
     host_for: For = 300.0;
-    /// Agent stale: no cycle for this long.
-    agent_stale: Seconds = 60.0;
+    /// Agent stale: no cycle for this long (more than a scrape interval and
+    /// the agent's interval, which a fresh agent's last cycle can be old).
+    agent_stale: Seconds = 180.0;
     /// Agent failing: the window its collector errors are counted over.
     agent_errors_window: Seconds = 600.0;
     /// `for` of the agent alerts.
