@@ -67,6 +67,28 @@ impl<'de> Deserialize<'de> for AlertsConfig {
     }
 }
 
+/// `printed` (a whole config as TOML) with each key of its `[alerts]`
+/// table preceded by a comment saying what it does.
+pub fn with_docs(printed: &str) -> String {
+    let mut out = String::with_capacity(printed.len() * 2);
+    let mut in_alerts = false;
+    for line in printed.lines() {
+        if line.starts_with('[') {
+            in_alerts = line.trim() == "[alerts]";
+        }
+        let key = line.split(" = ").next().unwrap_or_default();
+        if let Some(field) = Thresholds::FIELDS
+            .iter()
+            .find(|f| in_alerts && f.key == key)
+        {
+            out.push_str(&format!("#{}\n", field.doc));
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::WatchConfig;

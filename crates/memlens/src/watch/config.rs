@@ -281,7 +281,9 @@ impl WatchConfig {
 
     /// The effective config as TOML.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|err| format!("# cannot print: {err}\n"))
+        toml::to_string_pretty(self)
+            .map(|text| super::alerts_config::with_docs(&text))
+            .unwrap_or_else(|err| format!("# cannot print: {err}\n"))
     }
 
     /// Checks ranges; the agent refuses to start on a bad value.
