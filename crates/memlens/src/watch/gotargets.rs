@@ -245,21 +245,32 @@ fn read_runtime(
         max_body_bytes: limits.max_body_bytes.min(MAX_RUNTIME_BODY_BYTES),
         ..*limits
     };
+    let metrics = endpoints.iter().find(|e| e.metrics).map(|endpoint| {
+        let url = format!("{}{}", endpoint.base_url, Resource::Metrics.path());
+        let body = http::get(&url, limits).map_err(|e| e.to_string())?;
+        let exposition = parse_promtext(&url, &body).map_err(|e| e.to_string())?;
+        Ok::<_, String>(metrics_values(&exposition))
+    });
     if let Some(endpoint) = endpoints.iter().find(|e| e.expvar) {
         let url = format!("{}{}", endpoint.base_url, Resource::Vars.path());
         let body = http::get(&url, limits).map_err(|e| e.to_string())?;
         let vars = parse_expvar(&url, &body).map_err(|e| e.to_string())?;
         if let Some(memstats) = vars.memstats {
-            return Ok(memstats_values(&memstats));
+            // memstats has no goroutine count and no GC settings: those
+            // come from /metrics when the service serves it too (the
+            // GOMEMLIMIT alerts and the dashboard need them).
+            let mut values = memstats_values(&memstats);
+            if let Some(Ok(extra)) = &metrics {
+                for &(name, value) in extra {
+                    if !values.iter().any(|(n, _)| *n == name) {
+                        values.push((name, value));
+                    }
+                }
+            }
+            return Ok(values);
         }
     }
-    if let Some(endpoint) = endpoints.iter().find(|e| e.metrics) {
-        let url = format!("{}{}", endpoint.base_url, Resource::Metrics.path());
-        let body = http::get(&url, limits).map_err(|e| e.to_string())?;
-        let exposition = parse_promtext(&url, &body).map_err(|e| e.to_string())?;
-        return Ok(metrics_values(&exposition));
-    }
-    Err("no endpoint serves /debug/vars or /metrics".to_string())
+    metrics.unwrap_or_else(|| Err("no endpoint serves /debug/vars or /metrics".to_string()))
 }
 
 /// The history's Go metrics from expvar's memstats.

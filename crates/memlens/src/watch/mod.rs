@@ -4,6 +4,7 @@
 //! history (`memlens-store`). Ends cleanly on SIGINT / SIGTERM.
 //!
 //! - `config.rs`: the TOML config and its defaults; CLI flags override it.
+//! - `alerts_config.rs`: its `[alerts]` table (thresholds of `memlens rules`).
 //! - `exporter.rs`: `--listen`, the Prometheus `/metrics` endpoint.
 //! - `findings.rs`: the detectors, live: findings shown, stored, and
 //!   profiles captured when a kill is near.
@@ -14,6 +15,7 @@
 //! - `status.rs`: the terminal view.
 //! - `signals.rs`: the stop flag.
 
+mod alerts_config;
 mod config;
 mod exporter;
 pub mod findings;

@@ -72,8 +72,9 @@ pub struct AgentHealth {
     /// The active findings: labels (`finding`, `severity`, `target`, and
     /// `pid`/`comm` or `cgroup`) and, for a time-to-OOM, the time left.
     pub findings: Vec<ActiveFinding>,
-    /// OOM kills the agent has seen (kill findings), since it started.
-    pub oom_kills_observed_total: u64,
+    /// OOM kills the agent has seen (kill findings) since it started, by
+    /// the labels of their target (`target`, `pid`, `comm`, `cgroup`).
+    pub oom_kills_observed: BTreeMap<Vec<(&'static str, String)>, u64>,
 }
 
 /// One entity's values of a cycle, with the labels its series carry.
@@ -274,12 +275,16 @@ fn agent(out: &mut String, h: &AgentHealth) {
             failed as f64,
         );
     }
-    simple(
-        "memlens_oom_kills_observed_total",
+    let name = "memlens_oom_kills_observed_total";
+    header(
+        out,
+        name,
         Kind::Counter,
-        "OOM kills the agent has seen (memory.oom_kill findings) since it started.",
-        h.oom_kills_observed_total as f64,
+        "OOM kills the agent has seen (memory.oom_kill findings) since it started, by victim (target, pid, comm, cgroup).",
     );
+    for (labels, kills) in &h.oom_kills_observed {
+        sample(out, name, labels.iter(), *kills as f64);
+    }
     let name = "memlens_finding_active";
     header(
         out,
