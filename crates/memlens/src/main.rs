@@ -23,6 +23,7 @@ mod show;
 mod snapshot;
 mod target;
 mod timearg;
+mod trace;
 mod watch;
 
 use clap::{Parser, Subcommand};
@@ -66,6 +67,8 @@ enum Command {
     Diagnose(diagnose::DiagnoseArgs),
     /// Recommended GOMEMLIMIT, GOGC, cgroup memory.high/max and Kubernetes requests/limits for a Go process, as ready snippets.
     Advise(advise::AdviseArgs),
+    /// Who faults pages and who maps memory in a process, by user stack (eBPF, root): table, folded stacks, flame graphs, pprof.
+    Trace(trace::TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Profiles(args) => profiles::run(&args),
         Command::Diagnose(args) => diagnose::run(&args),
         Command::Advise(args) => advise::run(&args),
+        Command::Trace(args) => trace::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
