@@ -38,7 +38,21 @@ impl GoFuncs {
     /// Reads the `.gopclntab` of an ELF file. Falls back to searching the
     /// file for the table's header when there is no such section (some
     /// externally linked or packed binaries).
+    ///
+    /// Go 1.2x linkers leave the header's `textStart` 0 in the file (the
+    /// runtime's module data carries it); it is then the start of `.text`.
     pub fn from_elf(elf: &Elf<'_>, file: &[u8]) -> Result<GoFuncs, SymbolError> {
+        let mut funcs = GoFuncs::find(elf, file)?;
+        if funcs.text_start == 0 {
+            funcs.text_start = elf
+                .section(".text")
+                .map(|s| s.addr)
+                .ok_or_else(|| corrupt("textStart is 0 and there is no .text section"))?;
+        }
+        Ok(funcs)
+    }
+
+    fn find(elf: &Elf<'_>, file: &[u8]) -> Result<GoFuncs, SymbolError> {
         if let Some(data) = elf.section(".gopclntab").and_then(|s| elf.section_data(s)) {
             return GoFuncs::parse(data);
         }
