@@ -94,12 +94,12 @@ impl<'a> Elf<'a> {
         let mut segments = Vec::new();
         if phentsize >= 56 {
             for i in 0..phnum {
-                let h = phoff.saturating_add(i * phentsize);
+                let h = phoff.saturating_add(i.saturating_mul(phentsize));
                 let (Some(kind), Some(offset), Some(vaddr), Some(filesz)) = (
                     u32_at(data, h),
-                    u64_at(data, h + 8),
-                    u64_at(data, h + 16),
-                    u64_at(data, h + 32),
+                    u64_at(data, h.saturating_add(8)),
+                    u64_at(data, h.saturating_add(16)),
+                    u64_at(data, h.saturating_add(32)),
                 ) else {
                     return Err(bad("program header"));
                 };
@@ -115,9 +115,11 @@ impl<'a> Elf<'a> {
         let mut raw = Vec::new();
         if shentsize >= 64 && shoff != 0 {
             for i in 0..shnum {
-                let h = shoff.saturating_add(i * shentsize);
-                let field32 = |o| u32_at(data, h + o).ok_or_else(|| bad("section header"));
-                let field64 = |o| u64_at(data, h + o).ok_or_else(|| bad("section header"));
+                let h = shoff.saturating_add(i.saturating_mul(shentsize));
+                let field32 =
+                    |o| u32_at(data, h.saturating_add(o)).ok_or_else(|| bad("section header"));
+                let field64 =
+                    |o| u64_at(data, h.saturating_add(o)).ok_or_else(|| bad("section header"));
                 raw.push((
                     field32(0)?,
                     field32(4)?,
@@ -176,7 +178,7 @@ impl<'a> Elf<'a> {
         self.segments
             .iter()
             .find(|s| offset >= s.offset && offset - s.offset < s.filesz)
-            .map(|s| s.vaddr + (offset - s.offset))
+            .and_then(|s| s.vaddr.checked_add(offset - s.offset))
     }
 
     /// Function symbols `(address, size, name)` from `.symtab` and `.dynsym`,

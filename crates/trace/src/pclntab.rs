@@ -118,7 +118,7 @@ impl GoFuncs {
                 return Err(corrupt(&format!("function {i} out of order")));
             }
             previous = entry;
-            let name_off = u32_at(functab, func_off as usize + 4)
+            let name_off = u32_at(functab, (func_off as usize).saturating_add(4))
                 .ok_or_else(|| corrupt(&format!("function {i}: record past the end")))?;
             entries.push((entry, name_off));
         }
@@ -170,7 +170,7 @@ impl GoFuncs {
         self.entries
             .iter()
             .find(|&&(_, n)| cstr_at(&self.names, n as usize).as_deref() == Some(name))
-            .map(|&(entry, _)| self.text_start + u64::from(entry))
+            .map(|&(entry, _)| self.text_start.wrapping_add(u64::from(entry)))
     }
 }
 
@@ -180,4 +180,68 @@ fn corrupt(what: &str) -> SymbolError {
 
 fn to_usize(v: u64) -> Result<usize, SymbolError> {
     usize::try_from(v).map_err(|_| corrupt("offset does not fit in memory"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Cut from the workload program's real tables by
+    // testdata/make_small_pclntab.py (first 16 functions).
+    const GO119: &[u8] = include_bytes!("../testdata/go1.19-workload-pclntab-first16.bin");
+    const GO127: &[u8] = include_bytes!("../testdata/go1.27-workload-pclntab-first16.bin");
+
+    #[test]
+    fn go119_layout_names_functions_by_address() {
+        let f = GoFuncs::parse(GO119).unwrap();
+        assert_eq!((f.layout, f.len(), f.text_start), ("go1.18", 16, 0x401000));
+        // Addresses from `go tool nm -n` of the same binary.
+        assert_eq!(
+            f.lookup(0x401000).as_deref(),
+            Some("internal/cpu.Initialize")
+        );
+        assert_eq!(
+            f.lookup(0x40105f).as_deref(),
+            Some("internal/cpu.Initialize")
+        );
+        assert_eq!(
+            f.lookup(0x401060).as_deref(),
+            Some("internal/cpu.processOptions")
+        );
+        assert_eq!(f.lookup(0x400fff), None);
+        assert_eq!(f.entry_of("internal/cpu.doinit"), Some(0x4015c0));
+    }
+
+    #[test]
+    fn go127_layout_leaves_text_start_to_the_elf() {
+        let f = GoFuncs::parse(GO127).unwrap();
+        assert_eq!((f.layout, f.len(), f.text_start), ("go1.20", 16, 0));
+        assert_eq!(f.lookup(0).as_deref(), Some("internal/abi.BoundsDecode"));
+        assert_eq!(f.lookup(0xe0).as_deref(), Some("internal/abi.NoEscape"));
+        assert_eq!(f.lookup(0xffff_ffff), None);
+    }
+
+    #[test]
+    fn every_cut_of_a_real_table_parses_or_errs_without_panicking() {
+        for table in [GO119, GO127] {
+            for len in 0..table.len() {
+                if let Ok(f) = GoFuncs::parse(&table[..len]) {
+                    for pc in (0x401000..0x402000).step_by(64) {
+                        let _ = f.lookup(pc);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn old_and_unknown_magics_are_named() {
+        let mut t = GO119.to_vec();
+        t[..4].copy_from_slice(&0xffff_fffbu32.to_le_bytes());
+        assert!(
+            matches!(GoFuncs::parse(&t), Err(SymbolError::Unsupported(m)) if m.contains("Go < 1.18"))
+        );
+        t[..4].copy_from_slice(&0x1234u32.to_le_bytes());
+        assert!(matches!(GoFuncs::parse(&t), Err(SymbolError::Corrupt(m)) if m.contains("0x1234")));
+    }
 }

@@ -86,7 +86,7 @@ impl BinarySymbols {
             .segments
             .iter()
             .find(|&&(o, _, size)| offset >= o && offset - o < size)?;
-        let pc = vaddr + (offset - seg_off);
+        let pc = vaddr.checked_add(offset - seg_off)?;
         if let Some(name) = self.go.as_ref().and_then(|g| g.lookup(pc)) {
             return Some(name);
         }
@@ -128,7 +128,7 @@ impl Symbolizer {
         else {
             return format!("[unmapped]+{addr:#x}");
         };
-        let offset = lookup - m.start + m.offset;
+        let offset = (lookup - m.start).wrapping_add(m.offset);
         if let Some(name) = self
             .binaries
             .get(&m.path)
@@ -141,7 +141,7 @@ impl Symbolizer {
             .and_then(|n| n.to_str())
             .unwrap_or(&m.path);
         let base = if base.is_empty() { "[anon]" } else { base };
-        format!("{base}+{:#x}", addr - m.start + m.offset)
+        format!("{base}+{:#x}", (addr - m.start).wrapping_add(m.offset))
     }
 
     /// Whether any mapped binary is Go.

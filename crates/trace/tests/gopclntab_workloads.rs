@@ -2,7 +2,7 @@
 //! reading of the symbol table) on the workload program built by Go 1.19 and
 //! Go 1.27, and on a stripped copy (no symbol table: only `.gopclntab` left).
 
-use memlens_testkit::{workload_binary, GoToolchain, TempDir};
+use memlens_testkit::{stripped_workload_binary, workload_binary, GoToolchain};
 use memlens_trace::elf::Elf;
 use memlens_trace::GoFuncs;
 use std::process::Command;
@@ -105,15 +105,7 @@ fn check(toolchain: GoToolchain, layout: &str) {
     assert_eq!(funcs.entry_of("main.retainLeakChunk"), Some(leak.0));
 
     // Stripped: no .symtab, same names from .gopclntab.
-    let dir = TempDir::new("trace-strip");
-    let stripped = dir.join("workload-stripped");
-    let status = Command::new("strip")
-        .arg("-o")
-        .arg(&stripped)
-        .arg(&binary)
-        .status()
-        .expect("strip (binutils)");
-    assert!(status.success());
+    let stripped = stripped_workload_binary(&toolchain);
     let stripped_bytes = std::fs::read(&stripped).expect("read stripped");
     let stripped_elf = Elf::parse(&stripped_bytes).expect("ELF");
     assert!(
