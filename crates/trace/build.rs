@@ -13,7 +13,11 @@ fn main() {
     println!("cargo::rerun-if-env-changed=MEMLENS_CLANG");
     let clang = env::var("MEMLENS_CLANG").unwrap_or_else(|_| "clang".to_string());
     // Build again once clang is installed (a missing file always reruns).
-    let installed = if clang.contains('/') { clang.clone() } else { format!("/usr/bin/{clang}") };
+    let installed = if clang.contains('/') {
+        clang.clone()
+    } else {
+        format!("/usr/bin/{clang}")
+    };
     println!("cargo::rerun-if-changed={installed}");
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("trace.bpf.o");
     let status = Command::new(&clang)

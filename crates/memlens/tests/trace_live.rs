@@ -147,12 +147,10 @@ impl Trace {
             }
         });
         let trace = Trace { child, stderr: rx };
-        loop {
-            match trace.stderr.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) if line.starts_with("memlens trace: attached") => return trace,
-                Ok(line) => panic!("memlens trace: {line}"),
-                Err(e) => panic!("memlens trace did not attach in 60 s: {e}"),
-            }
+        match trace.stderr.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.starts_with("memlens trace: attached") => trace,
+            Ok(line) => panic!("memlens trace: {line}"),
+            Err(e) => panic!("memlens trace did not attach in 60 s: {e}"),
         }
     }
 
@@ -487,7 +485,6 @@ fn a_process_exiting_mid_trace_keeps_what_was_collected() {
         .arg("--duration=3s")
         .start();
     w.wait_for_line("LEAK_START", Duration::from_secs(30));
-    let dir = TempDir::new("trace-live");
     let pid = w.pid();
     let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
         .args([
