@@ -515,7 +515,6 @@ fn a_process_exiting_mid_trace_keeps_what_was_collected() {
         "{report:#}"
     );
     assert!(event(&report, pid, "faults")["events"].as_u64().unwrap() > 0);
-    drop(dir);
     assert!(
         our_programs_loaded().is_empty(),
         "left behind: {:?}",
