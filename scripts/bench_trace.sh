@@ -11,8 +11,9 @@
 #   perf -g                   perf record -e exceptions:page_fault_user -g
 #   bpftrace ustack           count by user stack in the kernel
 #
-# Each is run RUNS times (default 3); the median loop time and its ratio to the
-# untraced median are printed, with the events memlens lost (0 expected).
+# RUNS rounds (default 3), each the loop alone then under every tool; the
+# median loop time and the median of the pairwise ratios to the round's alone
+# run are printed, with the events memlens lost (0 expected).
 #
 #   scripts/bench_trace.sh                 # builds target/release/memlens if missing
 #   MEMLENS=target/debug/memlens RUNS=5 scripts/bench_trace.sh
@@ -84,26 +85,37 @@ bpftrace_run() {
   bpftrace -q -c "$work/loop" -e 'tracepoint:exceptions:page_fault_user /pid == cpid/ { @[ustack] = count(); } END { clear(@); }' 2>/dev/null | grep -E '^[0-9.]+$'
 }
 
-measure() {
-  local name=$1; shift
-  local times=()
-  for _ in $(seq "$RUNS"); do times+=("$("$@")"); done
-  printf '%s\n' "${times[@]}" | median
-}
-
-base=$(measure alone alone)
-printf '%-22s %10s %8s  %s\n' "run" "loop (s)" "ratio" "runs: $RUNS, median; 1,048,576 faults"
-printf '%-22s %10.3f %8s\n' "alone" "$base" "1.00x"
-row() {
-  local label=$1 t=$2 extra=${3:-}
-  printf '%-22s %10.3f %7.2fx  %s\n' "$label" "$t" "$(echo "$t / $base" | bc -l)" "$extra"
-}
-for every in 1000000000 256 64 16 1; do
-  t=$(measure "memlens $every" memlens_run "$every")
-  label="memlens --stack-every $every"
-  [ "$every" = 1000000000 ] && label="memlens counts only"
-  [ "$every" = 64 ] && label="memlens (default 64)"
-  row "$label" "$t" "lost events/stacks: $(sort -u "$work/lost.$every" | tr '\n' ' ')"
+# Rounds: in each, the loop alone then under every tool, so each ratio pairs
+# runs a few seconds apart (the machine is shared: its speed drifts).
+configs=(counts:1000000000 memlens:256 memlens:64 memlens:16 memlens:1 perf:- bpftrace:-)
+declare -A times ratios
+alone_times=()
+for round in $(seq "$RUNS"); do
+  base=$(alone)
+  alone_times+=("$base")
+  for c in "${configs[@]}"; do
+    kind=${c%%:*} arg=${c#*:}
+    case $kind in
+      counts|memlens) t=$(memlens_run "$arg") ;;
+      perf) t=$(perf_run) ;;
+      bpftrace) t=$(bpftrace_run) ;;
+    esac
+    times[$c]+="$t "
+    ratios[$c]+="$(echo "$t / $base" | bc -l) "
+  done
 done
-row "perf record -g" "$(measure perf perf_run)"
-row "bpftrace ustack count" "$(measure bpftrace bpftrace_run)"
+med() { tr ' ' '\n' | grep -v '^$' | median; }
+printf '%-36s %10s %8s  %s\n' "run" "loop (s)" "ratio" "median of $RUNS rounds (ratio: pairwise to the round's alone run); 1,048,576 faults"
+printf '%-36s %10.3f %8s\n' "alone" "$(printf '%s\n' "${alone_times[@]}" | median)" "1.00x"
+for c in "${configs[@]}"; do
+  kind=${c%%:*} arg=${c#*:}
+  case $kind in
+    counts) label="memlens counts only (no stacks)" ;;
+    memlens) label="memlens --stack-every $arg"; [ "$arg" = 64 ] && label="$label (default)" ;;
+    perf) label="perf record -g" ;;
+    bpftrace) label="bpftrace count by ustack" ;;
+  esac
+  extra=""
+  [ -f "$work/lost.$arg" ] && extra="lost events/stacks: $(sort -u "$work/lost.$arg" | tr '\n' ' ')"
+  printf '%-36s %10.3f %7.2fx  %s\n' "$label" "$(echo "${times[$c]}" | med)" "$(echo "${ratios[$c]}" | med)" "$extra"
+done

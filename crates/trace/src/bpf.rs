@@ -37,7 +37,7 @@ pub const MAX_PIDS: usize = 64;
 #[cfg(memlens_bpf)]
 mod loaded {
     use super::*;
-    use aya::maps::{Array, HashMap, MapData, PerCpuArray, StackTraceMap};
+    use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
     use aya::programs::TracePoint;
     use aya::{Ebpf, Pod};
 
@@ -86,6 +86,19 @@ mod loaded {
         }
     }
 
+    fn sum(per_cpu: &[Value]) -> Value {
+        per_cpu.iter().fold(
+            Value {
+                events: 0,
+                bytes: 0,
+            },
+            |a, v| Value {
+                events: a.events + v.events,
+                bytes: a.bytes + v.bytes,
+            },
+        )
+    }
+
     /// A running trace: the loaded programs, attached, and their maps.
     pub struct Tracer {
         ebpf: Ebpf,
@@ -131,17 +144,19 @@ mod loaded {
         /// Reads the counts and sampled stacks collected so far.
         pub fn read(&self) -> Result<RawTrace, TraceError> {
             let map = |name: &str| self.ebpf.map(name).expect("map in the object");
-            let counts: HashMap<_, CountKey, Value> =
-                HashMap::try_from(map("counts")).map_err(|e| bpf_err("counts map")(e.into()))?;
-            let stack_counts: HashMap<_, StackKey, Value> = HashMap::try_from(map("stack_counts"))
-                .map_err(|e| bpf_err("stack_counts map")(e.into()))?;
+            let counts: PerCpuHashMap<_, CountKey, Value> = PerCpuHashMap::try_from(map("counts"))
+                .map_err(|e| bpf_err("counts map")(e.into()))?;
+            let stack_counts: PerCpuHashMap<_, StackKey, Value> =
+                PerCpuHashMap::try_from(map("stack_counts"))
+                    .map_err(|e| bpf_err("stack_counts map")(e.into()))?;
             let stacks = StackTraceMap::try_from(map("stacks"))
                 .map_err(|e| bpf_err("stacks map")(e.into()))?;
             let lost: PerCpuArray<_, u64> =
                 PerCpuArray::try_from(map("lost")).map_err(|e| bpf_err("lost map")(e.into()))?;
             let mut raw = RawTrace::default();
             for item in counts.iter() {
-                let (k, v) = item.map_err(|e| bpf_err("reading counts")(e.into()))?;
+                let (k, per_cpu) = item.map_err(|e| bpf_err("reading counts")(e.into()))?;
+                let v = sum(&per_cpu);
                 let Some(event) = Event::from_number(k.event) else {
                     continue;
                 };
@@ -155,7 +170,8 @@ mod loaded {
                 });
             }
             for item in stack_counts.iter() {
-                let (k, v) = item.map_err(|e| bpf_err("reading stack counts")(e.into()))?;
+                let (k, per_cpu) = item.map_err(|e| bpf_err("reading stack counts")(e.into()))?;
+                let v = sum(&per_cpu);
                 let Some(event) = Event::from_number(k.event) else {
                     continue;
                 };
