@@ -108,19 +108,38 @@ fn write_event(out: &mut impl Write, e: &EventReport, top: usize) -> io::Result<
     Ok(())
 }
 
-/// The innermost frames, innermost first, joined by " < ".
+/// The stack innermost first, joined by " < ". A long one keeps its
+/// innermost frames and, after "...", the first frame outside the language
+/// runtime and its callers: the code that asked for the memory.
 fn innermost(s: &StackReport) -> String {
-    let mut shown: Vec<&str> = s
-        .frames
-        .iter()
-        .rev()
-        .take(FRAMES_SHOWN)
-        .map(String::as_str)
-        .collect();
-    if s.frames.len() > FRAMES_SHOWN {
-        shown.push("...");
+    let frames: Vec<&str> = s.frames.iter().rev().map(String::as_str).collect();
+    if frames.len() <= FRAMES_SHOWN {
+        return frames.join(" < ");
     }
-    shown.join(" < ")
+    let culprit = frames.iter().position(|f| !is_runtime(f)).unwrap_or(0);
+    if culprit < FRAMES_SHOWN - 3 {
+        return format!("{} < ...", frames[..FRAMES_SHOWN].join(" < "));
+    }
+    let end = (culprit + 3).min(frames.len());
+    let more = if end < frames.len() { " < ..." } else { "" };
+    format!(
+        "{} < ... < {}{more}",
+        frames[..3].join(" < "),
+        frames[culprit..end].join(" < ")
+    )
+}
+
+/// Frames of the Go runtime and the system-call layer under it.
+fn is_runtime(frame: &str) -> bool {
+    [
+        "runtime.",
+        "runtime/",
+        "internal/",
+        "syscall.",
+        "[stack not walked]",
+    ]
+    .iter()
+    .any(|p| frame.starts_with(p))
 }
 
 fn human_bytes(bytes: f64) -> String {
