@@ -4,7 +4,7 @@
 
 use crate::error::TraceError;
 use crate::event::Event;
-use crate::raw::{CountRow, RawTrace, StackRow};
+use crate::raw::RawTrace;
 
 /// What to trace.
 #[derive(Debug, Clone)]
@@ -37,6 +37,7 @@ pub const MAX_PIDS: usize = 64;
 #[cfg(memlens_bpf)]
 mod loaded {
     use super::*;
+    use crate::raw::{CountRow, StackRow};
     use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
     use aya::programs::TracePoint;
     use aya::{Ebpf, Pod};
