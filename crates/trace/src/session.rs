@@ -87,6 +87,29 @@ fn ensure_tracefs() -> Result<(), TraceError> {
     Ok(())
 }
 
+/// Waits until `duration` has passed since `started`, Ctrl-C or SIGTERM came,
+/// or every traced process exited (noted in `exited` with its time).
+fn wait_window(
+    options: &TraceOptions,
+    duration: Duration,
+    started: Instant,
+    exited: &mut HashMap<u32, f64>,
+) {
+    while started.elapsed() < duration && !INTERRUPTED.load(Ordering::SeqCst) {
+        std::thread::sleep(
+            (duration - started.elapsed().min(duration)).min(Duration::from_millis(100)),
+        );
+        for &pid in &options.pids {
+            if !exited.contains_key(&pid) && !alive(pid) {
+                exited.insert(pid, started.elapsed().as_secs_f64());
+            }
+        }
+        if exited.len() == options.pids.len() {
+            break;
+        }
+    }
+}
+
 /// Runs one trace for `duration` (or until Ctrl-C, or until every traced
 /// process has exited). `on_attached` runs once the programs are attached:
 /// counting starts there.
@@ -126,26 +149,15 @@ pub fn run(
             on_interrupt as *const () as libc::sighandler_t,
         );
     }
-    let tracer = Tracer::start(options)?;
-    let started = Instant::now();
-    on_attached();
     let mut exited: HashMap<u32, f64> = HashMap::new();
-    while started.elapsed() < duration && !INTERRUPTED.load(Ordering::SeqCst) {
-        std::thread::sleep(
-            (duration - started.elapsed().min(duration)).min(Duration::from_millis(100)),
-        );
-        for &pid in &options.pids {
-            if !exited.contains_key(&pid) && !alive(pid) {
-                exited.insert(pid, started.elapsed().as_secs_f64());
-            }
-        }
-        if exited.len() == options.pids.len() {
-            break;
-        }
-    }
-    let raw = tracer.read()?;
-    let elapsed_seconds = started.elapsed().as_secs_f64();
-    drop(tracer);
+    let (raw, elapsed_seconds) = {
+        // The tracer detaches and unloads everything when it goes out of scope.
+        let tracer = Tracer::start(options)?;
+        let started = Instant::now();
+        on_attached();
+        wait_window(options, duration, started, &mut exited);
+        (tracer.read()?, started.elapsed().as_secs_f64())
+    };
 
     let symbolizers: HashMap<u32, Symbolizer> = options
         .pids
