@@ -426,6 +426,9 @@ fn heap_leak(toolchain: GoToolchain, stripped: bool) {
     assert!(std::fs::read_to_string(dir.join("faults.folded"))
         .unwrap()
         .contains(";main.retainLeakChunk"));
+    assert!(std::fs::read_to_string(dir.join("summary.txt"))
+        .unwrap()
+        .contains("1 fault in 64"));
     assert!(std::fs::read_to_string(dir.join("faults.svg"))
         .unwrap()
         .contains("<svg"));

@@ -1,9 +1,9 @@
 //! The files `memlens trace -o DIR` writes, per event with sampled stacks:
 //! `EVENT.folded` (by events), `EVENT-bytes.folded` (by bytes, events with a
 //! length), `EVENT.svg` (flame graph) and `EVENT.pb.gz` (gzipped pprof,
-//! `go tool pprof` opens it). Each folded file starts with no header (tools
-//! expect bare lines); the sampling is stated in the SVG title and the
-//! profile's comments.
+//! `go tool pprof` opens it); and `summary.txt`, the table. Folded files have
+//! no header (tools expect bare lines): the sampling is stated in
+//! `summary.txt`, the SVG titles and the profiles' comments.
 
 use anyhow::Context;
 use inferno::flamegraph::{self, color::BasicPalette, Palette};
@@ -11,7 +11,8 @@ use memlens_trace::{Event, Report};
 use std::path::Path;
 
 /// Writes every output file for `report` into `dir`.
-pub fn write_all(report: &Report, dir: &Path) -> anyhow::Result<()> {
+pub fn write_all(report: &Report, summary: &[u8], dir: &Path) -> anyhow::Result<()> {
+    write(dir, "summary.txt", summary)?;
     for event in Event::ALL {
         let has_stacks = report
             .processes

@@ -103,7 +103,9 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     };
     let report = session::run(&options, args.duration, &mut on_attached)?;
     if let Some(dir) = &args.output {
-        files::write_all(&report, dir)?;
+        let mut summary = Vec::new();
+        table::write(&mut summary, &report, args.top)?;
+        files::write_all(&report, &summary, dir)?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {
