@@ -181,6 +181,18 @@ impl<'a> Elf<'a> {
             .and_then(|s| s.vaddr.checked_add(offset - s.offset))
     }
 
+    /// The file bytes from virtual address `vaddr` to the end of the
+    /// `PT_LOAD` segment holding it.
+    pub fn vaddr_bytes(&self, vaddr: u64) -> Option<&'a [u8]> {
+        let s = self
+            .segments
+            .iter()
+            .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz)?;
+        let start = usize::try_from(s.offset.checked_add(vaddr - s.vaddr)?).ok()?;
+        let end = usize::try_from(s.offset.checked_add(s.filesz)?).ok()?;
+        self.data.get(start..end)
+    }
+
     /// Function symbols `(address, size, name)` from `.symtab` and `.dynsym`,
     /// sorted by address. Empty for a stripped file.
     pub fn function_symbols(&self) -> Vec<(u64, u64, String)> {

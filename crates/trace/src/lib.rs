@@ -13,7 +13,7 @@
 //! - [`session::run`]: validate, attach, wait, read, symbolize → [`Report`];
 //! - [`Tracer`] (module [`bpf`]): the loaded programs and their maps;
 //! - [`GoFuncs`] (module [`pclntab`]): Go function names from `.gopclntab`,
-//!   stripped binaries included; [`Symbolizer`] names frames through
+//!   stripped binaries included, inlined calls expanded; [`Symbolizer`] names frames through
 //!   `/proc/PID/maps`, unknown ones as `binary+0xOFFSET`;
 //! - [`Report`]: totals, size classes, scaled stacks, folded stacks, JSON;
 //!   [`pprof`] encodes gzipped profiles (the table lives in the binary).
@@ -25,6 +25,7 @@ pub mod bpf;
 pub mod elf;
 pub mod error;
 pub mod event;
+mod inline;
 pub mod pclntab;
 pub mod pprof;
 pub mod raw;

@@ -10,8 +10,10 @@
 //! marking the end of the text. A `_func` record starts with its entry offset
 //! and the offset of its name in the function-name table.
 //!
-//! Inlined frames (the `FUNCDATA_InlTree` table) are not expanded: a frame is
-//! named by the function its code was compiled into.
+//! Inlined calls are expanded (module `inline`): the `PCDATA_InlTreeIndex`
+//! table of a function says which inlined call a pc belongs to, and the
+//! `FUNCDATA_InlTree` table (in `go:func.*`, found through the runtime's
+//! module data) names it and its call site.
 
 use crate::elf::{cstr_at, u32_at, u64_at, Elf};
 use crate::error::SymbolError;
@@ -24,12 +26,19 @@ const MAGIC_GO120: u32 = 0xffff_fff1;
 pub struct GoFuncs {
     /// `runtime.text`: function entries are offsets from it.
     pub text_start: u64,
-    /// `(entry offset, name offset)` by function, sorted by entry offset.
-    entries: Vec<(u32, u32)>,
+    /// `(entry offset, name offset, _func record offset)` by function, sorted
+    /// by entry offset.
+    pub(crate) entries: Vec<(u32, u32, u32)>,
     /// The end of the last function, as an offset from `text_start`.
     end_offset: u32,
     /// The function-name table.
     names: Vec<u8>,
+    /// The pc-value tables (`pctab`).
+    pub(crate) pctab: Vec<u8>,
+    /// The `_func` records (`pclntable`, from the function table on).
+    pub(crate) funcs: Vec<u8>,
+    /// The bytes of `go:func.*` on (inline trees), when the module data was found.
+    pub(crate) gofunc: Option<Vec<u8>>,
     /// Which layout was read (`"go1.18"` or `"go1.20"`).
     pub layout: &'static str,
 }
@@ -43,6 +52,7 @@ impl GoFuncs {
     /// runtime's module data carries it); it is then the start of `.text`.
     pub fn from_elf(elf: &Elf<'_>, file: &[u8]) -> Result<GoFuncs, SymbolError> {
         let mut funcs = GoFuncs::find(elf, file)?;
+        funcs.gofunc = crate::inline::find_gofunc(elf).map(<[u8]>::to_vec);
         if funcs.text_start == 0 {
             funcs.text_start = elf
                 .section(".text")
@@ -95,6 +105,7 @@ impl GoFuncs {
         let nfunc = word(0)?;
         let text_start = word(2)?;
         let funcname_off = to_usize(word(3)?)?;
+        let pctab_off = to_usize(word(6)?)?;
         let pcln_off = to_usize(word(7)?)?;
         let names = tab
             .get(funcname_off..)
@@ -120,7 +131,7 @@ impl GoFuncs {
             previous = entry;
             let name_off = u32_at(functab, (func_off as usize).saturating_add(4))
                 .ok_or_else(|| corrupt(&format!("function {i}: record past the end")))?;
-            entries.push((entry, name_off));
+            entries.push((entry, name_off, func_off));
         }
         let end_offset = u32_at(functab, 8 * nfunc).ok_or_else(|| corrupt("no end entry"))?;
         if end_offset < previous {
@@ -133,11 +144,15 @@ impl GoFuncs {
         } else {
             names.to_vec()
         };
+        let pctab = tab.get(pctab_off..pcln_off).unwrap_or_default().to_vec();
         Ok(GoFuncs {
             text_start,
             entries,
             end_offset,
             names,
+            pctab,
+            funcs: functab.to_vec(),
+            gofunc: None,
             layout,
         })
     }
@@ -154,23 +169,32 @@ impl GoFuncs {
 
     /// The name of the function holding virtual address `pc`.
     pub fn lookup(&self, pc: u64) -> Option<String> {
+        let i = self.index_of(pc)?;
+        self.name(self.entries[i].1)
+    }
+
+    /// The index of the function holding `pc`.
+    pub(crate) fn index_of(&self, pc: u64) -> Option<usize> {
         let off = u32::try_from(pc.checked_sub(self.text_start)?).ok()?;
         if off >= self.end_offset {
             return None;
         }
-        let i = self
-            .entries
-            .partition_point(|&(entry, _)| entry <= off)
-            .checked_sub(1)?;
-        cstr_at(&self.names, self.entries[i].1 as usize)
+        self.entries
+            .partition_point(|&(entry, _, _)| entry <= off)
+            .checked_sub(1)
+    }
+
+    /// The name at `offset` in the function-name table.
+    pub(crate) fn name(&self, offset: u32) -> Option<String> {
+        cstr_at(&self.names, offset as usize)
     }
 
     /// The entry address of the function named `name` (a linear search).
     pub fn entry_of(&self, name: &str) -> Option<u64> {
         self.entries
             .iter()
-            .find(|&&(_, n)| cstr_at(&self.names, n as usize).as_deref() == Some(name))
-            .map(|&(entry, _)| self.text_start.wrapping_add(u64::from(entry)))
+            .find(|&&(_, n, _)| cstr_at(&self.names, n as usize).as_deref() == Some(name))
+            .map(|&(entry, _, _)| self.text_start.wrapping_add(u64::from(entry)))
     }
 }
 

@@ -172,7 +172,7 @@ pub fn run(
             Some(s) => frames
                 .iter()
                 .enumerate()
-                .map(|(i, &a)| s.frame(i, a))
+                .flat_map(|(i, &a)| s.frame(i, a))
                 .collect(),
             None => frames.iter().map(|a| format!("[unknown]+{a:#x}")).collect(),
         }

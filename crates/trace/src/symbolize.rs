@@ -80,22 +80,34 @@ impl BinarySymbols {
         self.go.is_some()
     }
 
-    /// The name of the function at file offset `offset`.
-    pub fn name_at_offset(&self, offset: u64) -> Option<String> {
-        let &(seg_off, vaddr, _) = self
+    /// The frames at file offset `offset`, innermost first: Go's inlined
+    /// calls expanded, then the function; empty when no table names it.
+    pub fn frames_at_offset(&self, offset: u64) -> Vec<String> {
+        let Some(&(seg_off, vaddr, _)) = self
             .segments
             .iter()
-            .find(|&&(o, _, size)| offset >= o && offset - o < size)?;
-        let pc = vaddr.checked_add(offset - seg_off)?;
-        if let Some(name) = self.go.as_ref().and_then(|g| g.lookup(pc)) {
-            return Some(name);
+            .find(|&&(o, _, size)| offset >= o && offset - o < size)
+        else {
+            return Vec::new();
+        };
+        let Some(pc) = vaddr.checked_add(offset - seg_off) else {
+            return Vec::new();
+        };
+        if let Some(go) = &self.go {
+            let frames = go.frames(pc);
+            if !frames.is_empty() {
+                return frames;
+            }
         }
-        let i = self
-            .functions
-            .partition_point(|f| f.0 <= pc)
-            .checked_sub(1)?;
+        let Some(i) = self.functions.partition_point(|f| f.0 <= pc).checked_sub(1) else {
+            return Vec::new();
+        };
         let (start, size, name) = &self.functions[i];
-        (pc - start < (*size).max(1)).then(|| name.clone())
+        if pc - start < (*size).max(1) {
+            vec![name.clone()]
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -113,9 +125,10 @@ impl Symbolizer {
         Symbolizer { mappings, binaries }
     }
 
-    /// The name of frame `index` at address `addr` (frames after the first are
+    /// The names of frame `index` at address `addr`, innermost first (more
+    /// than one when Go inlined calls there; frames after the first are
     /// return addresses: the call is the byte before).
-    pub fn frame(&self, index: usize, addr: u64) -> String {
+    pub fn frame(&self, index: usize, addr: u64) -> Vec<String> {
         let lookup = if index == 0 {
             addr
         } else {
@@ -126,22 +139,26 @@ impl Symbolizer {
             .iter()
             .find(|m| lookup >= m.start && lookup < m.end)
         else {
-            return format!("[unmapped]+{addr:#x}");
+            return vec![format!("[unmapped]+{addr:#x}")];
         };
         let offset = (lookup - m.start).wrapping_add(m.offset);
-        if let Some(name) = self
+        if let Some(frames) = self
             .binaries
             .get(&m.path)
-            .and_then(|b| b.name_at_offset(offset))
+            .map(|b| b.frames_at_offset(offset))
+            .filter(|f| !f.is_empty())
         {
-            return name;
+            return frames;
         }
         let base = Path::new(&m.path)
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or(&m.path);
         let base = if base.is_empty() { "[anon]" } else { base };
-        format!("{base}+{:#x}", (addr - m.start).wrapping_add(m.offset))
+        vec![format!(
+            "{base}+{:#x}",
+            (addr - m.start).wrapping_add(m.offset)
+        )]
     }
 
     /// Whether any mapped binary is Go.
@@ -209,7 +226,7 @@ mod tests {
     fn unknown_frames_print_binary_and_file_offset() {
         let maps = parse_maps("00401000-004a0000 r-xp 00001000 fe:01 123  /opt/x/server\n");
         let s = Symbolizer::new(maps, HashMap::new());
-        assert_eq!(s.frame(0, 0x401234), "server+0x1234");
-        assert_eq!(s.frame(1, 0x10), "[unmapped]+0x10");
+        assert_eq!(s.frame(0, 0x401234), ["server+0x1234"]);
+        assert_eq!(s.frame(1, 0x10), ["[unmapped]+0x10"]);
     }
 }

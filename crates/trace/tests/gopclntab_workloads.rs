@@ -132,3 +132,81 @@ fn go119_names_match_go_tool_nm_also_stripped() {
 fn go127_names_match_go_tool_nm_also_stripped() {
     check(GoToolchain::go127(), "go1.20");
 }
+
+/// Every instruction of `main.retainLeakChunk`, with the source line `go tool
+/// objdump` gives it (the innermost inlined position).
+fn objdump_lines(toolchain: &GoToolchain, binary: &std::path::Path) -> Vec<(u64, u32)> {
+    let out = Command::new(&toolchain.go_binary)
+        .args(["tool", "objdump", "-s", "^main.retainLeakChunk$"])
+        .arg(binary)
+        .output()
+        .expect("go tool objdump");
+    assert!(
+        out.status.success(),
+        "go tool objdump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let line = f.next()?.strip_prefix("modes_heap.go:")?.parse().ok()?;
+            let addr = u64::from_str_radix(f.next()?.strip_prefix("0x")?, 16).ok()?;
+            Some((addr, line))
+        })
+        .collect()
+}
+
+/// `main.newChunk` (modes_heap.go lines 36-40) and `main.touchPages` (26-33)
+/// are inlined into `main.retainLeakChunk` (97-102): each instruction's frames
+/// must name the functions its source line belongs to, innermost first.
+fn check_inlined(toolchain: GoToolchain, stripped: bool) {
+    let binary = if stripped {
+        stripped_workload_binary(&toolchain)
+    } else {
+        workload_binary(&toolchain)
+    };
+    let funcs = funcs_of(&binary);
+    let lines = objdump_lines(&toolchain, &workload_binary(&toolchain));
+    assert!(
+        lines.len() > 20,
+        "{}: objdump gave {} lines",
+        toolchain.name,
+        lines.len()
+    );
+    let (mut inlined, mut wrong) = (0, Vec::new());
+    for (addr, line) in lines {
+        let expected: &[&str] = match line {
+            26..=33 => &["main.touchPages", "main.newChunk", "main.retainLeakChunk"],
+            36..=40 => &["main.newChunk", "main.retainLeakChunk"],
+            _ => &["main.retainLeakChunk"],
+        };
+        let frames = funcs.frames(addr);
+        if frames != expected {
+            wrong.push(format!("{addr:#x} line {line}: {frames:?}"));
+        }
+        inlined += usize::from(expected.len() > 1);
+    }
+    assert!(
+        inlined > 5,
+        "{}: too few inlined instructions ({inlined})",
+        toolchain.name
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} (stripped: {stripped}): {wrong:#?}",
+        toolchain.name
+    );
+}
+
+#[test]
+fn go119_inlined_calls_expand_as_objdump_places_them() {
+    check_inlined(GoToolchain::go119(), false);
+}
+
+#[test]
+fn go127_inlined_calls_expand_as_objdump_places_them_also_stripped() {
+    check_inlined(GoToolchain::go127(), false);
+    check_inlined(GoToolchain::go127(), true);
+}

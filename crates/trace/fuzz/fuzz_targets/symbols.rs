@@ -13,6 +13,8 @@ fuzz_target!(|data: &[u8]| {
         let base = funcs.text_start;
         for step in 0..64u64 {
             if let Some(name) = funcs.lookup(base.wrapping_add(step * 17)) {
+                let frames = funcs.frames(base.wrapping_add(step * 17));
+                assert_eq!(frames.last(), Some(&name));
                 if let Some(entry) = funcs.entry_of(&name) {
                     assert!(entry <= base.wrapping_add(step * 17) || entry < base);
                 }
@@ -21,6 +23,6 @@ fuzz_target!(|data: &[u8]| {
     }
     let symbols = BinarySymbols::from_bytes(data);
     for offset in (0..data.len() as u64).step_by(97).take(64) {
-        let _ = symbols.name_at_offset(offset);
+        let _ = symbols.frames_at_offset(offset);
     }
 });
