@@ -19,6 +19,9 @@ declare -A memlens_packages=(
   [/usr/bin/panicparse]=panicparse
   [/usr/bin/victoria-metrics]=victoria-metrics
   [/usr/bin/time]=time
+  [/usr/bin/clang]=clang
+  [/usr/sbin/bpftool]=bpftool
+  [/usr/bin/strip]=binutils
 )
 memlens_missing=()
 for memlens_path in "${!memlens_packages[@]}"; do

@@ -25,6 +25,7 @@ mod show;
 mod snapshot;
 mod target;
 mod timearg;
+mod trace;
 mod watch;
 
 use clap::{Parser, Subcommand};
@@ -74,6 +75,8 @@ enum Command {
     AlertmanagerConfig(alerts::GeneratedArgs),
     /// A Grafana dashboard (classic JSON model) over memlens's /metrics.
     Grafana(alerts::GeneratedArgs),
+    /// Who faults pages and who maps memory in a process, by user stack (eBPF, root): table, folded stacks, flame graphs, pprof.
+    Trace(trace::TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
         Command::Rules(args) => alerts::run_rules(&args),
         Command::AlertmanagerConfig(args) => alerts::run_alertmanager(&args),
         Command::Grafana(args) => alerts::run_grafana(&args),
+        Command::Trace(args) => trace::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

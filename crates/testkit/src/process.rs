@@ -1,6 +1,6 @@
 //! Running a workload and watching what it says and how it ends.
 
-use crate::{workload_binary, GoToolchain, TestCgroup};
+use crate::{stripped_workload_binary, workload_binary, GoToolchain, TestCgroup};
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
@@ -23,6 +23,7 @@ pub struct WorkloadSpec {
     mode: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    stripped: bool,
 }
 
 impl WorkloadSpec {
@@ -33,6 +34,7 @@ impl WorkloadSpec {
             mode: mode.to_string(),
             args: Vec::new(),
             env: Vec::new(),
+            stripped: false,
         }
     }
 
@@ -45,6 +47,13 @@ impl WorkloadSpec {
     /// Adds an environment variable, e.g. `.env("GODEBUG", "gctrace=1")`.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Runs a stripped copy of the workload program (no `.symtab`, no DWARF:
+    /// what production binaries often are).
+    pub fn stripped(mut self) -> Self {
+        self.stripped = true;
         self
     }
 
@@ -89,7 +98,11 @@ pub struct Workload {
 
 impl Workload {
     fn start(spec: WorkloadSpec, join_procs: Option<PathBuf>) -> Workload {
-        let binary = workload_binary(&spec.toolchain);
+        let binary = if spec.stripped {
+            stripped_workload_binary(&spec.toolchain)
+        } else {
+            workload_binary(&spec.toolchain)
+        };
         let mut cmd = Command::new(&binary);
         cmd.arg(format!("--mode={}", spec.mode))
             .args(&spec.args)

@@ -315,7 +315,7 @@ fn round_up_mib(bytes: u64) -> u64 {
 /// Formats bytes the way GOMEMLIMIT reads them: `NMiB` when a whole number of
 /// MiB, else plain bytes.
 pub fn format_gomemlimit(bytes: u64) -> String {
-    if bytes % MIB == 0 {
+    if bytes.is_multiple_of(MIB) {
         format!("{}MiB", bytes / MIB)
     } else {
         bytes.to_string()

@@ -193,7 +193,7 @@ pub fn points(shape: &Shape, i: usize, s: &Sample) -> Vec<Point> {
         p(cgroup(), "effective_limit_bytes", shape.limit_bytes),
         p(cgroup(), "limit_bytes", shape.limit_bytes),
     ];
-    if i % shape.runtime_every.max(1) as usize == 0 {
+    if i.is_multiple_of(shape.runtime_every.max(1) as usize) {
         out.push(p(process(), "go_heap_inuse_bytes", s.heap_bytes));
     }
     out

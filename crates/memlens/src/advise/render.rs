@@ -21,7 +21,7 @@ fn opt_mib(bytes: Option<u64>) -> String {
 
 /// A size as systemd reads it (`K`/`M`/`G` are powers of 1024).
 fn systemd_size(bytes: u64) -> String {
-    if bytes % MIB == 0 {
+    if bytes.is_multiple_of(MIB) {
         format!("{}M", bytes / MIB)
     } else {
         bytes.to_string()
@@ -30,7 +30,7 @@ fn systemd_size(bytes: u64) -> String {
 
 /// A size as a Kubernetes quantity (`Mi` is 2^20).
 fn k8s_size(bytes: u64) -> String {
-    if bytes % MIB == 0 {
+    if bytes.is_multiple_of(MIB) {
         format!("{}Mi", bytes / MIB)
     } else {
         bytes.to_string()
@@ -57,7 +57,7 @@ pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -307,7 +307,7 @@ impl Sender {
                         self.save();
                         return;
                     }
-                    if self.failures_in_a_row == 1 || self.failures_in_a_row % 20 == 0 {
+                    if self.failures_in_a_row == 1 || self.failures_in_a_row.is_multiple_of(20) {
                         error(&format!(
                             "{message} (attempt {}; retrying every {} at most, nothing is \
                              skipped)",
