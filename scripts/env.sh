@@ -19,6 +19,7 @@ declare -A memlens_packages=(
   [/usr/bin/panicparse]=panicparse
   [/usr/bin/victoria-metrics]=victoria-metrics
   [/usr/bin/time]=time
+  [/usr/bin/chromium]=chromium  # the dashboard tests drive headless Chromium (web_live.rs)
 )
 memlens_missing=()
 for memlens_path in "${!memlens_packages[@]}"; do

@@ -42,7 +42,8 @@ function chartSpecs(e) {
     ml.setupTravel('/process', at, info.last_ms);
     const span = ml.intParam('span') ?? 900e3;
     const to = Math.min(ml.intParam('to') ?? at, at);
-    const from = Math.min(ml.intParam('from') ?? at - span, to - 1000);
+    // Without a zoom, the span ends at the instant and starts no earlier than the history.
+    const from = Math.min(ml.intParam('from') ?? Math.max(at - span, info.first_ms), to - 1000);
     const entity = await ml.json('/api/v1/entity?id=' + id + '&at=' + at);
     document.getElementById('home-link').setAttribute('href', '/?at=' + at);
     const name = entity.kind === 'process' ? (entity.comm || '?') + ' (pid ' + entity.pid + ')' : entity.cgroup;
@@ -90,10 +91,13 @@ function chart(spec, data, ctx) {
   const box = ml.el('div', { class: 'chart', 'data-chart': spec.key }, ml.el('h3', {}, spec.title));
   document.getElementById('charts').append(box);
   let t = data.t.slice();
-  const cols = data.series.map((s) => ({ min: s.min.slice(), max: s.max.slice(), last: s.last }));
   const labels = spec.series.map((s) => s[2]);
+  // GOMEMLIMIT's "no limit" is math.MaxInt64: no line rather than a scale of exabytes.
+  const noLimit = (v, i) => (labels[i] === 'GOMEMLIMIT' && v !== null && v >= 2 ** 62 ? null : v);
+  const cols = data.series.map((s, i) => ({
+    min: s.min.map((v) => noLimit(v, i)), max: s.max.map((v) => noLimit(v, i)), last: s.last.map((v) => noLimit(v, i)) }));
   const hook = { labels, t: data.t, values: {}, samples: {}, drawn: false, markers_drawn: [] };
-  data.series.forEach((s, i) => { hook.values[labels[i]] = s.last; hook.samples[labels[i]] = s.samples; });
+  cols.forEach((c, i) => { hook.values[labels[i]] = c.last; hook.samples[labels[i]] = data.series[i].samples; });
   const empty = data.series.every((s) => s.samples === 0);
   if (empty) box.append(ml.el('span', { class: 'nodata' }, 'no samples in this range'));
   const series = [{}];
@@ -235,7 +239,8 @@ function listFindings(findings, at) {
   for (const f of findings) {
     const table = ml.el('table');
     for (const ev of f.evidence || []) {
-      const value = ev.unit === 'bytes' ? ml.bytes(ev.value) : ml.num(ev.value) + (ev.unit ? ' ' + ev.unit : '');
+      const value = ev.unit === 'bytes' ? ml.bytes(ev.value) : /_at_ms$/.test(ev.name) ? ml.time(ev.value)
+        : ml.num(ev.value) + (ev.unit ? ' ' + ev.unit : '');
       table.append(ml.el('tr', {}, ml.el('td', {}, ev.name), ml.el('td', {}, value), ml.el('td', {}, ev.layer || '')));
     }
     const state = f.active ? 'active since ' + ml.time(f.fired_ms) : 'fired ' + ml.time(f.fired_ms) + ', cleared ' + ml.time(f.cleared_ms);

@@ -17,12 +17,12 @@
 
 mod alerts_config;
 mod config;
-mod exporter;
+pub(crate) mod exporter;
 pub mod findings;
 mod gotargets;
 mod history;
 mod remote_write;
-mod signals;
+pub(crate) mod signals;
 mod status;
 
 pub use config::{default_data_dir, WatchConfig};
@@ -203,7 +203,9 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     let remote_writer = remote_write::RemoteWriter::start(&config)?;
     let mut status = status::Status::new(config.quiet);
     if let Some(addr) = exporter.addr() {
-        status.info(&format!("memlens watch: serving http://{addr}/metrics"));
+        status.info(&format!(
+            "memlens watch: serving http://{addr}/metrics and the dashboard at http://{addr}/"
+        ));
     }
     status.info(&format!(
         "memlens watch: history in {}, every {} (Go runtime every {}, profiles {})",
