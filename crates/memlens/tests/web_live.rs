@@ -229,6 +229,8 @@ fn the_dashboard_draws_what_the_agent_stored_and_runs_no_hostile_string() {
     let state = ready_page(&mut browser, &page, "process-leak.png");
     for chart in ["memory", "goroutines", "gc", "gcpause", "faults", "fds"] {
         assert_eq!(state["charts"][chart]["drawn"], true, "{chart}");
+        let x = &state["charts"][chart]["x_range"];
+        assert_eq!(x, &state["charts"]["memory"]["x_range"], "{chart}: aligned");
         assert!(
             state["charts"][chart]["t"].as_array().unwrap().len() > 5,
             "{chart} has points"
@@ -260,6 +262,41 @@ fn the_dashboard_draws_what_the_agent_stored_and_runs_no_hostile_string() {
             && m["ms"] == fired_ms),
         "the finding is marked where it fired: {marked:?}"
     );
+    // The stacked bar follows the cursor: at a third of the memory chart it
+    // shows the Go heap the agent stored at (or last before) that instant.
+    let over = browser.eval(
+        "(() => { window.scrollTo(0, 0); \
+         const r = document.querySelector('[data-chart=memory] .u-over').getBoundingClientRect(); \
+         return [r.left, r.top, r.width, r.height]; })()",
+    );
+    let rect: Vec<f64> = over
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    browser.move_mouse(rect[0] + rect[2] * 0.3, rect[1] + rect[3] / 2.0);
+    browser.wait_until(
+        &format!("window.memlens.bar.at < {at}"),
+        Duration::from_secs(30),
+    );
+    let bar = browser.eval("window.memlens.bar");
+    let bar_at = bar["at"].as_i64().unwrap();
+    let heap_ts = int(&query(&data, &format!(
+        "SELECT max(ts) AS ts FROM samples WHERE entity = {leak_id} AND metric = 'go_heap_inuse_bytes' AND ts <= {bar_at}"
+    )), "ts");
+    let shown = bar["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["label"] == "Go heap in use")
+        .unwrap();
+    assert_eq!(
+        shown["bytes"].as_f64(),
+        Some(stored(&data, leak_id, "go_heap_inuse_bytes", heap_ts)),
+        "bar at {bar_at}"
+    );
+
     // A burst beyond the browser's 6 connections per host: none refused.
     let statuses = browser.eval(
         "Promise.all(Array.from({length: 16}, () => fetch('/api/v1/info').then((r) => r.status)))",

@@ -212,16 +212,30 @@ impl Browser {
         if let Some(e) = r.get("errorText") {
             panic!("{url}: {e}");
         }
+        self.wait_until(ready, timeout);
+    }
+
+    /// Waits until `condition` (an expression) is true, or panics after
+    /// `timeout` with the page's errors.
+    pub fn wait_until(&mut self, condition: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        while self.eval(&format!("!!({ready})")) != json!(true) {
+        while self.eval(&format!("!!({condition})")) != json!(true) {
             if Instant::now() > deadline {
                 panic!(
-                    "{url}: not ready ({ready}) in {timeout:?}; errors: {:?}",
+                    "not true in {timeout:?}: {condition}; errors: {:?}",
                     self.errors()
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Moves the mouse to (`x`, `y`) CSS pixels of the page's viewport.
+    pub fn move_mouse(&mut self, x: f64, y: f64) {
+        self.call(
+            "Input.dispatchMouseEvent",
+            json!({ "type": "mouseMoved", "x": x, "y": y }),
+        );
     }
 
     /// The page's errors so far: uncaught exceptions, console.error, log

@@ -17,6 +17,7 @@
         host.append(
           card('host memory in use', ml.bytes(e.used_bytes) + ' of ' + ml.bytes(e.kill_point_bytes)),
           card('active findings on the host', String(e.findings.length)));
+        host.append(await pressure(e.id, at));
         continue;
       }
       const name = e.kind === 'process' ? (e.comm || '?') + (e.cmdline ? ' — ' + e.cmdline : '') : e.cgroup;
@@ -44,10 +45,24 @@
       tbody.append(tr);
       rows.push({ id: e.id, kind: e.kind, pid: e.pid, comm: e.comm, cmdline: e.cmdline, used_bytes: e.used_bytes, risk: e.risk, findings: e.findings.map((f) => f.id) });
     }
+    host.append(card('history', ml.time(info.first_ms) + ' to ' + ml.time(info.last_ms)),
+      card('processes and cgroups at the instant', String(rows.length)));
     window.memlens.entities = rows;
     window.memlens.ready = true;
   } catch (err) {
     ml.fail(err);
+  }
+
+  // Host memory pressure (PSI) over the minute before the instant: the
+  // share of time some / all tasks stalled on memory.
+  async function pressure(hostId, at) {
+    const s = await ml.json('/api/v1/series?width=1&from=' + (at - 60000) + '&to=' + at +
+      '&s=' + hostId + ':pressure_some_total_usec&s=' + hostId + ':pressure_full_total_usec');
+    const pct = (i) => {
+      const v = s.series[i].last[0];
+      return v === null || v === undefined ? '–' : (v / 1e4).toFixed(1) + ' %';
+    };
+    return card('memory pressure, last minute (PSI some / full)', pct(0) + ' / ' + pct(1));
   }
 
   function card(label, value) {

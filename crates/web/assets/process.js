@@ -66,7 +66,12 @@ function chartSpecs(e) {
     const forecast = findings.find((f) => f.active && f.forecast);
     const plots = [];
     const datas = await Promise.all(dataP);
-    specs.forEach((spec, i) => plots.push(chart(spec, datas[i], { from, to, width, markers, forecast: spec.forecast ? forecast : null, at })));
+    // One x range for every chart (aligned), stretched to show an active
+    // forecast's predicted kill (at most one more span).
+    const f = forecast ? forecast.forecast : null;
+    const ends = f ? [f.kill_ms, f.earliest_ms, f.latest_ms].filter((x) => x) : [];
+    const xmax = Math.min(Math.max(to, ...ends), to + (to - from));
+    specs.forEach((spec, i) => plots.push(chart(spec, datas[i], { from, to, xmax, width, markers, forecast: spec.forecast ? forecast : null, at })));
     window.memlens.range = { from, to, at };
     window.memlens.readyMs = performance.now(); // since navigation start
     window.memlens.ready = true;
@@ -95,19 +100,24 @@ function chart(spec, data, ctx) {
   const noLimit = (v, i) => (labels[i] === 'GOMEMLIMIT' && v !== null && v >= 2 ** 62 ? null : v);
   const cols = data.series.map((s, i) => ({
     min: s.min.map((v) => noLimit(v, i)), max: s.max.map((v) => noLimit(v, i)), last: s.last.map((v) => noLimit(v, i)) }));
-  const hook = { labels, t: data.t, values: {}, samples: {}, drawn: false, markers_drawn: [] };
+  const hook = { labels, t: data.t, values: {}, samples: {}, drawn: false, markers_drawn: [], x_range: [ctx.from, ctx.xmax] };
   cols.forEach((c, i) => { hook.values[labels[i]] = c.last; hook.samples[labels[i]] = data.series[i].samples; });
   const empty = data.series.every((s) => s.samples === 0);
   if (empty) box.append(ml.el('span', { class: 'nodata' }, 'no samples in this range'));
   const series = [{}];
   const plotted = [t];
+  // Gauges: the max of each column and, thin, its min (the envelope);
+  // rates: the column's mean and, thin, its max.
+  const minor = [];
   cols.forEach((c, i) => {
     const color = COLORS[i % COLORS.length];
+    const rate = data.series[i].rate;
     series.push({ label: labels[i], stroke: color, width: 1.5, spanGaps: true, value: (u, v) => fmt(spec, v) });
-    series.push({ label: labels[i] + ' (min)', stroke: color, width: 0.5, spanGaps: true, show: !data.series[i].rate, value: (u, v) => fmt(spec, v) });
-    plotted.push(c.max, c.min);
+    series.push({ label: labels[i] + (rate ? ' (max)' : ' (min)'), stroke: color, width: 0.5, spanGaps: true, value: (u, v) => fmt(spec, v) });
+    minor.push(series.length - 1);
+    plotted.push(rate ? c.last : c.max, rate ? c.max : c.min);
   });
-  let xmax = ctx.to;
+  const xmax = ctx.xmax;
   if (ctx.forecast && ctx.forecast.forecast) {
     const f = ctx.forecast.forecast;
     const idx = (re) => labels.findIndex((l) => re.test(l));
@@ -127,7 +137,6 @@ function chart(spec, data, ctx) {
       }
       t = allT;
       plotted[0] = allT;
-      xmax = Math.min(Math.max(ctx.to, ...points.map((p) => p[1])), ctx.to + (ctx.to - ctx.from));
       hook.forecast = { kill_ms: f.kill_ms, earliest_ms: f.earliest_ms, latest_ms: f.latest_ms, from_value: now, to_value: lim };
     }
   }
@@ -139,6 +148,10 @@ function chart(spec, data, ctx) {
     cursor: { sync: { key: 'memlens', setSeries: false }, drag: { x: true, y: false } },
     hooks: {
       draw: [(u) => drawMarkers(u, ctx.markers, hook)],
+      setCursor: [(u) => {
+        if (spec.key !== 'memory' || u.cursor.idx === null || u.cursor.idx === undefined) return;
+        barAt(Math.min(u.data[0][u.cursor.idx], ctx.at));
+      }],
       setSelect: [(u) => {
         if (u.select.width < 5) return;
         const a = Math.round(u.posToVal(u.select.left, 'x'));
@@ -147,10 +160,30 @@ function chart(spec, data, ctx) {
       }],
     },
   };
-  new uPlot(opts, plotted, box);
+  const u = new uPlot(opts, plotted, box);
+  // The envelope's second line needs no legend row.
+  u.root.querySelectorAll('.u-legend tr.u-series').forEach((tr, i) => {
+    if (minor.includes(i)) tr.classList.add('minor');
+  });
   hook.drawn = true;
   window.memlens.charts[spec.key] = hook;
   return hook;
+}
+
+// The stacked bar follows the cursor (debounced: one entity request per pause).
+let barTimer = null;
+let barShown = null;
+function barAt(ms) {
+  if (ms === barShown) return;
+  clearTimeout(barTimer);
+  barTimer = setTimeout(async () => {
+    barShown = ms;
+    try {
+      drawBar(await ml.json('/api/v1/entity?id=' + ml.intParam('id') + '&at=' + ms));
+    } catch (err) {
+      ml.fail(err);
+    }
+  }, 150);
 }
 
 function lastOf(arr) {
@@ -213,6 +246,9 @@ function drawBar(e) {
   const scale = Math.max(total, limit && isFinite(limit) ? limit : 0, gomemlimit && gomemlimit < 1e18 ? gomemlimit : 0) * 1.05 || 1;
   const bar = document.getElementById('bar');
   const legend = document.getElementById('bar-legend');
+  bar.replaceChildren();
+  legend.replaceChildren();
+  document.getElementById('bar-title').textContent = 'Where the memory is at ' + ml.time(e.at);
   segs.forEach(([label, bytes], i) => {
     const seg = ml.el('div', { class: 'seg', title: label + ': ' + ml.bytes(bytes) });
     seg.style.width = (100 * bytes / scale).toFixed(2) + '%';
@@ -229,7 +265,7 @@ function drawBar(e) {
     bar.append(m);
     legend.append(ml.el('li', {}, '| ' + label + ': ' + ml.bytes(x)));
   }
-  window.memlens.bar = segs.map(([label, bytes]) => ({ label, bytes }));
+  window.memlens.bar = { at: e.at, segments: segs.map(([label, bytes]) => ({ label, bytes })) };
 }
 
 function listFindings(findings, at) {

@@ -75,6 +75,27 @@ pub fn downsample(
     columns
 }
 
+/// The mean of the values in each non-empty column, as (column, mean).
+fn column_means(samples: &[(i64, f64)], from_ms: i64, to_ms: i64, width: i64) -> Vec<(usize, f64)> {
+    let mut out: Vec<(usize, f64, u32)> = Vec::new();
+    for &(t, v) in samples
+        .iter()
+        .filter(|s| (from_ms..=to_ms).contains(&s.0) && !s.1.is_nan())
+    {
+        let c = column_of(t, from_ms, to_ms, width);
+        match out.last_mut() {
+            Some(last) if last.0 == c => {
+                last.1 += v;
+                last.2 += 1;
+            }
+            _ => out.push((c, v, 1)),
+        }
+    }
+    out.into_iter()
+        .map(|(c, sum, n)| (c, sum / f64::from(n)))
+        .collect()
+}
+
 /// Rates per second between consecutive samples of a counter, at the later
 /// sample's instant; a decrease (a reset) gives no rate.
 pub fn rates(samples: &[(i64, f64)]) -> Vec<(i64, f64)> {
@@ -167,7 +188,16 @@ pub(crate) fn series(store: &Store, query: &Query) -> Result<Value, ApiError> {
     let mut all = Vec::with_capacity(wanted.len());
     for &(entity, metric) in &wanted {
         let samples = plotted(store, entity, metric, from_ms, to_ms)?;
-        let columns = downsample(&samples, from_ms, to_ms, width);
+        let mut columns = downsample(&samples, from_ms, to_ms, width);
+        if is_counter(metric) {
+            // A rate's `last` is the column's mean: what the counter rose
+            // by over the column, whatever the width.
+            for (c, mean) in column_means(&samples, from_ms, to_ms, width) {
+                if let Some(col) = columns[c].as_mut() {
+                    col.last = mean;
+                }
+            }
+        }
         all.push((entity, metric, samples.len(), columns));
     }
     // Only the columns where some series has a sample.

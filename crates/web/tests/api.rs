@@ -282,6 +282,14 @@ fn series_plot_the_stored_samples_and_downsample_to_the_width() {
     assert_eq!(v["series"][0]["min"][0].as_f64(), Some(leaky_rss(0)));
     assert_eq!(v["series"][0]["max"][0].as_f64(), Some(leaky_rss(14)));
     assert_eq!(v["series"][0]["samples"], STEPS);
+    // A counter's column: the extremes of its rates, and their mean (rates
+    // 2i - 1 at i = 1..14 s: the first sample has none before it).
+    let faults = &v["series"][3];
+    assert_eq!(
+        (faults["min"][0].as_f64(), faults["max"][0].as_f64()),
+        (Some(1.0), Some(27.0))
+    );
+    assert_eq!(faults["last"][0].as_f64(), Some(14.0));
 
     // Time travel: nothing after `at`.
     let (_, v) = get(
