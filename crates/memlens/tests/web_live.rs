@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{history_ready, query};
+use cli::{history_ready, memlens_refuses, query};
 
 /// What would change the title if the page ran it as markup.
 const HOSTILE: &str = "<script>document.title='pwned-script'</script>\"><img src=x onerror=\"document.title='pwned-img'\">";
@@ -354,5 +354,18 @@ fn the_dashboard_draws_what_the_agent_stored_and_runs_no_hostile_string() {
     assert!(
         answers.len() > 20 && answers.iter().all(|(s, _)| *s == 200),
         "{answers:?}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_directory_without_history_and_a_public_address_without_a_token() {
+    let empty = TempDir::new("web-serve-empty");
+    let dir = empty.path().to_str().unwrap();
+    let line = memlens_refuses(&["serve", "--data", dir]);
+    assert!(line.contains(dir) && line.contains("no history"), "{line}");
+    let line = memlens_refuses(&["serve", "--data", dir, "--listen", "nonsense"]);
+    assert!(
+        line.contains("no history"),
+        "the history is checked first: {line}"
     );
 }

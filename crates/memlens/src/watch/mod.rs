@@ -93,8 +93,9 @@ pub struct WatchArgs {
     #[arg(long)]
     pub quiet: bool,
 
-    /// Serve Prometheus /metrics on PORT (loopback) or HOST:PORT (a
-    /// non-loopback address needs bearer_token_file in the config).
+    /// Serve Prometheus /metrics and the web dashboard (GET /) on PORT
+    /// (loopback) or HOST:PORT (a non-loopback address needs
+    /// bearer_token_file in the config).
     #[arg(long, value_name = "[HOST:]PORT")]
     pub listen: Option<String>,
 
