@@ -303,10 +303,11 @@ fn the_dashboard_draws_what_the_agent_stored_and_runs_no_hostile_string() {
     );
     assert_eq!(statuses, json!(vec![200; 16]));
 
-    // Time travel: an earlier instant shows the earlier values and nothing later.
+    // Time travel: an earlier instant (a third of the way from the first
+    // sample to the finding) shows the earlier values and nothing later.
     let early = int(&query(&data, &format!(
         "SELECT min(ts) AS ts FROM samples WHERE entity = {leak_id} AND metric = 'rss_bytes' AND ts >= {}",
-        first + 10_000
+        first + (fired_ms - first) / 3
     )), "ts");
     assert!(early < fired_ms, "an instant before the finding");
     let page = format!("http://{addr}/process?id={leak_id}&at={early}&span=60000");
