@@ -335,6 +335,24 @@ fn the_dashboard_draws_what_the_agent_stored_and_runs_no_hostile_string() {
         .iter()
         .all(|f| f["id"] != "memory.time_to_oom"));
 
+    // The leak's cgroup has its page too: its working set as stored.
+    let cgroup_id = int(
+        &query(
+            &data,
+            &format!("SELECT id FROM entities WHERE key = '{leak_cgroup_key}'"),
+        ),
+        "id",
+    );
+    let page = format!("http://{addr}/process?id={cgroup_id}&at={at}&span=60000");
+    let state = ready_page(&mut browser, &page, "cgroup-leak.png");
+    let usage = stored(&data, cgroup_id, "usage_bytes", at);
+    let inactive = stored(&data, cgroup_id, "inactive_file_bytes", at);
+    assert_eq!(state["charts"]["faults"]["drawn"], true);
+    assert_eq!(
+        plotted(&mut browser, "working set", at).as_f64(),
+        Some((usage - inactive).max(0.0))
+    );
+
     // The hostile command line, on its own page: shown, never run.
     let page = format!("http://{addr}/process?id={hostile_id}&at={at}");
     ready_page(&mut browser, &page, "process-hostile.png");

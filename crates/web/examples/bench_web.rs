@@ -196,6 +196,33 @@ fn main() {
         percentile(api_ms.clone(), 0.5),
         percentile(api_ms, 1.0)
     );
+    for (name, path) in [
+        (
+            "entities at the last instant",
+            format!("/api/v1/entities?at={to}"),
+        ),
+        (
+            "findings over the day",
+            format!("/api/v1/findings?entity={p}&from={T0}&to={to}"),
+        ),
+        (
+            "entity at the last instant",
+            format!("/api/v1/entity?id={p}&at={to}"),
+        ),
+    ] {
+        let ms: Vec<f64> = (0..20)
+            .map(|_| {
+                let t = Instant::now();
+                memlens_testkit::http_get(&addr.to_string(), &path).unwrap();
+                t.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        println!(
+            "API {name}: median {:.0} ms, max {:.0} ms",
+            percentile(ms.clone(), 0.5),
+            percentile(ms, 1.0)
+        );
+    }
     let mut browser = Browser::launch(1300, 1000);
     let mut page_ms = Vec::new();
     for _ in 0..5 {
