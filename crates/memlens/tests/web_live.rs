@@ -186,6 +186,12 @@ fn the_dashboard_draws_what_the_agent_stored_and_runs_no_hostile_string() {
     );
 
     let mut browser = Browser::launch(1300, 1000);
+    // The live overview (no instant: the history's last) loads cleanly too.
+    ready_page(
+        &mut browser,
+        &format!("http://{addr}/"),
+        "overview-live.png",
+    );
     let overview = ready_page(
         &mut browser,
         &format!("http://{addr}/?at={at}"),

@@ -47,6 +47,11 @@
     }
     host.append(card('history', ml.time(info.first_ms) + ' to ' + ml.time(info.last_ms)),
       card('processes and cgroups at the instant', String(rows.length)));
+    if (ml.intParam('at') === null) {
+      // The agent's health as this page sees it: how fresh its last write is
+      // (a live agent writes every interval; its counters are on /metrics).
+      host.append(card('agent: last sample written', ml.duration(Date.now() - info.last_ms) + ' ago'));
+    }
     window.memlens.entities = rows;
     window.memlens.ready = true;
   } catch (err) {
