@@ -22,6 +22,7 @@ declare -A memlens_packages=(
   [/usr/bin/clang]=clang
   [/usr/sbin/bpftool]=bpftool
   [/usr/bin/strip]=binutils
+  [/usr/bin/chromium]=chromium  # the dashboard tests drive headless Chromium (web_live.rs)
 )
 memlens_missing=()
 for memlens_path in "${!memlens_packages[@]}"; do

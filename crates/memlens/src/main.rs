@@ -21,6 +21,7 @@ mod profiles;
 mod query;
 mod replay;
 mod runtime;
+mod serve;
 mod show;
 mod snapshot;
 mod target;
@@ -59,6 +60,8 @@ enum Command {
     Watch(watch::WatchArgs),
     /// A process's recorded series (by pid or name) from the agent's history.
     History(history::HistoryArgs),
+    /// The web dashboard over a recorded history (what `watch --listen` serves live): host overview, process pages, time travel.
+    Serve(serve::ServeArgs),
     /// Read-only SQL over the history (views: samples, entities, series, profiles, findings).
     Query(query::QueryArgs),
     /// Runs the detectors over a recorded history: when each finding would have fired and cleared.
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Runtime(args) => runtime::run(&args),
         Command::Watch(args) => watch::run(&args),
         Command::History(args) => history::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Query(args) => query::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Profiles(args) => profiles::run(&args),

@@ -15,12 +15,15 @@
 //! - [`http_get`]: a minimal GET against loopback test servers.
 //! - [`parse_pprof_top`]: what `go tool pprof -top` printed (the reference for
 //!   heap analyses), [`parse_address_row`] for its `-addresses` rows.
+//! - [`Browser`]: a headless Chromium driven over the DevTools protocol (pages,
+//!   their errors, screenshots).
 //! - [`TempDir`]: a scratch directory, removed on drop.
 //! - [`ChildGuard`]: any other child process (a Debian service, `sleep`), killed on drop.
 //!
 //! Everything cleans up on drop, so a failing assertion still removes its
 //! processes and cgroups.
 
+mod browser;
 mod build;
 mod cgroup;
 mod child;
@@ -30,6 +33,7 @@ mod process;
 mod tempdir;
 mod toolchain;
 
+pub use browser::Browser;
 pub use build::{repo_root, stripped_workload_binary, workload_binary};
 pub use cgroup::{CgroupVersion, TestCgroup};
 pub use child::ChildGuard;

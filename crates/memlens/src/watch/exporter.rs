@@ -3,7 +3,8 @@
 //!
 //! - `names.rs`: history metric -> Prometheus family (name, type, unit, help).
 //! - `render.rs`: the exposition text, and the series cap.
-//! - `server.rs`: the HTTP server thread.
+//! - the HTTP server is `memlens_web::server`: `/metrics` and, on the same
+//!   listener, the dashboard (`GET /`) over this agent's history.
 //!
 //! The agent loop hands each cycle to [`Exporter::cycle`] and publishes with
 //! [`Exporter::finish_cycle`]; scrapes read the last published text and never
@@ -12,19 +13,19 @@
 
 pub(super) mod names;
 mod render;
-mod server;
 
 use super::WatchConfig;
 use anyhow::{bail, Context};
 use memlens_model::series::{Entity, Point};
 use memlens_model::Snapshot;
+use memlens_web::server::{self, Published, ServerConfig};
 use render::{AgentHealth, EntitySeries, TimeLeft};
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 /// The exporter of a running agent; does nothing when `listen` is not set.
 pub struct Exporter {
-    published: Option<server::Published>,
+    published: Option<Published>,
     addr: Option<SocketAddr>,
     max_series: usize,
     go_values: HashMap<Entity, Vec<(&'static str, f64)>>,
@@ -58,26 +59,7 @@ impl Exporter {
             return Ok(exporter);
         };
         let addr = listen_addr(listen).map_err(anyhow::Error::msg)?;
-        let token = match &config.bearer_token_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read bearer_token_file {}", path.display()))?;
-                let token = text.trim().to_string();
-                if token.is_empty() || token.contains(char::is_whitespace) {
-                    bail!(
-                        "bearer_token_file {}: expected one token (no spaces), found {}",
-                        path.display(),
-                        if token.is_empty() {
-                            "nothing"
-                        } else {
-                            "spaces"
-                        }
-                    );
-                }
-                Some(token)
-            }
-            None => None,
-        };
+        let token = read_token(config.bearer_token_file.as_deref())?;
         if !addr.ip().is_loopback() && token.is_none() {
             bail!(
                 "refusing to serve /metrics on {addr}: it is not a loopback address and no \
@@ -85,10 +67,15 @@ impl Exporter {
                  on 127.0.0.1)"
             );
         }
-        let published = server::Published::default();
+        let published = Published::default();
         published.publish(render::render(&[], &exporter.health));
-        let bound = server::start(addr, token, published.clone())
-            .with_context(|| format!("cannot listen on {addr} for /metrics"))?;
+        let bound = server::start(ServerConfig {
+            addr,
+            token,
+            metrics: Some(published.clone()),
+            data_dir: Some(config.data_dir.clone()),
+        })
+        .with_context(|| format!("cannot listen on {addr} for /metrics"))?;
         exporter.published = Some(published);
         exporter.addr = Some(bound);
         Ok(exporter)
@@ -238,6 +225,28 @@ impl Exporter {
     }
 }
 
+/// The bearer token in `path` (one word), if a file is given.
+pub fn read_token(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read bearer_token_file {}", path.display()))?;
+    let token = text.trim().to_string();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        bail!(
+            "bearer_token_file {}: expected one token (no spaces), found {}",
+            path.display(),
+            if token.is_empty() {
+                "nothing"
+            } else {
+                "spaces"
+            }
+        );
+    }
+    Ok(Some(token))
+}
+
 /// The address of `--listen`: `PORT` alone is `127.0.0.1:PORT`; otherwise
 /// `HOST:PORT` (a name must resolve to one address).
 pub fn listen_addr(listen: &str) -> Result<SocketAddr, String> {
@@ -277,7 +286,7 @@ mod tests {
     #[test]
     fn a_kill_is_counted_with_its_victim_and_the_cgroup_it_was_in() {
         let mut exporter = Exporter::start(&WatchConfig::default()).unwrap();
-        exporter.published = Some(server::Published::default());
+        exporter.published = Some(Published::default());
         let victim = memlens_model::ProcessSample {
             pid: 42,
             start_time: 7,

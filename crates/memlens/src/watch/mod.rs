@@ -17,12 +17,12 @@
 
 mod alerts_config;
 mod config;
-mod exporter;
+pub(crate) mod exporter;
 pub mod findings;
 mod gotargets;
 mod history;
 mod remote_write;
-mod signals;
+pub(crate) mod signals;
 mod status;
 
 pub use config::{default_data_dir, WatchConfig};
@@ -93,8 +93,9 @@ pub struct WatchArgs {
     #[arg(long)]
     pub quiet: bool,
 
-    /// Serve Prometheus /metrics on PORT (loopback) or HOST:PORT (a
-    /// non-loopback address needs bearer_token_file in the config).
+    /// Serve Prometheus /metrics and the web dashboard (GET /) on PORT
+    /// (loopback) or HOST:PORT (a non-loopback address needs
+    /// bearer_token_file in the config).
     #[arg(long, value_name = "[HOST:]PORT")]
     pub listen: Option<String>,
 
@@ -203,7 +204,9 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     let remote_writer = remote_write::RemoteWriter::start(&config)?;
     let mut status = status::Status::new(config.quiet);
     if let Some(addr) = exporter.addr() {
-        status.info(&format!("memlens watch: serving http://{addr}/metrics"));
+        status.info(&format!(
+            "memlens watch: serving http://{addr}/metrics and the dashboard at http://{addr}/"
+        ));
     }
     status.info(&format!(
         "memlens watch: history in {}, every {} (Go runtime every {}, profiles {})",
