@@ -102,7 +102,7 @@ pub enum Change {
     Fired(Alert),
     /// It was firing and is now silenced by another firing alert.
     Inhibited(Alert),
-    /// It resolved (after its hold); an inhibited one resolves silently.
+    /// It resolved (after its hold), inhibited or not.
     Resolved(Alert),
 }
 
@@ -185,7 +185,7 @@ impl Alerts {
             let was_notified = alert.inhibited_by.is_empty();
             let had_fired = alert.firing_since_ms.is_some_and(|t| t < now_ms);
             if !alert.firing() {
-                if alert.resolved_at_ms.is_some() && was_notified {
+                if alert.resolved_at_ms.is_some() {
                     changes.push(Change::Resolved(alert.clone()));
                 }
                 continue;
