@@ -39,6 +39,9 @@ pub struct NotifierConfig {
 /// What a notifier did since it started.
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// Bodies queued since the start: each is sent, rejected, dropped or
+    /// still queued.
+    pub enqueued: AtomicU64,
     /// Bodies the receiver took (2xx).
     pub sent: AtomicU64,
     /// Failed attempts that were retried.
@@ -93,6 +96,7 @@ impl Notifier {
     pub fn send(&self, body: Vec<u8>) {
         let (lock, wake) = &*self.shared;
         let mut queue = lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
         // The head is the body being sent (or retried): never dropped.
         if queue.bodies.len() > self.capacity {
             queue.bodies.remove(1);

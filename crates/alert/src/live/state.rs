@@ -43,9 +43,12 @@ pub struct ProfileLink {
 }
 
 impl ProfileLink {
-    /// The command that prints it.
+    /// The command that writes it to a file (`go tool pprof` reads it).
     pub fn command(&self) -> String {
-        format!("memlens profiles --id {}", self.id)
+        format!(
+            "memlens profiles --id {} -o {}-{}.pb.gz",
+            self.id, self.kind, self.id
+        )
     }
 }
 

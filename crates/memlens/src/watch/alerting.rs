@@ -32,6 +32,8 @@ const PROFILES_REFRESH_MS: i64 = 60_000;
 pub struct NotifierTotals {
     /// `alertmanager` or `webhook`.
     pub notifier: &'static str,
+    /// Notifications queued since the start.
+    pub enqueued: u64,
     /// Notifications the receiver took.
     pub sent: u64,
     /// Failed attempts, retried.
@@ -283,6 +285,7 @@ impl Alerting {
                     |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
                 NotifierTotals {
                     notifier,
+                    enqueued: get(&c.enqueued),
                     sent: get(&c.sent),
                     retries: get(&c.retries),
                     dropped: get(&c.dropped),

@@ -558,7 +558,8 @@ fn alerting(
         sample(out, name, labels.iter(), n as f64);
     }
     type Field = fn(&crate::watch::alerting::NotifierTotals) -> u64;
-    let families: [(&str, Kind, &str, Field); 5] = [
+    let families: [(&str, Kind, &str, Field); 6] = [
+        ("memlens_alert_notifications_total", Kind::Counter, "Alert notifications queued, by notifier: each is sent, dropped, rejected or still queued.", |t| t.enqueued),
         ("memlens_alert_notifications_sent_total", Kind::Counter, "Alert notifications the receiver took (2xx), by notifier.", |t| t.sent),
         ("memlens_alert_notification_retries_total", Kind::Counter, "Failed alert notification attempts (network, timeout, 5xx, 429), retried with back-off, by notifier.", |t| t.retries),
         ("memlens_alert_notifications_dropped_total", Kind::Counter, "Alert notifications dropped from a full queue (queue_capacity), by notifier.", |t| t.dropped),
