@@ -268,10 +268,23 @@ fn memlens_alerts_reach_alertmanager_and_a_webhook_before_and_after_a_real_kill(
                     .is_some_and(|i| !i.is_empty())
         });
         let changes = webhook_changes(&received, &leak);
-        let resolved = changes
+        let key = |b: &Value| {
+            let l = &b["alert"]["labels"];
+            format!("{} {} {}", l["alertname"], l["severity"], l["target"])
+        };
+        let open = changes
             .iter()
-            .any(|(_, s, n, _)| s == "resolved" && n == "MemoryOOMKilled/critical");
-        if am_killed_seen && !killed && resolved {
+            .filter(|(_, s, _, b)| {
+                s == "firing"
+                    && !changes
+                        .iter()
+                        .any(|(_, s2, _, b2)| s2 == "resolved" && key(b2) == key(b))
+            })
+            .count();
+        let any_killed = changes
+            .iter()
+            .any(|(_, s, n, _)| s == "firing" && n == "MemoryOOMKilled/critical");
+        if am_killed_seen && !killed && any_killed && open == 0 {
             break;
         }
         assert!(
@@ -327,6 +340,14 @@ fn memlens_alerts_reach_alertmanager_and_a_webhook_before_and_after_a_real_kill(
             && n.starts_with("MemoryFillingUp/")
             && *at < kill_ms),
         "no filling-up on the webhook before the kill: {summary:#?}"
+    );
+    // Once killed, the leak's filling-up is silenced, then resolves: it is
+    // never announced again.
+    assert!(
+        !changes.iter().any(|(at, s, n, _)| s == "firing"
+            && n.starts_with("MemoryFillingUp/")
+            && *at > kill_ms),
+        "filling-up announced after the kill: {summary:#?}"
     );
     assert!(
         changes.iter().any(|(at, s, n, _)| s == "inhibited"

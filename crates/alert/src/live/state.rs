@@ -101,7 +101,8 @@ impl Alert {
 /// What changed at an evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    /// It fired, or came out from under an inhibition.
+    /// It fired, or came out from under an inhibition while its condition
+    /// holds.
     Fired(Alert),
     /// It was firing and is now silenced by another firing alert.
     Inhibited(Alert),
@@ -204,10 +205,12 @@ impl Alerts {
                 })
                 .map(|(_, name)| name.clone())
                 .collect();
+            // Out from under an inhibition, an alert whose condition is
+            // gone (in its hold) is not announced again: it only resolves.
+            let held = alert.last_seen_ms < now_ms;
             match (had_fired, was_notified, alert.inhibited_by.is_empty()) {
-                (false, _, true) | (true, false, true) => {
-                    changes.push(Change::Fired(alert.clone()))
-                }
+                (false, _, true) => changes.push(Change::Fired(alert.clone())),
+                (true, false, true) if !held => changes.push(Change::Fired(alert.clone())),
                 (true, true, false) => changes.push(Change::Inhibited(alert.clone())),
                 _ => {}
             }
