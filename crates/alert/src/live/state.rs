@@ -8,7 +8,8 @@
 //!   dropped without a word;
 //! - **hold**: a firing alert resolves once its condition has been absent
 //!   for its hold without a break (a condition back in time keeps it
-//!   firing; an event such as a kill fires once and stays for the hold);
+//!   firing; an event such as a kill fires once and stays for the hold,
+//!   and as long as it silences an alert whose condition holds);
 //! - **inhibition** ([`crate::inhibit`]): a firing alert matched by a rule
 //!   against another firing alert is inhibited: kept, not notified.
 //!
@@ -67,6 +68,10 @@ pub struct Condition {
     pub for_ms: i64,
     /// How long it must be absent before the alert resolves.
     pub hold_ms: i64,
+    /// An event (a kill): the alert also stays while it silences an alert
+    /// whose condition still holds, so what it silenced is never announced
+    /// again when it resolves (the near limit of a killed cgroup).
+    pub outlasts_inhibited: bool,
 }
 
 /// One alert's state.
@@ -158,9 +163,24 @@ impl Alerts {
             alert.last_seen_ms = now_ms;
         }
         // Resolve or drop what is absent; fire what held long enough.
+        let present: Vec<Labels> = self
+            .alerts
+            .values()
+            .filter(|a| a.last_seen_ms == now_ms)
+            .map(|a| a.labels().clone())
+            .collect();
+        let rules = &self.rules;
+        let silences_present = |source: &Labels| {
+            present
+                .iter()
+                .any(|p| p != source && rules.iter().any(|r| r.inhibits(source, p)))
+        };
         let mut gone = Vec::new();
         for (labels, alert) in self.alerts.iter_mut() {
-            let absent_ms = now_ms - alert.last_seen_ms;
+            let mut absent_ms = now_ms - alert.last_seen_ms;
+            if alert.condition.outlasts_inhibited && silences_present(labels) {
+                absent_ms = 0;
+            }
             match alert.firing_since_ms {
                 None if absent_ms > 0 => gone.push(labels.clone()),
                 None => {

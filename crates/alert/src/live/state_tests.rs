@@ -18,6 +18,7 @@ fn cond(name: &str, severity: &str, target: &str, for_ms: i64, hold_ms: i64) -> 
         profiles: Vec::new(),
         for_ms,
         hold_ms,
+        outlasts_inhibited: false,
     }
 }
 
@@ -177,5 +178,40 @@ fn a_critical_inhibits_its_warning_until_it_resolves() {
         kinds(&alerts.evaluate(42_000, vec![])),
         ["resolved MemoryFillingUp/warning"],
         "the critical, seen at 28 s, is in its hold till 48 s"
+    );
+}
+
+#[test]
+fn a_kill_stays_while_what_it_silences_holds_and_that_is_never_announced_again() {
+    let mut alerts = Alerts::new(inhibit::rules());
+    let near = cond("MemoryNearLimit", "warning", "cgroup:/a", 0, 10_000);
+    let mut kill = cond("MemoryOOMKilled", "critical", "process:7:1", 0, 5_000);
+    kill.outlasts_inhibited = true;
+    assert_eq!(
+        kinds(&alerts.evaluate(0, vec![near.clone()])),
+        ["fired MemoryNearLimit/warning"]
+    );
+    let mut got = kinds(&alerts.evaluate(1_000, vec![near.clone(), kill]));
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "fired MemoryOOMKilled/critical",
+            "inhibited MemoryNearLimit/warning"
+        ]
+    );
+    // The near limit's condition outlives the kill's hold: the kill stays.
+    for t in [7_000, 20_000, 30_000] {
+        assert!(alerts.evaluate(t, vec![near.clone()]).is_empty(), "{t}");
+    }
+    // Its condition gone, the kill resolves; the near limit, in its hold,
+    // is not announced, and resolves after it.
+    assert_eq!(
+        kinds(&alerts.evaluate(31_000, vec![])),
+        ["resolved MemoryOOMKilled/critical"]
+    );
+    assert_eq!(
+        kinds(&alerts.evaluate(40_000, vec![])),
+        ["resolved MemoryNearLimit/warning"]
     );
 }

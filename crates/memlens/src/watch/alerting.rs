@@ -186,6 +186,7 @@ impl Alerting {
                 profiles,
                 for_ms: (for_seconds * 1000.0) as i64,
                 hold_ms: millis_i64(self.config.hold),
+                outlasts_inhibited: f.id == OOM_KILL,
             });
         }
         let targets: Vec<String> = findings.iter().map(|f| f.target.key()).collect();
