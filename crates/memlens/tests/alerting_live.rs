@@ -5,9 +5,12 @@
 //! --interval 1` agents:
 //!
 //! - **agent A** sends to a real Alertmanager (Debian's, on the config of
-//!   `memlens alertmanager-config`) and to a webhook receiver in this test.
-//!   Checked: Alertmanager's API lists memlens's MemoryFillingUp (label
-//!   `sender="memlens-watch"`) before the kernel's kill; the OOMKilled
+//!   `memlens alertmanager-config`) and to a webhook receiver in this test;
+//!   a real Prometheus (Debian's) scrapes it every second, evaluates
+//!   `memlens rules` and sends to the same Alertmanager. Checked:
+//!   Alertmanager's API lists MemoryFillingUp of the leak from both before
+//!   the kernel's kill, memlens's told apart by its label
+//!   `sender="memlens-watch"`; the OOMKilled
 //!   alert arrives after the kill, with evidence in units and the commands
 //!   of the profiles kept before it, silences the filling-up of its cgroup
 //!   (memlens's own inhibition: the webhook's `inhibited`; Alertmanager's:
@@ -132,6 +135,40 @@ fn agent(dir: &TempDir, name: &str, cases: &[&Case], alerting: &str) -> (ChildGu
     (ChildGuard(child), addr)
 }
 
+/// A real Prometheus (Debian's) scraping `agent` every second, with the
+/// rules of `memlens rules` evaluated every second, sending to
+/// `alertmanager`.
+fn prometheus(dir: &TempDir, agent: &str, alertmanager: &str) -> ChildGuard {
+    let rules = dir.join("memlens-rules.yml");
+    memlens(&["rules", "-o", rules.to_str().unwrap()]);
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files: ['{}']\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{alertmanager}']\n\
+             scrape_configs:\n  - job_name: memlens\n    static_configs:\n      - targets: ['{agent}']\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", free_loopback_port());
+    ChildGuard(
+        Command::new("/usr/bin/prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start /usr/bin/prometheus (Debian package prometheus)"),
+    )
+}
+
 fn labels_about(labels: &Value, case: &Case) -> bool {
     let cgroup = case.cgroup.path_in_hierarchy();
     labels["cgroup"] == cgroup.as_str()
@@ -193,6 +230,7 @@ fn memlens_alerts_reach_alertmanager_and_a_webhook_before_and_after_a_real_kill(
             am.addr
         ),
     );
+    let _prometheus = prometheus(&dir, &metrics_a, &am.addr);
     let unreachable = format!("127.0.0.1:{}", free_loopback_port());
     let (mut agent_b, metrics_b) = agent(
         &dir,
@@ -209,18 +247,28 @@ fn memlens_alerts_reach_alertmanager_and_a_webhook_before_and_after_a_real_kill(
     // filling-up of the leak; the kill counter every 0.1 s.
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut filling_listed_ms = None;
+    let mut prometheus_listed_ms = None;
     let mut polls = 0u32;
     let mut b_cycles = Vec::new();
     while leak.cgroup.oom_kill_count() == 0 {
         polls += 1;
-        if polls % 5 == 0 && filling_listed_ms.is_none() {
-            let listed = am.alerts().iter().any(|a| {
-                a["labels"]["alertname"] == "MemoryFillingUp"
-                    && is_memlens(&a["labels"])
-                    && labels_about(&a["labels"], &leak)
-            });
-            if listed && leak.cgroup.oom_kill_count() == 0 {
-                filling_listed_ms = Some(now_ms());
+        if polls % 5 == 0 && (filling_listed_ms.is_none() || prometheus_listed_ms.is_none()) {
+            let held = am.alerts();
+            let listed = |from_memlens: bool| {
+                held.iter().any(|a| {
+                    a["labels"]["alertname"] == "MemoryFillingUp"
+                        && is_memlens(&a["labels"]) == from_memlens
+                        && labels_about(&a["labels"], &leak)
+                })
+            };
+            let (mine, prometheus) = (listed(true), listed(false));
+            if leak.cgroup.oom_kill_count() == 0 {
+                if mine && filling_listed_ms.is_none() {
+                    filling_listed_ms = Some(now_ms());
+                }
+                if prometheus && prometheus_listed_ms.is_none() {
+                    prometheus_listed_ms = Some(now_ms());
+                }
             }
         }
         if polls % 50 == 0 {
@@ -242,9 +290,13 @@ fn memlens_alerts_reach_alertmanager_and_a_webhook_before_and_after_a_real_kill(
     leak.kill_ms = Some(kill_ms);
     let listed_ms = filling_listed_ms
         .expect("Alertmanager never listed memlens's MemoryFillingUp before the kill");
+    let from_prometheus_ms = prometheus_listed_ms
+        .expect("Alertmanager never listed Prometheus's MemoryFillingUp before the kill");
     println!(
-        "MemoryFillingUp listed by Alertmanager {:.1} s before the kill ({:.0} s into the leak)",
+        "MemoryFillingUp listed by Alertmanager {:.1} s (memlens) and {:.1} s (Prometheus) \
+         before the kill ({:.0} s into the leak)",
         (kill_ms - listed_ms) as f64 / 1000.0,
+        (kill_ms - from_prometheus_ms) as f64 / 1000.0,
         (kill_ms - leak.leak_start_ms) as f64 / 1000.0
     );
 
