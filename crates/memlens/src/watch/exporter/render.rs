@@ -412,6 +412,41 @@ fn format_value(out: &mut String, value: f64) {
     }
 }
 
+/// The built-in alerting's families.
+fn alerting(
+    out: &mut String,
+    notifiers: &[crate::watch::alerting::NotifierTotals],
+    states: [usize; 3],
+) {
+    let name = "memlens_alerts";
+    header(
+        out,
+        name,
+        Kind::Gauge,
+        "Built-in alerts by state: pending (waiting for their for), firing, and inhibited (firing, silenced by another).",
+    );
+    for (state, n) in ["pending", "firing", "inhibited"].iter().zip(states) {
+        let labels = [("state", state.to_string())];
+        sample(out, name, labels.iter(), n as f64);
+    }
+    type Field = fn(&crate::watch::alerting::NotifierTotals) -> u64;
+    let families: [(&str, Kind, &str, Field); 6] = [
+        ("memlens_alert_notifications_total", Kind::Counter, "Alert notifications queued, by notifier: each is sent, dropped, rejected or still queued.", |t| t.enqueued),
+        ("memlens_alert_notifications_sent_total", Kind::Counter, "Alert notifications the receiver took (2xx), by notifier.", |t| t.sent),
+        ("memlens_alert_notification_retries_total", Kind::Counter, "Failed alert notification attempts (network, timeout, 5xx, 429), retried with back-off, by notifier.", |t| t.retries),
+        ("memlens_alert_notifications_dropped_total", Kind::Counter, "Alert notifications dropped from a full queue (queue_capacity), by notifier.", |t| t.dropped),
+        ("memlens_alert_notifications_rejected_total", Kind::Counter, "Alert notifications the receiver refused with a 4xx (not 429), by notifier.", |t| t.rejected),
+        ("memlens_alert_notification_queue_length", Kind::Gauge, "Alert notifications waiting or being sent, by notifier.", |t| t.queued),
+    ];
+    for (name, kind, help, field) in families {
+        header(out, name, kind, help);
+        for t in notifiers {
+            let labels = [("notifier", t.notifier.to_string())];
+            sample(out, name, labels.iter(), field(t) as f64);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,40 +572,5 @@ mod tests {
         assert!(text.contains("} 2\n"), "{text}");
         assert!(!text.contains("go_version"), "{text}");
         assert!(text.contains("# TYPE memlens_go_gc_pause_seconds_total counter\n"));
-    }
-}
-
-/// The built-in alerting's families.
-fn alerting(
-    out: &mut String,
-    notifiers: &[crate::watch::alerting::NotifierTotals],
-    states: [usize; 3],
-) {
-    let name = "memlens_alerts";
-    header(
-        out,
-        name,
-        Kind::Gauge,
-        "Built-in alerts by state: pending (waiting for their for), firing, and inhibited (firing, silenced by another).",
-    );
-    for (state, n) in ["pending", "firing", "inhibited"].iter().zip(states) {
-        let labels = [("state", state.to_string())];
-        sample(out, name, labels.iter(), n as f64);
-    }
-    type Field = fn(&crate::watch::alerting::NotifierTotals) -> u64;
-    let families: [(&str, Kind, &str, Field); 6] = [
-        ("memlens_alert_notifications_total", Kind::Counter, "Alert notifications queued, by notifier: each is sent, dropped, rejected or still queued.", |t| t.enqueued),
-        ("memlens_alert_notifications_sent_total", Kind::Counter, "Alert notifications the receiver took (2xx), by notifier.", |t| t.sent),
-        ("memlens_alert_notification_retries_total", Kind::Counter, "Failed alert notification attempts (network, timeout, 5xx, 429), retried with back-off, by notifier.", |t| t.retries),
-        ("memlens_alert_notifications_dropped_total", Kind::Counter, "Alert notifications dropped from a full queue (queue_capacity), by notifier.", |t| t.dropped),
-        ("memlens_alert_notifications_rejected_total", Kind::Counter, "Alert notifications the receiver refused with a 4xx (not 429), by notifier.", |t| t.rejected),
-        ("memlens_alert_notification_queue_length", Kind::Gauge, "Alert notifications waiting or being sent, by notifier.", |t| t.queued),
-    ];
-    for (name, kind, help, field) in families {
-        header(out, name, kind, help);
-        for t in notifiers {
-            let labels = [("notifier", t.notifier.to_string())];
-            sample(out, name, labels.iter(), field(t) as f64);
-        }
     }
 }
