@@ -1,16 +1,8 @@
 //! An Alertmanager config for the generated alerts: a route tree by
-//! severity and the inhibition rules.
-//!
-//! - a critical silences the warning of the same alert, target and
-//!   instance (MemoryFillingUp critical over its warning, FD critical over
-//!   its warning);
-//! - an OOM kill silences near limit and filling-up of the same cgroup
-//!   (the kill has freed the memory; the forecast starts again);
-//! - every inhibition rule requires its `equal` labels to be set on both
-//!   sides (`=~".+"`): Alertmanager counts two missing labels as equal, so
-//!   without the matchers an alert without a target could silence, or be
-//!   silenced by, every alert without one.
+//! severity and the inhibition rules of [`crate::inhibit`] (the required
+//! labels as `=~".+"` matchers on both sides).
 
+use crate::inhibit;
 use crate::yaml::Yaml;
 
 /// Names of the receivers; they have no notifier until the user adds one
@@ -49,34 +41,25 @@ pub fn config() -> String {
     // `required`: labels that must be set on both sides; `equal` may add
     // labels that can be missing on both (`instance`: pids and "host"
     // repeat across hosts).
-    let inhibit = |source: &[&str], target: &[&str], required: &[&str], equal: &[&str]| {
-        let equal: Vec<&str> = required.iter().chain(equal).copied().collect();
-        let required: Vec<String> = required.iter().map(|l| format!("{l}=~\".+\"")).collect();
-        let side = |own: &[&str]| {
-            let mut all: Vec<String> = own.iter().map(|s| s.to_string()).collect();
+    let inhibit = |rule: &inhibit::Rule| {
+        let equal: Vec<&str> = rule.required.iter().chain(&rule.equal).copied().collect();
+        let required: Vec<String> = rule
+            .required
+            .iter()
+            .map(|l| format!("{l}=~\".+\""))
+            .collect();
+        let side = |own: &[inhibit::Matcher]| {
+            let mut all: Vec<String> = own.iter().map(inhibit::Matcher::render).collect();
             all.extend(required.iter().cloned());
             Yaml::strs(all)
         };
         Yaml::map([
-            ("source_matchers", side(source)),
-            ("target_matchers", side(target)),
+            ("source_matchers", side(&rule.source)),
+            ("target_matchers", side(&rule.target)),
             ("equal", Yaml::strs(equal)),
         ])
     };
-    let inhibit_rules = Yaml::List(vec![
-        inhibit(
-            &["severity=\"critical\""],
-            &["severity=\"warning\""],
-            &["alertname", "target"],
-            &["instance"],
-        ),
-        inhibit(
-            &["alertname=\"MemoryOOMKilled\""],
-            &["alertname=~\"MemoryNearLimit|MemoryFillingUp\""],
-            &["cgroup"],
-            &["instance"],
-        ),
-    ]);
+    let inhibit_rules = Yaml::List(inhibit::rules().iter().map(inhibit).collect());
     let receivers = Yaml::List(
         RECEIVERS
             .iter()

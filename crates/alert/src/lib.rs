@@ -12,12 +12,17 @@
 //! - [`alertmanager::config`]: an Alertmanager route tree and inhibition;
 //! - [`grafana::dashboard`]: a Grafana dashboard (classic JSON model).
 //!
+//! - [`inhibit`]: the inhibition rules, shared by the Alertmanager config
+//!   and [`live`], the agent's built-in alerting (states and notifiers).
+//!
 //! docs/alerts.md is the catalogue in words ([`catalogue::markdown`]).
 
 pub mod alertmanager;
 pub mod catalogue;
 mod goruntime;
 pub mod grafana;
+pub mod inhibit;
+pub mod live;
 mod memory;
 pub mod rules;
 pub mod ruletests;

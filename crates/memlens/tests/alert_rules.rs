@@ -13,6 +13,10 @@ use std::process::{Command, Output};
 mod cli;
 use cli::memlens;
 
+#[path = "common/alertmanager.rs"]
+mod alertmanager;
+use alertmanager::Alertmanager;
+
 #[path = "common/grafana.rs"]
 mod grafana;
 use grafana::{dashboard, panel_queries};
@@ -267,25 +271,9 @@ fn the_dashboard_round_trips_unchanged_through_grafanas_model() {
 /// after `amtool alert add` gave it `alerts` (label sets): the `name` label
 /// of each one it says is inhibited.
 fn inhibited_by_alertmanager(dir: &TempDir, alerts: &[&[&str]]) -> BTreeSet<String> {
-    let file = dir.join("alertmanager.yml");
-    memlens(&["alertmanager-config", "-o", file.to_str().unwrap()]);
-    let addr = format!("127.0.0.1:{}", free_loopback_port());
-    let _alertmanager = ChildGuard(
-        Command::new("/usr/bin/prometheus-alertmanager")
-            .arg(format!("--config.file={}", file.display()))
-            .arg(format!("--storage.path={}", dir.join("am").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--cluster.listen-address=")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start prometheus-alertmanager (Debian package prometheus-alertmanager)"),
-    );
+    let alertmanager = Alertmanager::start(dir);
+    let addr = &alertmanager.addr;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while http_get(&addr, "/-/ready").is_err() {
-        assert!(Instant::now() < deadline, "Alertmanager never got ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let url = format!("--alertmanager.url=http://{addr}");
     for labels in alerts {
         let mut args = vec!["alert", "add", url.as_str()];
@@ -296,8 +284,7 @@ fn inhibited_by_alertmanager(dir: &TempDir, alerts: &[&[&str]]) -> BTreeSet<Stri
     // Alertmanager works out inhibition as it answers: poll until it holds
     // every alert.
     loop {
-        let body = http_get(&addr, "/api/v2/alerts").unwrap_or_default();
-        let held: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
+        let held = alertmanager.alerts();
         if held.len() == alerts.len() {
             return held
                 .iter()
@@ -309,7 +296,7 @@ fn inhibited_by_alertmanager(dir: &TempDir, alerts: &[&[&str]]) -> BTreeSet<Stri
                 .map(|a| a["labels"]["name"].as_str().unwrap_or("?").to_string())
                 .collect();
         }
-        assert!(Instant::now() < deadline, "Alertmanager holds {body}");
+        assert!(Instant::now() < deadline, "Alertmanager holds {held:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }

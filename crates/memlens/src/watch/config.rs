@@ -7,6 +7,7 @@
 //! were once named with their unit (`interval_seconds = 5`,
 //! `retention.max_age_days = 14`): those names are still read, in their unit.
 
+use super::alerting_config::AlertingConfig;
 use super::alerts_config::AlertsConfig;
 use super::remote_write::RemoteWriteConfig;
 use crate::collect::SmapsPolicy;
@@ -59,6 +60,9 @@ pub struct WatchConfig {
     /// Thresholds, `for` and windows of the generated alert rules
     /// (`memlens rules`, docs/alerts.md).
     pub alerts: AlertsConfig,
+    /// Built-in alerting: notifiers, hold, `for` by alert (off until a
+    /// notifier URL is set; docs/alerts.md).
+    pub alerting: AlertingConfig,
 }
 
 /// The detectors' settings that a config file can change (`[findings]`).
@@ -192,6 +196,7 @@ impl Default for WatchConfig {
             remote_write: None,
             findings: FindingsConfig::default(),
             alerts: AlertsConfig::default(),
+            alerting: AlertingConfig::default(),
         }
     }
 }
@@ -329,6 +334,8 @@ impl WatchConfig {
                 field: "alerts",
                 reason,
             })?;
+        let catalogue = memlens_alert::catalogue(memlens_alert::Naming::Memlens, &self.alerts.0);
+        self.alerting.validate(&catalogue)?;
         if let Some(remote_write) = &self.remote_write {
             remote_write.validate()?;
         }

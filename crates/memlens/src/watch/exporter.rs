@@ -101,6 +101,16 @@ impl Exporter {
         self.health.remote_write = Some((sent_samples, dropped_samples, failed_requests));
     }
 
+    /// Shows the built-in alerting's notifier totals and alert counts
+    /// (pending, firing, inhibited) from now on.
+    pub fn alerting(
+        &mut self,
+        notifiers: Vec<super::alerting::NotifierTotals>,
+        states: (usize, usize, usize),
+    ) {
+        self.health.alerting = Some((notifiers, states));
+    }
+
     /// The labels naming `target`: `target`, and `pid` + `comm` or `cgroup`
     /// (with `cgroup` also for a process when `with_cgroup` and known).
     fn target_labels(

@@ -25,6 +25,8 @@ pub struct LiveFindings {
     known: HashSet<Entity>,
     /// Command names, for the terminal (pruned to recent processes).
     names: HashMap<Entity, String>,
+    /// Processes' cgroups, for alert labels (pruned with the names).
+    cgroups: HashMap<Entity, String>,
     /// Store rows of active findings: (id, target, fired) → row.
     rows: HashMap<(&'static str, Entity, i64), i64>,
 }
@@ -45,6 +47,7 @@ impl LiveFindings {
             kernel_log,
             known: HashSet::new(),
             names: HashMap::new(),
+            cgroups: HashMap::new(),
             rows: HashMap::new(),
         };
         (live, readable)
@@ -62,6 +65,7 @@ impl LiveFindings {
             if !self.known.contains(&entity) {
                 if let Some(cgroup) = &p.cgroup {
                     self.engine.set_process_cgroup(&entity, &cgroup.path);
+                    self.cgroups.insert(entity.clone(), cgroup.path.clone());
                 }
                 self.names.insert(entity.clone(), p.comm.clone());
                 self.known.insert(entity.clone());
@@ -95,6 +99,8 @@ impl LiveFindings {
                 self.engine.active().into_iter().map(|f| f.target).collect();
             self.names
                 .retain(|e, _| alive.contains(e) || active.contains(e));
+            self.cgroups
+                .retain(|e, _| alive.contains(e) || active.contains(e));
         }
         events
     }
@@ -109,6 +115,15 @@ impl LiveFindings {
         self.names.get(target).map(String::as_str)
     }
 
+    /// The memory cgroup of a target: a cgroup's path, a process's cgroup
+    /// when known.
+    pub fn cgroup<'a>(&'a self, target: &'a Entity) -> Option<&'a str> {
+        match target {
+            Entity::Cgroup { path } => Some(path),
+            _ => self.cgroups.get(target).map(String::as_str),
+        }
+    }
+
     /// The Go processes whose profiles are wanted at once: the target of a
     /// time-to-OOM that just turned critical, or the Go processes of its
     /// cgroup.
@@ -120,18 +135,7 @@ impl LiveFindings {
                 continue;
             }
             for p in snapshot.processes.iter().filter(|p| p.go.is_some()) {
-                let hit = match &f.target {
-                    Entity::Process { pid, start_time } => {
-                        p.pid == *pid && p.start_time == *start_time
-                    }
-                    Entity::Cgroup { path } => p.cgroup.as_ref().is_some_and(|c| {
-                        c.path == *path
-                            || c.path
-                                .strip_prefix(path.trim_end_matches('/'))
-                                .is_some_and(|r| r.starts_with('/'))
-                    }),
-                    Entity::Host => false,
-                };
+                let hit = is_of(p, &f.target);
                 if hit && !wanted.contains(&(p.pid, p.start_time)) {
                     wanted.push((p.pid, p.start_time));
                 }
@@ -180,6 +184,20 @@ impl LiveFindings {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether process `p` is `target` or in it (a cgroup or below it).
+pub fn is_of(p: &memlens_model::ProcessSample, target: &Entity) -> bool {
+    match target {
+        Entity::Process { pid, start_time } => p.pid == *pid && p.start_time == *start_time,
+        Entity::Cgroup { path } => p.cgroup.as_ref().is_some_and(|c| {
+            c.path == *path
+                || c.path
+                    .strip_prefix(path.trim_end_matches('/'))
+                    .is_some_and(|r| r.starts_with('/'))
+        }),
+        Entity::Host => false,
     }
 }
 

@@ -5,6 +5,8 @@
 //!
 //! - `config.rs`: the TOML config and its defaults; CLI flags override it.
 //! - `alerts_config.rs`: its `[alerts]` table (thresholds of `memlens rules`).
+//! - `alerting_config.rs`, `alerting.rs`: `[alerting]`, built-in alerting:
+//!   findings become alerts sent to Alertmanager and a webhook.
 //! - `exporter.rs`: `--listen`, the Prometheus `/metrics` endpoint.
 //! - `findings.rs`: the detectors, live: findings shown, stored, and
 //!   profiles captured when a kill is near.
@@ -15,6 +17,8 @@
 //! - `status.rs`: the terminal view.
 //! - `signals.rs`: the stop flag.
 
+mod alerting;
+mod alerting_config;
 mod alerts_config;
 mod config;
 pub(crate) mod exporter;
@@ -202,6 +206,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     let mut exporter = exporter::Exporter::start(&config)?;
     let mut history = history::History::open(&config)?;
     let remote_writer = remote_write::RemoteWriter::start(&config)?;
+    let mut alerting = alerting::Alerting::start(&config)?;
     let mut status = status::Status::new(config.quiet);
     if let Some(addr) = exporter.addr() {
         status.info(&format!(
@@ -301,6 +306,10 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
                         exporter.error("store", "findings");
                         status.error(&format!("{err:#}"));
                     }
+                }
+                if let Some(alerting) = &mut alerting {
+                    alerting.cycle(ts_ms, &live, &events, &snapshot, history.store_mut());
+                    exporter.alerting(alerting.totals(), alerting.counts());
                 }
                 show_findings(&mut status, &live, &events);
                 exporter.findings(&live.active(), &events, |e| {

@@ -2,7 +2,7 @@
 //! workload per memory cgroup, the agent's stored findings, and a first
 //! critical's lead and error.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use memlens_testkit::{GoToolchain, TestCgroup, Workload, WorkloadSpec};
 use serde_json::Value;

@@ -69,6 +69,12 @@ pub struct AgentHealth {
     /// With `--remote-write`: samples sent, samples dropped (refused with a
     /// 4xx), failed requests (retried).
     pub remote_write: Option<(u64, u64, u64)>,
+    /// With `[alerting]`: each notifier's totals, and the alerts pending,
+    /// firing and inhibited.
+    pub alerting: Option<(
+        Vec<crate::watch::alerting::NotifierTotals>,
+        (usize, usize, usize),
+    )>,
     /// The active findings: labels (`finding`, `severity`, `target`, and
     /// `pid`/`comm` or `cgroup`) and, for a time-to-OOM, the time left.
     pub findings: Vec<ActiveFinding>,
@@ -275,6 +281,9 @@ fn agent(out: &mut String, h: &AgentHealth) {
             failed as f64,
         );
     }
+    if let Some((notifiers, (pending, firing, inhibited))) = &h.alerting {
+        alerting(out, notifiers, [*pending, *firing, *inhibited]);
+    }
     let name = "memlens_oom_kills_observed_total";
     header(
         out,
@@ -400,6 +409,41 @@ fn format_value(out: &mut String, value: f64) {
         out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
     } else {
         let _ = write!(out, "{value}");
+    }
+}
+
+/// The built-in alerting's families.
+fn alerting(
+    out: &mut String,
+    notifiers: &[crate::watch::alerting::NotifierTotals],
+    states: [usize; 3],
+) {
+    let name = "memlens_alerts";
+    header(
+        out,
+        name,
+        Kind::Gauge,
+        "Built-in alerts by state: pending (waiting for their for), firing, and inhibited (firing, silenced by another).",
+    );
+    for (state, n) in ["pending", "firing", "inhibited"].iter().zip(states) {
+        let labels = [("state", state.to_string())];
+        sample(out, name, labels.iter(), n as f64);
+    }
+    type Field = fn(&crate::watch::alerting::NotifierTotals) -> u64;
+    let families: [(&str, Kind, &str, Field); 6] = [
+        ("memlens_alert_notifications_total", Kind::Counter, "Alert notifications queued, by notifier: each is sent, dropped, rejected or still queued.", |t| t.enqueued),
+        ("memlens_alert_notifications_sent_total", Kind::Counter, "Alert notifications the receiver took (2xx), by notifier.", |t| t.sent),
+        ("memlens_alert_notification_retries_total", Kind::Counter, "Failed alert notification attempts (network, timeout, 5xx, 429), retried with back-off, by notifier.", |t| t.retries),
+        ("memlens_alert_notifications_dropped_total", Kind::Counter, "Alert notifications dropped from a full queue (queue_capacity), by notifier.", |t| t.dropped),
+        ("memlens_alert_notifications_rejected_total", Kind::Counter, "Alert notifications the receiver refused with a 4xx (not 429), by notifier.", |t| t.rejected),
+        ("memlens_alert_notification_queue_length", Kind::Gauge, "Alert notifications waiting or being sent, by notifier.", |t| t.queued),
+    ];
+    for (name, kind, help, field) in families {
+        header(out, name, kind, help);
+        for t in notifiers {
+            let labels = [("notifier", t.notifier.to_string())];
+            sample(out, name, labels.iter(), field(t) as f64);
+        }
     }
 }
 

@@ -18,17 +18,18 @@
 //! - `batch.rs`: reading a batch, and the request it becomes (names and
 //!   labels as `/metrics` shows them).
 //! - `proto.rs`: the protobuf messages and the snappy body.
-//! - `http.rs`: the POST.
+//! - the POST: `memlens_alert::live::http` (shared with the notifiers).
 //! - `state.rs`: the watermark file.
 
 mod batch;
-mod http;
+
 mod proto;
 mod state;
 
 use super::config::{positive, ConfigError, WatchConfig};
 use crate::duration;
 use anyhow::Context;
+use memlens_alert::live::http;
 use memlens_store::Store;
 use serde::{Deserialize, Serialize};
 use state::SenderState;

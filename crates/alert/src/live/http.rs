@@ -1,7 +1,8 @@
-//! The one HTTP request remote write needs: a POST of a body to an
-//! `http://` URL over `std::net`, with timeouts, returning the status and the
-//! start of the response body (for error messages). One connection per
-//! request (`Connection: close`): a request every few seconds needs no pool.
+//! The one HTTP request memlens sends (remote write, Alertmanager, webhooks):
+//! a POST of a body to an `http://` URL over `std::net`, with timeouts,
+//! returning the status and the start of the response body (for error
+//! messages). One connection per request (`Connection: close`): a request
+//! every few seconds needs no pool.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};

@@ -1,0 +1,11 @@
+//! Built-in alerting of `memlens watch` (docs/alerts.md, "Built-in
+//! alerting"): the alerts' states with `for`, hold, dedup and the
+//! catalogue's inhibition ([`state`]), what the notifiers send
+//! ([`payload`]), and the notifiers themselves ([`notify`]: a bounded queue
+//! and a thread POSTing over [`http`]). The agent builds the conditions
+//! from its findings and wires the rest.
+
+pub mod http;
+pub mod notify;
+pub mod payload;
+pub mod state;
