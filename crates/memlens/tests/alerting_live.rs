@@ -279,7 +279,7 @@ fn memlens_alerts_reach_alertmanager_and_a_webhook_before_and_after_a_real_kill(
     };
     while leak.cgroup.oom_kill_count() == 0 {
         polls += 1;
-        if polls % 5 == 0 {
+        if polls.is_multiple_of(5) {
             let held = am.alerts();
             step_inhibited |= warning_under_critical(&held);
             let listed = |from_memlens: bool| {
@@ -299,7 +299,7 @@ fn memlens_alerts_reach_alertmanager_and_a_webhook_before_and_after_a_real_kill(
                 }
             }
         }
-        if polls % 50 == 0 {
+        if polls.is_multiple_of(50) {
             if let Some(n) = http_get(&metrics_b, "/metrics")
                 .ok()
                 .and_then(|t| sample(&t, "memlens_agent_cycles_total", ""))
