@@ -172,7 +172,7 @@ impl Default for Config {
             growth_min_percent_per_hour: 10.0,
             growth_min_bytes_per_minute: 256.0 * 1024.0,
             growth_min_span_seconds: 300.0,
-            growth_skip_startup_seconds: 60.0,
+            growth_skip_startup_seconds: 300.0,
             forecast_skip_startup_seconds: 20.0,
             evaluate_every_seconds: 5.0,
             gomemlimit_fire_ratio: 0.95,
