@@ -12,6 +12,14 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 # --- checks and tests --------------------------------------------------------
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "test.sh: cargo-nextest is missing; installing it (cargo install cargo-nextest --locked)"
+  cargo install cargo-nextest --locked
+fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace --no-fail-fast
+# Two tests at a time (.config/nextest.toml: the heavy ones and the
+# self-serializing binaries one at a time), then the doc tests, which
+# nextest does not run.
+cargo nextest run --workspace --no-fail-fast
+cargo test --workspace --doc --no-fail-fast
