@@ -1,0 +1,90 @@
+//! A goroutine profile as groups by creation site, with counts. The
+//! grouping by stack is `memlens_goruntime::goroutine`'s (the one of
+//! `memlens goroutines`). The agent keeps the protobuf profile (`?debug=0`:
+//! exact counts, no `created by` line), so when a group has no recorded
+//! creator its site is where its goroutines start: the root-most frame of
+//! the stack (the function named in the `go` statement), marked
+//! `"site": "start"`.
+
+use memlens_goruntime::goroutine::{analyse_profile, GoroutineError, Limits};
+use memlens_goruntime::pprof::Profile;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// Groups shown at most (the rest are summed into `other_goroutines`).
+const MAX_SITES: usize = 200;
+
+#[derive(Default)]
+struct Site {
+    count: u64,
+    stacks: u64,
+    states: HashMap<String, u64>,
+    leaf: String,
+    leaf_count: u64,
+}
+
+/// `{"total": N, "sites": [{"function", "file", "line", "site":
+/// "created_by"|"start", "count", "stacks", "states": {state: n}, "leaf"}],
+/// "other_goroutines": n}`, largest first.
+pub fn goroutine_groups(profile: &Profile) -> Result<Value, GoroutineError> {
+    let analysis = analyse_profile(profile, Limits::default(), 0)?;
+    let mut sites: HashMap<(String, String, u32, &'static str), Site> = HashMap::new();
+    for group in &analysis.groups {
+        let key = match group.created_by.first().and_then(|c| c.site.as_ref()) {
+            Some(s) => (s.function.clone(), s.file.clone(), s.line, "created_by"),
+            None => match group.frames.last() {
+                Some(f) => (f.function.clone(), f.file.clone(), f.line, "start"),
+                None => (String::new(), String::new(), 0, "start"),
+            },
+        };
+        let site = sites.entry(key).or_default();
+        site.count += group.count;
+        site.stacks += 1;
+        for s in &group.states {
+            *site.states.entry(s.state.clone()).or_default() += s.count;
+        }
+        if group.count > site.leaf_count {
+            site.leaf_count = group.count;
+            site.leaf = group.frames.first().map(|f| f.function.clone()).unwrap_or_default();
+        }
+    }
+    let mut rows: Vec<_> = sites.into_iter().collect();
+    rows.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(&b.0)));
+    let other: u64 = rows.iter().skip(MAX_SITES).map(|r| r.1.count).sum::<u64>()
+        + analysis.overflow.goroutines;
+    let sites: Vec<Value> = rows
+        .into_iter()
+        .take(MAX_SITES)
+        .map(|((function, file, line, how), s)| {
+            json!({"function": function, "file": file, "line": line, "site": how,
+                   "count": s.count, "stacks": s.stacks, "states": s.states, "leaf": s.leaf})
+        })
+        .collect();
+    Ok(json!({"total": analysis.total_goroutines, "sites": sites, "other_goroutines": other}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_captured_leak_profile_groups_at_its_start_function() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../goruntime/testdata/captures/go1.21.13-goroutine-leak-goroutine.pb.gz"
+        );
+        let profile = Profile::decode_any(&std::fs::read(path).unwrap()).unwrap();
+        let value = goroutine_groups(&profile).unwrap();
+        let sites = value["sites"].as_array().unwrap();
+        let summed: u64 = sites.iter().map(|s| s["count"].as_u64().unwrap()).sum::<u64>()
+            + value["other_goroutines"].as_u64().unwrap();
+        assert_eq!(summed, value["total"].as_u64().unwrap());
+        // The leaked goroutines are the biggest group; the capture's debug=2
+        // twin names where they were created.
+        let debug2 = std::fs::read_to_string(path.replace(".pb.gz", "-debug2.txt")).unwrap();
+        let top = &sites[0];
+        let function = top["function"].as_str().unwrap();
+        assert!(debug2.contains(&format!("\n{function}(")), "{top}");
+        assert!(top["count"].as_u64().unwrap() > value["total"].as_u64().unwrap() / 2, "{top}");
+    }
+}
