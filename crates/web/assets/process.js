@@ -45,6 +45,7 @@ function chartSpecs(e) {
     const from = Math.min(ml.intParam('from') ?? Math.max(at - span, info.first_ms), to - 1000);
     const entity = await ml.json('/api/v1/entity?id=' + id + '&at=' + at);
     document.getElementById('home-link').setAttribute('href', '/?at=' + at);
+    document.getElementById('profiles-link').setAttribute('href', '/profiles?id=' + id + '&at=' + at);
     const name = entity.kind === 'process' ? (entity.comm || '?') + ' (pid ' + entity.pid + ')' : entity.cgroup;
     document.title = 'memlens: ' + name;
     document.getElementById('title').textContent = name;
