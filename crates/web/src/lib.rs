@@ -11,6 +11,7 @@
 //! - [`profiles`]: `/api/v1/profiles`, `/api/v1/flame` (a flame graph tree,
 //!   or the growth between two profiles), `/api/v1/goroutines`.
 //! - `assets.rs`: the pages, scripts and the vendored chart library (uPlot).
+//! - [`report`]: the self-contained HTML report of `memlens report`.
 //! - [`server`]: the HTTP server of `memlens watch --listen` and `memlens
 //!   serve`: `/metrics` (when given), the dashboard, the bearer token
 //!   exchanged for a cookie off loopback.
@@ -22,6 +23,7 @@
 mod api;
 mod assets;
 pub mod profiles;
+pub mod report;
 mod query;
 mod series;
 pub mod server;
