@@ -80,7 +80,7 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
     let data = data_dir.path().to_str().unwrap().to_string();
     let addr = format!("127.0.0.1:{}", free_loopback_port());
     let (leak_pid, gr_pid) = (leak.pid(), goroutines.pid());
-    let _agent = ChildGuard(
+    let agent = ChildGuard(
         Command::new(env!("CARGO_BIN_EXE_memlens"))
             .args(["watch", "--listen", &addr, "--data", &data, "--interval", "1"])
             .args(["--runtime-interval", "1", "--profile-interval", "3", "--quiet"])
@@ -192,12 +192,24 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
     assert_eq!(extracted_top.total, stored_top.total, "the embedded profile is the last kept");
     assert!(extracted_top.rows.contains_key("main.retainLeakChunk"), "{:?}", extracted_top.order);
 
+    // Offline: the agent (and its server) is gone, a fresh browser has seen
+    // nothing else.
+    drop(agent);
+    drop(browser);
+    let mut browser = Browser::launch(1300, 1000);
     let url = format!("file://{}", html_path.display());
     let report = ready_page(&mut browser, &url, "report.png");
-    for chart in ["memory", "goroutines", "gc"] {
+    for chart in ["memory", "gc", "faults"] {
         assert_eq!(report["charts"][chart]["drawn"], true, "{chart}: {report:#}");
     }
-    assert!(report["charts"]["memory"]["points"].as_u64() > Some(10), "{report:#}");
+    // Every stored RSS sample of the leak is in the report (an hour's window
+    // at 1 000 columns keeps each sample in its own column).
+    let stored_rss = query(&data, &format!(
+        "SELECT count(*) AS n FROM samples WHERE entity = {leak_id} AND metric = 'rss_bytes'"
+    ))[0]["n"]
+        .as_i64();
+    assert!(stored_rss > Some(5), "{stored_rss:?}");
+    assert_eq!(report["charts"]["memory"]["samples"]["RSS"].as_i64(), stored_rss, "{report:#}");
     assert_eq!(report["flames"]["heap"]["drawn"], true);
     assert_eq!(report["flames"]["growth"]["widest"]["name"], pprof_widest.as_str());
     let errors = browser.errors();
