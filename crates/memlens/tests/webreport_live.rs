@@ -4,7 +4,9 @@
 //!
 //! - a heap leak (2 MiB/s, paced by the wall clock) in 80 MiB, killed by
 //!   the kernel's OOM killer within about a minute;
-//! - a goroutine leak that prints how many goroutines it leaked.
+//! - a goroutine leak that prints how many goroutines it leaked;
+//! - a workload serving a hand-built heap profile whose function and file
+//!   names carry `<script>` / `onerror` / `onload` payloads (hostile-profile).
 //!
 //! Checked: the dashboard's profiles page draws a flame graph of the leak's
 //! last kept heap profile and the growth from its first to its last one, and
@@ -16,7 +18,9 @@
 //! file that opens from `file://` in Chromium with its charts drawn, no
 //! request besides the file itself (the browser's network log) and no CSP
 //! violation or error, within its size budget, and `go tool pprof -top`
-//! reads the profile `memlens report --extract` takes out of it.
+//! reads the profile `memlens report --extract` takes out of it; the
+//! hostile names are drawn as text and no payload runs, on the dashboard
+//! and in a report (the title stays ours, no `<img>`/`<svg>` exists).
 //!
 //! Why it holds on a loaded 2-core machine: every figure compared is read
 //! from the agent's store or the workload's own output, whatever the timing;
@@ -76,15 +80,20 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
         .arg(format!("--goroutines={LEAKED_GOROUTINES}"))
         .arg("--duration=0")
         .start_in(&gr_cgroup);
+    let hostile_cgroup = TestCgroup::with_limit(128 << 20);
+    let hostile = WorkloadSpec::new(&go, "hostile-profile")
+        .arg("--duration=0")
+        .start_in(&hostile_cgroup);
     let data_dir = TempDir::new("webreport-live");
     let data = data_dir.path().to_str().unwrap().to_string();
     let addr = format!("127.0.0.1:{}", free_loopback_port());
-    let (leak_pid, gr_pid) = (leak.pid(), goroutines.pid());
+    let (leak_pid, gr_pid, hostile_pid) = (leak.pid(), goroutines.pid(), hostile.pid());
     let agent = ChildGuard(
         Command::new(env!("CARGO_BIN_EXE_memlens"))
             .args(["watch", "--listen", &addr, "--data", &data, "--interval", "1"])
             .args(["--runtime-interval", "1", "--profile-interval", "3", "--quiet"])
             .args(["--pid", &leak_pid.to_string(), "--pid", &gr_pid.to_string()])
+            .args(["--pid", &hostile_pid.to_string()])
             .stdout(Stdio::null())
             .spawn()
             .expect("start memlens watch"),
@@ -111,7 +120,12 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
             let gr_after = query(&data, &format!(
                 "SELECT max(id) AS id FROM profiles WHERE entity = {gr_id} AND kind = 'goroutine' AND ts > {setup_done_ms}"
             ));
-            if let (true, Some(g)) = (heaps.len() >= 2, gr_after.first().and_then(|r| r["id"].as_i64())) {
+            let hostile_kept = !profile_ids(&data, entity_of(&data, hostile_pid), "heap").is_empty();
+            if let (true, true, Some(g)) = (
+                heaps.len() >= 2,
+                hostile_kept,
+                gr_after.first().and_then(|r| r["id"].as_i64()),
+            ) {
                 break (leak_id, gr_id, heaps, g);
             }
         }
@@ -173,11 +187,23 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
     assert!(worker["file"].as_str().unwrap().ends_with("modes_leak.go"), "{worker}");
     assert_eq!(sites[0]["function"], "main.leakyWorker", "not the largest group");
 
+    // Hostile names: drawn as text, never run, in the dashboard and a report.
+    let hostile_id = entity_of(&data, hostile_pid);
+    let hostile_heap = *profile_ids(&data, hostile_id, "heap")
+        .last()
+        .expect("a heap profile of the hostile workload");
+    let page = ready_page(
+        &mut browser,
+        &format!("http://{addr}/profiles?id={hostile_id}&p={hostile_heap}"),
+        "profiles-hostile.png",
+    );
+    check_no_payload_ran(&mut browser, &page, "memlens: profiles");
+    let hostile_key = key_of(&data, hostile_id);
+    let hostile_html = tmp.path().join("hostile.html");
+    memlens(&["report", "--data", &data, "--target", &hostile_key, "-o", hostile_html.to_str().unwrap()]);
+
     // The report of the OOM-killed leak, opened offline.
-    let key = query(&data, &format!("SELECT key FROM entities WHERE id = {leak_id}"))[0]["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = key_of(&data, leak_id);
     let html_path = tmp.path().join("incident.html");
     let html_arg = html_path.to_str().unwrap();
     memlens(&["report", "--data", &data, "--target", &key, "-o", html_arg]);
@@ -219,12 +245,41 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
         requests.iter().all(|(_, u)| u.starts_with("file://") || u.starts_with("blob:") || u.starts_with("data:")),
         "the report made a request: {requests:#?}"
     );
+    let url = format!("file://{}", hostile_html.display());
+    let report = ready_page(&mut browser, &url, "report-hostile.png");
+    let title = format!("memlens report: workload (pid {hostile_pid})");
+    check_no_payload_ran(&mut browser, &report, &title);
     eprintln!(
         "report: {} bytes, {budgeted} beside the {} byte profile; {} heap profiles kept",
         html.len(),
         embedded_b64,
         heaps.len()
     );
+}
+
+fn key_of(data: &str, id: i64) -> String {
+    query(data, &format!("SELECT key FROM entities WHERE id = {id}"))[0]["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The hostile profile's names were drawn (as text on the flame graph's
+/// canvas) and none of its payloads ran: the title is ours, no element the
+/// payloads would create exists.
+fn check_no_payload_ran(browser: &mut Browser, page: &Value, title: &str) {
+    let names = page["flames"]["heap"]["names"].as_array().unwrap();
+    assert!(
+        names.iter().any(|n| n.as_str().unwrap().contains("<script>document.title")),
+        "the hostile names were not drawn: {names:?}"
+    );
+    let state = browser.eval(
+        "JSON.stringify([document.title, document.querySelectorAll('img, svg, iframe, object').length])",
+    );
+    let state: Value = serde_json::from_str(state.as_str().unwrap()).unwrap();
+    assert_eq!(state, json!([title, 0]), "a payload ran");
+    let errors = browser.errors();
+    assert!(errors.is_empty(), "{errors:#?}");
 }
 
 fn now_ms() -> i64 {

@@ -47,7 +47,7 @@ async function showGoroutines(profiles) {
   for (const s of groups.sites) {
     const states = Object.entries(s.states).map(([k, v]) => k + ' ' + v).join(', ');
     table.append(ml.el('tr', {}, ml.el('td', {}, String(s.count)),
-      ml.el('td', {}, (s.site === 'created_by' ? 'created by ' : 'started in ') + s.function),
+      ml.el('td', {}, (s.site === 'created_by' ? 'created by ' : 'started in ') + (s.function || '(no frames)')),
       ml.el('td', { class: 'name' }, s.file + ':' + s.line), ml.el('td', {}, String(s.stacks)),
       ml.el('td', {}, states), ml.el('td', {}, s.leaf)));
   }

@@ -58,7 +58,7 @@ function reportGoroutines(g) {
   table.append(ml.el('tr', {}, ml.el('th', {}, 'goroutines'), ml.el('th', {}, 'site'), ml.el('th', {}, 'where')));
   for (const s of g.sites) {
     table.append(ml.el('tr', {}, ml.el('td', {}, String(s.count)),
-      ml.el('td', {}, (s.site === 'created_by' ? 'created by ' : 'started in ') + s.function), ml.el('td', { class: 'name' }, s.file + ':' + s.line)));
+      ml.el('td', {}, (s.site === 'created_by' ? 'created by ' : 'started in ') + (s.function || '(no frames)')), ml.el('td', { class: 'name' }, s.file + ':' + s.line)));
   }
   window.memlens.goroutines = { total: g.total, sites: g.sites.map((s) => ({ function: s.function, count: s.count })) };
 }
