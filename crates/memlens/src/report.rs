@@ -53,8 +53,8 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.extract {
         let html = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let profile =
-            report::extract_profile(&html).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let profile = report::extract_profile(&html)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         return write(args.output.as_ref(), &profile);
     }
     let dir = args.data.clone().unwrap_or_else(default_data_dir);
@@ -104,8 +104,9 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
 
 fn write(output: Option<&PathBuf>, bytes: &[u8]) -> anyhow::Result<()> {
     match output {
-        Some(path) if path.as_os_str() != "-" => std::fs::write(path, bytes)
-            .with_context(|| format!("cannot write {}", path.display())),
+        Some(path) if path.as_os_str() != "-" => {
+            std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+        }
         _ => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -135,7 +136,10 @@ fn find_entity(store: &Store, args: &ReportArgs) -> anyhow::Result<EntityInfo> {
 
 fn last_sample_ms(store: &Store, entity: &EntityInfo) -> anyhow::Result<Option<i64>> {
     // The id is the store's integer, never text from the command line.
-    let q = store.query(&format!("SELECT max(ts) FROM samples WHERE entity = {}", entity.id))?;
+    let q = store.query(&format!(
+        "SELECT max(ts) FROM samples WHERE entity = {}",
+        entity.id
+    ))?;
     Ok(match q.rows.first().map(|r| &r[0]) {
         Some(SqlValue::Integer(ms)) => Some(*ms),
         _ => None,

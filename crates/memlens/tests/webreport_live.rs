@@ -53,10 +53,15 @@ fn ready_page(browser: &mut Browser, url: &str, shot: &str) -> Value {
 
 /// The ids of the profiles of `kind` kept of `entity`, oldest first.
 fn profile_ids(data: &str, entity: i64, kind: &str) -> Vec<i64> {
-    query(data, &format!("SELECT id FROM profiles WHERE entity = {entity} AND kind = '{kind}' ORDER BY ts, id"))
-        .iter()
-        .filter_map(|r| r["id"].as_i64())
-        .collect()
+    query(
+        data,
+        &format!(
+            "SELECT id FROM profiles WHERE entity = {entity} AND kind = '{kind}' ORDER BY ts, id"
+        ),
+    )
+    .iter()
+    .filter_map(|r| r["id"].as_i64())
+    .collect()
 }
 
 fn entity_of(data: &str, pid: i32) -> i64 {
@@ -90,8 +95,22 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
     let (leak_pid, gr_pid, hostile_pid) = (leak.pid(), goroutines.pid(), hostile.pid());
     let agent = ChildGuard(
         Command::new(env!("CARGO_BIN_EXE_memlens"))
-            .args(["watch", "--listen", &addr, "--data", &data, "--interval", "1"])
-            .args(["--runtime-interval", "1", "--profile-interval", "3", "--quiet"])
+            .args([
+                "watch",
+                "--listen",
+                &addr,
+                "--data",
+                &data,
+                "--interval",
+                "1",
+            ])
+            .args([
+                "--runtime-interval",
+                "1",
+                "--profile-interval",
+                "3",
+                "--quiet",
+            ])
             .args(["--pid", &leak_pid.to_string(), "--pid", &gr_pid.to_string()])
             .args(["--pid", &hostile_pid.to_string()])
             .stdout(Stdio::null())
@@ -120,7 +139,8 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
             let gr_after = query(&data, &format!(
                 "SELECT max(id) AS id FROM profiles WHERE entity = {gr_id} AND kind = 'goroutine' AND ts > {setup_done_ms}"
             ));
-            let hostile_kept = !profile_ids(&data, entity_of(&data, hostile_pid), "heap").is_empty();
+            let hostile_kept =
+                !profile_ids(&data, entity_of(&data, hostile_pid), "heap").is_empty();
             if let (true, true, Some(g)) = (
                 heaps.len() >= 2,
                 hostile_kept,
@@ -138,7 +158,15 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
     let tmp = TempDir::new("webreport-pprof");
     let write_profile = |id: i64| {
         let path = tmp.path().join(format!("{id}.pb.gz"));
-        memlens(&["profiles", "--data", &data, "--id", &id.to_string(), "-o", path.to_str().unwrap()]);
+        memlens(&[
+            "profiles",
+            "--data",
+            &data,
+            "--id",
+            &id.to_string(),
+            "-o",
+            path.to_str().unwrap(),
+        ]);
         path
     };
     let (first_path, last_path) = (write_profile(first), write_profile(last));
@@ -159,7 +187,10 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
     );
     let heap = &page["flames"]["heap"];
     assert_eq!(heap["drawn"], true, "{page:#}");
-    assert_eq!((heap["id"].as_i64(), heap["base"].as_i64()), (Some(last), Some(first)));
+    assert_eq!(
+        (heap["id"].as_i64(), heap["base"].as_i64()),
+        (Some(last), Some(first))
+    );
     assert_eq!(heap["widest"]["name"], pprof_widest.as_str(), "{heap:#}");
     assert!(
         ["main.retainLeakChunk", "main.newChunk"].contains(&pprof_widest.as_str()),
@@ -170,7 +201,10 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
         &format!("http://{addr}/profiles?id={leak_id}&p={last}"),
         "profiles-heap.png",
     );
-    assert!(page["flames"]["heap"]["frames"].as_u64() > Some(2), "{page:#}");
+    assert!(
+        page["flames"]["heap"]["frames"].as_u64() > Some(2),
+        "{page:#}"
+    );
 
     let page = ready_page(
         &mut browser,
@@ -184,8 +218,14 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
         .unwrap_or_else(|| panic!("no main.leakyWorker group: {sites:#?}"));
     assert_eq!(worker["count"].as_u64(), Some(leaked), "{worker}");
     assert_eq!(leaked, LEAKED_GOROUTINES);
-    assert!(worker["file"].as_str().unwrap().ends_with("modes_leak.go"), "{worker}");
-    assert_eq!(sites[0]["function"], "main.leakyWorker", "not the largest group");
+    assert!(
+        worker["file"].as_str().unwrap().ends_with("modes_leak.go"),
+        "{worker}"
+    );
+    assert_eq!(
+        sites[0]["function"], "main.leakyWorker",
+        "not the largest group"
+    );
 
     // Hostile names: drawn as text, never run, in the dashboard and a report.
     let hostile_id = entity_of(&data, hostile_pid);
@@ -200,7 +240,15 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
     check_no_payload_ran(&mut browser, &page, "memlens: profiles");
     let hostile_key = key_of(&data, hostile_id);
     let hostile_html = tmp.path().join("hostile.html");
-    memlens(&["report", "--data", &data, "--target", &hostile_key, "-o", hostile_html.to_str().unwrap()]);
+    memlens(&[
+        "report",
+        "--data",
+        &data,
+        "--target",
+        &hostile_key,
+        "-o",
+        hostile_html.to_str().unwrap(),
+    ]);
 
     // The report of the OOM-killed leak, opened offline.
     let key = key_of(&data, leak_id);
@@ -209,14 +257,30 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
     memlens(&["report", "--data", &data, "--target", &key, "-o", html_arg]);
     let html = std::fs::read_to_string(&html_path).unwrap();
     let profile_path = tmp.path().join("extracted.pb.gz");
-    memlens(&["report", "--extract", html_arg, "-o", profile_path.to_str().unwrap()]);
+    memlens(&[
+        "report",
+        "--extract",
+        html_arg,
+        "-o",
+        profile_path.to_str().unwrap(),
+    ]);
     let embedded_b64 = std::fs::metadata(&profile_path).unwrap().len().div_ceil(3) * 4;
     let budgeted = html.len() as u64 - embedded_b64;
-    assert!(budgeted <= 500 * 1024, "{budgeted} bytes beside the profile");
+    assert!(
+        budgeted <= 500 * 1024,
+        "{budgeted} bytes beside the profile"
+    );
     let extracted_top = go_tool_pprof_top(&go, "inuse_space", "B", &[], &[&profile_path]);
     let stored_top = go_tool_pprof_top(&go, "inuse_space", "B", &[], &[&last_path]);
-    assert_eq!(extracted_top.total, stored_top.total, "the embedded profile is the last kept");
-    assert!(extracted_top.rows.contains_key("main.retainLeakChunk"), "{:?}", extracted_top.order);
+    assert_eq!(
+        extracted_top.total, stored_top.total,
+        "the embedded profile is the last kept"
+    );
+    assert!(
+        extracted_top.rows.contains_key("main.retainLeakChunk"),
+        "{:?}",
+        extracted_top.order
+    );
 
     // Offline: the agent (and its server) is gone, a fresh browser has seen
     // nothing else.
@@ -226,23 +290,38 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
     let url = format!("file://{}", html_path.display());
     let report = ready_page(&mut browser, &url, "report.png");
     for chart in ["memory", "gc", "faults"] {
-        assert_eq!(report["charts"][chart]["drawn"], true, "{chart}: {report:#}");
+        assert_eq!(
+            report["charts"][chart]["drawn"], true,
+            "{chart}: {report:#}"
+        );
     }
     // Every stored RSS sample of the leak is in the report (an hour's window
     // at 1 000 columns keeps each sample in its own column).
-    let stored_rss = query(&data, &format!(
-        "SELECT count(*) AS n FROM samples WHERE entity = {leak_id} AND metric = 'rss_bytes'"
-    ))[0]["n"]
+    let stored_rss = query(
+        &data,
+        &format!(
+            "SELECT count(*) AS n FROM samples WHERE entity = {leak_id} AND metric = 'rss_bytes'"
+        ),
+    )[0]["n"]
         .as_i64();
     assert!(stored_rss > Some(5), "{stored_rss:?}");
-    assert_eq!(report["charts"]["memory"]["samples"]["RSS"].as_i64(), stored_rss, "{report:#}");
+    assert_eq!(
+        report["charts"]["memory"]["samples"]["RSS"].as_i64(),
+        stored_rss,
+        "{report:#}"
+    );
     assert_eq!(report["flames"]["heap"]["drawn"], true);
-    assert_eq!(report["flames"]["growth"]["widest"]["name"], pprof_widest.as_str());
+    assert_eq!(
+        report["flames"]["growth"]["widest"]["name"],
+        pprof_widest.as_str()
+    );
     let errors = browser.errors();
     assert!(errors.is_empty(), "{errors:#?}");
     let requests = browser.responses();
     assert!(
-        requests.iter().all(|(_, u)| u.starts_with("file://") || u.starts_with("blob:") || u.starts_with("data:")),
+        requests.iter().all(|(_, u)| u.starts_with("file://")
+            || u.starts_with("blob:")
+            || u.starts_with("data:")),
         "the report made a request: {requests:#?}"
     );
     let url = format!("file://{}", hostile_html.display());
@@ -270,7 +349,9 @@ fn key_of(data: &str, id: i64) -> String {
 fn check_no_payload_ran(browser: &mut Browser, page: &Value, title: &str) {
     let names = page["flames"]["heap"]["names"].as_array().unwrap();
     assert!(
-        names.iter().any(|n| n.as_str().unwrap().contains("<script>document.title")),
+        names
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("<script>document.title")),
         "the hostile names were not drawn: {names:?}"
     );
     let state = browser.eval(

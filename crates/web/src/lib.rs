@@ -23,8 +23,8 @@
 mod api;
 mod assets;
 pub mod profiles;
-pub mod report;
 mod query;
+pub mod report;
 mod series;
 pub mod server;
 
@@ -81,7 +81,11 @@ impl Response {
 
 /// Whether `path` is the dashboard's (a page, an asset or the API).
 pub fn is_dashboard_path(path: &str) -> bool {
-    path == "/" || path == "/process" || path == "/profiles" || path.starts_with("/assets/") || path.starts_with("/api/")
+    path == "/"
+        || path == "/process"
+        || path == "/profiles"
+        || path.starts_with("/assets/")
+        || path.starts_with("/api/")
 }
 
 /// Answers a GET of the dashboard's `path` with `query`; `store` is the

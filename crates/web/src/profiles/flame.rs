@@ -154,7 +154,11 @@ mod tests {
         assert_eq!(tree.value, 12);
         let main = &tree.children[0];
         assert_eq!((main.name.as_str(), main.value), ("main", 12));
-        let names: Vec<_> = main.children.iter().map(|c| (c.name.as_str(), c.value)).collect();
+        let names: Vec<_> = main
+            .children
+            .iter()
+            .map(|c| (c.name.as_str(), c.value))
+            .collect();
         assert_eq!(names, [("a", 7), ("b", 5)]);
         assert_eq!(tree.widest_self(), Some(("b", 5)));
     }
@@ -171,7 +175,13 @@ mod tests {
             .iter()
             .map(|c| (c.name.as_str(), c.value, c.newer, c.older))
             .collect();
-        assert_eq!(kids, [("leak", 30, Some(40), Some(10)), ("new", 5, Some(5), Some(0))]);
+        assert_eq!(
+            kids,
+            [
+                ("leak", 30, Some(40), Some(10)),
+                ("new", 5, Some(5), Some(0))
+            ]
+        );
     }
 
     #[test]
@@ -183,14 +193,17 @@ mod tests {
 
     #[test]
     fn a_captured_heap_profile_has_the_top_of_go_tool_pprof() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../goruntime/testdata/heap-text/");
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../goruntime/testdata/heap-text/"
+        );
         let bytes = std::fs::read(format!("{dir}go1.27-heap.pb.gz")).unwrap();
         let profile = Profile::decode_any(&bytes).unwrap();
         let index = profile.require_sample_type("inuse_space").unwrap();
         let tree = flame_tree(&folded_stacks(&profile, index).unwrap());
         // go tool pprof -top's first row (flat, the most bytes of its own).
-        let top = std::fs::read_to_string(format!("{dir}go1.27-heap.pb.gz.top-inuse_space.txt"))
-            .unwrap();
+        let top =
+            std::fs::read_to_string(format!("{dir}go1.27-heap.pb.gz.top-inuse_space.txt")).unwrap();
         let first = top
             .lines()
             .skip_while(|l| !l.trim_start().starts_with("flat"))

@@ -45,13 +45,17 @@ pub fn goroutine_groups(profile: &Profile) -> Result<Value, GoroutineError> {
         }
         if group.count > site.leaf_count {
             site.leaf_count = group.count;
-            site.leaf = group.frames.first().map(|f| f.function.clone()).unwrap_or_default();
+            site.leaf = group
+                .frames
+                .first()
+                .map(|f| f.function.clone())
+                .unwrap_or_default();
         }
     }
     let mut rows: Vec<_> = sites.into_iter().collect();
     rows.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(&b.0)));
-    let other: u64 = rows.iter().skip(MAX_SITES).map(|r| r.1.count).sum::<u64>()
-        + analysis.overflow.goroutines;
+    let other: u64 =
+        rows.iter().skip(MAX_SITES).map(|r| r.1.count).sum::<u64>() + analysis.overflow.goroutines;
     let sites: Vec<Value> = rows
         .into_iter()
         .take(MAX_SITES)
@@ -76,7 +80,10 @@ mod tests {
         let profile = Profile::decode_any(&std::fs::read(path).unwrap()).unwrap();
         let value = goroutine_groups(&profile).unwrap();
         let sites = value["sites"].as_array().unwrap();
-        let summed: u64 = sites.iter().map(|s| s["count"].as_u64().unwrap()).sum::<u64>()
+        let summed: u64 = sites
+            .iter()
+            .map(|s| s["count"].as_u64().unwrap())
+            .sum::<u64>()
             + value["other_goroutines"].as_u64().unwrap();
         assert_eq!(summed, value["total"].as_u64().unwrap());
         // The leaked goroutines are the biggest group; the capture's debug=2
@@ -85,6 +92,9 @@ mod tests {
         let top = &sites[0];
         let function = top["function"].as_str().unwrap();
         assert!(debug2.contains(&format!("\n{function}(")), "{top}");
-        assert!(top["count"].as_u64().unwrap() > value["total"].as_u64().unwrap() / 2, "{top}");
+        assert!(
+            top["count"].as_u64().unwrap() > value["total"].as_u64().unwrap() / 2,
+            "{top}"
+        );
     }
 }

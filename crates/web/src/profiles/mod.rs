@@ -87,7 +87,10 @@ pub(crate) fn flame(store: &Store, query: &Query) -> Result<Value, ApiError> {
                 .require_sample_type(&sample)
                 .map_err(|e| ApiError::BadRequest(format!("base={base}: {e}")))?;
             let older = memlens_goruntime::pprof::folded_stacks(&older, index).map_err(bad)?;
-            (diff_tree(&older, &newer), json!({"id": base, "ts_ms": base_ts}))
+            (
+                diff_tree(&older, &newer),
+                json!({"id": base, "ts_ms": base_ts}),
+            )
         }
     };
     Ok(json!({

@@ -54,7 +54,11 @@ fn escape_text(text: &str) -> String {
 pub(super) fn page(title: &str, data: &Value, profile: Option<(i64, &[u8])>) -> Report {
     let packed = base64(&gzip(data.to_string().as_bytes()));
     let profile = profile.map(|(id, bytes)| {
-        let gz = if bytes.starts_with(&[0x1f, 0x8b]) { bytes.to_vec() } else { gzip(bytes) };
+        let gz = if bytes.starts_with(&[0x1f, 0x8b]) {
+            bytes.to_vec()
+        } else {
+            gzip(bytes)
+        };
         (id, base64(&gz))
     });
     let mut html = String::with_capacity(packed.len() + 200_000);
@@ -64,7 +68,10 @@ pub(super) fn page(title: &str, data: &Value, profile: Option<(i64, &[u8])>) -> 
         content_security_policy()
     ));
     html.push_str("<link rel=\"icon\" href=\"data:,\">\n");
-    html.push_str(&format!("<title>memlens report: {}</title>\n", escape_text(title)));
+    html.push_str(&format!(
+        "<title>memlens report: {}</title>\n",
+        escape_text(title)
+    ));
     for style in STYLES {
         html.push_str(&format!("<style>{style}</style>\n"));
     }
@@ -73,7 +80,9 @@ pub(super) fn page(title: &str, data: &Value, profile: Option<(i64, &[u8])>) -> 
     }
     html.push_str("</head>\n<body>\n");
     html.push_str(BODY);
-    html.push_str(&format!("<pre hidden id=\"{DATA_ELEMENT_ID}\">{packed}</pre>\n"));
+    html.push_str(&format!(
+        "<pre hidden id=\"{DATA_ELEMENT_ID}\">{packed}</pre>\n"
+    ));
     let profile_bytes = match &profile {
         Some((id, b64)) => {
             html.push_str(&format!(
@@ -99,7 +108,9 @@ pub fn extract_profile(html: &str) -> Result<Vec<u8>, String> {
         .ok_or_else(|| "no embedded heap profile in this file (not a memlens report, or no heap profile was kept)".to_string())?;
     let text = &html[start..];
     let body = &text[text.find('>').ok_or("an unterminated profile element")? + 1..];
-    let end = body.find("</pre>").ok_or("an unterminated profile element")?;
+    let end = body
+        .find("</pre>")
+        .ok_or("an unterminated profile element")?;
     unbase64(&body[..end]).ok_or_else(|| "the embedded profile is not base64".to_string())
 }
 
@@ -118,7 +129,10 @@ mod tests {
     #[test]
     fn the_csp_has_a_hash_per_inlined_script_and_no_unsafe_inline() {
         let csp = content_security_policy();
-        assert_eq!(csp.matches("'sha256-").count(), SCRIPTS.len() + STYLES.len());
+        assert_eq!(
+            csp.matches("'sha256-").count(),
+            SCRIPTS.len() + STYLES.len()
+        );
         assert!(!csp.contains("unsafe"));
         assert!(csp.contains("connect-src 'none'"));
     }
@@ -126,7 +140,11 @@ mod tests {
     #[test]
     fn the_embedded_profile_reads_back_and_strings_stay_text() {
         let data = serde_json::json!({"title": "<script>alert(1)</script>"});
-        let report = page("<img src=x onerror=alert(1)>", &data, Some((7, b"\x1f\x8bprofile")));
+        let report = page(
+            "<img src=x onerror=alert(1)>",
+            &data,
+            Some((7, b"\x1f\x8bprofile")),
+        );
         assert_eq!(extract_profile(&report.html).unwrap(), b"\x1f\x8bprofile");
         assert!(!report.html.contains("<img src=x"));
         assert!(!report.html.contains("alert(1)</script>"));

@@ -51,25 +51,55 @@ impl Report {
 
 /// The charts of a process (`P`: itself, `C`: its cgroup) as the dashboard
 /// draws them: key, title, whether values are bytes, series.
-const PROCESS_CHARTS: &[(&str, &str, bool, &[(char, &str, &str)])] = &[
-    ("memory", "Memory", true, &[
-        ('P', "rss_bytes", "RSS"), ('C', "working_set_bytes", "working set (cgroup)"),
-        ('P', "go_heap_inuse_bytes", "Go heap in use"), ('P', "go_next_gc_bytes", "heap goal"),
-        ('P', "go_gomemlimit_bytes", "GOMEMLIMIT"), ('C', "effective_limit_bytes", "cgroup limit"),
-    ]),
-    ("goroutines", "Goroutines", false, &[('P', "go_goroutines", "goroutines")]),
-    ("gc", "GC cycles per second", false, &[('P', "go_gc_cycles_total", "GC cycles/s")]),
-    ("faults", "Page faults per second", false, &[
-        ('P', "minor_faults", "minor faults/s"), ('P', "major_faults", "major faults/s"),
-    ]),
+/// One series of a chart: whose (`P` the entity, `C` its cgroup), metric, label.
+type SeriesSpec = (char, &'static str, &'static str);
+/// A chart: key, title, whether values are bytes, series.
+type ChartSpec = (&'static str, &'static str, bool, &'static [SeriesSpec]);
+
+const PROCESS_CHARTS: &[ChartSpec] = &[
+    (
+        "memory",
+        "Memory",
+        true,
+        &[
+            ('P', "rss_bytes", "RSS"),
+            ('C', "working_set_bytes", "working set (cgroup)"),
+            ('P', "go_heap_inuse_bytes", "Go heap in use"),
+            ('P', "go_next_gc_bytes", "heap goal"),
+            ('P', "go_gomemlimit_bytes", "GOMEMLIMIT"),
+            ('C', "effective_limit_bytes", "cgroup limit"),
+        ],
+    ),
+    (
+        "goroutines",
+        "Goroutines",
+        false,
+        &[('P', "go_goroutines", "goroutines")],
+    ),
+    (
+        "gc",
+        "GC cycles per second",
+        false,
+        &[('P', "go_gc_cycles_total", "GC cycles/s")],
+    ),
+    (
+        "faults",
+        "Page faults per second",
+        false,
+        &[
+            ('P', "minor_faults", "minor faults/s"),
+            ('P', "major_faults", "major faults/s"),
+        ],
+    ),
 ];
 
-const CGROUP_CHARTS: &[(&str, &str, bool, &[(char, &str, &str)])] = &[(
+const CGROUP_CHARTS: &[ChartSpec] = &[(
     "memory",
     "Memory",
     true,
     &[
-        ('P', "usage_bytes", "usage"), ('P', "working_set_bytes", "working set"),
+        ('P', "usage_bytes", "usage"),
+        ('P', "working_set_bytes", "working set"),
         ('P', "effective_limit_bytes", "limit"),
     ],
 )];
@@ -79,8 +109,12 @@ fn api(store: &Store, path: &str, query: &str) -> Result<Value, ApiError> {
     let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
     match response.status {
         200 => Ok(body),
-        404 => Err(ApiError::NotFound(body["error"].as_str().unwrap_or(path).to_string())),
-        _ => Err(ApiError::BadRequest(body["error"].as_str().unwrap_or(path).to_string())),
+        404 => Err(ApiError::NotFound(
+            body["error"].as_str().unwrap_or(path).to_string(),
+        )),
+        _ => Err(ApiError::BadRequest(
+            body["error"].as_str().unwrap_or(path).to_string(),
+        )),
     }
 }
 
@@ -92,9 +126,17 @@ pub fn build(
     to_ms: i64,
     title: &str,
 ) -> Result<Report, ApiError> {
-    let info = api(store, "/api/v1/entity", &format!("id={entity}&at={to_ms}&window={}", to_ms - from_ms + 1))?;
+    let info = api(
+        store,
+        "/api/v1/entity",
+        &format!("id={entity}&at={to_ms}&window={}", to_ms - from_ms + 1),
+    )?;
     let cgroup = info["cgroup_entity"].as_i64();
-    let specs = if info["kind"] == "cgroup" { CGROUP_CHARTS } else { PROCESS_CHARTS };
+    let specs = if info["kind"] == "cgroup" {
+        CGROUP_CHARTS
+    } else {
+        PROCESS_CHARTS
+    };
     let mut charts = Vec::new();
     for (key, chart_title, bytes, series) in specs {
         let mut labels = Vec::new();
@@ -109,8 +151,16 @@ pub fn build(
         let data = api(store, "/api/v1/series", &q)?;
         charts.push(json!({"key": key, "title": chart_title, "bytes": bytes, "labels": labels, "data": data}));
     }
-    let findings = api(store, "/api/v1/findings", &format!("from={from_ms}&to={to_ms}&at={to_ms}&entity={entity}"))?;
-    let profiles = api(store, "/api/v1/profiles", &format!("entity={entity}&at={to_ms}"))?;
+    let findings = api(
+        store,
+        "/api/v1/findings",
+        &format!("from={from_ms}&to={to_ms}&at={to_ms}&entity={entity}"),
+    )?;
+    let profiles = api(
+        store,
+        "/api/v1/profiles",
+        &format!("entity={entity}&at={to_ms}"),
+    )?;
     let kept: Vec<&Value> = profiles["profiles"]
         .as_array()
         .into_iter()
@@ -118,7 +168,10 @@ pub fn build(
         .filter(|p| p["ts_ms"].as_i64().is_some_and(|t| t >= from_ms))
         .collect();
     let ids = |kind: &str| -> Vec<i64> {
-        kept.iter().filter(|p| p["kind"] == kind).filter_map(|p| p["id"].as_i64()).collect()
+        kept.iter()
+            .filter(|p| p["kind"] == kind)
+            .filter_map(|p| p["id"].as_i64())
+            .collect()
     };
     let (heaps, goroutine_profiles) = (ids("heap"), ids("goroutine"));
     let flame = |q: String| api(store, "/api/v1/flame", &q).ok();
@@ -140,5 +193,9 @@ pub fn build(
         "profiles": kept,
         "embedded_profile": last_heap.as_ref().map(|(id, _)| id),
     });
-    Ok(html::page(title, &data, last_heap.as_ref().map(|(id, b)| (*id, b.as_slice()))))
+    Ok(html::page(
+        title,
+        &data,
+        last_heap.as_ref().map(|(id, b)| (*id, b.as_slice())),
+    ))
 }
