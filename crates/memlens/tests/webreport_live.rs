@@ -227,6 +227,29 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
         "not the largest group"
     );
 
+    // The kill finding on the leak's page links to the profiles kept by then.
+    ready_page(
+        &mut browser,
+        &format!("http://{addr}/process?id={leak_id}"),
+        "process-leak.png",
+    );
+    let links = browser.eval(
+        "[...document.querySelectorAll('li[data-finding=\"memory.oom_kill\"] a.profiles-link')].map((a) => a.href)",
+    );
+    let link = links[0]
+        .as_str()
+        .unwrap_or_else(|| panic!("no profiles link on the kill: {links}"));
+    let killed_ms: i64 = link.rsplit("at=").next().unwrap().parse().unwrap();
+    let page = ready_page(&mut browser, link, "profiles-at-kill.png");
+    let listed = page["profiles"].as_array().unwrap();
+    assert!(listed.iter().any(|p| p["kind"] == "heap"), "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .all(|p| p["ts_ms"].as_i64() <= Some(killed_ms)),
+        "{listed:?}"
+    );
+
     // Hostile names: drawn as text, never run, in the dashboard and a report.
     let hostile_id = entity_of(&data, hostile_pid);
     let hostile_heap = *profile_ids(&data, hostile_id, "heap")
