@@ -55,6 +55,37 @@ async function showGoroutines(profiles) {
   window.memlens.flames.goroutine = { id: g, ...memlensFlame.draw(document.getElementById('gr-flame'), f.tree, ml.num, false) };
 }
 
+// A small line of `counts` on a canvas (no library: one path).
+function sparkline(counts) {
+  const c = document.createElement('canvas');
+  c.width = 160;
+  c.height = 24;
+  const g = c.getContext('2d');
+  const max = Math.max(1, ...counts);
+  g.strokeStyle = '#d62728';
+  g.beginPath();
+  counts.forEach((v, i) => {
+    const x = counts.length > 1 ? (i * (c.width - 2)) / (counts.length - 1) + 1 : c.width / 2;
+    const y = c.height - 2 - (v / max) * (c.height - 4);
+    if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
+  });
+  g.stroke();
+  return c;
+}
+
+async function showSitesOverTime(entity, at) {
+  const v = await ml.json('/api/v1/goroutines?entity=' + entity + (at !== null ? '&at=' + at : ''));
+  const table = document.getElementById('gr-time');
+  table.replaceChildren(ml.el('tr', {}, ml.el('th', {}, 'site'), ml.el('th', {}, 'first'), ml.el('th', {}, 'last'),
+    ml.el('th', {}, 'over ' + v.t.length + ' profiles' + (v.t.length ? ' from ' + ml.time(v.t[0]) : ''))));
+  for (const s of v.sites) {
+    table.append(ml.el('tr', {}, ml.el('td', { class: 'name' }, (s.function || '(no frames)') + ' ' + s.file + ':' + s.line),
+      ml.el('td', {}, String(s.counts[0])), ml.el('td', {}, String(s.counts[s.counts.length - 1])),
+      ml.el('td', {}, sparkline(s.counts))));
+  }
+  window.memlens.goroutines_over_time = { t: v.t, total: v.total, sites: v.sites.map((s) => ({ function: s.function, counts: s.counts })) };
+}
+
 function pickForms() {
   document.getElementById('heap-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -79,7 +110,7 @@ async function main() {
   document.getElementById('when').textContent = at === null ? 'latest' : 'time travel: ' + ml.time(at);
   pickForms();
   for (const job of [showHeap(list.profiles.filter((p) => p.kind === 'heap')),
-    showGoroutines(list.profiles.filter((p) => p.kind === 'goroutine'))]) {
+    showGoroutines(list.profiles.filter((p) => p.kind === 'goroutine')), showSitesOverTime(id, at)]) {
     await job.catch(ml.fail);
   }
   window.memlens.ready = true;

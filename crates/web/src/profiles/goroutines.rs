@@ -67,9 +67,63 @@ pub fn goroutine_groups(profile: &Profile) -> Result<Value, GoroutineError> {
     Ok(json!({"total": analysis.total_goroutines, "sites": sites, "other_goroutines": other}))
 }
 
+/// Sites followed over time at most (the largest of the last profile).
+const MAX_SITES_OVER_TIME: usize = 10;
+
+/// The goroutines of each of the largest sites of the last profile in
+/// `profiles` (`(ts_ms, groups)` as [`goroutine_groups`] gives them, oldest
+/// first), at every profile: `{"t": [ts...], "total": [n...], "sites":
+/// [{"function", "file", "line", "site", "counts": [n...]}]}` (0 where a
+/// profile has none of the site).
+pub fn sites_over_time(profiles: &[(i64, Value)]) -> Value {
+    let key = |s: &Value| (s["function"].clone(), s["file"].clone(), s["line"].clone());
+    let last = profiles.last().map(|p| &p.1["sites"]);
+    let followed: Vec<&Value> = last
+        .and_then(Value::as_array)
+        .map(|a| a.iter().take(MAX_SITES_OVER_TIME).collect())
+        .unwrap_or_default();
+    let sites: Vec<Value> = followed
+        .iter()
+        .map(|site| {
+            let counts: Vec<u64> = profiles
+                .iter()
+                .map(|(_, groups)| {
+                    groups["sites"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|s| key(s) == key(site))
+                        .map(|s| s["count"].as_u64().unwrap_or(0))
+                        .sum()
+                })
+                .collect();
+            json!({"function": site["function"], "file": site["file"], "line": site["line"],
+                   "site": site["site"], "counts": counts})
+        })
+        .collect();
+    json!({
+        "t": profiles.iter().map(|p| p.0).collect::<Vec<_>>(),
+        "total": profiles.iter().map(|p| p.1["total"].clone()).collect::<Vec<_>>(),
+        "sites": sites,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sites_are_followed_across_profiles_with_zero_where_absent() {
+        let site = |f: &str, n: u64| json!({"function": f, "file": "x.go", "line": 1, "site": "start", "count": n});
+        let older = json!({"total": 3, "sites": [site("main.a", 3)]});
+        let newer = json!({"total": 12, "sites": [site("main.leak", 10), site("main.a", 2)]});
+        let v = sites_over_time(&[(1, older), (2, newer)]);
+        assert_eq!(v["t"], json!([1, 2]));
+        assert_eq!(v["total"], json!([3, 12]));
+        assert_eq!(v["sites"][0]["function"], "main.leak");
+        assert_eq!(v["sites"][0]["counts"], json!([0, 10]));
+        assert_eq!(v["sites"][1]["counts"], json!([3, 2]));
+    }
 
     #[test]
     fn a_captured_leak_profile_groups_at_its_start_function() {

@@ -13,7 +13,7 @@ mod flame;
 mod goroutines;
 
 pub use flame::{diff_tree, flame_tree, FlameNode};
-pub use goroutines::goroutine_groups;
+pub use goroutines::{goroutine_groups, sites_over_time};
 
 use crate::query::Query;
 use crate::ApiError;
@@ -99,9 +99,32 @@ pub(crate) fn flame(store: &Store, query: &Query) -> Result<Value, ApiError> {
     }))
 }
 
+/// Goroutine profiles read at most for the sites over time (the latest).
+const MAX_PROFILES_OVER_TIME: usize = 60;
+
 /// `GET /api/v1/goroutines?id=P`: the goroutine profile `P` grouped by
-/// creation site.
+/// creation site; `?entity=ID[&at=MS]`: the largest sites of the entity's
+/// last goroutine profile by `at`, counted in each of its kept goroutine
+/// profiles (the last 60).
 pub(crate) fn goroutines(store: &Store, query: &Query) -> Result<Value, ApiError> {
+    if let Some(entity) = query.int("entity")? {
+        let at = query.int("at")?.unwrap_or(i64::MAX);
+        let kept: Vec<_> = store
+            .profiles(Some(entity), Some("goroutine"))?
+            .into_iter()
+            .filter(|p| p.ts_ms <= at)
+            .collect();
+        let mut groups = Vec::new();
+        for info in kept.iter().rev().take(MAX_PROFILES_OVER_TIME).rev() {
+            let (_, _, profile) = load(store, info.id)?;
+            let g = goroutine_groups(&profile)
+                .map_err(|e| ApiError::BadRequest(format!("profile {}: {e}", info.id)))?;
+            groups.push((info.ts_ms, g));
+        }
+        let mut value = sites_over_time(&groups);
+        value["entity"] = json!(entity);
+        return Ok(value);
+    }
     let id = query.required_int("id")?;
     let (kind, ts_ms, profile) = load(store, id)?;
     if kind != "goroutine" {
