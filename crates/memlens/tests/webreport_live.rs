@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{history_ready, memlens, query};
+use cli::{history_ready, memlens, memlens_refuses, query};
 
 const READY: &str = "window.memlens && (window.memlens.ready || window.memlens.errors.length > 0)";
 const LEAKED_GOROUTINES: u64 = 300;
@@ -279,6 +279,25 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
     let html_arg = html_path.to_str().unwrap();
     memlens(&["report", "--data", &data, "--target", &key, "-o", html_arg]);
     let html = std::fs::read_to_string(&html_path).unwrap();
+    // Bad input: one line naming what is wrong.
+    let err = memlens_refuses(&["report", "--data", &data, "--target", "process:1:1"]);
+    assert!(
+        err.contains("--target process:1:1: no such entity"),
+        "{err}"
+    );
+    let err = memlens_refuses(&[
+        "report",
+        "--data",
+        &data,
+        "--target",
+        &key,
+        "--from",
+        "4102444800000",
+    ]);
+    assert!(err.contains("--from must be before --to"), "{err}");
+    let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+    let err = memlens_refuses(&["report", "--extract", readme]);
+    assert!(err.contains("no embedded heap profile"), "{err}");
     let profile_path = tmp.path().join("extracted.pb.gz");
     memlens(&[
         "report",
