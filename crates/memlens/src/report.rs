@@ -22,19 +22,25 @@ pub struct ReportArgs {
 
     /// The entity's key in the history (`process:PID:START`, `cgroup:/PATH`;
     /// `memlens query` lists them).
-    #[arg(long, value_name = "KEY", required_unless_present_any = ["pid", "extract"])]
+    #[arg(long, value_name = "KEY", required_unless_present_any = ["pid", "extract", "finding"])]
     pub target: Option<String>,
 
     /// The process with this id (its latest incarnation in the history).
     #[arg(long, value_name = "PID", conflicts_with = "target")]
     pub pid: Option<i64>,
 
+    /// The finding with this row (`row` in the dashboard's API, `id` in `memlens
+    /// query "SELECT id, finding, target FROM findings"`), e.g. an OOM kill: its
+    /// target, the window ending when it fired.
+    #[arg(long, value_name = "ROW", conflicts_with_all = ["target", "pid"])]
+    pub finding: Option<i64>,
+
     /// Start of the window: -DURATION before its end (-2h), 03:12, Unix s/ms,
     /// RFC 3339 [default: an hour before the end].
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub from: Option<String>,
 
-    /// End of the window [default: the entity's last sample].
+    /// End of the window [default: the entity's last sample; with --finding, when it fired].
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub to: Option<String>,
 
@@ -60,9 +66,25 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     let dir = args.data.clone().unwrap_or_else(default_data_dir);
     let store = Store::open_read_only(&dir)
         .with_context(|| format!("cannot read the history in {}", dir.display()))?;
-    let entity = find_entity(&store, args)?;
-    let last_ms = last_sample_ms(&store, &entity)?
-        .with_context(|| format!("{}: no sample of it in the history", entity.key))?;
+    let (entity, last_ms) = match args.finding {
+        Some(row) => {
+            let finding = store
+                .findings(i64::MIN, i64::MAX)?
+                .into_iter()
+                .find(|f| f.row == row)
+                .with_context(|| format!("--finding {row}: no finding with that row"))?;
+            (
+                entity_by_key(&store, &finding.target, "--finding")?,
+                finding.fired_ms,
+            )
+        }
+        None => {
+            let entity = find_entity(&store, args)?;
+            let last = last_sample_ms(&store, &entity)?
+                .with_context(|| format!("{}: no sample of it in the history", entity.key))?;
+            (entity, last)
+        }
+    };
     let to_ms = match &args.to {
         Some(t) => parse_time_ms(t, last_ms).map_err(|e| anyhow::anyhow!("--to: {e}"))?,
         None => last_ms,
@@ -124,13 +146,20 @@ fn find_entity(store: &Store, args: &ReportArgs) -> anyhow::Result<EntityInfo> {
             .pop()
             .with_context(|| format!("--pid {pid}: no such process in the history"));
     }
-    let key = args.target.as_deref().unwrap_or_default();
+    entity_by_key(
+        store,
+        args.target.as_deref().unwrap_or_default(),
+        "--target",
+    )
+}
+
+fn entity_by_key(store: &Store, key: &str, flag: &str) -> anyhow::Result<EntityInfo> {
     store
         .entities()?
         .into_iter()
         .find(|e| e.key == key)
         .with_context(|| {
-            format!("--target {key}: no such entity in the history (keys look like process:PID:START or cgroup:/PATH)")
+            format!("{flag} {key}: no such entity in the history (keys look like process:PID:START or cgroup:/PATH)")
         })
 }
 

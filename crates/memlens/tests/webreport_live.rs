@@ -279,6 +279,31 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
     let html_arg = html_path.to_str().unwrap();
     memlens(&["report", "--data", &data, "--target", &key, "-o", html_arg]);
     let html = std::fs::read_to_string(&html_path).unwrap();
+    // The same report through the kill finding: the same embedded profile.
+    let kill_row = query(
+        &data,
+        &format!(
+            "SELECT id AS row FROM findings WHERE finding = 'memory.oom_kill' AND target = '{key}'"
+        ),
+    )[0]["row"]
+        .as_i64()
+        .expect("the kill finding's row");
+    let by_finding = tmp.path().join("by-finding.html");
+    let by_finding_arg = by_finding.to_str().unwrap();
+    memlens(&[
+        "report",
+        "--data",
+        &data,
+        "--finding",
+        &kill_row.to_string(),
+        "-o",
+        by_finding_arg,
+    ]);
+    assert_eq!(
+        extract(&std::fs::read_to_string(&by_finding).unwrap()),
+        extract(&html),
+        "--finding {kill_row} and --target {key} embed the same profile"
+    );
     // Bad input: one line naming what is wrong.
     let err = memlens_refuses(&["report", "--data", &data, "--target", "process:1:1"]);
     assert!(
@@ -376,6 +401,15 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
         embedded_b64,
         heaps.len()
     );
+}
+
+/// The embedded profile's base64 (the page's own element).
+fn extract(html: &str) -> String {
+    let start = html
+        .find("id=\"memlens-profile\"")
+        .expect("an embedded profile");
+    let body = &html[start..];
+    body[body.find('>').unwrap() + 1..body.find("</pre>").unwrap()].to_string()
 }
 
 fn key_of(data: &str, id: i64) -> String {
