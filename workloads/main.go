@@ -82,6 +82,9 @@
 //	mmap            K anonymous private read-write mappings of --mapping-kib KiB,
 //	                each between unmapped one-page holes so none merge: the VMA count
 //	                in /proc/PID/maps rises by exactly K. Every page is written.
+//	hostile-profile /debug/pprof/heap serves a hand-built heap profile whose
+//	                function and file names carry <script>/onerror payloads
+//	                (modes_hostile_profile.go)
 //	hostile         debug endpoints that misbehave: the pprof index answers, but
 //	                /debug/vars streams --hostile-mib MiB of never-ending JSON and
 //	                the heap and goroutine profiles never answer.
@@ -212,23 +215,24 @@ type config struct {
 // when its setup is done (setup modes) or never (periodic modes); either way the
 // process lives until --duration passes.
 var modes = map[string]func(c *config, rng *rand.Rand){
-	"steady":         runSteady,
-	"heap-leak":      runHeapLeak,
-	"alloc-churn":    runAllocChurn,
-	"goroutine-leak": runGoroutineLeak,
-	"map-bloat":      runMapBloat,
-	"fd-leak":        runFDLeak,
-	"mmap":           runMmap,
-	"hostile":        runHostile,
-	"level-off":      runLevelOff,
-	"file-thrash":    runFileThrash,
+	"steady":          runSteady,
+	"heap-leak":       runHeapLeak,
+	"alloc-churn":     runAllocChurn,
+	"goroutine-leak":  runGoroutineLeak,
+	"map-bloat":       runMapBloat,
+	"fd-leak":         runFDLeak,
+	"mmap":            runMmap,
+	"hostile":         runHostile,
+	"hostile-profile": runHostileProfile,
+	"level-off":       runLevelOff,
+	"file-thrash":     runFileThrash,
 }
 
 // parseFlags reads the command line into a config, exiting 2 on a bad flag.
 func parseFlags() *config {
 	c := &config{}
 	fs := flag.NewFlagSet("workload", flag.ExitOnError)
-	fs.StringVar(&c.mode, "mode", "", "steady | heap-leak | goroutine-leak | map-bloat | fd-leak | alloc-churn | mmap | hostile")
+	fs.StringVar(&c.mode, "mode", "", "steady | heap-leak | goroutine-leak | map-bloat | fd-leak | alloc-churn | mmap | hostile | hostile-profile")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:0", "address of the pprof/expvar HTTP server")
 	fs.DurationVar(&c.duration, "duration", 60*time.Second, "hard bound on the run (0 = until killed)")
 	fs.DurationVar(&c.tick, "tick", 100*time.Millisecond, "interval of the periodic work")

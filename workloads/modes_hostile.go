@@ -15,6 +15,9 @@ import (
 // handlerFor is the HTTP handler of the workload's server: the standard
 // pprof/expvar mux, or the hostile one for --mode hostile.
 func handlerFor(c *config) http.Handler {
+	if c.mode == "hostile-profile" {
+		return hostileProfileHandler()
+	}
 	if c.mode != "hostile" {
 		return http.DefaultServeMux
 	}

@@ -20,6 +20,7 @@ mod history;
 mod profiles;
 mod query;
 mod replay;
+mod report;
 mod runtime;
 mod serve;
 mod show;
@@ -62,6 +63,8 @@ enum Command {
     History(history::HistoryArgs),
     /// The web dashboard over a recorded history (what `watch --listen` serves live): host overview, process pages, time travel.
     Serve(serve::ServeArgs),
+    /// One self-contained HTML file about a process of a recorded history (charts, findings, flame graphs, goroutines, its heap profile) that opens offline.
+    Report(report::ReportArgs),
     /// Read-only SQL over the history (views: samples, entities, series, profiles, findings).
     Query(query::QueryArgs),
     /// Runs the detectors over a recorded history: when each finding would have fired and cleared.
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => watch::run(&args),
         Command::History(args) => history::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Query(args) => query::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Profiles(args) => profiles::run(&args),

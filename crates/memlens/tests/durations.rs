@@ -298,7 +298,7 @@ fn bad_durations_are_one_line_naming_the_flag_and_the_value() {
 #[test]
 fn help_says_the_syntax_once_and_no_default_twice() {
     for command in [
-        "watch", "snapshot", "diagnose", "advise", "history", "profiles",
+        "watch", "snapshot", "diagnose", "advise", "history", "profiles", "report",
     ] {
         let help = memlens(&[command, "--help"]);
         assert_eq!(
@@ -320,6 +320,7 @@ fn help_says_the_syntax_once_and_no_default_twice() {
         "profiles",
         "diagnose",
         "advise",
+        "report",
     ] {
         let help = memlens(&[command, "--help"]);
         for line in help.lines() {

@@ -45,6 +45,7 @@ function chartSpecs(e) {
     const from = Math.min(ml.intParam('from') ?? Math.max(at - span, info.first_ms), to - 1000);
     const entity = await ml.json('/api/v1/entity?id=' + id + '&at=' + at);
     document.getElementById('home-link').setAttribute('href', '/?at=' + at);
+    document.getElementById('profiles-link').setAttribute('href', '/profiles?id=' + id + '&at=' + at);
     const name = entity.kind === 'process' ? (entity.comm || '?') + ' (pid ' + entity.pid + ')' : entity.cgroup;
     document.title = 'memlens: ' + name;
     document.getElementById('title').textContent = name;
@@ -58,7 +59,7 @@ function chartSpecs(e) {
     const dataP = specs.map((c) => ml.json('/api/v1/series?from=' + from + '&to=' + to + '&at=' + at + '&width=' + width +
       c.series.map((s) => '&s=' + s[0] + ':' + encodeURIComponent(s[1])).join('')));
     const findings = (await findingsP).findings;
-    listFindings(findings, at);
+    listFindings(findings, at, entity.kind === 'process' ? id : null);
     const markers = findings.flatMap((f) => [
       { id: f.id, severity: f.severity, kind: 'fired', ms: f.fired_ms },
       ...(f.cleared_ms === null ? [] : [{ id: f.id, severity: f.severity, kind: 'cleared', ms: f.cleared_ms }])]);
@@ -268,7 +269,9 @@ function drawBar(e) {
   window.memlens.bar = { at: e.at, segments: segs.map(([label, bytes]) => ({ label, bytes })) };
 }
 
-function listFindings(findings, at) {
+// `process`: the page's process id, for each finding's link to the profiles
+// the agent had kept of it by the time the finding fired (null: a cgroup).
+function listFindings(findings, at, process) {
   const ul = document.getElementById('findings');
   if (findings.length === 0) ul.append(ml.el('li', {}, 'no finding in this range'));
   for (const f of findings) {
@@ -284,7 +287,9 @@ function listFindings(findings, at) {
       ' on ' + f.target + ' — ' + state,
       f.forecast ? ml.el('div', {}, 'predicted kill ' + ml.time(f.forecast.kill_ms) +
         (f.forecast.earliest_ms ? ', range ' + ml.time(f.forecast.earliest_ms) + ' to ' + (f.forecast.latest_ms ? ml.time(f.forecast.latest_ms) : 'later') : '')) : null,
-      table, ml.el('div', {}, f.recommendation));
+      table, ml.el('div', {}, f.recommendation),
+      process === null ? null : ml.el('a', { class: 'profiles-link', href: '/profiles?id=' + process + '&at=' + f.fired_ms },
+        'heap and goroutine profiles kept by then'));
     ul.append(li);
   }
   window.memlens.findings = findings.map((f) => ({ id: f.id, severity: f.severity, fired_ms: f.fired_ms, cleared_ms: f.cleared_ms, active: f.active }));

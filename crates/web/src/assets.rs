@@ -24,6 +24,21 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../assets/process.html"),
     },
     Asset {
+        path: "/profiles",
+        content_type: "text/html; charset=utf-8",
+        body: include_bytes!("../assets/profiles.html"),
+    },
+    Asset {
+        path: "/assets/flame.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../assets/flame.js"),
+    },
+    Asset {
+        path: "/assets/profiles.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../assets/profiles.js"),
+    },
+    Asset {
         path: "/assets/app.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../assets/app.css"),

@@ -8,7 +8,10 @@
 //! - `api.rs`: `/api/v1/info`, `/api/v1/entities` (ranked by risk),
 //!   `/api/v1/entity`, `/api/v1/findings` (see `docs/api.md`).
 //! - `series.rs`: `/api/v1/series`, min/max per pixel column.
+//! - [`profiles`]: `/api/v1/profiles`, `/api/v1/flame` (a flame graph tree,
+//!   or the growth between two profiles), `/api/v1/goroutines`.
 //! - `assets.rs`: the pages, scripts and the vendored chart library (uPlot).
+//! - [`report`]: the self-contained HTML report of `memlens report`.
 //! - [`server`]: the HTTP server of `memlens watch --listen` and `memlens
 //!   serve`: `/metrics` (when given), the dashboard, the bearer token
 //!   exchanged for a cookie off loopback.
@@ -19,7 +22,9 @@
 
 mod api;
 mod assets;
+pub mod profiles;
 mod query;
+pub mod report;
 mod series;
 pub mod server;
 
@@ -76,7 +81,11 @@ impl Response {
 
 /// Whether `path` is the dashboard's (a page, an asset or the API).
 pub fn is_dashboard_path(path: &str) -> bool {
-    path == "/" || path == "/process" || path.starts_with("/assets/") || path.starts_with("/api/")
+    path == "/"
+        || path == "/process"
+        || path == "/profiles"
+        || path.starts_with("/assets/")
+        || path.starts_with("/api/")
 }
 
 /// Answers a GET of the dashboard's `path` with `query`; `store` is the
@@ -97,6 +106,9 @@ pub fn handle(store: Option<&Store>, path: &str, query: &Query) -> Response {
         "/api/v1/entity" => api::entity(store, query),
         "/api/v1/findings" => api::findings(store, query),
         "/api/v1/series" => series::series(store, query),
+        "/api/v1/profiles" => profiles::list(store, query),
+        "/api/v1/flame" => profiles::flame(store, query),
+        "/api/v1/goroutines" => profiles::goroutines(store, query),
         _ => return Response::error(404, format!("no such endpoint: {path}")),
     };
     match result {
