@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // leakyWorkersArrived counts the leakyWorker goroutines that have reached their
@@ -113,6 +114,7 @@ func runMapBloat(c *config, _ *rand.Rand) {
 	}
 	stats.mapEntries.Set(int64(len(bloatedMap)))
 	say("MAP_FULL entries=%d", len(bloatedMap))
+	sayMapHeader()
 
 	sleepFor(c.shrinkAfter)
 	keep := int64(c.mapKeep)
@@ -124,7 +126,15 @@ func runMapBloat(c *config, _ *rand.Rand) {
 	runtime.GC()
 	stats.mapEntries.Set(int64(len(bloatedMap)))
 	say("MAP_SHRUNK entries=%d", len(bloatedMap))
+	sayMapHeader()
 	say("SETUP_DONE")
+}
+
+// sayMapHeader prints bloatedMap's length and capacity as its runtime header
+// holds them (mapheader.go), for outside readers to compare against.
+func sayMapHeader() {
+	h := readMapHeader(unsafe.Pointer(&bloatedMap))
+	say("MAP_HEADER var=main.bloatedMap len=%d capacity=%d layout=%s", h.length, h.capacity, h.layout)
 }
 
 // leakedFiles keeps every file fd-leak opens reachable, so no finalizer closes it.
