@@ -68,6 +68,9 @@ impl DwarfIndex {
             SectionId::DebugLineStr,
             SectionId::DebugStrOffsets,
             SectionId::DebugAddr,
+            SectionId::DebugLine,
+            SectionId::DebugRanges,
+            SectionId::DebugRngLists,
         ] {
             if let Some(s) = elf.section_by_name(id.name()) {
                 let bytes = s
