@@ -186,7 +186,9 @@ fn index_sections(sections: &HashMap<SectionId, Cow<[u8]>>) -> Result<DwarfIndex
 }
 
 /// The address of a variable located by a lone `DW_OP_addr`.
-fn variable_addr(entry: &gimli::DebuggingInformationEntry<EndianSlice<LittleEndian>>) -> Option<u64> {
+fn variable_addr(
+    entry: &gimli::DebuggingInformationEntry<EndianSlice<LittleEndian>>,
+) -> Option<u64> {
     let expr = entry.attr_value(gimli::DW_AT_location)?;
     let AttributeValue::Exprloc(expr) = expr else {
         return None;

@@ -79,7 +79,11 @@ impl MapStats {
 /// Reads the map held by the variable at `var_addr`, twice or more until two
 /// reads agree (up to a few attempts; else `consistent: false` with the last).
 /// A nil map reads as empty with no slots.
-pub fn read_map(mem: &dyn Memory, var_addr: u64, layout: &MapLayout) -> Result<MapStats, ReadError> {
+pub fn read_map(
+    mem: &dyn Memory,
+    var_addr: u64,
+    layout: &MapLayout,
+) -> Result<MapStats, ReadError> {
     let mut last = read_once(mem, var_addr, layout)?;
     for _ in 1..READ_ATTEMPTS {
         let next = read_once(mem, var_addr, layout)?;
@@ -263,7 +267,10 @@ mod tests {
             m.put(addr, &t);
         }
         let s = read_map(&m, 0x1000, &SWISS).unwrap();
-        assert_eq!((s.length, s.capacity_slots, s.tables), (1500, 2048, Some(3)));
+        assert_eq!(
+            (s.length, s.capacity_slots, s.tables),
+            (1500, 2048, Some(3))
+        );
     }
 
     #[test]

@@ -140,7 +140,11 @@ fn write_table(out: &mut impl Write, r: &MapsReport) -> std::io::Result<()> {
             m.load,
             m.layout,
             m.r#type,
-            if m.consistent { "" } else { "  (changing while read)" }
+            if m.consistent {
+                ""
+            } else {
+                "  (changing while read)"
+            }
         )?;
     }
     for s in &r.skipped {
