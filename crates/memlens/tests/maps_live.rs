@@ -1,5 +1,6 @@
 //! `memlens maps` against the live map-bloat workload built with Go 1.19
-//! (classic hmap) and Go 1.27 (Swiss tables): the length and capacity memlens
+//! (classic hmap), 1.24 (the first Swiss tables), 1.25 (DWARF 5) and 1.27
+//! (Swiss tables): the length and capacity memlens
 //! reads from outside (DWARF + /proc/PID/mem) must equal what the workload
 //! printed from its own header through unsafe (`MAP_HEADER`, workloads/
 //! mapheader.go, written from the runtime sources, not from DWARF), before and
@@ -152,4 +153,14 @@ fn exited_pid_is_one_clear_line() {
     w.kill();
     let line = memlens_refuses(&["maps", "--pid", &pid.to_string()]);
     assert!(line.contains(&format!("process {pid}")), "{line}");
+}
+
+#[test]
+fn go124_swiss_map_length_and_capacity_match_the_workload() {
+    check(GoToolchain::go124(), "swiss");
+}
+
+#[test]
+fn go125_swiss_map_dwarf5_length_and_capacity_match_the_workload() {
+    check(GoToolchain::go125(), "swiss");
 }
