@@ -31,8 +31,15 @@ struct TypeDie {
     tag: u16,
     name: String,
     type_ref: Option<u64>,
-    members: Vec<(String, u64)>,
+    /// Fields: name, byte offset, type.
+    members: Vec<(String, u64, Option<u64>)>,
 }
+
+/// How deep the index follows fields of package-level structs (`pkg.v.a.b.c.d`).
+pub const MAX_FIELD_DEPTH: usize = 4;
+
+/// The most map locations the index lists for one binary.
+pub const MAX_INDEXED_MAPS: usize = 100_000;
 
 /// Package-level map variables of one Go binary.
 #[derive(Debug, Default)]
@@ -125,7 +132,7 @@ fn index_sections(sections: &HashMap<SectionId, Cow<[u8]>>) -> Result<DwarfIndex
                     .and_then(|a| a.udata_value());
                 if let (Some(s), Some(off)) = (current_struct, member_offset) {
                     if let Some(t) = types.get_mut(&s) {
-                        t.members.push((name, off));
+                        t.members.push((name, off, type_ref));
                     }
                 }
                 continue;
@@ -161,28 +168,65 @@ fn index_sections(sections: &HashMap<SectionId, Cow<[u8]>>) -> Result<DwarfIndex
     }
     let mut index = DwarfIndex::default();
     for (name, addr, type_ref) in vars {
-        let Some(map_type) = types.get(&type_ref) else {
-            continue;
-        };
-        if map_type.tag != gimli::DW_TAG_typedef.0 || !map_type.name.starts_with("map[") {
-            continue;
-        }
-        match layout_of(map_type, &types, &by_name) {
+        collect(&mut index, &types, &by_name, name, addr, type_ref, 0);
+    }
+    Ok(index)
+}
+
+/// Adds the map at `addr` of type `type_ref` named `path`, or the maps in its
+/// fields when it is a struct (to [`MAX_FIELD_DEPTH`]).
+fn collect(
+    index: &mut DwarfIndex,
+    types: &HashMap<u64, TypeDie>,
+    by_name: &HashMap<String, u64>,
+    path: String,
+    addr: u64,
+    type_ref: u64,
+    depth: usize,
+) {
+    if index.maps.len() >= MAX_INDEXED_MAPS {
+        return;
+    }
+    let Some(t) = types.get(&type_ref) else {
+        return;
+    };
+    if t.tag == gimli::DW_TAG_typedef.0 && t.name.starts_with("map[") {
+        match layout_of(t, types, by_name) {
             Ok(layout) => {
-                let (key_type, value_type) = split_map_type(&map_type.name);
+                let (key_type, value_type) = split_map_type(&t.name);
                 index.maps.push(MapVariable {
-                    name,
+                    name: path,
                     addr,
-                    type_name: map_type.name.clone(),
+                    type_name: t.name.clone(),
                     key_type,
                     value_type,
                     layout,
                 });
             }
-            Err(why) => index.skipped.push((name, why.to_string())),
+            Err(why) => index.skipped.push((path, why.to_string())),
+        }
+        return;
+    }
+    if t.tag != gimli::DW_TAG_structure_type.0 || depth >= MAX_FIELD_DEPTH {
+        return;
+    }
+    for (field, offset, field_type) in &t.members {
+        if let Some(field_type) = field_type {
+            let Some(field_addr) = addr.checked_add(*offset) else {
+                continue;
+            };
+            let field_path = format!("{path}.{field}");
+            collect(
+                index,
+                types,
+                by_name,
+                field_path,
+                field_addr,
+                *field_type,
+                depth + 1,
+            );
         }
     }
-    Ok(index)
 }
 
 /// The address of a variable located by a lone `DW_OP_addr`.
@@ -226,8 +270,8 @@ fn layout_of(
     let field = |t: &TypeDie, f: &str| {
         t.members
             .iter()
-            .find(|(n, _)| n == f)
-            .map(|(_, o)| *o)
+            .find(|(n, _, _)| n == f)
+            .map(|(_, o, _)| *o)
             .ok_or_else(|| missing(&t.name, f))
     };
     if let Some(rest) = header.name.strip_prefix("map<") {

@@ -4,7 +4,8 @@
 //! reads from outside (DWARF + /proc/PID/mem) must equal what the workload
 //! printed from its own header through unsafe (`MAP_HEADER`, workloads/
 //! mapheader.go, written from the runtime sources, not from DWARF), before and
-//! after it deletes most entries; and the capacity must not shrink.
+//! after it deletes most entries; and the capacity must not shrink. A second
+//! map, two fields deep in a package-level struct, checks the field paths.
 //!
 //! Timing: the workload waits `--shrink-after` (30 s) between `MAP_FULL` and
 //! the deletes; memlens reads the full map in well under a second (0.3 s for a
@@ -22,6 +23,8 @@ mod cli;
 use cli::{memlens_json, memlens_refuses};
 
 const VARIABLE: &str = "main.bloatedMap";
+/// A map two fields deep in a package-level struct, filled with KEEP entries.
+const FIELD_PATH: &str = "main.mapHolder.inner.keys";
 const ENTRIES: u64 = 200_000;
 const KEEP: u64 = 1_000;
 
@@ -37,15 +40,15 @@ fn header_numbers(line: &str) -> (u64, u64) {
     (field("len="), field("capacity="))
 }
 
-/// memlens's row for the workload's map.
-fn memlens_row(pid: i32) -> Value {
+/// memlens's row for the workload's map `path`.
+fn memlens_row(pid: i32, path: &str) -> Value {
     let report = memlens_json(&["maps", "--pid", &pid.to_string(), "--json"]);
     report["maps"]
         .as_array()
         .expect("maps is an array")
         .iter()
-        .find(|m| m["path"] == VARIABLE)
-        .unwrap_or_else(|| panic!("no {VARIABLE} in {report:#}"))
+        .find(|m| m["path"] == path)
+        .unwrap_or_else(|| panic!("no {path} in {report:#}"))
         .clone()
 }
 
@@ -58,7 +61,8 @@ fn check(toolchain: GoToolchain, layout: &str) {
         .start();
     let wait = Duration::from_secs(90);
     w.wait_for_line("MAP_FULL", wait);
-    let full_line = w.wait_for_line("MAP_HEADER", wait);
+    let prefix = format!("MAP_HEADER var={VARIABLE} ");
+    let full_line = w.wait_for_line(&prefix, wait);
     let (full_len, full_capacity) = header_numbers(&full_line);
     assert_eq!(full_len, ENTRIES, "{full_line}");
     assert!(
@@ -66,7 +70,7 @@ fn check(toolchain: GoToolchain, layout: &str) {
         "{full_line}"
     );
 
-    let full = memlens_row(w.pid());
+    let full = memlens_row(w.pid(), VARIABLE);
     assert!(
         !w.stdout_lines().iter().any(|l| l.starts_with("MAP_SHRUNK")),
         "the deletes began before memlens finished reading the full map"
@@ -83,11 +87,21 @@ fn check(toolchain: GoToolchain, layout: &str) {
     );
     assert_eq!(full["consistent"], true, "{full:#}");
 
+    let field_line = w.wait_for_line(&format!("MAP_HEADER var={FIELD_PATH} "), wait);
+    let field = memlens_row(w.pid(), FIELD_PATH);
+    let (field_len, field_capacity) = header_numbers(&field_line);
+    assert_eq!(field_len, KEEP, "{field_line}");
+    assert_eq!(field["length"], field_len, "{field:#} vs {field_line}");
+    assert_eq!(
+        field["capacity_slots"], field_capacity,
+        "{field:#} vs {field_line}"
+    );
+
     w.wait_for_line("MAP_SHRUNK", wait);
     let shrunk_line = w
         .stdout_lines()
         .into_iter()
-        .filter(|l| l.starts_with("MAP_HEADER"))
+        .filter(|l| l.starts_with(&prefix))
         .nth(1);
     let shrunk_line = match shrunk_line {
         Some(l) => l,
@@ -95,14 +109,14 @@ fn check(toolchain: GoToolchain, layout: &str) {
             w.wait_for_line("SETUP_DONE", wait);
             w.stdout_lines()
                 .into_iter()
-                .filter(|l| l.starts_with("MAP_HEADER"))
+                .filter(|l| l.starts_with(&prefix))
                 .nth(1)
                 .expect("a second MAP_HEADER before SETUP_DONE")
         }
     };
     let (shrunk_len, shrunk_capacity) = header_numbers(&shrunk_line);
     assert_eq!(shrunk_len, KEEP, "{shrunk_line}");
-    let shrunk = memlens_row(w.pid());
+    let shrunk = memlens_row(w.pid(), VARIABLE);
     assert_eq!(
         shrunk["length"], shrunk_len,
         "after deletes: {shrunk:#} vs {shrunk_line}"

@@ -60,7 +60,9 @@ fn unit_map_keys(goroot: &Path) -> u64 {
         .nth(1)
         .expect("unitMap literal in time/format.go");
     let body = &body[..body.find("\n}").expect("end of unitMap literal")];
-    body.lines().filter(|l| l.trim_start().starts_with('"')).count() as u64
+    body.lines()
+        .filter(|l| l.trim_start().starts_with('"'))
+        .count() as u64
 }
 
 #[test]
@@ -94,7 +96,10 @@ fn pprof_web_ui_maps_are_listed_without_errors() {
     // Ready when the UI answers (a Go build and a loaded machine: a minute).
     let deadline = Instant::now() + Duration::from_secs(60);
     while http_get(&addr, "/ui/top").is_err() {
-        assert!(Instant::now() < deadline, "pprof -http never answered on {addr}");
+        assert!(
+            Instant::now() < deadline,
+            "pprof -http never answered on {addr}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
