@@ -98,6 +98,16 @@ pub fn read_map(
     Ok(last)
 }
 
+/// The address of the field at `offset` past `base`; a sum past the top of the
+/// address space (a torn or garbage pointer) is an unreadable address.
+fn field(base: u64, offset: u64) -> Result<u64, ReadError> {
+    base.checked_add(offset).ok_or(ReadError::Unmapped {
+        addr: base,
+        len_bytes: 0,
+        reason: format!("field offset {offset} overflows the address space"),
+    })
+}
+
 /// One read of the header (and directory), `consistent` left false.
 fn read_once(mem: &dyn Memory, var_addr: u64, layout: &MapLayout) -> Result<MapStats, ReadError> {
     let header = mem.read_u64(var_addr)?;
@@ -110,11 +120,11 @@ fn read_once(mem: &dyn Memory, var_addr: u64, layout: &MapLayout) -> Result<MapS
             b_offset,
             noverflow_offset,
         } => {
-            let count = mem.read_u64(header + count_offset)?;
+            let count = mem.read_u64(field(header, count_offset)?)?;
             let mut b = [0u8; 1];
-            mem.read(header + b_offset, &mut b)?;
+            mem.read(field(header, b_offset)?, &mut b)?;
             let mut noverflow = [0u8; 2];
-            mem.read(header + noverflow_offset, &mut noverflow)?;
+            mem.read(field(header, noverflow_offset)?, &mut noverflow)?;
             Ok(MapStats {
                 length: count,
                 // B is at most 63 in any real map; a larger value is a torn read.
@@ -130,9 +140,9 @@ fn read_once(mem: &dyn Memory, var_addr: u64, layout: &MapLayout) -> Result<MapS
             dir_len_offset,
             table_capacity_offset,
         } => {
-            let used = mem.read_u64(header + used_offset)?;
-            let dir_ptr = mem.read_u64(header + dir_ptr_offset)?;
-            let dir_len = mem.read_u64(header + dir_len_offset)?;
+            let used = mem.read_u64(field(header, used_offset)?)?;
+            let dir_ptr = mem.read_u64(field(header, dir_ptr_offset)?)?;
+            let dir_len = mem.read_u64(field(header, dir_len_offset)?)?;
             let mut stats = MapStats {
                 length: used,
                 ..MapStats::default()
@@ -152,8 +162,10 @@ fn read_once(mem: &dyn Memory, var_addr: u64, layout: &MapLayout) -> Result<MapS
                     continue;
                 }
                 let mut cap = [0u8; 2];
-                mem.read(table + table_capacity_offset, &mut cap)?;
-                stats.capacity_slots += u64::from(u16::from_le_bytes(cap));
+                mem.read(field(table, table_capacity_offset)?, &mut cap)?;
+                stats.capacity_slots = stats
+                    .capacity_slots
+                    .saturating_add(u64::from(u16::from_le_bytes(cap)));
             }
             stats.tables = Some(seen.len() as u64);
             Ok(stats)
@@ -292,6 +304,17 @@ mod tests {
         m.put(0x2000, &classic_header(1, 1, 0));
         let e = read_map(&m, 0x1000, &CLASSIC).unwrap_err();
         assert_eq!(e, ReadError::Exited { pid: 7 });
+    }
+
+    #[test]
+    fn header_pointer_at_the_top_of_the_address_space_is_unreadable() {
+        // Found by the fuzzer: a garbage table pointer plus a field offset overflowed.
+        let mut m = Fake::default();
+        m.put(0x1000, &0x2000u64.to_le_bytes());
+        m.put(0x2000, &swiss_header(1, 0x3000, 1));
+        m.put(0x3000, &u64::MAX.to_le_bytes());
+        let e = read_map(&m, 0x1000, &SWISS).unwrap_err();
+        assert!(e.to_string().contains("overflows"), "{e}");
     }
 
     #[test]

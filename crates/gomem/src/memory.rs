@@ -74,6 +74,15 @@ impl ProcMemory {
 
 impl Memory for ProcMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        let len_bytes = buf.len();
+        let unmapped = |reason: String| ReadError::Unmapped {
+            addr,
+            len_bytes,
+            reason,
+        };
+        if addr.checked_add(buf.len() as u64).is_none() {
+            return Err(unmapped("range past the top of the address space".into()));
+        }
         let mut done = 0;
         while done < buf.len() {
             match self.file.read_at(&mut buf[done..], addr + done as u64) {
@@ -84,11 +93,7 @@ impl Memory for ProcMemory {
                     if self.gone() || e.raw_os_error() == Some(libc_esrch()) {
                         return Err(ReadError::Exited { pid: self.pid });
                     }
-                    return Err(ReadError::Unmapped {
-                        addr,
-                        len_bytes: buf.len(),
-                        reason: e.to_string(),
-                    });
+                    return Err(unmapped(e.to_string()));
                 }
             }
         }
@@ -96,11 +101,7 @@ impl Memory for ProcMemory {
             if self.gone() {
                 return Err(ReadError::Exited { pid: self.pid });
             }
-            return Err(ReadError::Unmapped {
-                addr,
-                len_bytes: buf.len(),
-                reason: format!("short read ({done} bytes)"),
-            });
+            return Err(unmapped(format!("short read ({done} bytes)")));
         }
         Ok(())
     }
