@@ -255,6 +255,32 @@ mod tests {
         assert!(s.consistent);
     }
 
+    /// A classic map whose `count` goes up by one on every read of it.
+    struct Growing(Cell<u64>);
+
+    impl Memory for Growing {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+            buf.fill(0);
+            match addr {
+                0x1000 => buf.copy_from_slice(&0x2000u64.to_le_bytes()),
+                0x2000 => {
+                    self.0.set(self.0.get() + 1);
+                    buf.copy_from_slice(&self.0.get().to_le_bytes());
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_map_changing_on_every_read_is_marked_inconsistent() {
+        let m = Growing(Cell::new(0));
+        let s = read_map(&m, 0x1000, &CLASSIC).unwrap();
+        assert!(!s.consistent);
+        assert_eq!(s.length, READ_ATTEMPTS as u64, "the last read is kept");
+    }
+
     #[test]
     fn nil_map_is_empty_without_slots() {
         let mut m = Fake::default();
