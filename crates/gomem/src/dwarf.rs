@@ -23,6 +23,9 @@ pub struct MapVariable {
     pub value_type: String,
     /// Where the header's fields are.
     pub layout: MapLayout,
+    /// Bytes of one bucket (classic, `map.bucket[K]V`) or group (Swiss,
+    /// `map.group[K]V`) of 8 slots, when the DWARF has that type.
+    pub group_bytes: Option<u64>,
 }
 
 /// One type entry, as much of it as the index needs.
@@ -31,6 +34,7 @@ struct TypeDie {
     tag: u16,
     name: String,
     type_ref: Option<u64>,
+    byte_size: Option<u64>,
     /// Fields: name, byte offset, type.
     members: Vec<(String, u64, Option<u64>)>,
 }
@@ -160,6 +164,9 @@ fn index_sections(sections: &HashMap<SectionId, Cow<[u8]>>) -> Result<DwarfIndex
                         tag: tag.0,
                         name,
                         type_ref,
+                        byte_size: entry
+                            .attr(gimli::DW_AT_byte_size)
+                            .and_then(|a| a.udata_value()),
                         members: Vec::new(),
                     },
                 );
@@ -194,6 +201,15 @@ fn collect(
         match layout_of(t, types, by_name) {
             Ok(layout) => {
                 let (key_type, value_type) = split_map_type(&t.name);
+                let kind = match layout {
+                    MapLayout::Classic { .. } => "bucket",
+                    MapLayout::Swiss { .. } => "group",
+                };
+                let kv = &t.name["map".len()..];
+                let group_bytes = [format!("noalg.map.{kind}{kv}"), format!("map.{kind}{kv}")]
+                    .iter()
+                    .filter_map(|n| by_name.get(n).and_then(|o| types.get(o)))
+                    .find_map(|g| g.byte_size);
                 index.maps.push(MapVariable {
                     name: path,
                     addr,
@@ -201,6 +217,7 @@ fn collect(
                     key_type,
                     value_type,
                     layout,
+                    group_bytes,
                 });
             }
             Err(why) => index.skipped.push((path, why.to_string())),

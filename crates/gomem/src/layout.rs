@@ -65,6 +65,40 @@ pub struct MapStats {
     pub consistent: bool,
 }
 
+/// Bytes the buckets or groups of a map with `capacity_slots` slots take
+/// (`group_bytes` per 8 slots; classic overflow buckets included).
+pub fn bytes_held(stats: &MapStats, group_bytes: u64) -> u64 {
+    let groups = (stats.capacity_slots / SLOTS_PER_GROUP)
+        .saturating_add(stats.overflow_buckets.unwrap_or(0));
+    groups.saturating_mul(group_bytes)
+}
+
+/// Bytes of buckets or groups a fresh map of `length` entries would hold: the
+/// runtime sizes a map to a power of two of buckets/groups filled at most to
+/// its maximum load (6.5 of 8 slots classic, 7 of 8 Swiss); a map of at most
+/// 8 entries takes one. What a map holds beyond this is its "never shrinks"
+/// waste.
+pub fn bytes_needed(length: u64, layout: &MapLayout, group_bytes: u64) -> u64 {
+    if length == 0 {
+        return 0;
+    }
+    // Entries per group at the maximum load, in eighths to stay in integers.
+    let per_group_eighths = match layout {
+        MapLayout::Classic { .. } => 52, // 6.5 entries
+        MapLayout::Swiss { .. } => 56,   // 7 entries
+    };
+    let groups = if length <= SLOTS_PER_GROUP {
+        1
+    } else {
+        length
+            .saturating_mul(8)
+            .div_ceil(per_group_eighths)
+            .checked_next_power_of_two()
+            .unwrap_or(u64::MAX)
+    };
+    groups.saturating_mul(group_bytes)
+}
+
 impl MapStats {
     /// `length / capacity_slots` (0 for a map with no slots).
     pub fn load(&self) -> f64 {
@@ -279,6 +313,23 @@ mod tests {
         let s = read_map(&m, 0x1000, &CLASSIC).unwrap();
         assert!(!s.consistent);
         assert_eq!(s.length, READ_ATTEMPTS as u64, "the last read is kept");
+    }
+
+    #[test]
+    fn bytes_held_and_needed() {
+        let full = MapStats {
+            length: 1000,
+            capacity_slots: 8 << 17,
+            overflow_buckets: Some(2),
+            ..MapStats::default()
+        };
+        assert_eq!(bytes_held(&full, 592), ((1 << 17) + 2) * 592);
+        // 1000 entries at 6.5 a bucket: 154 buckets, 256 as a power of two.
+        assert_eq!(bytes_needed(1000, &CLASSIC, 592), 256 * 592);
+        // 1000 at 7 a group: 143 groups, 256.
+        assert_eq!(bytes_needed(1000, &SWISS, 584), 256 * 584);
+        assert_eq!(bytes_needed(5, &SWISS, 584), 584);
+        assert_eq!(bytes_needed(0, &SWISS, 584), 0);
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod error;
 mod layout;
 mod memory;
 
-pub use dwarf::{DwarfIndex, MapVariable};
+pub use dwarf::{DwarfIndex, MapVariable, MAX_FIELD_DEPTH, MAX_INDEXED_MAPS};
 pub use error::GomemError;
-pub use layout::{read_map, MapLayout, MapStats, MAX_DIRECTORY_ENTRIES};
+pub use layout::{bytes_held, bytes_needed, read_map, MapLayout, MapStats, MAX_DIRECTORY_ENTRIES};
 pub use memory::{Memory, ProcMemory, ReadError};

@@ -7,7 +7,9 @@
 //! (else it is marked inconsistent). JSON: docs/maps.md.
 
 use anyhow::{bail, Context};
-use memlens_gomem::{read_map, DwarfIndex, MapStats, MapVariable, ProcMemory, ReadError};
+use memlens_gomem::{
+    bytes_held, bytes_needed, read_map, DwarfIndex, MapStats, MapVariable, ProcMemory, ReadError,
+};
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -43,6 +45,9 @@ struct MapRow<'a> {
     load: f64,
     overflow_buckets: Option<u64>,
     tables: Option<u64>,
+    held_bytes: Option<u64>,
+    needed_bytes: Option<u64>,
+    waste_bytes: Option<u64>,
     consistent: bool,
 }
 
@@ -108,7 +113,12 @@ pub fn run(args: &MapsArgs) -> anyhow::Result<()> {
 }
 
 fn row<'a>(v: &'a MapVariable, s: &MapStats) -> MapRow<'a> {
+    let held = v.group_bytes.map(|g| bytes_held(s, g));
+    let needed = v.group_bytes.map(|g| bytes_needed(s.length, &v.layout, g));
     MapRow {
+        held_bytes: held,
+        needed_bytes: needed,
+        waste_bytes: held.zip(needed).map(|(h, n)| h.saturating_sub(n)),
         path: &v.name,
         r#type: &v.type_name,
         key_type: &v.key_type,
@@ -123,21 +133,28 @@ fn row<'a>(v: &'a MapVariable, s: &MapStats) -> MapRow<'a> {
     }
 }
 
+/// A number, or `-` when unknown.
+fn opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
 fn write_table(out: &mut impl Write, r: &MapsReport) -> std::io::Result<()> {
     writeln!(out, "pid {}  {}  {} maps", r.pid, r.binary, r.maps.len())?;
     writeln!(
         out,
-        "{:<48} {:>12} {:>12} {:>6} {:<8} TYPE",
-        "VARIABLE", "LEN", "CAPACITY", "LOAD", "LAYOUT"
+        "{:<48} {:>12} {:>12} {:>6} {:>12} {:>12} {:<8} TYPE",
+        "VARIABLE", "LEN", "CAPACITY", "LOAD", "HELD_BYTES", "WASTE_BYTES", "LAYOUT"
     )?;
     for m in &r.maps {
         writeln!(
             out,
-            "{:<48} {:>12} {:>12} {:>6.3} {:<8} {}{}",
+            "{:<48} {:>12} {:>12} {:>6.3} {:>12} {:>12} {:<8} {}{}",
             m.path,
             m.length,
             m.capacity_slots,
             m.load,
+            opt(m.held_bytes),
+            opt(m.waste_bytes),
             m.layout,
             m.r#type,
             if m.consistent {
