@@ -4,7 +4,7 @@
 use crate::layout::MapLayout;
 use crate::GomemError;
 use gimli::{AttributeValue, EndianSlice, LittleEndian, SectionId};
-use object::{Object, ObjectSection};
+use object::{Object, ObjectSection, ObjectSegment};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -52,6 +52,11 @@ pub struct DwarfIndex {
     pub maps: Vec<MapVariable>,
     /// Map variables whose type this reader could not lay out, with why.
     pub skipped: Vec<(String, String)>,
+    /// Position-independent (`ET_DYN`, `-buildmode=pie`): the addresses above
+    /// are link-time ones and need [`DwarfIndex::load_bias`] added.
+    pub pie: bool,
+    /// Loadable segments: file offset, link-time address, file size.
+    segments: Vec<(u64, u64, u64)>,
 }
 
 impl DwarfIndex {
@@ -90,7 +95,31 @@ impl DwarfIndex {
                 sections.insert(id, bytes);
             }
         }
-        index_sections(&sections).map_err(bad)
+        let mut index = index_sections(&sections).map_err(bad)?;
+        index.pie = elf.kind() == object::ObjectKind::Dynamic;
+        index.segments = elf
+            .segments()
+            .map(|seg| {
+                let (offset, size) = seg.file_range();
+                (offset, seg.address(), size)
+            })
+            .collect();
+        Ok(index)
+    }
+
+    /// What a PIE binary's link-time addresses are shifted by in a process
+    /// where the file offset `mapping_offset` of the binary is mapped at
+    /// `mapping_start` (a line of `/proc/PID/maps`); `None` when no loadable
+    /// segment holds that offset.
+    pub fn load_bias(&self, mapping_start: u64, mapping_offset: u64) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|(offset, _, size)| {
+                mapping_offset >= *offset && mapping_offset - offset < (*size).max(1)
+            })
+            .map(|(offset, vaddr, _)| {
+                mapping_start.wrapping_sub(vaddr.wrapping_add(mapping_offset - offset))
+            })
     }
 }
 

@@ -67,6 +67,30 @@ struct Skipped<'a> {
     reason: &'a str,
 }
 
+/// Where a PIE binary was loaded: its first executable mapping in
+/// `/proc/PID/maps` against the binary's segments.
+fn pie_load_bias(
+    proc_root: &Path,
+    pid: u32,
+    binary: &Path,
+    index: &DwarfIndex,
+) -> anyhow::Result<u64> {
+    let maps_path = proc_root.join(pid.to_string()).join("maps");
+    let text = std::fs::read_to_string(&maps_path)
+        .with_context(|| format!("process {pid}: cannot read {}", maps_path.display()))?;
+    let binary = binary.display().to_string();
+    memlens_trace::symbolize::parse_maps(&text)
+        .iter()
+        .find(|m| m.path == binary)
+        .and_then(|m| index.load_bias(m.start, m.offset))
+        .with_context(|| {
+            format!(
+                "process {pid}: position-independent binary {binary} not found mapped in {}",
+                maps_path.display()
+            )
+        })
+}
+
 /// Runs `memlens maps`.
 pub fn run(args: &MapsArgs) -> anyhow::Result<()> {
     let proc_root = Path::new("/proc");
@@ -76,8 +100,14 @@ pub fn run(args: &MapsArgs) -> anyhow::Result<()> {
         .with_context(|| format!("process {pid}: cannot read {}", exe_link.display()))?;
     let data = std::fs::read(&exe_link)
         .with_context(|| format!("process {pid}: cannot read its binary {}", binary.display()))?;
-    let index = DwarfIndex::from_elf(&binary.display().to_string(), &data)?;
+    let mut index = DwarfIndex::from_elf(&binary.display().to_string(), &data)?;
     drop(data);
+    if index.pie {
+        let bias = pie_load_bias(proc_root, pid, &binary, &index)?;
+        for m in &mut index.maps {
+            m.addr = m.addr.wrapping_add(bias);
+        }
+    }
     let mem = ProcMemory::open(proc_root, pid)
         .with_context(|| format!("process {pid}: cannot open /proc/{pid}/mem"))?;
     let mut read: Vec<(&MapVariable, MapStats)> = Vec::with_capacity(index.maps.len());
