@@ -52,8 +52,8 @@ fn memlens_row(pid: i32, path: &str) -> Value {
         .clone()
 }
 
-fn check(toolchain: GoToolchain, layout: &str) {
-    let w = WorkloadSpec::new(&toolchain, "map-bloat")
+fn check(spec: WorkloadSpec, layout: &str) {
+    let w = spec
         .arg(format!("--map-entries={ENTRIES}"))
         .arg(format!("--map-keep={KEEP}"))
         .arg("--shrink-after=30s")
@@ -133,12 +133,26 @@ fn check(toolchain: GoToolchain, layout: &str) {
 
 #[test]
 fn go119_classic_map_length_and_capacity_match_the_workload() {
-    check(GoToolchain::go119(), "classic");
+    check(
+        WorkloadSpec::new(&GoToolchain::go119(), "map-bloat"),
+        "classic",
+    );
 }
 
 #[test]
 fn go127_swiss_map_length_and_capacity_match_the_workload() {
-    check(GoToolchain::go127(), "swiss");
+    check(
+        WorkloadSpec::new(&GoToolchain::go127(), "map-bloat"),
+        "swiss",
+    );
+}
+
+#[test]
+fn go127_pie_build_is_read_at_its_load_address() {
+    check(
+        WorkloadSpec::new(&GoToolchain::go127(), "map-bloat").pie(),
+        "swiss",
+    );
 }
 
 #[test]
@@ -171,10 +185,16 @@ fn exited_pid_is_one_clear_line() {
 
 #[test]
 fn go124_swiss_map_length_and_capacity_match_the_workload() {
-    check(GoToolchain::go124(), "swiss");
+    check(
+        WorkloadSpec::new(&GoToolchain::go124(), "map-bloat"),
+        "swiss",
+    );
 }
 
 #[test]
 fn go125_swiss_map_dwarf5_length_and_capacity_match_the_workload() {
-    check(GoToolchain::go125(), "swiss");
+    check(
+        WorkloadSpec::new(&GoToolchain::go125(), "map-bloat"),
+        "swiss",
+    );
 }
