@@ -23,14 +23,7 @@ pub fn repo_root() -> PathBuf {
 /// later test processes cheap. Panics with the compiler's output when the build fails.
 pub fn workload_binary(toolchain: &GoToolchain) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(path) = built.get(&toolchain.go_binary) {
-        return path.clone();
-    }
-    let path = build(toolchain, "workload", &[]);
-    built.insert(toolchain.go_binary.clone(), path.clone());
-    path
+    build_once(&BUILT, toolchain, "workload", &[])
 }
 
 /// Builds (once per process and toolchain) a position-independent workload
@@ -38,12 +31,22 @@ pub fn workload_binary(toolchain: &GoToolchain) -> PathBuf {
 /// `target/workloads/<toolchain>/workload-pie`.
 pub fn pie_workload_binary(toolchain: &GoToolchain) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    build_once(&BUILT, toolchain, "workload-pie", &["-buildmode=pie"])
+}
+
+/// [`build`] once per process and toolchain, remembered in `cache`.
+fn build_once(
+    cache: &OnceLock<Mutex<HashMap<PathBuf, PathBuf>>>,
+    toolchain: &GoToolchain,
+    name: &str,
+    flags: &[&str],
+) -> PathBuf {
+    let built = cache.get_or_init(|| Mutex::new(HashMap::new()));
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(path) = built.get(&toolchain.go_binary) {
         return path.clone();
     }
-    let path = build(toolchain, "workload-pie", &["-buildmode=pie"]);
+    let path = build(toolchain, name, flags);
     built.insert(toolchain.go_binary.clone(), path.clone());
     path
 }
