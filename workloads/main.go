@@ -120,6 +120,10 @@
 //	GOROUTINES_LEAKED <n>        goroutine-leak, after each batch (n = running total)
 //	MAP_FULL entries=N           map-bloat, after the fill
 //	MAP_SHRUNK entries=K         map-bloat, after the deletes and a runtime.GC()
+//	MAP_HEADER var=main.bloatedMap len=N capacity=C layout=classic|swiss
+//	                             map-bloat, after MAP_FULL and after MAP_SHRUNK: the
+//	                             map's length and slots read from its own runtime
+//	                             header through unsafe (mapheader.go)
 //	FDS_OPEN <n>                 fd-leak, after each batch (n = running total)
 //	MAPPINGS <K> vmas_before=X vmas_after=Y     mmap (lines of /proc/self/maps)
 //	CLIMB_START                  level-off: the climb starts

@@ -8,8 +8,10 @@ import (
 	"math/rand"
 	"os"
 	"runtime"
+	"strconv"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // leakyWorkersArrived counts the leakyWorker goroutines that have reached their
@@ -97,6 +99,12 @@ func forEachBatch(c *config, total, rate int, do func(batch int)) {
 	}
 }
 
+// mapHolder holds a map two fields deep (map-bloat fills it with --map-keep entries).
+var mapHolder struct {
+	name  string
+	inner struct{ keys map[string]int }
+}
+
 // bloatedMap is the map-bloat map: filled, then mostly emptied, kept for good.
 var bloatedMap map[int64][64]byte
 
@@ -105,6 +113,13 @@ var bloatedMap map[int64][64]byte
 // collects garbage: the map keeps its full-size bucket array.
 func runMapBloat(c *config, _ *rand.Rand) {
 	sleepFor(c.setupAfter)
+	// A map in a field of a package-level struct, for readers that follow fields.
+	mapHolder.inner.keys = make(map[string]int)
+	for i := 0; i < c.mapKeep; i++ {
+		mapHolder.inner.keys[strconv.Itoa(i)] = i
+	}
+	h := readMapHeader(unsafe.Pointer(&mapHolder.inner.keys))
+	say("MAP_HEADER var=main.mapHolder.inner.keys len=%d capacity=%d layout=%s", h.length, h.capacity, h.layout)
 	bloatedMap = make(map[int64][64]byte)
 	for i := 0; i < c.mapEntries; i++ {
 		var v [64]byte
@@ -113,6 +128,7 @@ func runMapBloat(c *config, _ *rand.Rand) {
 	}
 	stats.mapEntries.Set(int64(len(bloatedMap)))
 	say("MAP_FULL entries=%d", len(bloatedMap))
+	sayMapHeader()
 
 	sleepFor(c.shrinkAfter)
 	keep := int64(c.mapKeep)
@@ -124,7 +140,15 @@ func runMapBloat(c *config, _ *rand.Rand) {
 	runtime.GC()
 	stats.mapEntries.Set(int64(len(bloatedMap)))
 	say("MAP_SHRUNK entries=%d", len(bloatedMap))
+	sayMapHeader()
 	say("SETUP_DONE")
+}
+
+// sayMapHeader prints bloatedMap's length and capacity as its runtime header
+// holds them (mapheader.go), for outside readers to compare against.
+func sayMapHeader() {
+	h := readMapHeader(unsafe.Pointer(&bloatedMap))
+	say("MAP_HEADER var=main.bloatedMap len=%d capacity=%d layout=%s", h.length, h.capacity, h.layout)
 }
 
 // leakedFiles keeps every file fd-leak opens reachable, so no finalizer closes it.

@@ -17,6 +17,7 @@ mod flame;
 mod goroutines;
 mod heap;
 mod history;
+mod maps;
 mod profiles;
 mod query;
 mod replay;
@@ -83,6 +84,8 @@ enum Command {
     Grafana(alerts::GeneratedArgs),
     /// Who faults pages and who maps memory in a process, by user stack (eBPF, root): table, folded stacks, flame graphs, pprof.
     Trace(trace::TraceArgs),
+    /// A live Go program's package-level maps from outside (DWARF + /proc/PID/mem): length, capacity, load.
+    Maps(maps::MapsArgs),
 }
 
 fn main() -> ExitCode {
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
         Command::AlertmanagerConfig(args) => alerts::run_alertmanager(&args),
         Command::Grafana(args) => alerts::run_grafana(&args),
         Command::Trace(args) => trace::run(&args),
+        Command::Maps(args) => maps::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

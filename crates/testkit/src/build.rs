@@ -23,12 +23,30 @@ pub fn repo_root() -> PathBuf {
 /// later test processes cheap. Panics with the compiler's output when the build fails.
 pub fn workload_binary(toolchain: &GoToolchain) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    build_once(&BUILT, toolchain, "workload", &[])
+}
+
+/// Builds (once per process and toolchain) a position-independent workload
+/// (`-buildmode=pie`, as distributions build Go programs) as
+/// `target/workloads/<toolchain>/workload-pie`.
+pub fn pie_workload_binary(toolchain: &GoToolchain) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
+    build_once(&BUILT, toolchain, "workload-pie", &["-buildmode=pie"])
+}
+
+/// [`build`] once per process and toolchain, remembered in `cache`.
+fn build_once(
+    cache: &OnceLock<Mutex<HashMap<PathBuf, PathBuf>>>,
+    toolchain: &GoToolchain,
+    name: &str,
+    flags: &[&str],
+) -> PathBuf {
+    let built = cache.get_or_init(|| Mutex::new(HashMap::new()));
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(path) = built.get(&toolchain.go_binary) {
         return path.clone();
     }
-    let path = build(toolchain);
+    let path = build(toolchain, name, flags);
     built.insert(toolchain.go_binary.clone(), path.clone());
     path
 }
@@ -58,17 +76,19 @@ pub fn stripped_workload_binary(toolchain: &GoToolchain) -> PathBuf {
     final_path
 }
 
-fn build(toolchain: &GoToolchain) -> PathBuf {
+fn build(toolchain: &GoToolchain, name: &str, flags: &[&str]) -> PathBuf {
     let root = repo_root();
     let out_dir = root.join("target").join("workloads").join(toolchain.name);
     std::fs::create_dir_all(&out_dir)
         .unwrap_or_else(|e| panic!("create {}: {e}", out_dir.display()));
-    let final_path = out_dir.join("workload");
+    let final_path = out_dir.join(name);
     // Build to a unique name and rename, so concurrent test processes never run a
     // half-written binary.
-    let tmp_path = out_dir.join(format!("workload.tmp.{}", std::process::id()));
+    let tmp_path = out_dir.join(format!("{name}.tmp.{}", std::process::id()));
     let output = Command::new(&toolchain.go_binary)
-        .args(["build", "-trimpath", "-o"])
+        .args(["build", "-trimpath"])
+        .args(flags)
+        .arg("-o")
         .arg(&tmp_path)
         .arg(".")
         .current_dir(root.join("workloads"))

@@ -34,7 +34,7 @@ mod tempdir;
 mod toolchain;
 
 pub use browser::Browser;
-pub use build::{repo_root, stripped_workload_binary, workload_binary};
+pub use build::{pie_workload_binary, repo_root, stripped_workload_binary, workload_binary};
 pub use cgroup::{CgroupVersion, TestCgroup};
 pub use child::ChildGuard;
 pub use http::{free_loopback_port, http_get, http_get_bytes};

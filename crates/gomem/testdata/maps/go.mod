@@ -1,0 +1,3 @@
+module gomemmaps
+
+go 1.19
