@@ -13,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod packet;
 mod sha1;
+pub mod smaps;
 pub mod status;
 
 pub use client::{ConnectOptions, Connection, Endpoint, ResultSet};

@@ -372,7 +372,7 @@ impl Engine {
             Entity::Cgroup { .. } => Layer::Cgroup,
             Entity::Host => Layer::Kernel,
             Entity::Process { .. } if metric.starts_with("go_") => Layer::GoRuntime,
-            Entity::Process { .. } => Layer::Process,
+            Entity::Process { .. } | Entity::Mysql { .. } => Layer::Process,
         };
         if TRENDED.contains(&metric) {
             let points = state.windows.get(metric).map(|w| w.points());
@@ -467,7 +467,7 @@ impl Engine {
                 .process_cgroups
                 .get(entity)
                 .and_then(|path| self.entities.get(&Entity::Cgroup { path: path.clone() })),
-            Entity::Host => None,
+            Entity::Host | Entity::Mysql { .. } => None,
         };
         cgroup
             .filter(|cg| cg.latest.contains_key("effective_limit_bytes"))
@@ -511,7 +511,7 @@ impl Engine {
                 let others = (total - available - value).max(0.0);
                 Some((total + swap - others, Layer::Kernel))
             }
-            Entity::Host => None,
+            Entity::Host | Entity::Mysql { .. } => None,
         }
     }
 

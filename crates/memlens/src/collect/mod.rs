@@ -245,6 +245,7 @@ fn take_snapshot(
         host,
         processes,
         emptied_cgroups: Vec::new(),
+        mysql: Vec::new(),
     };
     Ok((snapshot, resume_pid))
 }

@@ -130,7 +130,7 @@ impl LiveFindings {
                                 .strip_prefix(path.trim_end_matches('/'))
                                 .is_some_and(|r| r.starts_with('/'))
                     }),
-                    Entity::Host => false,
+                    Entity::Host | Entity::Mysql { .. } => false,
                 };
                 if hit && !wanted.contains(&(p.pid, p.start_time)) {
                     wanted.push((p.pid, p.start_time));

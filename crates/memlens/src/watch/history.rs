@@ -289,6 +289,7 @@ mod tests {
             host: Default::default(),
             processes: vec![process],
             emptied_cgroups: Vec::new(),
+            mysql: Vec::new(),
         };
         history
             .record_cycle(&snapshot, &[point("rss_bytes")], &[])

@@ -153,7 +153,7 @@ pub fn cap(mut entities: Vec<EntitySeries>, max_series: usize) -> (Vec<EntitySer
     let rank = |e: &EntitySeries| match e.entity {
         Entity::Host => 0,
         Entity::Cgroup { .. } => 1,
-        Entity::Process { .. } => 2,
+        Entity::Process { .. } | Entity::Mysql { .. } => 2,
     };
     entities.sort_by(|a, b| {
         rank(a)
