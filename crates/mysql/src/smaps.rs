@@ -3,7 +3,9 @@
 //! `innodb_buffer_pool_size` and less than twice it (a 64 MiB pool: a 96 MiB
 //! mapping, the pages with their block descriptors and hash), so the smallest
 //! such mapping is taken as the pool's. Reserved ranges (`---p`, glibc arenas)
-//! are skipped.
+//! are skipped. A heuristic: another anonymous mapping of that size range
+//! (the redo log buffer, 2 × `innodb_log_buffer_size`, when that equals the
+//! pool size) can be taken instead.
 
 /// One mapping of smaps: its size and resident bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -57,12 +57,12 @@ fn load(db: &MariaDb, rounds: usize) {
 
 #[test]
 fn reads_lie_between_the_tests_own_reads() {
-    // A 32 MiB pool (MariaDB's minimum granularity keeps it near that) and a
-    // table of ~48 MiB, so scans miss the pool part of the time.
+    // A 48 MiB pool and a table of ~48 MiB of rows (more with InnoDB's page
+    // overhead), so scans miss the pool part of the time.
     let db = MariaDb::start(&MariaDbSpec::default());
     db.sql(
         "CREATE DATABASE t; USE t; CREATE TABLE t.big (id INT PRIMARY KEY AUTO_INCREMENT, pad CHAR(255)) ENGINE=InnoDB;\
-         INSERT INTO t.big (pad) SELECT REPEAT('x', 255) FROM seq_1_to_150000;",
+         INSERT INTO t.big (pad) SELECT REPEAT('x', 255) FROM seq_1_to_250000;",
     )
     .expect("load table");
     let mut by_socket = Connection::connect(&opts(

@@ -22,7 +22,10 @@ pub const TEST_PASSWORD: &str = "memlens-test-pw";
 /// How to start a [`MariaDb`].
 #[derive(Debug, Clone)]
 pub struct MariaDbSpec {
-    /// `innodb_buffer_pool_size` in bytes (MariaDB rounds it to its chunk size).
+    /// `innodb_buffer_pool_size` in bytes (MariaDB rounds it to its chunk
+    /// size). The default, 48 MiB, differs from the 32 MiB mapping of the
+    /// default redo log buffer (2 × `innodb_log_buffer_size`), so the pool's
+    /// mapping in smaps cannot be mistaken for it.
     pub buffer_pool_bytes: u64,
     /// More `mariadbd` options (`--performance-schema=ON`, ...).
     pub extra_args: Vec<String>,
@@ -31,7 +34,7 @@ pub struct MariaDbSpec {
 impl Default for MariaDbSpec {
     fn default() -> Self {
         MariaDbSpec {
-            buffer_pool_bytes: 32 << 20,
+            buffer_pool_bytes: 48 << 20,
             extra_args: Vec::new(),
         }
     }

@@ -6,6 +6,7 @@ mod cgroup;
 mod go;
 mod host;
 pub mod kmsg;
+pub mod mysql;
 mod process;
 pub mod pss;
 

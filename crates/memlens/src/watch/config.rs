@@ -59,6 +59,10 @@ pub struct WatchConfig {
     /// Thresholds, `for` and windows of the generated alert rules
     /// (`memlens rules`, docs/alerts.md).
     pub alerts: AlertsConfig,
+    /// Read MySQL/MariaDB servers among the processes (off when unset; an
+    /// empty `[mysql]` section turns it on with the option file's
+    /// credentials).
+    pub mysql: Option<crate::collect::mysql::MysqlConfig>,
 }
 
 /// The detectors' settings that a config file can change (`[findings]`).
@@ -192,6 +196,7 @@ impl Default for WatchConfig {
             remote_write: None,
             findings: FindingsConfig::default(),
             alerts: AlertsConfig::default(),
+            mysql: None,
         }
     }
 }

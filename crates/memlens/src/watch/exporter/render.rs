@@ -143,6 +143,22 @@ pub fn entities(snapshot: &Snapshot, points: &[Point]) -> Vec<EntitySeries> {
         };
         take(entity, labels, p.rss_bytes.unwrap_or(0) as f64);
     }
+    for m in &snapshot.mysql {
+        let (pid, start_time) = (m.process.pid, m.process.start_time);
+        let process = snapshot
+            .processes
+            .iter()
+            .find(|p| p.pid == pid && p.start_time == start_time);
+        let mut labels = vec![("pid", pid.to_string())];
+        if let Some(p) = process {
+            labels.push(("comm", p.comm.clone()));
+            if let Some(cgroup) = &p.cgroup {
+                labels.push(("cgroup", cgroup.path.clone()));
+            }
+        }
+        labels.push(("endpoint", m.endpoint.clone()));
+        take(Entity::Mysql { pid, start_time }, labels, 0.0);
+    }
     out
 }
 
