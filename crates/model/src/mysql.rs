@@ -35,6 +35,9 @@ pub struct MysqlSample {
     pub pool_reads: Option<u64>,
     /// `Memory_used` (MariaDB).
     pub memory_used_bytes: Option<u64>,
+    /// `Memory_used_initial` (MariaDB): Memory_used above it is what the
+    /// connections hold.
+    pub memory_used_initial_bytes: Option<u64>,
     /// `Threads_connected`.
     pub threads_connected: Option<u64>,
     /// `sort_buffer_size`.

@@ -29,6 +29,9 @@ pub struct ServerSample {
     pub reads: Option<u64>,
     /// `Memory_used` (MariaDB: memory the server accounts for, all threads).
     pub memory_used_bytes: Option<u64>,
+    /// `Memory_used_initial` (MariaDB: Memory_used when the server began
+    /// serving connections; Memory_used above it is the connections' part).
+    pub memory_used_initial_bytes: Option<u64>,
     /// `Threads_connected`.
     pub threads_connected: Option<u64>,
     /// `sort_buffer_size`.
@@ -66,6 +69,7 @@ impl ServerSample {
             read_requests: num(&s, "Innodb_buffer_pool_read_requests"),
             reads: num(&s, "Innodb_buffer_pool_reads"),
             memory_used_bytes: num(&s, "Memory_used"),
+            memory_used_initial_bytes: num(&s, "Memory_used_initial"),
             threads_connected: num(&s, "Threads_connected"),
             sort_buffer_size_bytes: num(&v, "sort_buffer_size"),
             max_connections: num(&v, "max_connections"),

@@ -278,6 +278,7 @@ impl MysqlCollector {
             pool_read_requests: s.read_requests,
             pool_reads: s.reads,
             memory_used_bytes: s.memory_used_bytes,
+            memory_used_initial_bytes: s.memory_used_initial_bytes,
             threads_connected: s.threads_connected,
             sort_buffer_size_bytes: s.sort_buffer_size_bytes,
             pool_resident_bytes: pool.map(|m| m.rss_bytes),
