@@ -256,3 +256,97 @@ fn watch_stores_and_exports_the_server_and_survives_bad_inputs() {
     assert_eq!(rows[0]["pid"].as_i64(), Some(db.pid() as i64), "{rows:?}");
     db.kill();
 }
+
+/// Full scans of `t.w` (~30 MiB: fits a 48 MiB pool, not a 16 MiB one) from
+/// a thread until `stop`, bounded to 3 minutes.
+fn read_load(
+    socket: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(180);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
+            let _ = Command::new("mariadb")
+                .args(["--no-defaults", "-uroot", "-N", "-B"])
+                .arg(format!("--socket={}", socket.display()))
+                .args(["-e", "SELECT COUNT(*), SUM(LENGTH(pad)) FROM t.w"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    })
+}
+
+#[test]
+fn a_shrunk_pool_under_read_load_is_named_as_the_cause() {
+    let db = MariaDb::start(&MariaDbSpec::default());
+    db.sql(
+        "CREATE DATABASE t; USE t; CREATE TABLE w (id INT PRIMARY KEY AUTO_INCREMENT, pad CHAR(255)) ENGINE=InnoDB;\
+         INSERT INTO w (pad) SELECT REPEAT('x', 255) FROM seq_1_to_100000;",
+    )
+    .expect("load table");
+    let dir = TempDir::new("mysql-shrink");
+    let pid = db.pid().to_string();
+    let config = dir.join("watch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[mysql]\nuser = \"{TEST_USER}\"\npassword = \"{TEST_PASSWORD}\"\n\n[findings]\nmysql_window = \"10s\"\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.join("history");
+    let addr = format!("127.0.0.1:{}", free_loopback_port());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = read_load(db.socket().to_path_buf(), stop.clone());
+    let _agent = agent(
+        config.to_str().unwrap(),
+        data.to_str().unwrap(),
+        &addr,
+        &pid,
+    );
+    let label = format!("pid=\"{pid}\"");
+    wait_for("the server on /metrics", Duration::from_secs(60), || {
+        http_get(&addr, "/metrics")
+            .ok()
+            .filter(|t| sample(t, "memlens_mysql_up", &label) == Some(1.0))
+    });
+    // A full window (10 s) of the warm pool under load is the detector's
+    // baseline: wall-clock pacing, since the window is wall-clock time; 15 s
+    // leaves the agent's 0.5 s cycles slack on a loaded host.
+    std::thread::sleep(Duration::from_secs(15));
+    let active = |t: &str| {
+        sample(
+            t,
+            "memlens_finding_active",
+            "finding=\"mysql.hit_ratio_drop\"",
+        )
+    };
+    let text = http_get(&addr, "/metrics").unwrap();
+    assert_ne!(active(&text), Some(1.0), "no drop before the shrink");
+    db.sql("SET GLOBAL innodb_buffer_pool_size = 16777216")
+        .expect("shrink the pool");
+    wait_for("the hit-ratio finding", Duration::from_secs(90), || {
+        http_get(&addr, "/metrics")
+            .ok()
+            .filter(|t| active(t) == Some(1.0))
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.join().unwrap();
+    let data_s = data.to_str().unwrap();
+    let rows = wait_for("the finding stored", Duration::from_secs(30), || {
+        Some(query(
+            data_s,
+            "SELECT evidence, recommendation FROM findings WHERE finding = 'mysql.hit_ratio_drop'",
+        ))
+        .filter(|r| !r.is_empty())
+    });
+    let recommendation = rows[0]["recommendation"].as_str().unwrap_or_default();
+    let evidence = rows[0]["evidence"].to_string();
+    assert!(
+        recommendation.starts_with("cause: pool_shrank"),
+        "{recommendation}"
+    );
+    assert!(evidence.contains("cause_pool_shrank"), "{evidence}");
+    eprintln!("{recommendation}\n{evidence}");
+}

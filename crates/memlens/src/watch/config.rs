@@ -76,6 +76,10 @@ pub struct FindingsConfig {
     /// Coverage of a time-to-OOM's range of predicted kills (0.9: nine in
     /// ten kills inside it, when the growth goes on as measured).
     pub forecast_coverage: f64,
+    /// The window of the MySQL/MariaDB detectors (a hit ratio compares its
+    /// two halves).
+    #[serde(with = "duration::config_value")]
+    pub mysql_window: Duration,
 }
 
 impl Default for FindingsConfig {
@@ -84,6 +88,7 @@ impl Default for FindingsConfig {
         FindingsConfig {
             hold: Duration::from_secs_f64(engine.hold_seconds),
             forecast_coverage: engine.trend.coverage,
+            mysql_window: Duration::from_secs_f64(engine.mysql.window_seconds),
         }
     }
 }
@@ -97,6 +102,10 @@ impl FindingsConfig {
             trend: memlens_analyze::trend::TrendConfig {
                 coverage: self.forecast_coverage,
                 ..defaults.trend.clone()
+            },
+            mysql: memlens_analyze::mysql::MysqlConfig {
+                window_seconds: self.mysql_window.as_secs_f64(),
+                ..defaults.mysql.clone()
             },
             ..defaults
         }
