@@ -133,6 +133,52 @@ fn snapshot_reads_lie_between_the_servers_own_reads() {
         m["pool_size_bytes"]
     );
 
+    // diagnose over a 3 s live window with scans running: the hit ratio over
+    // the window and the ledger of the server's anonymous RSS.
+    let socket = db.socket().to_path_buf();
+    let scans = std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(4);
+        while Instant::now() < until {
+            let _ = Command::new("mariadb")
+                .args(["--no-defaults", "-uroot", "-N", "-B"])
+                .arg(format!("--socket={}", socket.display()))
+                .args(["-e", "SELECT COUNT(*), SUM(LENGTH(pad)) FROM t.big"])
+                .output();
+        }
+    });
+    let report = memlens_json(&[
+        "diagnose",
+        "--pid",
+        &pid,
+        "--window",
+        "3s",
+        "--no-history",
+        "--no-profiles",
+        "--json",
+        "--mysql-option-file",
+        &cnf,
+    ]);
+    scans.join().unwrap();
+    let section = report["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "mysql")
+        .unwrap_or_else(|| panic!("no mysql section: {report}"));
+    let server = &section["data"]["servers"][0];
+    let hr = server["hit_ratio"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{server}"));
+    assert!((0.0..=1.0).contains(&hr), "{server}");
+    let ledger = &server["ledger"];
+    let anon = ledger["anon_rss_bytes"].as_f64().unwrap();
+    let pool = ledger["pool_resident_bytes"].as_f64().unwrap();
+    assert!(
+        pool > 0.0 && pool < anon,
+        "the pool is part of the anon RSS: {ledger}"
+    );
+    eprintln!("diagnose: hit ratio {hr:.4}, ledger {ledger}");
+
     // The table says it too; a wrong password is "not available", exit 0.
     let text = memlens(&["snapshot", "--pid", &pid, "--mysql-option-file", &cnf]);
     assert!(text.contains(&format!("mysql {pid} ")), "{text}");
