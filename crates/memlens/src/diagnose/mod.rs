@@ -666,6 +666,8 @@ mod tests {
             store: None,
             history: Duration::from_secs(900),
             no_history: false,
+            mysql: false,
+            mysql_option_file: None,
         };
         let p = ProcessSample {
             pid: 7,
