@@ -58,6 +58,34 @@ fn server_binary() -> PathBuf {
     panic!("no /usr/sbin/mariadbd or /usr/sbin/mysqld: install Debian mariadb-server (scripts/env.sh does)")
 }
 
+/// `mariadb-install-db` into `data`; one retry into a clean directory
+/// (seen once in many runs: a bootstrap that failed while other tests
+/// started servers at the same moment), then a failure naming both outputs.
+fn install_db(data: &Path) {
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let _ = std::fs::remove_dir_all(data);
+        let out = Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--user=root", "--skip-test-db"])
+            .arg(format!("--datadir={}", data.display()))
+            .arg("--auth-root-authentication-method=socket")
+            .output()
+            .expect("run mariadb-install-db (Debian mariadb-server)");
+        if out.status.success() {
+            return;
+        }
+        outputs.push(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    panic!(
+        "mariadb-install-db failed twice: {}",
+        outputs.join("\n--- retry ---\n")
+    );
+}
+
 impl MariaDb {
     /// Initialises a data dir, starts the server as root (`--user=root`), waits
     /// (deadline 120 s, a loaded 2-core host) until it answers over its socket,
@@ -65,18 +93,7 @@ impl MariaDb {
     pub fn start(spec: &MariaDbSpec) -> MariaDb {
         let dir = TempDir::new("mariadb");
         let data = dir.join("data");
-        let out = Command::new("mariadb-install-db")
-            .args(["--no-defaults", "--user=root", "--skip-test-db"])
-            .arg(format!("--datadir={}", data.display()))
-            .arg("--auth-root-authentication-method=socket")
-            .output()
-            .expect("run mariadb-install-db (Debian mariadb-server)");
-        assert!(
-            out.status.success(),
-            "mariadb-install-db failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        install_db(&data);
         let socket = dir.join("mysqld.sock");
         let port = free_loopback_port();
         let child = Command::new(server_binary())
