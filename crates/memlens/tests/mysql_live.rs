@@ -67,6 +67,91 @@ fn option_file(dir: &TempDir, password: &str) -> String {
     path.to_str().unwrap().to_string()
 }
 
+/// `memlens snapshot --json --mysql-option-file CNF` of the server, between
+/// two reads of its status by the test: its pool numbers lie between them.
+fn bracketed_snapshot(db: &MariaDb, cnf: &str) -> Value {
+    let pid = db.pid().to_string();
+    let before = db.global_status();
+    let snap = memlens_json(&[
+        "snapshot",
+        "--json",
+        "--pid",
+        &pid,
+        "--mysql-option-file",
+        cnf,
+    ]);
+    let after = db.global_status();
+    let servers = snap["mysql"].as_array().expect("a mysql array");
+    assert_eq!(servers.len(), 1, "{snap}");
+    let m = servers[0].clone();
+    assert!(m["error"].is_null(), "{m}");
+    assert_eq!(m["process"]["pid"].as_i64(), Some(db.pid() as i64));
+    assert_eq!(
+        m["pool_size_bytes"].as_u64(),
+        Some(db.variable_u64("innodb_buffer_pool_size"))
+    );
+    between(
+        &m,
+        "pool_pages_total",
+        &before,
+        &after,
+        "Innodb_buffer_pool_pages_total",
+    );
+    between(
+        &m,
+        "pool_pages_data",
+        &before,
+        &after,
+        "Innodb_buffer_pool_pages_data",
+    );
+    between(
+        &m,
+        "pool_read_requests",
+        &before,
+        &after,
+        "Innodb_buffer_pool_read_requests",
+    );
+    between(
+        &m,
+        "pool_reads",
+        &before,
+        &after,
+        "Innodb_buffer_pool_reads",
+    );
+    m
+}
+
+#[test]
+fn with_performance_schema_memory_instruments_on() {
+    let db = MariaDb::start(&MariaDbSpec {
+        extra_args: vec![
+            "--performance-schema=ON".into(),
+            "--performance-schema-instrument=memory/%=ON".into(),
+        ],
+        ..MariaDbSpec::default()
+    });
+    load_table(&db);
+    scan(&db);
+    let dir = TempDir::new("mysql-pfs");
+    let cnf = option_file(&dir, TEST_PASSWORD);
+    let sum = "SELECT SUM(CURRENT_NUMBER_OF_BYTES_USED) FROM performance_schema.memory_summary_global_by_event_name";
+    let own = || -> f64 { db.sql(sum).unwrap().trim().parse().unwrap() };
+    let before = own();
+    let m = bracketed_snapshot(&db, &cnf);
+    let after = own();
+    let got = m["instrumented_bytes"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{m}"));
+    // Not a counter: each connection's own allocations come and go (the
+    // test's client and memlens's differ), so 5 % around the test's reads.
+    let (lo, hi) = (before.min(after) * 0.95, before.max(after) * 1.05);
+    assert!(
+        lo <= got && got <= hi,
+        "instrumented {got} not within [{lo}, {hi}]"
+    );
+    eprintln!("performance_schema memory instruments: {got} B (test's reads {before}, {after})");
+}
+
 #[test]
 fn snapshot_reads_lie_between_the_servers_own_reads() {
     let db = MariaDb::start(&MariaDbSpec::default());
@@ -76,47 +161,7 @@ fn snapshot_reads_lie_between_the_servers_own_reads() {
     let cnf = option_file(&dir, TEST_PASSWORD);
     let pid = db.pid().to_string();
 
-    let before = db.global_status();
-    let snap = memlens_json(&[
-        "snapshot",
-        "--json",
-        "--pid",
-        &pid,
-        "--mysql-option-file",
-        &cnf,
-    ]);
-    let after = db.global_status();
-    let servers = snap["mysql"].as_array().expect("a mysql array");
-    assert_eq!(servers.len(), 1, "{snap}");
-    let m = &servers[0];
-    assert!(m["error"].is_null(), "{m}");
-    assert_eq!(m["process"]["pid"].as_i64(), Some(db.pid() as i64));
-    assert_eq!(
-        m["pool_size_bytes"].as_u64(),
-        Some(db.variable_u64("innodb_buffer_pool_size"))
-    );
-    between(
-        m,
-        "pool_pages_total",
-        &before,
-        &after,
-        "Innodb_buffer_pool_pages_total",
-    );
-    between(
-        m,
-        "pool_pages_data",
-        &before,
-        &after,
-        "Innodb_buffer_pool_pages_data",
-    );
-    between(
-        m,
-        "pool_read_requests",
-        &before,
-        &after,
-        "Innodb_buffer_pool_read_requests",
-    );
-    between(m, "pool_reads", &before, &after, "Innodb_buffer_pool_reads");
+    let m = &bracketed_snapshot(&db, &cnf);
     // The pool's mapping holds at least the data pages (there is no swap to
     // push them out on the test hosts; 5 % for pages read in between).
     let data_bytes =

@@ -38,6 +38,10 @@ pub struct MysqlSample {
     /// `Memory_used_initial` (MariaDB): Memory_used above it is what the
     /// connections hold.
     pub memory_used_initial_bytes: Option<u64>,
+    /// With performance_schema on: bytes its memory instruments count now
+    /// (sum of `CURRENT_NUMBER_OF_BYTES_USED` of
+    /// `memory_summary_global_by_event_name`).
+    pub instrumented_bytes: Option<u64>,
     /// `Threads_connected`.
     pub threads_connected: Option<u64>,
     /// `sort_buffer_size`.

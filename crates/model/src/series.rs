@@ -248,6 +248,12 @@ fn mysql_points(m: &MysqlSample, points: &mut Vec<Point>) {
     push(
         points,
         &e,
+        "mysql_instrumented_bytes",
+        o(m.instrumented_bytes),
+    );
+    push(
+        points,
+        &e,
         "mysql_memory_used_initial_bytes",
         o(m.memory_used_initial_bytes),
     );

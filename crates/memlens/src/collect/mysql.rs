@@ -262,6 +262,27 @@ impl MysqlCollector {
             }
         };
         let s = ServerSample::from_rows(&status, &variables);
+        // performance_schema's memory instruments, where it is on.
+        let instrumented = if s.performance_schema {
+            match conn.query(
+                "SELECT SUM(CURRENT_NUMBER_OF_BYTES_USED) FROM performance_schema.memory_summary_global_by_event_name",
+            ) {
+                Ok(set) => set
+                    .rows
+                    .first()
+                    .and_then(|r| r.first().cloned().flatten())
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .map(|v| v.max(0.0) as u64),
+                Err(e) => {
+                    self.connections.remove(&id);
+                    let msg = format!("mysql server {} at {endpoint}: {e}", p.pid);
+                    let f = fail(&mut sample, "query", msg);
+                    return (sample, f);
+                }
+            }
+        } else {
+            None
+        };
         let smaps = root.read(format!("/proc/{}/smaps", p.pid)).ok();
         let pool = s
             .pool_size_bytes
@@ -279,6 +300,7 @@ impl MysqlCollector {
             pool_reads: s.reads,
             memory_used_bytes: s.memory_used_bytes,
             memory_used_initial_bytes: s.memory_used_initial_bytes,
+            instrumented_bytes: instrumented,
             threads_connected: s.threads_connected,
             sort_buffer_size_bytes: s.sort_buffer_size_bytes,
             pool_resident_bytes: pool.map(|m| m.rss_bytes),

@@ -147,6 +147,7 @@ const MYSQL: &[(&str, &str, f64, &str)] = &[
     ("mysql_pool_reads", "memlens_mysql_pool_reads_total", 1.0, "Reads that missed the pool and went to disk (Innodb_buffer_pool_reads)."),
     ("mysql_memory_used_bytes", "memlens_mysql_memory_used_bytes", 1.0, "Memory the server accounts for itself (Memory_used, MariaDB)."),
     ("mysql_memory_used_initial_bytes", "memlens_mysql_memory_used_initial_bytes", 1.0, "Memory_used when the server began serving connections (Memory_used_initial, MariaDB): Memory_used above it is the connections' part."),
+    ("mysql_instrumented_bytes", "memlens_mysql_instrumented_bytes", 1.0, "With performance_schema on: bytes its memory instruments count now (SUM of CURRENT_NUMBER_OF_BYTES_USED of memory_summary_global_by_event_name)."),
     ("mysql_threads_connected", "memlens_mysql_threads_connected", 1.0, "Open connections (Threads_connected)."),
     ("mysql_sort_buffer_size_bytes", "memlens_mysql_sort_buffer_size_bytes", 1.0, "sort_buffer_size: what one sorting connection may take."),
     ("mysql_pool_resident_bytes", "memlens_mysql_pool_resident_bytes", 1.0, "Resident bytes of the buffer pool's mapping (smaps of the server process), when found."),
