@@ -23,6 +23,7 @@ declare -A memlens_packages=(
   [/usr/bin/clang]=clang
   [/usr/sbin/bpftool]=bpftool
   [/usr/bin/strip]=binutils
+  [/usr/sbin/mariadbd]=mariadb-server  # the MySQL-side tests start their own server (testkit mariadb.rs)
   [/usr/bin/chromium]=chromium  # the dashboard tests drive headless Chromium (web_live.rs)
 )
 memlens_missing=()

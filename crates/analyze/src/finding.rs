@@ -28,6 +28,14 @@ pub const THRASHING: &str = "memory.thrashing";
 /// GC works harder, nobody is killed).
 pub const GOMEMLIMIT_REACHED: &str = "go.gomemlimit_reached";
 
+/// Stable id: a MySQL/MariaDB server's buffer pool hit ratio fell over the
+/// window, with its cause (the pool shrank, its pages were reclaimed and
+/// faulted back, or the query mix changed).
+pub const MYSQL_HIT_RATIO_DROP: &str = "mysql.hit_ratio_drop";
+/// Stable id: a MySQL/MariaDB server's RSS is above 110 % of its buffer pool
+/// and swings by more than 15 % of it, with the memory ledger as evidence.
+pub const MYSQL_RSS_OVER_POOL: &str = "mysql.rss_over_pool";
+
 /// How urgent a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {

@@ -21,6 +21,8 @@
 //! - [`heap_growth`]: in-use heap growth per allocation site between two
 //!   heap profiles.
 //! - [`map_bloat`]: Go maps holding memory after they stopped growing.
+//! - [`mysql`]: a MySQL/MariaDB server: its memory ledger, RSS against the
+//!   buffer pool, a hit-ratio drop by cause.
 
 pub mod engine;
 pub mod fds;
@@ -32,6 +34,7 @@ pub mod goroutine_leak;
 pub mod heap_growth;
 pub mod heapgap;
 pub mod map_bloat;
+pub mod mysql;
 pub mod robust;
 pub mod trend;
 pub mod victims;

@@ -57,6 +57,14 @@ pub struct SnapshotArgs {
     /// pss_age_seconds says how old its PSS is.
     #[arg(long, value_name = "DURATION", value_parser = duration::parse, allow_hyphen_values = true)]
     pub pss_max_age: Option<Duration>,
+    /// Also read the MySQL/MariaDB servers among the processes (credentials
+    /// from the `[client]` group of ~/.my.cnf or --mysql-option-file; a server
+    /// that cannot be read shows as not available).
+    #[arg(long)]
+    pub mysql: bool,
+    /// The client option file for --mysql (implies it).
+    #[arg(long, value_name = "FILE")]
+    pub mysql_option_file: Option<PathBuf>,
     /// Read /proc and /sys under this directory instead of / (a captured tree).
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
@@ -131,11 +139,32 @@ pub fn run(args: &SnapshotArgs) -> anyhow::Result<()> {
         smaps: args.smaps,
         smaps_budget: collect::SMAPS_BUDGET,
     };
+    let mut mysql = if args.mysql || args.mysql_option_file.is_some() {
+        let config = collect::mysql::MysqlConfig {
+            option_file: args.mysql_option_file.clone(),
+            ..Default::default()
+        };
+        Some(
+            collect::mysql::MysqlCollector::new(config)
+                .map_err(|e| anyhow::anyhow!("--mysql: {e}"))?,
+        )
+    } else {
+        None
+    };
+    // A server that cannot be read is said on stderr; the snapshot goes on.
+    let mut read_mysql = |snapshot: &mut Snapshot| {
+        if let Some(mysql) = &mut mysql {
+            for failure in mysql.collect(&root, snapshot) {
+                eprintln!("memlens snapshot: {}", failure.message);
+            }
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let Some(repeat) = repeat else {
         let mut snapshot = collect::snapshot(&root, &options)
             .with_context(|| format!("reading the host under {}", args.root.display()))?;
+        read_mysql(&mut snapshot);
         sort(&mut snapshot.processes, args.sort);
         if args.json {
             serde_json::to_writer_pretty(&mut out, &snapshot)?;
@@ -153,6 +182,7 @@ pub fn run(args: &SnapshotArgs) -> anyhow::Result<()> {
         let mut snapshot = collector
             .snapshot(&root, &options)
             .with_context(|| format!("reading the host under {}", args.root.display()))?;
+        read_mysql(&mut snapshot);
         sort(&mut snapshot.processes, args.sort);
         write_repeated(&mut out, &snapshot, args.json)?;
         // Each snapshot reaches the reader at once (a pipe is not a terminal).

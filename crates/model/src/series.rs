@@ -6,6 +6,7 @@
 //! them in SQL): they are the model's field names, with their unit suffixes.
 
 use crate::snapshot::{CgroupSample, HostSample, ProcessSample, Snapshot};
+use crate::MysqlSample;
 use memlens_linux::cgroup::Limit;
 use std::collections::BTreeMap;
 
@@ -26,24 +27,36 @@ pub enum Entity {
         /// The path as `/proc/PID/cgroup` shows it.
         path: String,
     },
+    /// A MySQL/MariaDB server, by its process: its own series (pool, hit
+    /// counters, Memory_used) beside the process's. A history written before
+    /// this kind existed simply has none.
+    Mysql {
+        /// The server's process id.
+        pid: i32,
+        /// Its start time in clock ticks after boot.
+        start_time: u64,
+    },
 }
 
 impl Entity {
-    /// A stable text key: `host`, `process:PID:START`, `cgroup:PATH`.
+    /// A stable text key: `host`, `process:PID:START`, `cgroup:PATH`,
+    /// `mysql:PID:START`.
     pub fn key(&self) -> String {
         match self {
             Entity::Host => "host".to_string(),
             Entity::Process { pid, start_time } => format!("process:{pid}:{start_time}"),
             Entity::Cgroup { path } => format!("cgroup:{path}"),
+            Entity::Mysql { pid, start_time } => format!("mysql:{pid}:{start_time}"),
         }
     }
 
-    /// The kind: `host`, `process` or `cgroup`.
+    /// The kind: `host`, `process`, `cgroup` or `mysql`.
     pub fn kind(&self) -> &'static str {
         match self {
             Entity::Host => "host",
             Entity::Process { .. } => "process",
             Entity::Cgroup { .. } => "cgroup",
+            Entity::Mysql { .. } => "mysql",
         }
     }
 
@@ -57,11 +70,16 @@ impl Entity {
                 path: path.to_string(),
             });
         }
-        let rest = key.strip_prefix("process:")?;
+        let (mysql, rest) = match key.strip_prefix("mysql:") {
+            Some(rest) => (true, rest),
+            None => (false, key.strip_prefix("process:")?),
+        };
         let (pid, start) = rest.split_once(':')?;
-        Some(Entity::Process {
-            pid: pid.parse().ok()?,
-            start_time: start.parse().ok()?,
+        let (pid, start_time) = (pid.parse().ok()?, start.parse().ok()?);
+        Some(if mysql {
+            Entity::Mysql { pid, start_time }
+        } else {
+            Entity::Process { pid, start_time }
         })
     }
 }
@@ -104,6 +122,9 @@ pub fn is_counter(metric: &str) -> bool {
             | "anon_refaults"
             | "voluntary_ctxt_switches"
             | "nonvoluntary_ctxt_switches"
+            | "mysql_pool_read_requests"
+            | "mysql_pool_reads"
+            | "mysql_errors"
     ) || metric.ends_with("_total")
 }
 
@@ -121,6 +142,9 @@ pub fn snapshot_points(snapshot: &Snapshot) -> Vec<Point> {
                 cgroup_points(cgroup, &mut points);
             }
         }
+    }
+    for server in &snapshot.mysql {
+        mysql_points(server, &mut points);
     }
     for cgroup in &snapshot.emptied_cgroups {
         if !cgroups_seen.contains(&cgroup.path.as_str()) {
@@ -169,6 +193,82 @@ pub fn process_labels(process: &ProcessSample) -> Labels {
         }
     }
     labels
+}
+
+/// The labels of a MySQL/MariaDB server entity.
+pub fn mysql_labels(server: &MysqlSample) -> Labels {
+    let mut labels = Labels::new();
+    labels.insert("endpoint", server.endpoint.clone());
+    if let Some(version) = &server.version {
+        labels.insert("mysql_version", version.clone());
+    }
+    if let Some(malloc) = &server.malloc_library {
+        labels.insert("malloc_library", malloc.clone());
+    }
+    labels
+}
+
+fn mysql_points(m: &MysqlSample, points: &mut Vec<Point>) {
+    let e = Entity::Mysql {
+        pid: m.process.pid,
+        start_time: m.process.start_time,
+    };
+    let o = |v: Option<u64>| v.map(|v| v as f64);
+    push(
+        points,
+        &e,
+        "mysql_up",
+        Some(if m.error.is_none() { 1.0 } else { 0.0 }),
+    );
+    push(points, &e, "mysql_errors", Some(m.errors_total as f64));
+    push(points, &e, "mysql_pool_size_bytes", o(m.pool_size_bytes));
+    push(points, &e, "mysql_page_size_bytes", o(m.page_size_bytes));
+    push(points, &e, "mysql_pool_pages_total", o(m.pool_pages_total));
+    push(points, &e, "mysql_pool_pages_data", o(m.pool_pages_data));
+    push(points, &e, "mysql_pool_pages_free", o(m.pool_pages_free));
+    push(
+        points,
+        &e,
+        "mysql_pool_read_requests",
+        o(m.pool_read_requests),
+    );
+    push(points, &e, "mysql_pool_reads", o(m.pool_reads));
+    push(
+        points,
+        &e,
+        "mysql_memory_used_bytes",
+        o(m.memory_used_bytes),
+    );
+    push(
+        points,
+        &e,
+        "mysql_threads_connected",
+        o(m.threads_connected),
+    );
+    push(
+        points,
+        &e,
+        "mysql_instrumented_bytes",
+        o(m.instrumented_bytes),
+    );
+    push(
+        points,
+        &e,
+        "mysql_memory_used_initial_bytes",
+        o(m.memory_used_initial_bytes),
+    );
+    push(
+        points,
+        &e,
+        "mysql_sort_buffer_size_bytes",
+        o(m.sort_buffer_size_bytes),
+    );
+    push(
+        points,
+        &e,
+        "mysql_pool_resident_bytes",
+        o(m.pool_resident_bytes),
+    );
 }
 
 /// The labels of a cgroup entity.
@@ -341,6 +441,10 @@ mod tests {
             Entity::Cgroup {
                 path: "/kubepods/pod1:x".to_string(),
             },
+            Entity::Mysql {
+                pid: 7,
+                start_time: 99,
+            },
         ] {
             assert_eq!(Entity::from_key(&entity.key()), Some(entity.clone()));
         }
@@ -370,6 +474,7 @@ mod tests {
             host: HostSample::default(),
             processes: vec![process(1), process(2)],
             emptied_cgroups: Vec::new(),
+            mysql: Vec::new(),
         };
         let points = snapshot_points(&snapshot);
         let of = |entity: &Entity, metric: &str| {

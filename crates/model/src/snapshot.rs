@@ -4,7 +4,7 @@ use memlens_linux::cgroup::Limit;
 use serde::Serialize;
 
 /// A process's identity: a pid alone is reused, (pid, start time) is not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct ProcessIdentity {
     /// The process id.
     pub pid: i32,
@@ -27,6 +27,10 @@ pub struct Snapshot {
     /// JSON when empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub emptied_cgroups: Vec<CgroupSample>,
+    /// MySQL/MariaDB servers among the processes (`watch` with a `[mysql]`
+    /// section or `snapshot --mysql`). Left out of the JSON when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mysql: Vec<crate::MysqlSample>,
 }
 
 /// Host-wide memory at one moment (`/proc/meminfo`, `/proc/vmstat`, PSI, sysctls).

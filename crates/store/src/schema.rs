@@ -53,7 +53,8 @@ CREATE VIEW IF NOT EXISTS entities(id, kind, key, pid, start_ticks, comm, cmdlin
         go_version, labels, first_ts, last_ts) AS
     SELECT e.id,
         CASE WHEN e.key = 'host' THEN 'host'
-             WHEN substr(e.key, 1, 8) = 'process:' THEN 'process' ELSE 'cgroup' END,
+             WHEN substr(e.key, 1, 8) = 'process:' THEN 'process'
+             WHEN substr(e.key, 1, 6) = 'mysql:' THEN 'mysql' ELSE 'cgroup' END,
         e.key, e.pid, e.start_ticks,
         (SELECT text FROM strings WHERE id = e.comm),
         (SELECT group_concat(w.text, ' ' ORDER BY j.key)
@@ -223,8 +224,12 @@ pub fn open_db(
                 }
             }
         }
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {TABLES} COMMIT;"))
-            .at(&path)?;
+        // The entities view is made anew so that a history written before the
+        // `mysql` kind existed shows that kind once a writer has opened it.
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; DROP VIEW IF EXISTS entities; {TABLES} COMMIT;"
+        ))
+        .at(&path)?;
         let _ = conn.execute_batch("ROLLBACK");
         conn.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('format', ?1)",

@@ -385,7 +385,7 @@ impl Store {
             for e in entities {
                 let (pid, start, cgroup) = match &e.entity {
                     Entity::Host => (None, None, None),
-                    Entity::Process { pid, start_time } => {
+                    Entity::Process { pid, start_time } | Entity::Mysql { pid, start_time } => {
                         (Some(*pid as i64), Some(*start_time as i64), None)
                     }
                     Entity::Cgroup { path } => (None, None, Some(path.as_str())),

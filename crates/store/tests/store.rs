@@ -667,3 +667,55 @@ fn a_history_whose_tables_are_not_there_yet_is_not_damaged() {
     Store::open_read_only(&dir).expect("a history now");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A history written before the `mysql` kind existed has the old `entities`
+/// view (anything not host or process shown as a cgroup); a writer opening it
+/// makes the view anew, and the server shows as `mysql`.
+#[test]
+fn an_older_entities_view_is_made_anew_and_shows_the_mysql_kind() {
+    let dir = temp_dir("mysql-kind");
+    let server = Entity::Mysql {
+        pid: 7,
+        start_time: 99,
+    };
+    {
+        let mut store = Store::open(&dir).unwrap();
+        let mut l = Labels::new();
+        l.insert("comm", "mariadbd".to_string());
+        let e = store.entity(&server, &l).unwrap();
+        let s = store.series_id(e, "mysql_pool_size_bytes").unwrap();
+        store.append(1000, &[(s, 50331648.0)]).unwrap();
+        store.commit().unwrap();
+    }
+    // The view as older builds made it.
+    let conn = rusqlite::Connection::open(dir.join("history.db")).unwrap();
+    conn.execute_batch(
+        "DROP VIEW entities;
+         CREATE VIEW entities(id, kind, key, pid, start_ticks, comm, cmdline, cgroup,
+                go_version, labels, first_ts, last_ts) AS
+            SELECT e.id,
+                CASE WHEN e.key = 'host' THEN 'host'
+                     WHEN substr(e.key, 1, 8) = 'process:' THEN 'process' ELSE 'cgroup' END,
+                e.key, e.pid, e.start_ticks, NULL, NULL, NULL, NULL, NULL, e.first_ts, e.last_ts
+            FROM entity_rows e;",
+    )
+    .unwrap();
+    drop(conn);
+    let kind = |store: &Store| {
+        store
+            .entities()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.key == "mysql:7:99")
+            .map(|e| e.kind)
+    };
+    let old = Store::open_read_only(&dir).unwrap();
+    assert_eq!(kind(&old).as_deref(), Some("cgroup"), "the old view");
+    drop(old);
+    let store = Store::open(&dir).unwrap();
+    assert_eq!(kind(&store).as_deref(), Some("mysql"));
+    let info = store.entities_by_pid(7).unwrap();
+    assert_eq!(info[0].comm.as_deref(), Some("mariadbd"));
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

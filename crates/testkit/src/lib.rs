@@ -18,6 +18,7 @@
 //! - [`Browser`]: a headless Chromium driven over the DevTools protocol (pages,
 //!   their errors, screenshots).
 //! - [`TempDir`]: a scratch directory, removed on drop.
+//! - [`MariaDb`]: a private MariaDB server (own data dir, socket, port, test user).
 //! - [`ChildGuard`]: any other child process (a Debian service, `sleep`), killed on drop.
 //!
 //! Everything cleans up on drop, so a failing assertion still removes its
@@ -28,6 +29,7 @@ mod build;
 mod cgroup;
 mod child;
 mod http;
+mod mariadb;
 mod pprof_top;
 mod process;
 mod tempdir;
@@ -38,6 +40,7 @@ pub use build::{pie_workload_binary, repo_root, stripped_workload_binary, worklo
 pub use cgroup::{CgroupVersion, TestCgroup};
 pub use child::ChildGuard;
 pub use http::{free_loopback_port, http_get, http_get_bytes};
+pub use mariadb::{MariaDb, MariaDbSpec, TEST_PASSWORD, TEST_USER};
 pub use pprof_top::{
     compare_with_binary_symbolised, go_tool_pprof_top, parse_address_row, parse_pprof_top,
     AddressRow, PprofTop,

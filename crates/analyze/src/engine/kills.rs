@@ -118,7 +118,7 @@ impl Engine {
                     .as_deref()
                     .is_some_and(|c| c == path || is_below(kill.task_cgroup.as_deref(), path)),
                 Entity::Host => true,
-                Entity::Process { .. } => false,
+                Entity::Process { .. } | Entity::Mysql { .. } => false,
             });
             let pending = counter.map(|i| self.pending_kills.remove(i));
             let watched_cgroup = cgroup.as_ref().is_some_and(|path| {

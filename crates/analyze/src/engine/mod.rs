@@ -31,6 +31,7 @@
 
 mod kills;
 mod limits;
+mod mysql;
 
 pub use kills::KernelKill;
 pub use limits::LimitsConfig;
@@ -71,6 +72,15 @@ pub const METRICS: &[&str] = &[
     "pressure_full_total_usec",
     "go_next_gc_bytes",
     "go_gogc_percent",
+    // MySQL/MariaDB servers (mysql.rs).
+    "mysql_pool_size_bytes",
+    "mysql_page_size_bytes",
+    "mysql_pool_pages_data",
+    "mysql_pool_read_requests",
+    "mysql_pool_reads",
+    "mysql_pool_resident_bytes",
+    "mysql_memory_used_bytes",
+    "mysql_memory_used_initial_bytes",
 ];
 
 /// The OOM kill counters (of cgroups and of the host).
@@ -162,6 +172,8 @@ pub struct Config {
     pub hold_seconds: f64,
     /// Near limit and thrashing.
     pub limits: LimitsConfig,
+    /// The MySQL/MariaDB detectors.
+    pub mysql: crate::mysql::MysqlConfig,
 }
 
 impl Default for Config {
@@ -180,6 +192,7 @@ impl Default for Config {
             forget_after_seconds: 60.0,
             hold_seconds: 300.0,
             limits: LimitsConfig::default(),
+            mysql: crate::mysql::MysqlConfig::default(),
         }
     }
 }
@@ -196,6 +209,8 @@ struct EntityState {
     evaluated_ms: HashMap<&'static str, i64>,
     /// Recent values for near limit and thrashing.
     recent: limits::Recent,
+    /// A MySQL server's recent instants.
+    mysql: std::collections::VecDeque<crate::mysql::ServerPoint>,
 }
 
 #[derive(Debug)]
@@ -344,6 +359,7 @@ impl Engine {
                 state.updated.push(metric);
             }
         }
+        self.push_mysql(ts_ms);
         let mut conditions: Vec<(Key, Option<Condition>)> = Vec::new();
         for (entity, state) in &self.entities {
             for &metric in &state.updated {
@@ -372,7 +388,7 @@ impl Engine {
             Entity::Cgroup { .. } => Layer::Cgroup,
             Entity::Host => Layer::Kernel,
             Entity::Process { .. } if metric.starts_with("go_") => Layer::GoRuntime,
-            Entity::Process { .. } => Layer::Process,
+            Entity::Process { .. } | Entity::Mysql { .. } => Layer::Process,
         };
         if TRENDED.contains(&metric) {
             let points = state.windows.get(metric).map(|w| w.points());
@@ -409,6 +425,7 @@ impl Engine {
             }
         }
         self.evaluate_limits(entity, state, metric, out);
+        self.evaluate_mysql(entity, state, metric, out);
         if metric == "go_sys_bytes" {
             out.push((
                 (entity.clone(), GOMEMLIMIT_REACHED, "go_sys_bytes"),
@@ -467,7 +484,7 @@ impl Engine {
                 .process_cgroups
                 .get(entity)
                 .and_then(|path| self.entities.get(&Entity::Cgroup { path: path.clone() })),
-            Entity::Host => None,
+            Entity::Host | Entity::Mysql { .. } => None,
         };
         cgroup
             .filter(|cg| cg.latest.contains_key("effective_limit_bytes"))
@@ -511,7 +528,7 @@ impl Engine {
                 let others = (total - available - value).max(0.0);
                 Some((total + swap - others, Layer::Kernel))
             }
-            Entity::Host => None,
+            Entity::Host | Entity::Mysql { .. } => None,
         }
     }
 

@@ -6,6 +6,7 @@ mod cgroup;
 mod go;
 mod host;
 pub mod kmsg;
+pub mod mysql;
 mod process;
 pub mod pss;
 
@@ -245,6 +246,7 @@ fn take_snapshot(
         host,
         processes,
         emptied_cgroups: Vec::new(),
+        mysql: Vec::new(),
     };
     Ok((snapshot, resume_pid))
 }

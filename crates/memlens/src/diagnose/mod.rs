@@ -33,6 +33,7 @@ mod heapgap;
 mod heapgrowth;
 pub mod history;
 mod mapbloat;
+mod mysql;
 mod victims;
 mod vmas;
 pub mod window;
@@ -104,6 +105,14 @@ pub struct DiagnoseArgs {
     /// Always observe a live window (`--window`), even with a history.
     #[arg(long)]
     pub no_history: bool,
+    /// Also read the MySQL/MariaDB servers (credentials from ~/.my.cnf's
+    /// `[client]` or --mysql-option-file): pool, hit ratio over a live
+    /// window, memory ledger.
+    #[arg(long)]
+    pub mysql: bool,
+    /// The client option file for --mysql (implies it).
+    #[arg(long, value_name = "FILE")]
+    pub mysql_option_file: Option<PathBuf>,
 }
 
 /// The detectors' thresholds.
@@ -261,7 +270,7 @@ impl Section {
 
 /// Every detector family, in the order they are shown.
 fn sections(context: &Context) -> anyhow::Result<Vec<Section>> {
-    Ok(vec![
+    let mut all = vec![
         fds::section(context),
         vmas::section(context),
         gc::section(context),
@@ -271,7 +280,12 @@ fn sections(context: &Context) -> anyhow::Result<Vec<Section>> {
         heapgrowth::section(context),
         mapbloat::section(context),
         victims::section(context)?,
-    ])
+    ];
+    // With --mysql and a server among the processes.
+    if !context.snapshot.mysql.is_empty() {
+        all.push(mysql::section(context));
+    }
+    Ok(all)
 }
 
 /// The longest live window of `diagnose` and `advise`.
@@ -316,7 +330,38 @@ pub fn run(args: &DiagnoseArgs) -> anyhow::Result<()> {
         smaps: SmapsPolicy::Never,
         smaps_budget: collect::SMAPS_BUDGET,
     };
-    let (observed, history, history_note) = observe(args, &root, &options)?;
+    let mut mysql = if args.mysql || args.mysql_option_file.is_some() {
+        let config = collect::mysql::MysqlConfig {
+            option_file: args.mysql_option_file.clone(),
+            ..Default::default()
+        };
+        Some(
+            collect::mysql::MysqlCollector::new(config)
+                .map_err(|e| anyhow::anyhow!("--mysql: {e}"))?,
+        )
+    } else {
+        None
+    };
+    // The servers' reading at the window's start, taken just before it.
+    let mut mysql_start = None;
+    if let Some(mysql) = &mut mysql {
+        let mut start = collect::snapshot(&root, &options)
+            .map_err(|e| anyhow::anyhow!("reading the host's processes: {e}"))?;
+        for failure in mysql.collect(&root, &mut start) {
+            eprintln!("diagnose: {}", failure.message);
+        }
+        mysql_start = Some(start.mysql);
+    }
+    let (mut observed, history, history_note) = observe(args, &root, &options)?;
+    if let Some(mysql) = &mut mysql {
+        for failure in mysql.collect(&root, &mut observed.last) {
+            eprintln!("diagnose: {}", failure.message);
+        }
+        // A window from the history did not start now: no start reading.
+        if history.is_none() {
+            observed.first.mysql = mysql_start.unwrap_or_default();
+        }
+    }
     let snapshot = &observed.last;
     let first = &observed.first;
     let config = DetectorConfig {
@@ -621,6 +666,8 @@ mod tests {
             store: None,
             history: Duration::from_secs(900),
             no_history: false,
+            mysql: false,
+            mysql_option_file: None,
         };
         let p = ProcessSample {
             pid: 7,

@@ -5,13 +5,15 @@ use crate::timearg::format_utc;
 use memlens_analyze::{Evidence, Finding};
 use memlens_model::series::Entity;
 
-/// `process PID:START (comm)`, `cgroup PATH` or `host`.
+/// `process PID:START (comm)`, `cgroup PATH`, `host` or
+/// `mysql server PID:START (comm)`.
 pub fn target_text(target: &Entity, comm: Option<&str>) -> String {
     let name = comm.map(|n| format!(" ({n})")).unwrap_or_default();
     match target {
         Entity::Process { pid, start_time } => format!("process {pid}:{start_time}{name}"),
         Entity::Cgroup { path } => format!("cgroup {path}"),
         Entity::Host => "host".to_string(),
+        Entity::Mysql { pid, start_time } => format!("mysql server {pid}:{start_time}{name}"),
     }
 }
 
@@ -66,7 +68,7 @@ pub fn evidence_json(evidence: &[Evidence]) -> serde_json::Value {
 pub fn target_json(target: &Entity, comm: Option<&str>) -> serde_json::Value {
     let mut json = serde_json::json!({ "kind": target.kind(), "key": target.key() });
     match target {
-        Entity::Process { pid, start_time } => {
+        Entity::Process { pid, start_time } | Entity::Mysql { pid, start_time } => {
             json["pid"] = (*pid).into();
             json["start_time"] = (*start_time).into();
             if let Some(comm) = comm {

@@ -68,7 +68,7 @@ pub fn snapshot_table(out: &mut impl Write, snapshot: &Snapshot) -> io::Result<(
             writeln!(out, "{:>7} partial: {}", "", p.unreadable.join("; "))?;
         }
     }
-    Ok(())
+    super::mysql_table(out, &snapshot.mysql)
 }
 
 /// One line per memory cgroup that has a limit or holds a listed process.

@@ -63,6 +63,10 @@ pub struct WatchConfig {
     /// Built-in alerting: notifiers, hold, `for` by alert (off until a
     /// notifier URL is set; docs/alerts.md).
     pub alerting: AlertingConfig,
+    /// Read MySQL/MariaDB servers among the processes (off when unset; an
+    /// empty `[mysql]` section turns it on with the option file's
+    /// credentials).
+    pub mysql: Option<crate::collect::mysql::MysqlConfig>,
 }
 
 /// The detectors' settings that a config file can change (`[findings]`).
@@ -76,6 +80,10 @@ pub struct FindingsConfig {
     /// Coverage of a time-to-OOM's range of predicted kills (0.9: nine in
     /// ten kills inside it, when the growth goes on as measured).
     pub forecast_coverage: f64,
+    /// The window of the MySQL/MariaDB detectors (a hit ratio compares its
+    /// two halves).
+    #[serde(with = "duration::config_value")]
+    pub mysql_window: Duration,
 }
 
 impl Default for FindingsConfig {
@@ -84,6 +92,7 @@ impl Default for FindingsConfig {
         FindingsConfig {
             hold: Duration::from_secs_f64(engine.hold_seconds),
             forecast_coverage: engine.trend.coverage,
+            mysql_window: Duration::from_secs_f64(engine.mysql.window_seconds),
         }
     }
 }
@@ -97,6 +106,10 @@ impl FindingsConfig {
             trend: memlens_analyze::trend::TrendConfig {
                 coverage: self.forecast_coverage,
                 ..defaults.trend.clone()
+            },
+            mysql: memlens_analyze::mysql::MysqlConfig {
+                window_seconds: self.mysql_window.as_secs_f64(),
+                ..defaults.mysql.clone()
             },
             ..defaults
         }
@@ -197,6 +210,7 @@ impl Default for WatchConfig {
             findings: FindingsConfig::default(),
             alerts: AlertsConfig::default(),
             alerting: AlertingConfig::default(),
+            mysql: None,
         }
     }
 }

@@ -121,7 +121,7 @@ impl Exporter {
     ) -> Vec<(&'static str, String)> {
         let mut labels = vec![("target", target.key())];
         match target {
-            Entity::Process { pid, .. } => {
+            Entity::Process { pid, .. } | Entity::Mysql { pid, .. } => {
                 labels.push(("pid", pid.to_string()));
                 if let Some(name) = comm(target) {
                     labels.push(("comm", name));
@@ -290,6 +290,7 @@ mod tests {
             host: Default::default(),
             processes,
             emptied_cgroups: Vec::new(),
+            mysql: Vec::new(),
         }
     }
 

@@ -197,7 +197,7 @@ pub fn is_of(p: &memlens_model::ProcessSample, target: &Entity) -> bool {
                     .strip_prefix(path.trim_end_matches('/'))
                     .is_some_and(|r| r.starts_with('/'))
         }),
-        Entity::Host => false,
+        Entity::Host | Entity::Mysql { .. } => false,
     }
 }
 

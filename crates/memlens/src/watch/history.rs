@@ -5,7 +5,7 @@
 use super::config::WatchConfig;
 use super::gotargets::FetchedProfile;
 use anyhow::Context;
-use memlens_model::series::{cgroup_labels, process_labels, Entity, Labels, Point};
+use memlens_model::series::{cgroup_labels, mysql_labels, process_labels, Entity, Labels, Point};
 use memlens_model::Snapshot;
 use memlens_store::{Retention, SeriesId, Store, StoreOptions};
 use std::collections::HashMap;
@@ -201,7 +201,7 @@ fn keep_known_labels(previous: &Labels, current: &mut Labels) {
     }
 }
 
-/// The labels of every process and cgroup entity of a snapshot.
+/// The labels of every process, cgroup and MySQL server entity of a snapshot.
 fn entity_labels(snapshot: &Snapshot) -> HashMap<Entity, Labels> {
     let mut labels = HashMap::with_capacity(snapshot.processes.len() + 8);
     for process in &snapshot.processes {
@@ -226,6 +226,20 @@ fn entity_labels(snapshot: &Snapshot) -> HashMap<Entity, Labels> {
                 path: cgroup.path.clone(),
             })
             .or_insert_with(|| cgroup_labels(cgroup));
+    }
+    for server in &snapshot.mysql {
+        let (pid, start_time) = (server.process.pid, server.process.start_time);
+        let process = Entity::Process { pid, start_time };
+        // The server's process and cgroup are linked through its labels.
+        let mut own = mysql_labels(server);
+        if let Some(p) = labels.get(&process) {
+            for key in ["comm", "cgroup"] {
+                if let Some(v) = p.get(key) {
+                    own.insert(key, v.clone());
+                }
+            }
+        }
+        labels.insert(Entity::Mysql { pid, start_time }, own);
     }
     labels
 }
@@ -289,6 +303,7 @@ mod tests {
             host: Default::default(),
             processes: vec![process],
             emptied_cgroups: Vec::new(),
+            mysql: Vec::new(),
         };
         history
             .record_cycle(&snapshot, &[point("rss_bytes")], &[])

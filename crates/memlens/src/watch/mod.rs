@@ -260,13 +260,26 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         ));
     }
     let mut collector = Collector::default();
+    let mut mysql = match &config.mysql {
+        Some(c) => Some(
+            crate::collect::mysql::MysqlCollector::new(c.clone())
+                .map_err(|e| anyhow::anyhow!("[mysql]: {e}"))?,
+        ),
+        None => None,
+    };
     let interval = config.interval;
     let mut next_cycle = Instant::now();
     let mut cycles_done = 0u64;
     loop {
         let started = Instant::now();
         match collector.snapshot(&root, &options) {
-            Ok(snapshot) => {
+            Ok(mut snapshot) => {
+                if let Some(mysql) = &mut mysql {
+                    for failure in mysql.collect(&root, &mut snapshot) {
+                        exporter.error("mysql", failure.stage);
+                        status.error(&failure.message);
+                    }
+                }
                 let mut points = snapshot_points(&snapshot);
                 let go_alive: Vec<(i32, u64)> = snapshot
                     .processes

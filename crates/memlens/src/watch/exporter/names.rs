@@ -133,12 +133,33 @@ const CGROUP: &[(&str, &str, f64, &str)] = &[
     ("pressure_full_total_usec", "memlens_cgroup_memory_pressure_full_seconds_total", 1e-6, "Time all of the cgroup's non-idle tasks stalled on memory (memory.pressure full total; v2 only)."),
 ];
 
+/// MySQL/MariaDB server series (entity kind `mysql`).
+#[rustfmt::skip]
+const MYSQL: &[(&str, &str, f64, &str)] = &[
+    ("mysql_up", "memlens_mysql_up", 1.0, "1 when memlens read the server this cycle, 0 when it could not (wrong password, server gone, query past the read timeout)."),
+    ("mysql_errors", "memlens_mysql_errors_total", 1.0, "Failed reads of this server since the agent started."),
+    ("mysql_pool_size_bytes", "memlens_mysql_pool_size_bytes", 1.0, "innodb_buffer_pool_size (SHOW GLOBAL VARIABLES)."),
+    ("mysql_page_size_bytes", "memlens_mysql_page_size_bytes", 1.0, "The InnoDB page size (Innodb_page_size)."),
+    ("mysql_pool_pages_total", "memlens_mysql_pool_pages_total", 1.0, "Pages of the buffer pool (Innodb_buffer_pool_pages_total)."),
+    ("mysql_pool_pages_data", "memlens_mysql_pool_pages_data", 1.0, "Pages holding data (Innodb_buffer_pool_pages_data)."),
+    ("mysql_pool_pages_free", "memlens_mysql_pool_pages_free", 1.0, "Free pages (Innodb_buffer_pool_pages_free)."),
+    ("mysql_pool_read_requests", "memlens_mysql_pool_read_requests_total", 1.0, "Logical reads from the pool (Innodb_buffer_pool_read_requests): the hit ratio is 1 - rate(reads) / rate(read requests)."),
+    ("mysql_pool_reads", "memlens_mysql_pool_reads_total", 1.0, "Reads that missed the pool and went to disk (Innodb_buffer_pool_reads)."),
+    ("mysql_memory_used_bytes", "memlens_mysql_memory_used_bytes", 1.0, "Memory the server accounts for itself (Memory_used, MariaDB)."),
+    ("mysql_memory_used_initial_bytes", "memlens_mysql_memory_used_initial_bytes", 1.0, "Memory_used when the server began serving connections (Memory_used_initial, MariaDB): Memory_used above it is the connections' part."),
+    ("mysql_instrumented_bytes", "memlens_mysql_instrumented_bytes", 1.0, "With performance_schema on: bytes its memory instruments count now (SUM of CURRENT_NUMBER_OF_BYTES_USED of memory_summary_global_by_event_name)."),
+    ("mysql_threads_connected", "memlens_mysql_threads_connected", 1.0, "Open connections (Threads_connected)."),
+    ("mysql_sort_buffer_size_bytes", "memlens_mysql_sort_buffer_size_bytes", 1.0, "sort_buffer_size: what one sorting connection may take."),
+    ("mysql_pool_resident_bytes", "memlens_mysql_pool_resident_bytes", 1.0, "Resident bytes of the buffer pool's mapping (smaps of the server process), when found."),
+];
+
 /// The family of `metric` of an entity of `entity_kind` (`host`, `process`,
 /// `cgroup`).
 pub fn family_for(entity_kind: &str, metric: &str) -> FamilySpec {
     let table = match entity_kind {
         "host" => HOST,
         "process" => PROCESS,
+        "mysql" => MYSQL,
         _ => CGROUP,
     };
     let counter = is_counter(metric);
@@ -156,6 +177,7 @@ pub fn family_for(entity_kind: &str, metric: &str) -> FamilySpec {
         "host" => "memlens_host_",
         "process" if metric.starts_with("go_") => "memlens_",
         "process" => "memlens_process_",
+        "mysql" => "memlens_",
         _ => "memlens_cgroup_memory_",
     };
     let mut name = format!("{prefix}{}", sanitize(metric));
@@ -173,7 +195,11 @@ pub fn family_for(entity_kind: &str, metric: &str) -> FamilySpec {
 /// Every family name of the table, for the docs check.
 #[cfg(test)]
 pub fn known_names() -> impl Iterator<Item = &'static str> {
-    HOST.iter().chain(PROCESS).chain(CGROUP).map(|row| row.1)
+    HOST.iter()
+        .chain(PROCESS)
+        .chain(CGROUP)
+        .chain(MYSQL)
+        .map(|row| row.1)
 }
 
 /// A name made of `[a-zA-Z0-9_]` only.
@@ -190,7 +216,12 @@ mod tests {
 
     #[test]
     fn counters_end_in_total_and_gauges_do_not() {
-        for (kind, table) in [("host", HOST), ("process", PROCESS), ("cgroup", CGROUP)] {
+        for (kind, table) in [
+            ("host", HOST),
+            ("process", PROCESS),
+            ("cgroup", CGROUP),
+            ("mysql", MYSQL),
+        ] {
             for row in table {
                 let family = family_for(kind, row.0);
                 assert_eq!(

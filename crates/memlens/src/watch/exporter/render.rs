@@ -149,6 +149,22 @@ pub fn entities(snapshot: &Snapshot, points: &[Point]) -> Vec<EntitySeries> {
         };
         take(entity, labels, p.rss_bytes.unwrap_or(0) as f64);
     }
+    for m in &snapshot.mysql {
+        let (pid, start_time) = (m.process.pid, m.process.start_time);
+        let process = snapshot
+            .processes
+            .iter()
+            .find(|p| p.pid == pid && p.start_time == start_time);
+        let mut labels = vec![("pid", pid.to_string())];
+        if let Some(p) = process {
+            labels.push(("comm", p.comm.clone()));
+            if let Some(cgroup) = &p.cgroup {
+                labels.push(("cgroup", cgroup.path.clone()));
+            }
+        }
+        labels.push(("endpoint", m.endpoint.clone()));
+        take(Entity::Mysql { pid, start_time }, labels, 0.0);
+    }
     out
 }
 
@@ -159,7 +175,7 @@ pub fn cap(mut entities: Vec<EntitySeries>, max_series: usize) -> (Vec<EntitySer
     let rank = |e: &EntitySeries| match e.entity {
         Entity::Host => 0,
         Entity::Cgroup { .. } => 1,
-        Entity::Process { .. } => 2,
+        Entity::Process { .. } | Entity::Mysql { .. } => 2,
     };
     entities.sort_by(|a, b| {
         rank(a)

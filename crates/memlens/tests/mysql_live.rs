@@ -1,0 +1,443 @@
+//! The MySQL/MariaDB neighbour against a real server (testkit [`MariaDb`]):
+//! what `memlens snapshot --mysql` and `memlens watch` report lies between the
+//! test's own `SHOW GLOBAL STATUS` reads (through the `mariadb` client, as
+//! root over the socket) taken just before and after with no load running;
+//! bad inputs (wrong password, a server that stops answering) show as "not
+//! available", are counted on /metrics, and the agent goes on.
+
+#[path = "common/cli.rs"]
+mod cli;
+#[path = "common/metrics.rs"]
+mod metrics;
+
+use cli::{memlens, memlens_json, query};
+use memlens_testkit::{
+    free_loopback_port, http_get, ChildGuard, MariaDb, MariaDbSpec, TempDir, TEST_PASSWORD,
+    TEST_USER,
+};
+use metrics::sample;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A table of ~80 MiB (300k rows of 255 bytes) against a 32 MiB pool: a full
+/// scan fills the pool and misses it.
+fn load_table(db: &MariaDb) {
+    db.sql(
+        "CREATE DATABASE t; USE t; CREATE TABLE big (id INT PRIMARY KEY AUTO_INCREMENT, pad CHAR(255)) ENGINE=InnoDB;\
+         INSERT INTO big (pad) SELECT REPEAT('x', 255) FROM seq_1_to_300000;",
+    )
+    .expect("load table");
+}
+
+fn scan(db: &MariaDb) {
+    db.sql("SELECT COUNT(*), SUM(LENGTH(pad)) FROM t.big")
+        .expect("scan");
+}
+
+fn n(map: &BTreeMap<String, String>, key: &str) -> u64 {
+    map[key].parse().unwrap()
+}
+
+fn between(
+    v: &Value,
+    field: &str,
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+    key: &str,
+) {
+    let (a, b) = (n(before, key), n(after, key));
+    let v = v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} missing: {v}"));
+    assert!(
+        a.min(b) <= v && v <= a.max(b),
+        "{field}: {v} not within [{a}, {b}] of {key}"
+    );
+}
+
+fn option_file(dir: &TempDir, password: &str) -> String {
+    let path = dir.join("my.cnf");
+    std::fs::write(
+        &path,
+        format!("[client]\nuser={TEST_USER}\npassword={password}\n"),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// `memlens snapshot --json --mysql-option-file CNF` of the server, between
+/// two reads of its status by the test: its pool numbers lie between them.
+fn bracketed_snapshot(db: &MariaDb, cnf: &str) -> Value {
+    let pid = db.pid().to_string();
+    let before = db.global_status();
+    let snap = memlens_json(&[
+        "snapshot",
+        "--json",
+        "--pid",
+        &pid,
+        "--mysql-option-file",
+        cnf,
+    ]);
+    let after = db.global_status();
+    let servers = snap["mysql"].as_array().expect("a mysql array");
+    assert_eq!(servers.len(), 1, "{snap}");
+    let m = servers[0].clone();
+    assert!(m["error"].is_null(), "{m}");
+    assert_eq!(m["process"]["pid"].as_i64(), Some(db.pid() as i64));
+    assert_eq!(
+        m["pool_size_bytes"].as_u64(),
+        Some(db.variable_u64("innodb_buffer_pool_size"))
+    );
+    between(
+        &m,
+        "pool_pages_total",
+        &before,
+        &after,
+        "Innodb_buffer_pool_pages_total",
+    );
+    between(
+        &m,
+        "pool_pages_data",
+        &before,
+        &after,
+        "Innodb_buffer_pool_pages_data",
+    );
+    between(
+        &m,
+        "pool_read_requests",
+        &before,
+        &after,
+        "Innodb_buffer_pool_read_requests",
+    );
+    between(
+        &m,
+        "pool_reads",
+        &before,
+        &after,
+        "Innodb_buffer_pool_reads",
+    );
+    m
+}
+
+#[test]
+fn with_performance_schema_memory_instruments_on() {
+    let db = MariaDb::start(&MariaDbSpec {
+        extra_args: vec![
+            "--performance-schema=ON".into(),
+            "--performance-schema-instrument=memory/%=ON".into(),
+        ],
+        ..MariaDbSpec::default()
+    });
+    load_table(&db);
+    scan(&db);
+    let dir = TempDir::new("mysql-pfs");
+    let cnf = option_file(&dir, TEST_PASSWORD);
+    let sum = "SELECT SUM(CURRENT_NUMBER_OF_BYTES_USED) FROM performance_schema.memory_summary_global_by_event_name";
+    let own = || -> f64 { db.sql(sum).unwrap().trim().parse().unwrap() };
+    let before = own();
+    let m = bracketed_snapshot(&db, &cnf);
+    let after = own();
+    let got = m["instrumented_bytes"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{m}"));
+    // Not a counter: each connection's own allocations come and go (the
+    // test's client and memlens's differ), so 5 % around the test's reads.
+    let (lo, hi) = (before.min(after) * 0.95, before.max(after) * 1.05);
+    assert!(
+        lo <= got && got <= hi,
+        "instrumented {got} not within [{lo}, {hi}]"
+    );
+    eprintln!("performance_schema memory instruments: {got} B (test's reads {before}, {after})");
+}
+
+#[test]
+fn snapshot_reads_lie_between_the_servers_own_reads() {
+    let db = MariaDb::start(&MariaDbSpec::default());
+    load_table(&db);
+    scan(&db);
+    let dir = TempDir::new("mysql-snapshot");
+    let cnf = option_file(&dir, TEST_PASSWORD);
+    let pid = db.pid().to_string();
+
+    let m = &bracketed_snapshot(&db, &cnf);
+    // The pool's mapping holds at least the data pages (there is no swap to
+    // push them out on the test hosts; 5 % for pages read in between).
+    let data_bytes =
+        m["pool_pages_data"].as_u64().unwrap() * m["page_size_bytes"].as_u64().unwrap();
+    let resident = m["pool_resident_bytes"]
+        .as_u64()
+        .expect("pool mapping found");
+    assert!(
+        resident as f64 >= 0.95 * data_bytes as f64,
+        "resident {resident} < data {data_bytes}"
+    );
+    eprintln!(
+        "pool {} B, data pages {data_bytes} B, pool mapping resident {resident} B",
+        m["pool_size_bytes"]
+    );
+
+    // diagnose over a 3 s live window with scans running: the hit ratio over
+    // the window and the ledger of the server's anonymous RSS.
+    let socket = db.socket().to_path_buf();
+    let scans = std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(4);
+        while Instant::now() < until {
+            let _ = Command::new("mariadb")
+                .args(["--no-defaults", "-uroot", "-N", "-B"])
+                .arg(format!("--socket={}", socket.display()))
+                .args(["-e", "SELECT COUNT(*), SUM(LENGTH(pad)) FROM t.big"])
+                .output();
+        }
+    });
+    let report = memlens_json(&[
+        "diagnose",
+        "--pid",
+        &pid,
+        "--window",
+        "3s",
+        "--no-history",
+        "--no-profiles",
+        "--json",
+        "--mysql-option-file",
+        &cnf,
+    ]);
+    scans.join().unwrap();
+    let section = report["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "mysql")
+        .unwrap_or_else(|| panic!("no mysql section: {report}"));
+    let server = &section["data"]["servers"][0];
+    let hr = server["hit_ratio"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{server}"));
+    assert!((0.0..=1.0).contains(&hr), "{server}");
+    let ledger = &server["ledger"];
+    let anon = ledger["anon_rss_bytes"].as_f64().unwrap();
+    let pool = ledger["pool_resident_bytes"].as_f64().unwrap();
+    assert!(
+        pool > 0.0 && pool < anon,
+        "the pool is part of the anon RSS: {ledger}"
+    );
+    eprintln!("diagnose: hit ratio {hr:.4}, ledger {ledger}");
+
+    // The table says it too; a wrong password is "not available", exit 0.
+    let text = memlens(&["snapshot", "--pid", &pid, "--mysql-option-file", &cnf]);
+    assert!(text.contains(&format!("mysql {pid} ")), "{text}");
+    let bad = option_file(&dir, "wrong");
+    let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
+        .args(["snapshot", "--pid", &pid, "--mysql-option-file", &bad])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("not available") && stdout.contains("Access denied"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("Access denied"), "{stderr}");
+}
+
+fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn agent(config: &str, data: &str, addr: &str, pid: &str) -> ChildGuard {
+    ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_memlens"))
+            .args([
+                "watch", "--config", config, "--data", data, "--listen", addr,
+            ])
+            .args(["--pid", pid, "--interval", "0.5", "--quiet"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start memlens watch"),
+    )
+}
+
+#[test]
+fn watch_stores_and_exports_the_server_and_survives_bad_inputs() {
+    let mut db = MariaDb::start(&MariaDbSpec::default());
+    load_table(&db);
+    scan(&db);
+    let dir = TempDir::new("mysql-watch");
+    let pid = db.pid().to_string();
+    let config = dir.join("watch.toml");
+    // A 1 s read timeout: the stopped server below must fail the read fast.
+    std::fs::write(
+        &config,
+        format!("[mysql]\nuser = \"{TEST_USER}\"\npassword = \"{TEST_PASSWORD}\"\nread_timeout = \"1s\"\n"),
+    )
+    .unwrap();
+    let data = dir.join("history");
+    let addr = format!("127.0.0.1:{}", free_loopback_port());
+    let _agent = agent(
+        config.to_str().unwrap(),
+        data.to_str().unwrap(),
+        &addr,
+        &pid,
+    );
+    let label = format!("pid=\"{pid}\"");
+    let up = |text: &str| sample(text, "memlens_mysql_up", &label);
+    let text = wait_for("the server on /metrics", Duration::from_secs(60), || {
+        http_get(&addr, "/metrics")
+            .ok()
+            .filter(|t| up(t) == Some(1.0))
+    });
+    let pool = sample(&text, "memlens_mysql_pool_size_bytes", &label).unwrap();
+    assert_eq!(pool as u64, db.variable_u64("innodb_buffer_pool_size"));
+    assert!(
+        text.contains("memlens_mysql_pool_read_requests_total{"),
+        "counter named _total"
+    );
+
+    // The server stops answering (SIGSTOP): reads time out, it shows as down,
+    // the error is counted, the agent goes on; after SIGCONT it is back.
+    let errors = |t: &str| {
+        sample(
+            t,
+            "memlens_agent_collector_errors_total",
+            "collector=\"mysql\"",
+        )
+        .unwrap_or(0.0)
+    };
+    unsafe { libc::kill(db.pid(), libc::SIGSTOP) };
+    let text = wait_for(
+        "the stopped server counted",
+        Duration::from_secs(60),
+        || {
+            http_get(&addr, "/metrics")
+                .ok()
+                .filter(|t| up(t) == Some(0.0) && errors(t) >= 1.0)
+        },
+    );
+    let counted = errors(&text);
+    unsafe { libc::kill(db.pid(), libc::SIGCONT) };
+    wait_for("the server back", Duration::from_secs(60), || {
+        http_get(&addr, "/metrics")
+            .ok()
+            .filter(|t| up(t) == Some(1.0))
+    });
+    eprintln!("{counted} mysql read errors while the server was stopped");
+
+    // The history holds the server as its own entity kind, linked to its process.
+    let data_s = data.to_str().unwrap();
+    let rows = wait_for("the mysql entity stored", Duration::from_secs(60), || {
+        cli::history_ready(data_s)
+            .then(|| {
+                query(
+                    data_s,
+                    "SELECT kind, pid, comm FROM entities WHERE kind = 'mysql'",
+                )
+            })
+            .filter(|r| !r.is_empty())
+    });
+    assert_eq!(rows[0]["pid"].as_i64(), Some(db.pid() as i64), "{rows:?}");
+    db.kill();
+}
+
+/// Full scans of `t.w` (~30 MiB: fits a 48 MiB pool, not a 16 MiB one) from
+/// a thread until `stop`, bounded to 3 minutes.
+fn read_load(
+    socket: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(180);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
+            let _ = Command::new("mariadb")
+                .args(["--no-defaults", "-uroot", "-N", "-B"])
+                .arg(format!("--socket={}", socket.display()))
+                .args(["-e", "SELECT COUNT(*), SUM(LENGTH(pad)) FROM t.w"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    })
+}
+
+#[test]
+fn a_shrunk_pool_under_read_load_is_named_as_the_cause() {
+    let db = MariaDb::start(&MariaDbSpec::default());
+    db.sql(
+        "CREATE DATABASE t; USE t; CREATE TABLE w (id INT PRIMARY KEY AUTO_INCREMENT, pad CHAR(255)) ENGINE=InnoDB;\
+         INSERT INTO w (pad) SELECT REPEAT('x', 255) FROM seq_1_to_100000;",
+    )
+    .expect("load table");
+    let dir = TempDir::new("mysql-shrink");
+    let pid = db.pid().to_string();
+    let config = dir.join("watch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[mysql]\nuser = \"{TEST_USER}\"\npassword = \"{TEST_PASSWORD}\"\n\n[findings]\nmysql_window = \"10s\"\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.join("history");
+    let addr = format!("127.0.0.1:{}", free_loopback_port());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = read_load(db.socket().to_path_buf(), stop.clone());
+    let _agent = agent(
+        config.to_str().unwrap(),
+        data.to_str().unwrap(),
+        &addr,
+        &pid,
+    );
+    let label = format!("pid=\"{pid}\"");
+    wait_for("the server on /metrics", Duration::from_secs(60), || {
+        http_get(&addr, "/metrics")
+            .ok()
+            .filter(|t| sample(t, "memlens_mysql_up", &label) == Some(1.0))
+    });
+    // A full window (10 s) of the warm pool under load is the detector's
+    // baseline: wall-clock pacing, since the window is wall-clock time; 15 s
+    // leaves the agent's 0.5 s cycles slack on a loaded host.
+    std::thread::sleep(Duration::from_secs(15));
+    let active = |t: &str| {
+        sample(
+            t,
+            "memlens_finding_active",
+            "finding=\"mysql.hit_ratio_drop\"",
+        )
+    };
+    let text = http_get(&addr, "/metrics").unwrap();
+    assert_ne!(active(&text), Some(1.0), "no drop before the shrink");
+    db.sql("SET GLOBAL innodb_buffer_pool_size = 16777216")
+        .expect("shrink the pool");
+    wait_for("the hit-ratio finding", Duration::from_secs(90), || {
+        http_get(&addr, "/metrics")
+            .ok()
+            .filter(|t| active(t) == Some(1.0))
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.join().unwrap();
+    let data_s = data.to_str().unwrap();
+    let rows = wait_for("the finding stored", Duration::from_secs(30), || {
+        Some(query(
+            data_s,
+            "SELECT evidence, recommendation FROM findings WHERE finding = 'mysql.hit_ratio_drop'",
+        ))
+        .filter(|r| !r.is_empty())
+    });
+    let recommendation = rows[0]["recommendation"].as_str().unwrap_or_default();
+    let evidence = rows[0]["evidence"].to_string();
+    assert!(
+        recommendation.starts_with("cause: pool_shrank"),
+        "{recommendation}"
+    );
+    assert!(evidence.contains("cause_pool_shrank"), "{evidence}");
+    eprintln!("{recommendation}\n{evidence}");
+}
