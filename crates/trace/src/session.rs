@@ -163,7 +163,10 @@ pub fn run(
         .pids
         .iter()
         .filter_map(|&p| {
-            let maps = ProcessSymbols::read_maps(p).or_else(|| start_maps.get(&p).cloned())?;
+            // An exited process (a zombie) reads as no mappings: keep the start's.
+            let maps = ProcessSymbols::read_maps(p)
+                .filter(|m| !m.is_empty())
+                .or_else(|| start_maps.get(&p).cloned())?;
             Some((p, ProcessSymbols::load(p, maps)))
         })
         .collect();
