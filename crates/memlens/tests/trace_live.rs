@@ -277,6 +277,11 @@ fn bad_input_is_one_line_and_leaves_no_program() {
     let me = std::process::id().to_string();
     let line = memlens_refuses(&["trace", "--pid", &me, "--duration", "0"]);
     assert!(line.contains("--duration 0"), "{line}");
+    let line = memlens_refuses(&["trace", "--cgroup", "/nonexistent/memlens-none"]);
+    assert!(
+        line.contains("--cgroup /nonexistent/memlens-none: no cgroup"),
+        "{line}"
+    );
     let out = Command::new("setpriv")
         .args([
             "--reuid=65534",

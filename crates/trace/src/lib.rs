@@ -22,6 +22,7 @@
 //! how to get it.
 
 pub mod bpf;
+pub mod cgroup;
 pub mod dwarf;
 pub mod elf;
 pub mod error;

@@ -25,6 +25,9 @@ pub struct Report {
     pub lost_events: u64,
     /// Sampled stacks dropped because the kernel's stack-count map was full.
     pub lost_stacks: u64,
+    /// Processes of a `--cgroup` not traced because the kernel's pid filter
+    /// was full (it holds `MAX_PIDS`); 0 expected.
+    pub untraced_processes: u64,
     /// One entry per traced process.
     pub processes: Vec<ProcessReport>,
 }
@@ -230,6 +233,7 @@ impl Report {
             sampling: sampling_statement(ctx.stack_every, ctx.syscall_stack_every),
             lost_events: raw.lost_counts,
             lost_stacks: raw.lost_stacks,
+            untraced_processes: 0,
             processes,
         }
     }

@@ -25,8 +25,14 @@ pub const DEFAULT_STACK_EVERY: u64 = 64;
 #[derive(Debug, clap::Args)]
 pub struct TraceArgs {
     /// A process to trace (repeat for several, at most 64).
-    #[arg(long = "pid", value_name = "PID", required = true)]
+    #[arg(long = "pid", value_name = "PID", required_unless_present = "cgroup")]
     pub pids: Vec<u32>,
+
+    /// Trace every process of this cgroup (a directory, or a path under the v1
+    /// memory hierarchy or v2's), joining new ones every 100 ms; each process
+    /// apart in the outputs, the flame graphs combined. At most 64 processes.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
 
     /// How long to trace (Ctrl-C stops earlier; so does every traced process exiting).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
@@ -81,6 +87,7 @@ fn parse_events(list: &str) -> anyhow::Result<Vec<Event>> {
 pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let options = TraceOptions {
         pids: args.pids.clone(),
+        cgroup: args.cgroup.clone(),
         events: parse_events(&args.events)?,
         stack_every: args.stack_every,
         syscall_stack_every: args.syscall_stack_every,
@@ -89,11 +96,14 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("-o {}: cannot create the directory", dir.display()))?;
     }
-    let mut on_attached = || {
+    let mut on_attached = |pids: &[u32]| {
         eprintln!(
-            "memlens trace: attached to pid {} for {} ({})",
-            args.pids
-                .iter()
+            "memlens trace: attached to {}pid {} for {} ({})",
+            args.cgroup
+                .as_ref()
+                .map(|c| format!("cgroup {}: ", c.display()))
+                .unwrap_or_default(),
+            pids.iter()
                 .map(u32::to_string)
                 .collect::<Vec<_>>()
                 .join(", "),

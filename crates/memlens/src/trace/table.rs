@@ -23,6 +23,13 @@ pub fn write(out: &mut impl Write, report: &Report, top: usize) -> io::Result<()
             report.lost_events, report.lost_stacks
         )?;
     }
+    if report.untraced_processes > 0 {
+        writeln!(
+            out,
+            "NOT TRACED: {} processes of the cgroup (the pid filter holds 64)",
+            report.untraced_processes
+        )?;
+    }
     for p in &report.processes {
         writeln!(out)?;
         writeln!(out, "pid {} ({})", p.pid, p.name)?;

@@ -180,16 +180,17 @@ impl Trace {
     /// Starts `memlens trace --pid PID --duration 120s --json -o DIR` and
     /// waits (deadline 60 s) for its "attached" line.
     pub fn attach(pid: i32, dir: &TempDir) -> Trace {
+        Trace::start(&["--pid", &pid.to_string()], dir).0
+    }
+
+    /// Starts `memlens trace TARGET --duration 120s --json -o DIR` (TARGET:
+    /// `--pid N` or `--cgroup PATH`), waits (deadline 60 s) for its
+    /// "attached" line and returns it too.
+    pub fn start(target: &[&str], dir: &TempDir) -> (Trace, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_memlens"))
-            .args([
-                "trace",
-                "--pid",
-                &pid.to_string(),
-                "--duration",
-                "120s",
-                "--json",
-                "-o",
-            ])
+            .arg("trace")
+            .args(target)
+            .args(["--duration", "120s", "--json", "-o"])
             .arg(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -207,11 +208,11 @@ impl Trace {
             stderr: rx,
             held: (Vec::new(), Vec::new()),
         };
-        match trace.stderr.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) if line.starts_with("memlens trace: attached") => {}
+        let attached = match trace.stderr.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.starts_with("memlens trace: attached") => line,
             Ok(line) => panic!("memlens trace: {line}"),
             Err(e) => panic!("memlens trace did not attach in 60 s: {e}"),
-        }
+        };
         // One program per default event, and its maps, held by memlens.
         trace.held = bpf_ids_held_by(trace.child.id());
         assert_eq!(
@@ -221,7 +222,7 @@ impl Trace {
             trace.held
         );
         assert!(!trace.held.1.is_empty(), "no map held by memlens");
-        trace
+        (trace, attached)
     }
 
     /// Stops it with SIGINT (as Ctrl-C) when `interrupt`, else waits for it to
