@@ -24,8 +24,10 @@ use cli::memlens_refuses;
 use memlens_testkit::{go_tool_pprof_top, GoToolchain, TempDir, Workload, WorkloadSpec};
 use serde_json::Value;
 use std::process::Command;
-use std::time::{Duration, Instant};
-use trace::{can_run, event, faults, orphaned_programs, signal_and_wait, Trace, ONE_TRACE};
+use std::time::Duration;
+use trace::{
+    assert_no_orphaned_programs, can_run, event, faults, signal_and_wait, Trace, ONE_TRACE,
+};
 
 /// The `main.` frames of a stack, innermost first (the report lists frames
 /// outermost first).
@@ -300,13 +302,7 @@ fn bad_input_is_one_line_and_leaves_no_program() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("needs root"), "{stderr}");
-    // A program of another memlens that just exited is freed in deferred
-    // work: only one still unheld after 10 s is left behind.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !orphaned_programs().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(orphaned_programs(), Vec::<String>::new(), "left behind");
+    assert_no_orphaned_programs();
 }
 
 #[test]

@@ -14,6 +14,10 @@ pub struct TraceOptions {
     /// A cgroup directory (v1 or v2) whose processes (`cgroup.procs`) are
     /// traced too, re-read every 100 ms while tracing.
     pub cgroup: Option<std::path::PathBuf>,
+    /// The first pid is a command held before exec (`--cold-start`): the
+    /// caller's `on_attached` releases it; the trace then watches for its
+    /// first listening socket.
+    pub cold_start: bool,
     /// The events to attach to.
     pub events: Vec<Event>,
     /// Take a user stack on 1 page fault in this many (per CPU).

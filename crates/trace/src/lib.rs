@@ -23,6 +23,7 @@
 
 pub mod bpf;
 pub mod cgroup;
+pub mod cold_start;
 pub mod dwarf;
 pub mod elf;
 pub mod error;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::bpf::{TraceOptions, Tracer, MAX_PIDS};
 use crate::error::TraceError;
-use crate::report::{Report, ReportContext};
+use crate::report::{ColdStartReport, Report, ReportContext};
 use crate::symbolize::{ProcessSymbols, Symbolizer};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -104,9 +104,14 @@ impl Followed {
             return;
         }
         self.pids.push(pid);
+        self.refresh(pid);
+    }
+
+    /// Re-reads a live process's name and mappings (an exec changes both).
+    fn refresh(&mut self, pid: u32) {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         self.names.insert(pid, comm.trim().to_string());
-        if let Some(maps) = ProcessSymbols::read_maps(pid) {
+        if let Some(maps) = ProcessSymbols::read_maps(pid).filter(|m| !m.is_empty()) {
             self.start_maps.insert(pid, maps);
         }
     }
@@ -124,11 +129,34 @@ fn wait_window(
     duration: Duration,
     started: Instant,
     exited: &mut HashMap<u32, f64>,
+    mut cold: Option<&mut ColdStartReport>,
 ) -> Result<(), TraceError> {
+    let mut last_refresh = Instant::now();
     while started.elapsed() < duration && !INTERRUPTED.load(Ordering::SeqCst) {
-        std::thread::sleep(
-            (duration - started.elapsed().min(duration)).min(Duration::from_millis(100)),
-        );
+        // Watching for the first listening socket: poll every 5 ms.
+        let watching = cold
+            .as_ref()
+            .is_some_and(|c| c.first_listen_unix_ns.is_none());
+        let step = Duration::from_millis(if watching { 5 } else { 100 });
+        std::thread::sleep((duration - started.elapsed().min(duration)).min(step));
+        if let Some(c) = cold.as_deref_mut().filter(|_| watching) {
+            if crate::cold_start::listening(followed.pids[0]) {
+                let now = unix_ns();
+                c.first_listen_unix_ns = Some(now);
+                c.time_to_listen_seconds =
+                    Some(now.saturating_sub(c.released_at_unix_ns) as f64 / 1e9);
+                c.until_listen = crate::report::phase_counts(&tracer.read()?);
+            }
+        }
+        if last_refresh.elapsed() < Duration::from_millis(100) {
+            continue;
+        }
+        last_refresh = Instant::now();
+        for pid in followed.pids.clone() {
+            if alive(pid) {
+                followed.refresh(pid);
+            }
+        }
         let mut cgroup_gone = false;
         if let Some(dir) = &options.cgroup {
             match crate::cgroup::read_pids(dir) {
@@ -160,6 +188,12 @@ fn wait_window(
         }
     }
     Ok(())
+}
+
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Runs one trace for `duration` (or until Ctrl-C, or until every traced
@@ -202,11 +236,20 @@ pub fn run(
         );
     }
     let mut exited: HashMap<u32, f64> = HashMap::new();
+    let mut cold: Option<ColdStartReport> = None;
     let (raw, elapsed_seconds) = {
         // The tracer detaches and unloads everything when it goes out of scope.
         let mut tracer = Tracer::start(&options)?;
         let started = Instant::now();
         on_attached(&options.pids);
+        if options.cold_start {
+            cold = Some(ColdStartReport {
+                released_at_unix_ns: unix_ns(),
+                first_listen_unix_ns: None,
+                time_to_listen_seconds: None,
+                until_listen: Vec::new(),
+            });
+        }
         wait_window(
             &options,
             &mut tracer,
@@ -214,6 +257,7 @@ pub fn run(
             duration,
             started,
             &mut exited,
+            cold.as_mut(),
         )?;
         (tracer.read()?, started.elapsed().as_secs_f64())
     };
@@ -257,5 +301,6 @@ pub fn run(
         },
     );
     report.untraced_processes = followed.left_out as u64;
+    report.cold_start = cold;
     Ok(report)
 }

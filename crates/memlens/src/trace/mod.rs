@@ -9,6 +9,7 @@ mod table;
 
 use crate::duration;
 use anyhow::Context;
+use memlens_trace::cold_start::HeldCommand;
 use memlens_trace::{session, Event, TraceOptions};
 use std::io::Write;
 use std::path::PathBuf;
@@ -25,7 +26,11 @@ pub const DEFAULT_STACK_EVERY: u64 = 64;
 #[derive(Debug, clap::Args)]
 pub struct TraceArgs {
     /// A process to trace (repeat for several, at most 64).
-    #[arg(long = "pid", value_name = "PID", required_unless_present = "cgroup")]
+    #[arg(
+        long = "pid",
+        value_name = "PID",
+        required_unless_present_any = ["cgroup", "cold_start"]
+    )]
     pub pids: Vec<u32>,
 
     /// Trace every process of this cgroup (a directory, or a path under the v1
@@ -33,6 +38,17 @@ pub struct TraceArgs {
     /// apart in the outputs, the flame graphs combined. At most 64 processes.
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<PathBuf>,
+
+    /// Start the command after `--` held before its exec, attach, then let it
+    /// run: traced from its first instruction, with its time to the first
+    /// listening TCP socket and its counts until then. The command is ended
+    /// (SIGTERM, then SIGKILL after 5 s) when the trace ends.
+    #[arg(long, requires = "command", conflicts_with_all = ["pids", "cgroup"])]
+    pub cold_start: bool,
+
+    /// The command of `--cold-start`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
 
     /// How long to trace (Ctrl-C stops earlier; so does every traced process exiting).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
@@ -85,9 +101,18 @@ fn parse_events(list: &str) -> anyhow::Result<Vec<Event>> {
 
 /// Runs `memlens trace`.
 pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
+    let mut held = if args.cold_start {
+        Some(HeldCommand::spawn(&args.command)?)
+    } else {
+        None
+    };
     let options = TraceOptions {
-        pids: args.pids.clone(),
+        pids: match &held {
+            Some(h) => vec![h.pid],
+            None => args.pids.clone(),
+        },
         cgroup: args.cgroup.clone(),
+        cold_start: held.is_some(),
         events: parse_events(&args.events)?,
         stack_every: args.stack_every,
         syscall_stack_every: args.syscall_stack_every,
@@ -110,8 +135,15 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
             duration::format(args.duration),
             memlens_trace::report::sampling_statement(args.stack_every, args.syscall_stack_every)
         );
+        if let Some(h) = held.as_mut() {
+            h.release();
+        }
     };
-    let report = session::run(&options, args.duration, &mut on_attached)?;
+    let report = session::run(&options, args.duration, &mut on_attached);
+    if let Some(mut h) = held {
+        h.stop(Duration::from_secs(5));
+    }
+    let report = report?;
     if let Some(dir) = &args.output {
         let mut summary = Vec::new();
         table::write(&mut summary, &report, args.top)?;

@@ -107,6 +107,17 @@ pub fn orphaned_programs() -> Vec<String> {
         .collect()
 }
 
+/// Asserts no program with our names is loaded but unheld. A program of a
+/// memlens that just exited is freed in deferred work: only one still
+/// unheld after 10 s is left behind.
+pub fn assert_no_orphaned_programs() {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !orphaned_programs().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(orphaned_programs(), Vec::<String>::new(), "left behind");
+}
+
 /// Asserts none of `held` (ids memlens held while tracing) is still loaded.
 /// The kernel frees a program or map after its last reference goes, in
 /// deferred work (RCU, a workqueue): it may be listed for a moment after
