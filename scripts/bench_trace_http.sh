@@ -19,6 +19,7 @@
 #
 #   scripts/bench_trace_http.sh
 #   MEMLENS=target/debug/memlens RUNS=5 RATE=600 scripts/bench_trace_http.sh
+#   TRACE_ARGS="--stack-every 16" scripts/bench_trace_http.sh   # other options
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -138,7 +139,7 @@ hz=$(getconf CLK_TCK)
 # One run: a fresh service, a warm-up, then (traced or not) the measured load.
 # Prints "service_cpu_seconds memlens_cpu_seconds".
 run() {
-  local traced=$1 out="$work/svc.out" err="$work/memlens.err"
+  local traced=$1 out="$work/svc.$RANDOM.out" err="$work/memlens.$RANDOM.err"
   "$work/svcbin" > "$out" &
   local svc=$!
   pids+=("$svc")
@@ -147,7 +148,8 @@ run() {
   "$work/svcbin" load "$url" 1000 1000 > /dev/null
   local tracer=""
   if [ "$traced" = 1 ]; then
-    "$MEMLENS" trace --pid "$svc" --duration 600s --json > "$work/report.json" 2> "$err" &
+    # shellcheck disable=SC2086 # TRACE_ARGS is a list of options
+    "$MEMLENS" trace --pid "$svc" --duration 600s --json ${TRACE_ARGS:-} > "$work/report.json" 2> "$err" &
     tracer=$!
     pids+=("$tracer")
     until grep -q "attached" "$err" 2>/dev/null; do
@@ -157,7 +159,10 @@ run() {
   fi
   local before
   before=$(cpu_ticks "$svc")
-  "$work/svcbin" load "$url" "$REQUESTS" "$RATE" >> "$work/load.log"
+  local load
+  load=$("$work/svcbin" load "$url" "$REQUESTS" "$RATE")
+  echo "$load" >> "$work/load.log"
+  case $load in *" 0 failed") ;; *) echo "bench_trace_http.sh: load failed: $load" >&2; exit 1 ;; esac
   local after tracer_cpu=0
   after=$(cpu_ticks "$svc")
   if [ -n "$tracer" ]; then
@@ -176,12 +181,13 @@ alone=() traced=() tracer=() ratios=()
 for round in $(seq "$RUNS"); do
   read -r a _ < <(run 0)
   read -r t m < <(run 1)
+  [ -n "$a" ] && [ -n "$t" ] || { echo "bench_trace_http.sh: round $round failed" >&2; exit 1; }
   alone+=("$a") traced+=("$t") tracer+=("$m")
   ratios+=("$(echo "$t / $a" | bc -l)")
   printf 'round %d: service CPU %.3f s alone, %.3f s traced (%.3fx); memlens %.3f s\n' "$round" "$a" "$t" "$(echo "$t / $a" | bc -l)" "$m" >&2
 done
-printf '%-40s %12s %8s  %s\n' "run" "CPU (s)" "ratio" "median of $RUNS rounds; $REQUESTS requests at $RATE/s"
-printf '%-40s %12.3f %8s\n' "service alone" "$(printf '%s\n' "${alone[@]}" | median)" "1.00x"
-printf '%-40s %12.3f %7.3fx  lost events/stacks: %s\n' "service under memlens trace (defaults)" \
+printf '%-50s %12s %8s  %s\n' "run" "CPU (s)" "ratio" "median of $RUNS rounds; $REQUESTS requests at $RATE/s"
+printf '%-50s %12.3f %8s\n' "service alone" "$(printf '%s\n' "${alone[@]}" | median)" "1.00x"
+printf '%-50s %12.3f %7.3fx  lost events/stacks: %s\n' "service under memlens trace ${TRACE_ARGS:-(defaults)}" \
   "$(printf '%s\n' "${traced[@]}" | median)" "$(printf '%s\n' "${ratios[@]}" | median)" "$(sort -u "$work/lost" | tr '\n' ' ')"
-printf '%-40s %12.3f %8s  %s\n' "memlens trace itself (user space)" "$(printf '%s\n' "${tracer[@]}" | median)" "" "goal: service ratio < 1.03x"
+printf '%-50s %12.3f %8s  %s\n' "memlens trace itself (user space)" "$(printf '%s\n' "${tracer[@]}" | median)" "" "goal: service ratio < 1.03x"

@@ -123,7 +123,7 @@ fn heap_leak(toolchain: GoToolchain, stripped: bool) {
         report["sampling"]
             .as_str()
             .unwrap()
-            .contains("1 fault in 64"),
+            .contains("1 fault in 256"),
         "{}",
         report["sampling"]
     );
@@ -180,7 +180,7 @@ fn heap_leak(toolchain: GoToolchain, stripped: bool) {
         .contains(";main.retainLeakChunk;main.newChunk;main.touchPages "));
     assert!(std::fs::read_to_string(dir.join("summary.txt"))
         .unwrap()
-        .contains("1 fault in 64"));
+        .contains("1 fault in 256"));
     assert!(std::fs::read_to_string(dir.join("faults.svg"))
         .unwrap()
         .contains("<svg"));
