@@ -279,6 +279,11 @@ fn bad_input_is_one_line_and_leaves_no_program() {
     let me = std::process::id().to_string();
     let line = memlens_refuses(&["trace", "--pid", &me, "--duration", "0"]);
     assert!(line.contains("--duration 0"), "{line}");
+    let line = memlens_refuses(&["trace", "--cold-start", "--", "/nonexistent/memlens-cmd"]);
+    assert!(
+        line.contains("/nonexistent/memlens-cmd: no such executable"),
+        "{line}"
+    );
     let line = memlens_refuses(&["trace", "--cgroup", "/nonexistent/memlens-none"]);
     assert!(
         line.contains("--cgroup /nonexistent/memlens-none: no cgroup"),

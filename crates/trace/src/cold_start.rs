@@ -31,6 +31,12 @@ impl HeldCommand {
         if argv.is_empty() {
             return Err(bad("no command after `--`".into()));
         }
+        if !executable(&argv[0]) {
+            return Err(bad(format!(
+                "{}: no such executable (not a file with execute permission, nor one in PATH)",
+                argv[0]
+            )));
+        }
         let args: Vec<CString> = argv
             .iter()
             .map(|a| CString::new(a.as_bytes()).map_err(|_| bad(format!("{a:?} holds a NUL byte"))))
@@ -126,6 +132,21 @@ impl Drop for HeldCommand {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(5));
     }
+}
+
+/// Whether `name` is what execvp would run: a path to an executable file,
+/// or a name found as one in a `PATH` directory.
+fn executable(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        return runnable(std::path::Path::new(name));
+    }
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| runnable(&dir.join(name))))
+        .unwrap_or(false)
 }
 
 /// Whether process `pid` holds a listening TCP socket now.

@@ -140,6 +140,11 @@ fn wait_window(
         let step = Duration::from_millis(if watching { 5 } else { 100 });
         std::thread::sleep((duration - started.elapsed().min(duration)).min(step));
         if let Some(c) = cold.as_deref_mut().filter(|_| watching) {
+            // During start-up the mappings change fast (exec, ld.so): keep
+            // the latest, for a command that exits before the next 100 ms.
+            if alive(followed.pids[0]) {
+                followed.refresh(followed.pids[0]);
+            }
             if crate::cold_start::listening(followed.pids[0]) {
                 let now = unix_ns();
                 c.first_listen_unix_ns = Some(now);
@@ -243,6 +248,9 @@ pub fn run(
         let started = Instant::now();
         on_attached(&options.pids);
         if options.cold_start {
+            // The held child's mappings were memlens's own until its exec:
+            // never name its frames from them.
+            followed.start_maps.remove(&options.pids[0]);
             cold = Some(ColdStartReport {
                 released_at_unix_ns: unix_ns(),
                 first_listen_unix_ns: None,
