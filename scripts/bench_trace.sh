@@ -7,7 +7,8 @@
 # prints its own loop time, so tool start-up and attach are not counted.
 #
 #   alone                     the loop untraced
-#   memlens N                 memlens trace --pid P --stack-every N (default: 64)
+#   memlens N                 memlens trace --pid P --stack-every N (the default
+#                             is read from `memlens trace --help` and marked)
 #   perf -g                   perf record -e exceptions:page_fault_user -g
 #   bpftrace ustack           count by user stack in the kernel
 #
@@ -23,6 +24,7 @@ RUNS=${RUNS:-3}
 MEMLENS=${MEMLENS:-target/release/memlens}
 [ "$(id -u)" -eq 0 ] || { echo "bench_trace.sh: needs root" >&2; exit 1; }
 [ -x "$MEMLENS" ] || cargo build --release -p memlens
+default_every=$("$MEMLENS" trace --help | grep -A4 -- '--stack-every' | grep -o 'default: [0-9]*' | head -1 | grep -o '[0-9]*')
 work=$(mktemp -d /tmp/bench-trace.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
@@ -111,7 +113,7 @@ for c in "${configs[@]}"; do
   kind=${c%%:*} arg=${c#*:}
   case $kind in
     counts) label="memlens counts only (no stacks)" ;;
-    memlens) label="memlens --stack-every $arg"; [ "$arg" = 64 ] && label="$label (default)" ;;
+    memlens) label="memlens --stack-every $arg"; [ "$arg" = "$default_every" ] && label="$label (default)" ;;
     perf) label="perf record -g" ;;
     bpftrace) label="bpftrace count by ustack" ;;
   esac

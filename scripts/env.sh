@@ -22,7 +22,8 @@ declare -A memlens_packages=(
   [/usr/bin/time]=time
   [/usr/bin/clang]=clang
   [/usr/sbin/bpftool]=bpftool
-  [/usr/bin/strip]=binutils
+  [/usr/bin/strip]=binutils  # strip, nm: trace tests (stripped Go and C builds)
+  [/usr/bin/cc]=gcc  # the C program of the DWARF tests (workloads/c)
   [/usr/sbin/mariadbd]=mariadb-server  # the MySQL-side tests start their own server (testkit mariadb.rs)
   [/usr/bin/chromium]=chromium  # the dashboard tests drive headless Chromium (web_live.rs)
 )

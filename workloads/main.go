@@ -103,7 +103,9 @@
 //
 // # Output protocol (stdout, one line per event, written at once, never buffered)
 //
-//	LISTEN 127.0.0.1:PORT        first line: the loopback address of the HTTP server
+//	LISTEN 127.0.0.1:PORT at_unix_ns=T
+//	                             first line: the loopback address of the HTTP server
+//	                             and the wall-clock time (Unix ns) its listen() returned
 //	PID <pid>
 //	MODE <mode> go=<runtime version>
 //	READY                        the server answers; the mode starts now
@@ -388,6 +390,7 @@ func main() {
 	}
 
 	ln, err := net.Listen("tcp", c.addr)
+	listenedAt := time.Now().UnixNano()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "workload: listen %s: %v\n", c.addr, err)
 		os.Exit(1)
@@ -401,7 +404,7 @@ func main() {
 	}()
 
 	stats.mode.Set(c.mode)
-	say("LISTEN %s", ln.Addr().String())
+	say("LISTEN %s at_unix_ns=%d", ln.Addr().String(), listenedAt)
 	say("PID %d", os.Getpid())
 	say("MODE %s go=%s", c.mode, runtime.Version())
 	say("READY")

@@ -5,6 +5,16 @@
 use crate::ParseError;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+/// The inode of a `socket:[inode]` link target (a `/proc/PID/fd` entry);
+/// None for any other target.
+pub fn socket_link_inode(target: &str) -> Option<u64> {
+    target
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
 /// `TCP_LISTEN` in the kernel's state numbering.
 const STATE_LISTEN: u8 = 0x0A;
 
@@ -87,6 +97,13 @@ fn parse_endpoint(text: &str) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_links_give_their_inode_and_others_none() {
+        assert_eq!(socket_link_inode("socket:[48213]"), Some(48213));
+        assert_eq!(socket_link_inode("pipe:[48213]"), None);
+        assert_eq!(socket_link_inode("/dev/null"), None);
+    }
 
     #[test]
     fn captured_ipv4_table() {

@@ -26,6 +26,7 @@
 
 mod browser;
 mod build;
+mod c_program;
 mod cgroup;
 mod child;
 mod http;
@@ -37,6 +38,7 @@ mod toolchain;
 
 pub use browser::Browser;
 pub use build::{pie_workload_binary, repo_root, stripped_workload_binary, workload_binary};
+pub use c_program::{dwarf_c_program, DwarfCProgram};
 pub use cgroup::{CgroupVersion, TestCgroup};
 pub use child::ChildGuard;
 pub use http::{free_loopback_port, http_get, http_get_bytes};

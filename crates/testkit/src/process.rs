@@ -160,7 +160,12 @@ impl Workload {
             binary,
         };
         let line = workload.wait_for_line("LISTEN ", Duration::from_secs(30));
-        workload.listen = line["LISTEN ".len()..].trim().to_string();
+        // `LISTEN addr at_unix_ns=T`: the address is the first field.
+        workload.listen = line["LISTEN ".len()..]
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
         workload
     }
 

@@ -11,6 +11,13 @@ use crate::raw::RawTrace;
 pub struct TraceOptions {
     /// The processes (tgids) to trace.
     pub pids: Vec<u32>,
+    /// A cgroup directory (v1 or v2) whose processes (`cgroup.procs`) are
+    /// traced too, re-read every 100 ms while tracing.
+    pub cgroup: Option<std::path::PathBuf>,
+    /// The first pid is a command held before exec (`--cold-start`): the
+    /// caller's `on_attached` releases it; the trace then watches for its
+    /// first listening socket.
+    pub cold_start: bool,
     /// The events to attach to.
     pub events: Vec<Event>,
     /// Take a user stack on 1 page fault in this many (per CPU).
@@ -142,6 +149,15 @@ mod loaded {
             Ok(Tracer { ebpf })
         }
 
+        /// Adds a process to the kernel's pid filter while tracing.
+        pub fn add_pid(&mut self, pid: u32) -> Result<(), TraceError> {
+            let mut pids: HashMap<&mut MapData, u32, u8> =
+                HashMap::try_from(self.ebpf.map_mut("pids").expect("pids map"))
+                    .map_err(|e| bpf_err("pids map")(e.into()))?;
+            pids.insert(pid, 1, 0)
+                .map_err(|e| bpf_err(format!("adding pid {pid}"))(e.into()))
+        }
+
         /// Reads the counts and sampled stacks collected so far.
         pub fn read(&self) -> Result<RawTrace, TraceError> {
             let map = |name: &str| self.ebpf.map(name).expect("map in the object");
@@ -218,6 +234,11 @@ pub struct Tracer;
 impl Tracer {
     /// Always fails: this build has no BPF program.
     pub fn start(_options: &TraceOptions) -> Result<Tracer, TraceError> {
+        Err(TraceError::NoBpfProgram)
+    }
+
+    /// Never reached (no tracer can exist).
+    pub fn add_pid(&mut self, _pid: u32) -> Result<(), TraceError> {
         Err(TraceError::NoBpfProgram)
     }
 

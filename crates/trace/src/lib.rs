@@ -22,6 +22,9 @@
 //! how to get it.
 
 pub mod bpf;
+pub mod cgroup;
+pub mod cold_start;
+pub mod dwarf;
 pub mod elf;
 pub mod error;
 pub mod event;

@@ -25,8 +25,59 @@ pub struct Report {
     pub lost_events: u64,
     /// Sampled stacks dropped because the kernel's stack-count map was full.
     pub lost_stacks: u64,
+    /// Processes of a `--cgroup` not traced because the kernel's pid filter
+    /// was full (it holds `MAX_PIDS`); 0 expected.
+    pub untraced_processes: u64,
     /// One entry per traced process.
     pub processes: Vec<ProcessReport>,
+    /// With `--cold-start`: the command's start and first listening socket.
+    pub cold_start: Option<ColdStartReport>,
+}
+
+/// A command traced from its first instruction (`--cold-start`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ColdStartReport {
+    /// When the held command was released to exec (Unix time, ns).
+    pub released_at_unix_ns: u64,
+    /// When memlens first saw it hold a listening TCP socket (polled every
+    /// 5 ms; Unix time, ns); None if it never listened within the window.
+    pub first_listen_unix_ns: Option<u64>,
+    /// From the release to that socket.
+    pub time_to_listen_seconds: Option<f64>,
+    /// Exact counts until the first listening socket (the start-up phase),
+    /// per event; the rest of the report covers the whole window.
+    pub until_listen: Vec<PhaseCount>,
+}
+
+/// Exact counts of one event over a phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseCount {
+    /// The event.
+    pub event: Event,
+    /// Exact number of events.
+    pub events: u64,
+    /// Exact bytes (0 for events without a length).
+    pub bytes: u64,
+}
+
+/// The exact totals per event of `raw` (all processes).
+pub fn phase_counts(raw: &RawTrace) -> Vec<PhaseCount> {
+    let mut out: Vec<PhaseCount> = Vec::new();
+    for row in &raw.counts {
+        match out.iter_mut().find(|p| p.event == row.event) {
+            Some(p) => {
+                p.events += row.events;
+                p.bytes += row.bytes;
+            }
+            None => out.push(PhaseCount {
+                event: row.event,
+                events: row.events,
+                bytes: row.bytes,
+            }),
+        }
+    }
+    out.sort_by_key(|p| p.event as u32);
+    out
 }
 
 /// One traced process.
@@ -230,7 +281,9 @@ impl Report {
             sampling: sampling_statement(ctx.stack_every, ctx.syscall_stack_every),
             lost_events: raw.lost_counts,
             lost_stacks: raw.lost_stacks,
+            untraced_processes: 0,
             processes,
+            cold_start: None,
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::bpf::{TraceOptions, Tracer, MAX_PIDS};
 use crate::error::TraceError;
-use crate::report::{Report, ReportContext};
+use crate::report::{ColdStartReport, Report, ReportContext};
 use crate::symbolize::{ProcessSymbols, Symbolizer};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -26,9 +26,9 @@ pub fn validate(options: &TraceOptions, duration: Duration) -> Result<(), TraceE
             "--duration 0: the trace window must be longer than 0 s".into(),
         ));
     }
-    if options.pids.is_empty() {
+    if options.pids.is_empty() && options.cgroup.is_none() {
         return Err(TraceError::BadOption(
-            "no --pid given: name at least one process to trace".into(),
+            "no --pid or --cgroup given: name at least one process to trace".into(),
         ));
     }
     if options.pids.len() > MAX_PIDS {
@@ -87,27 +87,118 @@ fn ensure_tracefs() -> Result<(), TraceError> {
     Ok(())
 }
 
+/// The processes a trace follows: their names and mappings as first seen
+/// (the mappings name the frames of a process that exited before the end).
+#[derive(Default)]
+struct Followed {
+    pids: Vec<u32>,
+    names: HashMap<u32, String>,
+    start_maps: HashMap<u32, Vec<crate::symbolize::Mapping>>,
+    /// Processes of the cgroup left out: the pid filter was full.
+    left_out: usize,
+}
+
+impl Followed {
+    fn add(&mut self, pid: u32) {
+        if self.pids.contains(&pid) {
+            return;
+        }
+        self.pids.push(pid);
+        self.refresh(pid);
+    }
+
+    /// Re-reads a live process's name and mappings (an exec changes both).
+    fn refresh(&mut self, pid: u32) {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        self.names.insert(pid, comm.trim().to_string());
+        if let Some(maps) = ProcessSymbols::read_maps(pid).filter(|m| !m.is_empty()) {
+            self.start_maps.insert(pid, maps);
+        }
+    }
+}
+
 /// Waits until `duration` has passed since `started`, Ctrl-C or SIGTERM came,
-/// or every traced process exited (noted in `exited` with its time).
+/// or every traced process exited (noted in `exited` with its time). With a
+/// cgroup, its new processes join the trace every 100 ms and the trace does
+/// not end when the processes exit (new ones may come) unless the cgroup is
+/// removed.
 fn wait_window(
     options: &TraceOptions,
+    tracer: &mut Tracer,
+    followed: &mut Followed,
     duration: Duration,
     started: Instant,
     exited: &mut HashMap<u32, f64>,
-) {
+    mut cold: Option<&mut ColdStartReport>,
+) -> Result<(), TraceError> {
+    let mut last_refresh = Instant::now();
     while started.elapsed() < duration && !INTERRUPTED.load(Ordering::SeqCst) {
-        std::thread::sleep(
-            (duration - started.elapsed().min(duration)).min(Duration::from_millis(100)),
-        );
-        for &pid in &options.pids {
+        // Watching for the first listening socket: poll every 5 ms.
+        let watching = cold
+            .as_ref()
+            .is_some_and(|c| c.first_listen_unix_ns.is_none());
+        let step = Duration::from_millis(if watching { 5 } else { 100 });
+        std::thread::sleep((duration - started.elapsed().min(duration)).min(step));
+        if let Some(c) = cold.as_deref_mut().filter(|_| watching) {
+            // During start-up the mappings change fast (exec, ld.so): keep
+            // the latest, for a command that exits before the next 100 ms.
+            if alive(followed.pids[0]) {
+                followed.refresh(followed.pids[0]);
+            }
+            if crate::cold_start::listening(followed.pids[0]) {
+                let now = unix_ns();
+                c.first_listen_unix_ns = Some(now);
+                c.time_to_listen_seconds =
+                    Some(now.saturating_sub(c.released_at_unix_ns) as f64 / 1e9);
+                c.until_listen = crate::report::phase_counts(&tracer.read()?);
+            }
+        }
+        if last_refresh.elapsed() < Duration::from_millis(100) {
+            continue;
+        }
+        last_refresh = Instant::now();
+        for pid in followed.pids.clone() {
+            if alive(pid) {
+                followed.refresh(pid);
+            }
+        }
+        let mut cgroup_gone = false;
+        if let Some(dir) = &options.cgroup {
+            match crate::cgroup::read_pids(dir) {
+                Some(now) => {
+                    let new: Vec<u32> = now
+                        .into_iter()
+                        .filter(|p| !followed.pids.contains(p))
+                        .collect();
+                    for pid in new {
+                        if followed.pids.len() >= MAX_PIDS {
+                            followed.left_out += 1;
+                            continue;
+                        }
+                        tracer.add_pid(pid)?;
+                        followed.add(pid);
+                    }
+                }
+                None => cgroup_gone = true,
+            }
+        }
+        for &pid in &followed.pids {
             if !exited.contains_key(&pid) && !alive(pid) {
                 exited.insert(pid, started.elapsed().as_secs_f64());
             }
         }
-        if exited.len() == options.pids.len() {
+        let all_exited = exited.len() == followed.pids.len();
+        if (options.cgroup.is_none() && all_exited) || cgroup_gone {
             break;
         }
     }
+    Ok(())
+}
+
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Runs one trace for `duration` (or until Ctrl-C, or until every traced
@@ -116,28 +207,28 @@ fn wait_window(
 pub fn run(
     options: &TraceOptions,
     duration: Duration,
-    on_attached: &mut dyn FnMut(),
+    on_attached: &mut dyn FnMut(&[u32]),
 ) -> Result<Report, TraceError> {
     validate(options, duration)?;
     ensure_tracefs()?;
-    let start_maps: HashMap<u32, _> = options
-        .pids
-        .iter()
-        .filter_map(|&p| ProcessSymbols::read_maps(p).map(|m| (p, m)))
-        .collect();
-    let names: HashMap<u32, String> = options
-        .pids
-        .iter()
-        .map(|&p| {
-            (
-                p,
-                std::fs::read_to_string(format!("/proc/{p}/comm"))
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string(),
-            )
-        })
-        .collect();
+    let mut followed = Followed::default();
+    let mut options = options.clone();
+    if let Some(given) = &options.cgroup {
+        let dir = crate::cgroup::resolve(given)?;
+        for pid in crate::cgroup::read_pids(&dir).unwrap_or_default() {
+            if !options.pids.contains(&pid) {
+                options.pids.push(pid);
+            }
+        }
+        options.cgroup = Some(dir);
+    }
+    if options.pids.len() > MAX_PIDS {
+        followed.left_out = options.pids.len() - MAX_PIDS;
+        options.pids.truncate(MAX_PIDS);
+    }
+    for &pid in &options.pids {
+        followed.add(pid);
+    }
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(
@@ -150,20 +241,43 @@ pub fn run(
         );
     }
     let mut exited: HashMap<u32, f64> = HashMap::new();
+    let mut cold: Option<ColdStartReport> = None;
     let (raw, elapsed_seconds) = {
         // The tracer detaches and unloads everything when it goes out of scope.
-        let tracer = Tracer::start(options)?;
+        let mut tracer = Tracer::start(&options)?;
         let started = Instant::now();
-        on_attached();
-        wait_window(options, duration, started, &mut exited);
+        on_attached(&options.pids);
+        if options.cold_start {
+            // The held child's mappings were memlens's own until its exec:
+            // never name its frames from them.
+            followed.start_maps.remove(&options.pids[0]);
+            cold = Some(ColdStartReport {
+                released_at_unix_ns: unix_ns(),
+                first_listen_unix_ns: None,
+                time_to_listen_seconds: None,
+                until_listen: Vec::new(),
+            });
+        }
+        wait_window(
+            &options,
+            &mut tracer,
+            &mut followed,
+            duration,
+            started,
+            &mut exited,
+            cold.as_mut(),
+        )?;
         (tracer.read()?, started.elapsed().as_secs_f64())
     };
 
-    let symbolizers: HashMap<u32, Symbolizer> = options
+    let symbolizers: HashMap<u32, Symbolizer> = followed
         .pids
         .iter()
         .filter_map(|&p| {
-            let maps = ProcessSymbols::read_maps(p).or_else(|| start_maps.get(&p).cloned())?;
+            // An exited process (a zombie) reads as no mappings: keep the start's.
+            let maps = ProcessSymbols::read_maps(p)
+                .filter(|m| !m.is_empty())
+                .or_else(|| followed.start_maps.get(&p).cloned())?;
             Some((p, ProcessSymbols::load(p, maps)))
         })
         .collect();
@@ -181,17 +295,20 @@ pub fn run(
         let note = exited.get(&pid).map(|at| {
             format!("the process exited about {at:.1} s into the trace: what it did until then is shown")
         });
-        (names.get(&pid).cloned().unwrap_or_default(), note)
+        (followed.names.get(&pid).cloned().unwrap_or_default(), note)
     };
-    Ok(Report::build(
+    let mut report = Report::build(
         &raw,
         &ReportContext {
             duration_seconds: elapsed_seconds,
             stack_every: options.stack_every,
             syscall_stack_every: options.syscall_stack_every,
-            pids: &options.pids,
+            pids: &followed.pids,
             process_info: &process_info,
             symbolize: &symbolize,
         },
-    ))
+    );
+    report.untraced_processes = followed.left_out as u64;
+    report.cold_start = cold;
+    Ok(report)
 }

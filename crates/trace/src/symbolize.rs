@@ -1,6 +1,6 @@
 //! Names for user stack frames: which mapping of the process holds an address
-//! (`/proc/PID/maps`), then the Go function from `.gopclntab` or an ELF
-//! function symbol. A frame no table names prints as `binary+0xOFFSET` (the
+//! (`/proc/PID/maps`), then the Go function from `.gopclntab`, an ELF
+//! function symbol, or (no `.symtab`) a DWARF function. A frame no table names prints as `binary+0xOFFSET` (the
 //! offset in the file), an address outside every mapping as `[unmapped]+0xADDR`.
 //!
 //! [`parse_maps`] and [`BinarySymbols::from_bytes`] are pure; [`ProcessSymbols`]
@@ -66,7 +66,7 @@ impl BinarySymbols {
         };
         BinarySymbols {
             go: GoFuncs::from_elf(&elf, data).ok(),
-            functions: elf.function_symbols(),
+            functions: function_table(&elf),
             segments: elf
                 .segments
                 .iter()
@@ -109,6 +109,19 @@ impl BinarySymbols {
             Vec::new()
         }
     }
+}
+
+/// The ELF function symbols (`.symtab`, `.dynsym`) and, for a binary without
+/// `.symtab`, the DWARF functions at addresses no symbol starts at.
+fn function_table(elf: &Elf<'_>) -> Vec<(u64, u64, String)> {
+    let mut functions = elf.function_symbols();
+    if elf.section(".symtab").is_none() {
+        functions.extend(crate::dwarf::dwarf_functions(elf));
+        // Stable: a symbol sorts before the DWARF entry at its address and is kept.
+        functions.sort_by_key(|f| f.0);
+        functions.dedup_by_key(|f| f.0);
+    }
+    functions
 }
 
 /// Names the frames of one process's stacks.

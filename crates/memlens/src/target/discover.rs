@@ -5,7 +5,7 @@
 use super::http::{self, FetchLimits};
 use super::TargetError;
 use memlens_linux::fs::Root;
-use memlens_linux::net_tcp::parse_tcp_table;
+use memlens_linux::net_tcp::{parse_tcp_table, socket_link_inode};
 use std::collections::HashSet;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -79,14 +79,7 @@ fn listening_addresses(root: &Root, pid: i32) -> Result<Vec<SocketAddr>, TargetE
     })?;
     let socket_inodes: HashSet<u64> = entries
         .flatten()
-        .filter_map(|entry| {
-            let link = std::fs::read_link(entry.path()).ok()?;
-            let link = link.to_str()?;
-            link.strip_prefix("socket:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()
-        })
+        .filter_map(|entry| socket_link_inode(std::fs::read_link(entry.path()).ok()?.to_str()?))
         .collect();
     let mut addresses = Vec::new();
     for table in ["tcp", "tcp6"] {

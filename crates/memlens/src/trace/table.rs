@@ -23,6 +23,31 @@ pub fn write(out: &mut impl Write, report: &Report, top: usize) -> io::Result<()
             report.lost_events, report.lost_stacks
         )?;
     }
+    if let Some(cold) = &report.cold_start {
+        match cold.time_to_listen_seconds {
+            Some(t) => writeln!(
+                out,
+                "cold start: first listening socket {t:.3} s after exec"
+            )?,
+            None => writeln!(out, "cold start: no listening socket within the trace")?,
+        }
+        for p in &cold.until_listen {
+            writeln!(
+                out,
+                "  until then: {} {} events, {} bytes",
+                p.event.name(),
+                p.events,
+                p.bytes
+            )?;
+        }
+    }
+    if report.untraced_processes > 0 {
+        writeln!(
+            out,
+            "NOT TRACED: {} processes of the cgroup (the pid filter holds 64)",
+            report.untraced_processes
+        )?;
+    }
     for p in &report.processes {
         writeln!(out)?;
         writeln!(out, "pid {} ({})", p.pid, p.name)?;

@@ -1,10 +1,13 @@
 //! Fuzzes the symbol readers on any bytes: `GoFuncs::parse` (a `.gopclntab`
-//! from its magic on) and `BinarySymbols::from_bytes` (a whole ELF file).
+//! from its magic on), `BinarySymbols::from_bytes` (a whole ELF file) and
+//! `dwarf_functions` (its `.debug_info`).
 //! Must hold: no panic, no unbounded allocation; a table that parses answers
 //! lookups, and the function it names for an entry address is that entry's.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use memlens_trace::dwarf::dwarf_functions;
+use memlens_trace::elf::Elf;
 use memlens_trace::symbolize::BinarySymbols;
 use memlens_trace::GoFuncs;
 
@@ -20,6 +23,11 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
+    }
+    if let Ok(elf) = Elf::parse(data) {
+        let functions = dwarf_functions(&elf);
+        assert!(functions.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(functions.iter().all(|f| f.1 > 0 && !f.2.is_empty()));
     }
     let symbols = BinarySymbols::from_bytes(data);
     for offset in (0..data.len() as u64).step_by(97).take(64) {
