@@ -40,21 +40,23 @@ fn n(map: &BTreeMap<String, String>, key: &str) -> u64 {
     map[key].parse().unwrap()
 }
 
+/// Whether `v[field]` lies between the server's own `key` before and after.
 fn between(
     v: &Value,
     field: &str,
     before: &BTreeMap<String, String>,
     after: &BTreeMap<String, String>,
     key: &str,
-) {
+) -> Result<(), String> {
     let (a, b) = (n(before, key), n(after, key));
     let v = v[field]
         .as_u64()
         .unwrap_or_else(|| panic!("{field} missing: {v}"));
-    assert!(
-        a.min(b) <= v && v <= a.max(b),
-        "{field}: {v} not within [{a}, {b}] of {key}"
-    );
+    if a.min(b) <= v && v <= a.max(b) {
+        Ok(())
+    } else {
+        Err(format!("{field}: {v} not within [{a}, {b}] of {key}"))
+    }
 }
 
 fn option_file(dir: &TempDir, password: &str) -> String {
@@ -69,56 +71,60 @@ fn option_file(dir: &TempDir, password: &str) -> String {
 
 /// `memlens snapshot --json --mysql-option-file CNF` of the server, between
 /// two reads of its status by the test: its pool numbers lie between them.
+/// A bracket is only as good as the server's quiet: InnoDB's background
+/// work (purge, page cleaner, LRU) can move `pages_data` down and up again
+/// inside one with no load running (seen once in a soak: 2161, memlens 1642,
+/// then 1646), so a bracket whose ends differ on a failing key is taken
+/// again, at most five times; one whose ends agree is never retried.
 fn bracketed_snapshot(db: &MariaDb, cnf: &str) -> Value {
     let pid = db.pid().to_string();
-    let before = db.global_status();
-    let snap = memlens_json(&[
-        "snapshot",
-        "--json",
-        "--pid",
-        &pid,
-        "--mysql-option-file",
-        cnf,
-    ]);
-    let after = db.global_status();
-    let servers = snap["mysql"].as_array().expect("a mysql array");
-    assert_eq!(servers.len(), 1, "{snap}");
-    let m = servers[0].clone();
-    assert!(m["error"].is_null(), "{m}");
-    assert_eq!(m["process"]["pid"].as_i64(), Some(db.pid() as i64));
-    assert_eq!(
-        m["pool_size_bytes"].as_u64(),
-        Some(db.variable_u64("innodb_buffer_pool_size"))
-    );
-    between(
-        &m,
-        "pool_pages_total",
-        &before,
-        &after,
-        "Innodb_buffer_pool_pages_total",
-    );
-    between(
-        &m,
-        "pool_pages_data",
-        &before,
-        &after,
-        "Innodb_buffer_pool_pages_data",
-    );
-    between(
-        &m,
-        "pool_read_requests",
-        &before,
-        &after,
-        "Innodb_buffer_pool_read_requests",
-    );
-    between(
-        &m,
-        "pool_reads",
-        &before,
-        &after,
-        "Innodb_buffer_pool_reads",
-    );
-    m
+    let checks = [
+        ("pool_pages_total", "Innodb_buffer_pool_pages_total"),
+        ("pool_pages_data", "Innodb_buffer_pool_pages_data"),
+        ("pool_read_requests", "Innodb_buffer_pool_read_requests"),
+        ("pool_reads", "Innodb_buffer_pool_reads"),
+    ];
+    for attempt in 1..=5 {
+        let before = db.global_status();
+        let snap = memlens_json(&[
+            "snapshot",
+            "--json",
+            "--pid",
+            &pid,
+            "--mysql-option-file",
+            cnf,
+        ]);
+        let after = db.global_status();
+        let servers = snap["mysql"].as_array().expect("a mysql array");
+        assert_eq!(servers.len(), 1, "{snap}");
+        let m = servers[0].clone();
+        assert!(m["error"].is_null(), "{m}");
+        assert_eq!(m["process"]["pid"].as_i64(), Some(db.pid() as i64));
+        assert_eq!(
+            m["pool_size_bytes"].as_u64(),
+            Some(db.variable_u64("innodb_buffer_pool_size"))
+        );
+        let failed: Vec<(String, bool)> = checks
+            .iter()
+            .filter_map(|(field, key)| {
+                let moved = n(&before, key) != n(&after, key);
+                between(&m, field, &before, &after, key)
+                    .err()
+                    .map(|e| (e, moved))
+            })
+            .collect();
+        if failed.is_empty() {
+            return m;
+        }
+        let steady_miss = failed.iter().any(|(_, moved)| !moved);
+        assert!(
+            !steady_miss && attempt < 5,
+            "attempt {attempt}: {:?}",
+            failed.iter().map(|f| &f.0).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    unreachable!("the last attempt returns or fails")
 }
 
 #[test]

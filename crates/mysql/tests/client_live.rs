@@ -33,19 +33,58 @@ fn n(map: &BTreeMap<String, String>, key: &str) -> u64 {
     map[key].parse().unwrap()
 }
 
-/// Asserts `v` lies between the before/after reads of `key`.
-fn between(
-    v: Option<u64>,
+/// The misses of `s` against the server's own reads `before` and `after`,
+/// each with whether that key moved between the two reads.
+fn misses(
+    s: &ServerSample,
     before: &BTreeMap<String, String>,
     after: &BTreeMap<String, String>,
-    key: &str,
+) -> Vec<(String, bool)> {
+    [
+        (s.pages_total, "Innodb_buffer_pool_pages_total"),
+        (s.pages_data, "Innodb_buffer_pool_pages_data"),
+        (s.read_requests, "Innodb_buffer_pool_read_requests"),
+        (s.reads, "Innodb_buffer_pool_reads"),
+    ]
+    .into_iter()
+    .filter_map(|(v, key)| {
+        let (a, b) = (n(before, key), n(after, key));
+        let v = v.unwrap_or_else(|| panic!("{key} missing"));
+        (v < a.min(b) || v > a.max(b))
+            .then(|| (format!("{key}: {v} not within [{a}, {b}]"), a != b))
+    })
+    .collect()
+}
+
+/// A sample between two status reads of the test's own. InnoDB's background
+/// work can move `pages_data` down and up inside a bracket with no load
+/// running (seen in mysql_live's soak), so a bracket whose ends differ on a
+/// missed key is taken again, at most five times; a miss on a key whose ends
+/// agree fails at once.
+fn bracketed(
+    db: &MariaDb,
+    conn: &mut Connection,
+) -> (
+    BTreeMap<String, String>,
+    ServerSample,
+    BTreeMap<String, String>,
 ) {
-    let (a, b) = (n(before, key), n(after, key));
-    let v = v.unwrap_or_else(|| panic!("{key} missing"));
-    assert!(
-        a.min(b) <= v && v <= a.max(b),
-        "{key}: {v} not within [{a}, {b}]"
-    );
+    for attempt in 1..=5 {
+        let before = db.global_status();
+        let s = sample(conn);
+        let after = db.global_status();
+        let missed = misses(&s, &before, &after);
+        if missed.is_empty() {
+            return (before, s, after);
+        }
+        assert!(
+            missed.iter().all(|m| m.1) && attempt < 5,
+            "attempt {attempt}: {:?}",
+            missed.iter().map(|m| &m.0).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    unreachable!("the last attempt returns or fails")
 }
 
 fn load(db: &MariaDb, rounds: usize) {
@@ -92,19 +131,12 @@ fn reads_lie_between_the_tests_own_reads() {
     .expect("connect over loopback TCP");
 
     load(&db, 2);
-    let before1 = db.global_status();
-    let first = sample(&mut by_socket);
-    let after1 = db.global_status();
+    let (before1, first, after1) = bracketed(&db, &mut by_socket);
     load(&db, 3);
-    let before2 = db.global_status();
-    let second = sample(&mut by_tcp);
-    let after2 = db.global_status();
+    let (before2, second, after2) = bracketed(&db, &mut by_tcp);
 
-    for (s, b, a) in [(&first, &before1, &after1), (&second, &before2, &after2)] {
-        between(s.pages_total, b, a, "Innodb_buffer_pool_pages_total");
-        between(s.pages_data, b, a, "Innodb_buffer_pool_pages_data");
-        between(s.read_requests, b, a, "Innodb_buffer_pool_read_requests");
-        between(s.reads, b, a, "Innodb_buffer_pool_reads");
+    // (The pool's counters were checked against the brackets by `bracketed`.)
+    for (s, b) in [(&first, &before1), (&second, &before2)] {
         // Memory_used is not a counter: it counts the reading connection's own
         // thread memory, which differs between the CLI's and ours (tens of KiB
         // against hundreds of MiB), so 2 % around the test's reads.
