@@ -139,18 +139,8 @@ pub fn run(args: &SnapshotArgs) -> anyhow::Result<()> {
         smaps: args.smaps,
         smaps_budget: collect::SMAPS_BUDGET,
     };
-    let mut mysql = if args.mysql || args.mysql_option_file.is_some() {
-        let config = collect::mysql::MysqlConfig {
-            option_file: args.mysql_option_file.clone(),
-            ..Default::default()
-        };
-        Some(
-            collect::mysql::MysqlCollector::new(config)
-                .map_err(|e| anyhow::anyhow!("--mysql: {e}"))?,
-        )
-    } else {
-        None
-    };
+    let mut mysql =
+        collect::mysql::MysqlCollector::from_flags(args.mysql, args.mysql_option_file.as_ref())?;
     // A server that cannot be read is said on stderr; the snapshot goes on.
     let mut read_mysql = |snapshot: &mut Snapshot| {
         if let Some(mysql) = &mut mysql {

@@ -103,6 +103,25 @@ fn flag(cmdline: &[String], name: &str) -> Option<String> {
 }
 
 impl MysqlCollector {
+    /// The collector the one-shot commands' `--mysql [--mysql-option-file
+    /// F]` flags ask for (`None` when neither is given); an unreadable or
+    /// bad option file is an error naming `--mysql`.
+    pub fn from_flags(
+        mysql: bool,
+        option_file: Option<&PathBuf>,
+    ) -> anyhow::Result<Option<MysqlCollector>> {
+        if !mysql && option_file.is_none() {
+            return Ok(None);
+        }
+        let config = MysqlConfig {
+            option_file: option_file.cloned(),
+            ..Default::default()
+        };
+        MysqlCollector::new(config)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("--mysql: {e}"))
+    }
+
     /// A collector with `config`; the option file is read once here (a
     /// missing one is no error, an unreadable or bad one is).
     pub fn new(config: MysqlConfig) -> Result<MysqlCollector, String> {

@@ -330,18 +330,8 @@ pub fn run(args: &DiagnoseArgs) -> anyhow::Result<()> {
         smaps: SmapsPolicy::Never,
         smaps_budget: collect::SMAPS_BUDGET,
     };
-    let mut mysql = if args.mysql || args.mysql_option_file.is_some() {
-        let config = collect::mysql::MysqlConfig {
-            option_file: args.mysql_option_file.clone(),
-            ..Default::default()
-        };
-        Some(
-            collect::mysql::MysqlCollector::new(config)
-                .map_err(|e| anyhow::anyhow!("--mysql: {e}"))?,
-        )
-    } else {
-        None
-    };
+    let mut mysql =
+        collect::mysql::MysqlCollector::from_flags(args.mysql, args.mysql_option_file.as_ref())?;
     // The servers' reading at the window's start, taken just before it.
     let mut mysql_start = None;
     if let Some(mysql) = &mut mysql {
