@@ -26,16 +26,15 @@
 //! 60 s). About 1.5 minutes.
 
 use memlens_testkit::{
-    free_loopback_port, Browser, ChildGuard, GoToolchain, TempDir, TestCgroup, WorkloadSpec,
+    free_loopback_port, Browser, GoToolchain, TempDir, TestCgroup, WorkloadSpec,
 };
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{history_ready, memlens_refuses, query};
+use cli::{history_ready, memlens_refuses, query, spawn_listening_agent};
 
 /// What would change the title if the page ran it as markup.
 const HOSTILE: &str = "<script>document.title='pwned-script'</script>\"><img src=x onerror=\"document.title='pwned-img'\">";
@@ -98,22 +97,19 @@ fn the_dashboard_draws_what_the_agent_stored_and_runs_no_hostile_string() {
     let data = data_dir.path().to_str().unwrap().to_string();
     let addr = format!("127.0.0.1:{}", free_loopback_port());
     let (leak_pid, hostile_pid) = (leak.pid().to_string(), hostile.pid().to_string());
-    let _agent = ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_memlens"))
-            .args([
-                "watch",
-                "--listen",
-                &addr,
-                "--data",
-                &data,
-                "--interval",
-                "1",
-            ])
-            .args(["--runtime-interval", "2s", "--no-profiles", "--quiet"])
-            .args(["--pid", &leak_pid, "--pid", &hostile_pid])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start memlens watch"),
+    let _agent = spawn_listening_agent(
+        &addr,
+        &data,
+        &[
+            "--runtime-interval",
+            "2s",
+            "--no-profiles",
+            "--quiet",
+            "--pid",
+            &leak_pid,
+            "--pid",
+            &hostile_pid,
+        ],
     );
     let leak_cgroup_key = format!("cgroup:{}", leak_cgroup.path_in_hierarchy());
     let deadline = Instant::now() + Duration::from_secs(150);

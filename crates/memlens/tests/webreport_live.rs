@@ -28,16 +28,14 @@
 //! About 1.5 minutes.
 
 use memlens_testkit::{
-    free_loopback_port, go_tool_pprof_top, Browser, ChildGuard, GoToolchain, TempDir, TestCgroup,
-    WorkloadSpec,
+    free_loopback_port, go_tool_pprof_top, Browser, GoToolchain, TempDir, TestCgroup, WorkloadSpec,
 };
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{history_ready, memlens, memlens_refuses, query};
+use cli::{history_ready, memlens, memlens_refuses, query, spawn_listening_agent};
 
 const READY: &str = "window.memlens && (window.memlens.ready || window.memlens.errors.length > 0)";
 const LEAKED_GOROUTINES: u64 = 300;
@@ -93,29 +91,27 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
     let data = data_dir.path().to_str().unwrap().to_string();
     let addr = format!("127.0.0.1:{}", free_loopback_port());
     let (leak_pid, gr_pid, hostile_pid) = (leak.pid(), goroutines.pid(), hostile.pid());
-    let agent = ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_memlens"))
-            .args([
-                "watch",
-                "--listen",
-                &addr,
-                "--data",
-                &data,
-                "--interval",
-                "1",
-            ])
-            .args([
-                "--runtime-interval",
-                "1",
-                "--profile-interval",
-                "3",
-                "--quiet",
-            ])
-            .args(["--pid", &leak_pid.to_string(), "--pid", &gr_pid.to_string()])
-            .args(["--pid", &hostile_pid.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start memlens watch"),
+    let (leak_arg, gr_arg, hostile_arg) = (
+        leak_pid.to_string(),
+        gr_pid.to_string(),
+        hostile_pid.to_string(),
+    );
+    let agent = spawn_listening_agent(
+        &addr,
+        &data,
+        &[
+            "--runtime-interval",
+            "1",
+            "--profile-interval",
+            "3",
+            "--quiet",
+            "--pid",
+            &leak_arg,
+            "--pid",
+            &gr_arg,
+            "--pid",
+            &hostile_arg,
+        ],
     );
     let printed = goroutines.wait_for_line("SETUP_DONE", Duration::from_secs(60));
     let leaked: u64 = goroutines

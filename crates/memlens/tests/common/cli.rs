@@ -119,3 +119,20 @@ pub fn memlens_refuses(args: &[&str]) -> String {
     );
     stderr.trim_end().to_string()
 }
+
+/// Starts `memlens watch --listen ADDR --data DATA --interval 1 EXTRA...`
+/// (its stdout dropped), the dashboard tests' agent; the guard ends it.
+pub fn spawn_listening_agent(
+    addr: &str,
+    data: &str,
+    extra: &[&str],
+) -> memlens_testkit::ChildGuard {
+    memlens_testkit::ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_memlens"))
+            .args(["watch", "--listen", addr, "--data", data, "--interval", "1"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start memlens watch"),
+    )
+}
