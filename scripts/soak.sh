@@ -16,18 +16,20 @@
 # the binary itself, in its package's directory as cargo would, with the
 # environment of scripts/env.sh. Logs stay in target/soak/<time>/ (SOAK_DIR
 # overrides); a run taking longer than SOAK_TIMEOUT (default 1800 s) is killed
-# with its process group and counted as failed. Exit status 1 when anything failed.
+# with its process group and counted as failed. SOAK_PARALLEL (default 2, as in
+# CI) sets how many run at once. Exit status 1 when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
 runs=$1
 shift
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "soak.sh: N must be a positive integer, not '$runs'" >&2; exit 2; }
 selectors=("$@")
 timeout_seconds=${SOAK_TIMEOUT:-1800}
-parallel=2
+parallel=${SOAK_PARALLEL:-2}
+[[ "$parallel" =~ ^[1-9][0-9]*$ ]] || { echo "soak.sh: SOAK_PARALLEL must be a positive integer, not '$parallel'" >&2; exit 2; }
 
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
