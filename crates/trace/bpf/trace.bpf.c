@@ -17,6 +17,7 @@ static long (*bpf_get_stackid)(void *ctx, void *map, __u64 flags) = (void *)27;
 static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)14;
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, __u64 flags) = (void *)2;
+static __u64 (*bpf_ktime_get_ns)(void) = (void *)5;
 
 /* Event numbers: keep in step with src/event.rs. */
 #define EV_FAULT 0
@@ -99,6 +100,16 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
+
+/* The first successful listen() of each traced process: tgid -> the kernel's
+ * CLOCK_MONOTONIC in ns when it returned (--cold-start: the time to listen,
+ * read in the kernel so that a busy machine cannot delay it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u64);
+} first_listen SEC(".maps");
 
 /* floor(log2(bytes)) + 1; 0 for 0 bytes. */
 static __always_inline __u32 size_class(__u64 x)
@@ -214,6 +225,27 @@ int sys_enter_mremap(struct syscall_args *ctx)
 {
 	/* bytes: the new length; detail: the flags */
 	return record(ctx, EV_MREMAP, ctx->args[2], (__u32)ctx->args[3]);
+}
+
+struct syscall_exit_args {
+	__u64 common;
+	__s32 nr;
+	__s32 pad;
+	__s64 ret;
+};
+
+SEC("tracepoint/syscalls/sys_exit_listen")
+int sys_exit_listen(struct syscall_exit_args *ctx)
+{
+	if (ctx->ret != 0)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!bpf_map_lookup_elem(&pids, &tgid))
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	/* BPF_NOEXIST: only the first listen counts */
+	bpf_map_update_elem(&first_listen, &tgid, &now, BPF_NOEXIST);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -134,8 +134,13 @@ mod loaded {
                         .map_err(|e| bpf_err("setting --stack-every")(e.into()))?;
                 }
             }
-            for &event in &options.events {
-                let (program, category, name) = event.tracepoint();
+            let listen =
+                options
+                    .cold_start
+                    .then_some(("sys_exit_listen", "syscalls", "sys_exit_listen"));
+            for (program, category, name) in
+                options.events.iter().map(|e| e.tracepoint()).chain(listen)
+            {
                 let tp: &mut TracePoint = ebpf
                     .program_mut(program)
                     .expect("program in the object")
@@ -156,6 +161,21 @@ mod loaded {
                     .map_err(|e| bpf_err("pids map")(e.into()))?;
             pids.insert(pid, 1, 0)
                 .map_err(|e| bpf_err(format!("adding pid {pid}"))(e.into()))
+        }
+
+        /// When `pid`'s first successful `listen()` returned, on the kernel's
+        /// CLOCK_MONOTONIC (ns); None before it (or without `cold_start`).
+        pub fn first_listen_monotonic_ns(&self, pid: u32) -> Result<Option<u64>, TraceError> {
+            let Some(map) = self.ebpf.map("first_listen") else {
+                return Ok(None);
+            };
+            let first: HashMap<_, u32, u64> =
+                HashMap::try_from(map).map_err(|e| bpf_err("first_listen map")(e.into()))?;
+            match first.get(&pid, 0) {
+                Ok(ns) => Ok(Some(ns)),
+                Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+                Err(e) => Err(bpf_err("reading first_listen")(e.into())),
+            }
         }
 
         /// Reads the counts and sampled stacks collected so far.
@@ -239,6 +259,11 @@ impl Tracer {
 
     /// Never reached (no tracer can exist).
     pub fn add_pid(&mut self, _pid: u32) -> Result<(), TraceError> {
+        Err(TraceError::NoBpfProgram)
+    }
+
+    /// Never reached (no tracer can exist).
+    pub fn first_listen_monotonic_ns(&self, _pid: u32) -> Result<Option<u64>, TraceError> {
         Err(TraceError::NoBpfProgram)
     }
 

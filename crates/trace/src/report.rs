@@ -39,8 +39,10 @@ pub struct Report {
 pub struct ColdStartReport {
     /// When the held command was released to exec (Unix time, ns).
     pub released_at_unix_ns: u64,
-    /// When memlens first saw it hold a listening TCP socket (polled every
-    /// 5 ms; Unix time, ns); None if it never listened within the window.
+    /// When its first successful `listen()` returned, read by the kernel
+    /// (Unix time, ns); for a listening socket that came with no `listen()`
+    /// of its own (inherited), when memlens first saw it in /proc (polled
+    /// every 5 ms). None if it never listened within the window.
     pub first_listen_unix_ns: Option<u64>,
     /// From the release to that socket.
     pub time_to_listen_seconds: Option<f64>,

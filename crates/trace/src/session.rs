@@ -132,6 +132,10 @@ fn wait_window(
     mut cold: Option<&mut ColdStartReport>,
 ) -> Result<(), TraceError> {
     let mut last_refresh = Instant::now();
+    // A listening socket seen in /proc with no listen() recorded by the
+    // kernel yet: when it was seen (the syscall may not have returned; a
+    // socket inherited from a parent never has one).
+    let mut listen_seen_in_proc_at: Option<u64> = None;
     while started.elapsed() < duration && !INTERRUPTED.load(Ordering::SeqCst) {
         // Watching for the first listening socket: poll every 5 ms.
         let watching = cold
@@ -145,11 +149,24 @@ fn wait_window(
             if alive(followed.pids[0]) {
                 followed.refresh(followed.pids[0]);
             }
-            if crate::cold_start::listening(followed.pids[0]) {
-                let now = unix_ns();
-                c.first_listen_unix_ns = Some(now);
+            let first_listen = match tracer.first_listen_monotonic_ns(followed.pids[0])? {
+                Some(monotonic_ns) => Some(monotonic_to_unix_ns(monotonic_ns)),
+                // Seen in /proc: wait one more poll for the kernel's own time.
+                None if crate::cold_start::listening(followed.pids[0]) => {
+                    match listen_seen_in_proc_at {
+                        Some(at) => Some(at),
+                        None => {
+                            listen_seen_in_proc_at = Some(unix_ns());
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            if let Some(at) = first_listen {
+                c.first_listen_unix_ns = Some(at);
                 c.time_to_listen_seconds =
-                    Some(now.saturating_sub(c.released_at_unix_ns) as f64 / 1e9);
+                    Some(at.saturating_sub(c.released_at_unix_ns) as f64 / 1e9);
                 c.until_listen = crate::report::phase_counts(&tracer.read()?);
             }
         }
@@ -193,6 +210,20 @@ fn wait_window(
         }
     }
     Ok(())
+}
+
+/// A CLOCK_MONOTONIC reading (the clock of the BPF program's
+/// `bpf_ktime_get_ns`) as Unix time, by the clocks' offset now.
+fn monotonic_to_unix_ns(monotonic_ns: u64) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to write to.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let monotonic_now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+    let unix_now = unix_ns();
+    (unix_now as i128 - monotonic_now as i128 + monotonic_ns as i128).max(0) as u64
 }
 
 fn unix_ns() -> u64 {
