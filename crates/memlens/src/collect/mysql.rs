@@ -181,10 +181,21 @@ impl MysqlCollector {
     /// Reads every server among `snapshot`'s processes into `snapshot.mysql`
     /// and returns the failures of this cycle.
     pub fn collect(&mut self, root: &Root, snapshot: &mut Snapshot) -> Vec<MysqlFailure> {
+        self.collect_where(root, snapshot, |_| true)
+    }
+
+    /// [`MysqlCollector::collect`] of the servers whose process `keep`
+    /// picks (e.g. `diagnose --pid`): the others are not connected to.
+    pub fn collect_where(
+        &mut self,
+        root: &Root,
+        snapshot: &mut Snapshot,
+        keep: impl Fn(&ProcessSample) -> bool,
+    ) -> Vec<MysqlFailure> {
         let servers: Vec<ProcessSample> = snapshot
             .processes
             .iter()
-            .filter(|p| is_server(p))
+            .filter(|p| is_server(p) && keep(p))
             .cloned()
             .collect();
         let alive: Vec<ProcessIdentity> = servers

@@ -337,14 +337,14 @@ pub fn run(args: &DiagnoseArgs) -> anyhow::Result<()> {
     if let Some(mysql) = &mut mysql {
         let mut start = collect::snapshot(&root, &options)
             .map_err(|e| anyhow::anyhow!("reading the host's processes: {e}"))?;
-        for failure in mysql.collect(&root, &mut start) {
+        for failure in mysql.collect_where(&root, &mut start, |p| is_selected(args, p)) {
             eprintln!("diagnose: {}", failure.message);
         }
         mysql_start = Some(start.mysql);
     }
     let (mut observed, history, history_note) = observe(args, &root, &options)?;
     if let Some(mysql) = &mut mysql {
-        for failure in mysql.collect(&root, &mut observed.last) {
+        for failure in mysql.collect_where(&root, &mut observed.last, |p| is_selected(args, p)) {
             eprintln!("diagnose: {}", failure.message);
         }
         // A window from the history did not start now: no start reading.

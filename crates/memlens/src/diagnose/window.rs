@@ -150,6 +150,9 @@ pub fn observe(
 ) -> anyhow::Result<Window> {
     let started = Instant::now();
     let first = collect::snapshot(root, options).context("reading the host's processes")?;
+    // The window runs from the first snapshot's time (taken when its scan
+    // ended), so that a slow scan cannot shorten it.
+    let first_taken = Instant::now();
     let limits = fetch_limits();
     let mut go = go_processes(root, &first, &limits, select);
     for g in &mut go {
@@ -162,7 +165,7 @@ pub fn observe(
         let last = first.clone();
         return Ok(Window { first, last, go });
     }
-    wait(started, window, go.len());
+    wait(first_taken, window, go.len());
     let last = collect::snapshot(root, options).context("reading the host's processes")?;
     read_ends(root, &mut go, started, &limits, profiles);
     Ok(Window { first, last, go })
