@@ -73,6 +73,29 @@ impl Root {
         Root { dir: dir.into() }
     }
 
+    /// The sum over `pid`'s threads of their `schedstat` (CPU time and
+    /// run-queue wait since each started). `None` when the process is gone
+    /// or the kernel has no `schedstat`; threads that exit while read are
+    /// left out (their time leaves the sum, so compare sums of one process
+    /// over a short window only).
+    pub fn process_schedstat(&self, pid: i32) -> Option<crate::process::Schedstat> {
+        let tasks = self.path(format!("/proc/{pid}/task"));
+        let mut sum = crate::process::Schedstat::default();
+        let mut any = false;
+        for entry in std::fs::read_dir(&tasks).ok()?.flatten() {
+            let file = entry.path().join("schedstat");
+            let Ok(text) = read_text(&file) else { continue };
+            let Ok(s) = crate::process::Schedstat::parse(&file.display().to_string(), &text) else {
+                continue;
+            };
+            sum.run_ns += s.run_ns;
+            sum.run_queue_wait_ns += s.run_queue_wait_ns;
+            sum.timeslices += s.timeslices;
+            any = true;
+        }
+        any.then_some(sum)
+    }
+
     /// Where the absolute kernel path `path` (e.g. `/proc/meminfo`) is under this root.
     pub fn path(&self, path: impl AsRef<Path>) -> PathBuf {
         let path = path.as_ref();

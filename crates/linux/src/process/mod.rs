@@ -18,6 +18,8 @@
 //!   with secrets hidden before anything is shown or stored.
 //! - [`GoEnv`]: the four Go runtime keys of `/proc/PID/environ`, and nothing else.
 //! - [`CgroupMembership`] / [`CgroupLine`]: `/proc/PID/cgroup`, v1, v2 or hybrid.
+//! - [`Schedstat`]: a thread's `/proc/PID/task/TID/schedstat` (CPU time and
+//!   run-queue wait).
 
 mod cgroup_membership;
 mod cmdline;
@@ -27,6 +29,7 @@ mod limits;
 mod maps;
 mod oom;
 mod redact;
+mod schedstat;
 mod smaps_rollup;
 mod stat;
 mod status;
@@ -39,6 +42,7 @@ pub use limits::{LimitRow, Limits, RlimitValue};
 pub use maps::{MapsAccumulator, MapsSummary};
 pub use oom::{parse_oom_score, parse_oom_score_adj};
 pub use redact::redact_args;
+pub use schedstat::Schedstat;
 pub use smaps_rollup::SmapsRollup;
 pub use stat::Stat;
 pub use status::Status;

@@ -182,6 +182,9 @@ pub fn go_read_at_start(values: &Values, at_seconds: f64) -> Option<GoRead> {
             gogc_percent: setting(values, "go_gogc_percent"),
         },
         from_expvar: gc_cpu_fraction.is_some(),
+        // The agent keeps no run-queue wait: a window from the history
+        // judges the pauses without it.
+        run_queue_wait_ns: None,
     })
 }
 

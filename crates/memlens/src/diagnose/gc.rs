@@ -39,6 +39,10 @@ pub fn section(context: &Context) -> Section {
             end: end.gc,
             window_seconds,
             gomemlimit_bytes: gomemlimit_bytes(context, g),
+            run_queue_wait_seconds: match (start.run_queue_wait_ns, end.run_queue_wait_ns) {
+                (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1e9),
+                _ => None,
+            },
         };
         let r = gcpressure::rates(&obs, &context.config.gc).unwrap_or_default();
         let target = Target::Process {
@@ -76,6 +80,7 @@ pub fn section(context: &Context) -> Section {
             "mallocs_per_second": r.mallocs_per_second,
             "gc_cpu_fraction": r.gc_cpu_fraction,
             "heap_to_gomemlimit_ratio": r.heap_to_limit_ratio,
+            "run_queue_wait_ratio": r.run_queue_wait_ratio,
             "notes": g.notes,
         }));
         findings.extend(finding);

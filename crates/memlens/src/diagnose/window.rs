@@ -58,6 +58,9 @@ pub struct GoRead {
     pub runtime: RuntimeSample,
     /// `true` when memstats came from expvar, `false` from /metrics.
     pub from_expvar: bool,
+    /// Its threads' run-queue wait since each started, summed (ns;
+    /// `schedstat`, read just before the runtime).
+    pub run_queue_wait_ns: Option<u64>,
 }
 
 /// The profiles of one Go process at one end of the window.
@@ -156,7 +159,7 @@ pub fn observe(
     let limits = fetch_limits();
     let mut go = go_processes(root, &first, &limits, select);
     for g in &mut go {
-        g.start = read(g, started, &limits);
+        g.start = read(root, g, started, &limits);
         if profiles {
             g.profiles_start = read_profiles(root, g, started);
         }
@@ -215,7 +218,7 @@ fn read_ends(
     profiles: bool,
 ) {
     for g in go {
-        g.end = read(g, started, limits);
+        g.end = read(root, g, started, limits);
         if profiles {
             g.profiles_end = read_profiles(root, g, started);
         }
@@ -252,13 +255,14 @@ fn discover(root: &Root, p: &ProcessSample, limits: &FetchLimits) -> GoWindow {
 }
 
 /// Reads the runtime of `g` now; `None` when nothing answered.
-fn read(g: &mut GoWindow, started: Instant, limits: &FetchLimits) -> Option<GoRead> {
+fn read(root: &Root, g: &mut GoWindow, started: Instant, limits: &FetchLimits) -> Option<GoRead> {
     if g.sources.is_empty() {
         return None;
     }
     let at_seconds = started.elapsed().as_secs_f64();
     let mut out = GoRead {
         at_seconds,
+        run_queue_wait_ns: root.process_schedstat(g.pid).map(|s| s.run_queue_wait_ns),
         ..GoRead::default()
     };
     let mut ok = false;
