@@ -756,3 +756,130 @@ fn fifty_sorting_connections_grow_the_connections_part_by_their_sort_buffers() {
         "the connections' part grew {got} B more at 4 MiB than at 256 KiB, expected {expected} B"
     );
 }
+
+/// Full scans of `table` by one client: back to back, or one a second
+/// (wall-clock pacing) when `paced`; until `stop`, bounded to 3 minutes.
+fn scan_load(
+    socket: std::path::PathBuf,
+    table: &'static str,
+    paced: bool,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut next = start;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed)
+            && start.elapsed() < Duration::from_secs(180)
+        {
+            if paced {
+                let now = Instant::now();
+                if now < next {
+                    std::thread::sleep((next - now).min(Duration::from_millis(100)));
+                    continue;
+                }
+                next += Duration::from_secs(1);
+            }
+            let _ = Command::new("mariadb")
+                .args(["--no-defaults", "-uroot", "-N", "-B"])
+                .arg(format!("--socket={}", socket.display()))
+                .args([
+                    "-e",
+                    &format!("SELECT COUNT(*), SUM(LENGTH(pad)) FROM t.{table}"),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    })
+}
+
+/// The "query mix changed" cause: the pool keeps its size and stays full,
+/// no faults, but more read requests a second and misses. A paced scan of
+/// `t.w` (~30 MiB, fits the 48 MiB pool) once a second is the baseline;
+/// then three clients scan back to back, two of them `t.big` (~80 MiB,
+/// larger than the pool). `--innodb-lru-scan-depth=100` keeps InnoDB's free
+/// list small: with the default 1536 (half this pool) the LRU flusher frees
+/// pages while the big table streams through, the data pages fall by more
+/// than 10 % and the drop would rightly read as the pool shrinking.
+#[test]
+fn a_new_query_mix_on_the_same_pool_is_named_as_the_cause() {
+    let db = MariaDb::start(&MariaDbSpec {
+        extra_args: vec!["--innodb-lru-scan-depth=100".into()],
+        ..MariaDbSpec::default()
+    });
+    load_table(&db);
+    db.sql(
+        "USE t; CREATE TABLE w (id INT PRIMARY KEY AUTO_INCREMENT, pad CHAR(255)) ENGINE=InnoDB;\
+         INSERT INTO w (pad) SELECT REPEAT('x', 255) FROM seq_1_to_100000;",
+    )
+    .expect("load table");
+    let dir = TempDir::new("mysql-mix");
+    let pid = db.pid().to_string();
+    let config = dir.join("watch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[mysql]\nuser = \"{TEST_USER}\"\npassword = \"{TEST_PASSWORD}\"\n\n[findings]\nmysql_window = \"10s\"\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.join("history");
+    let addr = format!("127.0.0.1:{}", free_loopback_port());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let socket = db.socket().to_path_buf();
+    let mut loads = vec![scan_load(socket.clone(), "w", true, stop.clone())];
+    let _agent = agent(
+        config.to_str().unwrap(),
+        data.to_str().unwrap(),
+        &addr,
+        &pid,
+    );
+    let label = format!("pid=\"{pid}\"");
+    wait_for("the server on /metrics", Duration::from_secs(60), || {
+        http_get(&addr, "/metrics")
+            .ok()
+            .filter(|t| sample(t, "memlens_mysql_up", &label) == Some(1.0))
+    });
+    // A full window (10 s) of the paced load is the baseline (wall-clock
+    // pacing: the window is wall-clock time; 15 s leaves slack).
+    std::thread::sleep(Duration::from_secs(15));
+    let active = |t: &str| {
+        sample(
+            t,
+            "memlens_finding_active",
+            "finding=\"mysql.hit_ratio_drop\"",
+        )
+    };
+    let text = http_get(&addr, "/metrics").unwrap();
+    assert_ne!(active(&text), Some(1.0), "no drop before the new mix");
+    let pool_before = db.variable_u64("innodb_buffer_pool_size");
+    for table in ["big", "big", "w"] {
+        loads.push(scan_load(socket.clone(), table, false, stop.clone()));
+    }
+    wait_for("the hit-ratio finding", Duration::from_secs(90), || {
+        http_get(&addr, "/metrics")
+            .ok()
+            .filter(|t| active(t) == Some(1.0))
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in loads {
+        l.join().unwrap();
+    }
+    assert_eq!(db.variable_u64("innodb_buffer_pool_size"), pool_before);
+    let data_s = data.to_str().unwrap();
+    let rows = wait_for("the finding stored", Duration::from_secs(30), || {
+        Some(query(
+            data_s,
+            "SELECT evidence, recommendation FROM findings WHERE finding = 'mysql.hit_ratio_drop'",
+        ))
+        .filter(|r| !r.is_empty())
+    });
+    let recommendation = rows[0]["recommendation"].as_str().unwrap_or_default();
+    let evidence = rows[0]["evidence"].to_string();
+    eprintln!("{recommendation}\n{evidence}");
+    assert!(
+        recommendation.starts_with("cause: query_mix_changed"),
+        "{recommendation}"
+    );
+    assert!(evidence.contains("cause_query_mix_changed"), "{evidence}");
+}
