@@ -98,26 +98,54 @@ fn maps_line(line: &str) -> Option<(u64, u64, &str, bool)> {
 
 /// The pool's own range in `/proc/PID/maps` text of a server that reserved
 /// `pool_size_max_bytes` for it (see the module docs); `None` when no
-/// mapping fits exactly (an older server, MySQL: use [`pool_mapping`]).
+/// mapping fits (an older server, MySQL: use [`pool_mapping`]).
+///
+/// The pool ends where a run of `---p` anonymous mappings begins, and the
+/// `rw-p` anonymous mappings just below (one, or several adjacent that the
+/// kernel did not merge) cover its `pool_size_bytes`. The run must reach
+/// `pool_size_max_bytes` from the pool's start; it may reach further (up
+/// to an eighth more), since the kernel merges an adjacent `PROT_NONE`
+/// mapping of someone else into the reservation (seen: 6 MiB past an 8 TiB
+/// reservation).
 pub fn pool_range(maps: &str, pool_size_bytes: u64, pool_size_max_bytes: u64) -> Option<PoolRange> {
     if pool_size_bytes == 0 || pool_size_max_bytes <= pool_size_bytes {
         return None;
     }
     let lines: Vec<(u64, u64, &str, bool)> = maps.lines().filter_map(maps_line).collect();
-    for (i, &(start, end, perms, anon)) in lines.iter().enumerate() {
-        if !anon || !perms.starts_with("rw") || end - start < pool_size_bytes {
+    let rw = |l: &(u64, u64, &str, bool)| l.3 && l.2.starts_with("rw");
+    let reserved = |l: &(u64, u64, &str, bool)| l.3 && l.2.starts_with("---");
+    for (i, line) in lines.iter().enumerate() {
+        if !rw(line) {
             continue;
         }
-        let pool_start = end - pool_size_bytes;
-        // The reserved rest: contiguous `---p` anonymous mappings.
-        let mut reserved_end = end;
-        for &(s, e, p, a) in &lines[i + 1..] {
-            if s != reserved_end || !a || !p.starts_with("---") {
+        let end = line.1;
+        let Some(pool_start) = end.checked_sub(pool_size_bytes) else {
+            continue;
+        };
+        // The readable-writable run below `end` must cover the pool.
+        let mut covered_from = line.0;
+        for below in lines[..i].iter().rev() {
+            if covered_from <= pool_start || below.1 != covered_from || !rw(below) {
                 break;
             }
-            reserved_end = e;
+            covered_from = below.0;
         }
-        if reserved_end > end && reserved_end - pool_start == pool_size_max_bytes {
+        if covered_from > pool_start {
+            continue;
+        }
+        // The reserved rest: contiguous `---p` anonymous mappings.
+        let mut reserved_end = end;
+        for l in &lines[i + 1..] {
+            if l.0 != reserved_end || !reserved(l) {
+                break;
+            }
+            reserved_end = l.1;
+        }
+        let span = reserved_end - pool_start;
+        if reserved_end > end
+            && span >= pool_size_max_bytes
+            && span <= pool_size_max_bytes + pool_size_max_bytes / 8
+        {
             return Some(PoolRange {
                 start: pool_start,
                 end,
@@ -161,6 +189,32 @@ mod tests {
         let maps = include_str!("../testdata/mariadbd-10.11-maps-shrunk-excerpt.txt");
         let r = pool_range(maps, 16 << 20, 8 << 40).expect("pool range");
         assert_eq!((r.start, r.end), (0x775c24000000, 0x775c25000000));
+    }
+
+    #[test]
+    fn a_reservation_merged_with_a_neighbour() {
+        // A 64 MiB pool merged with a 16 MiB log buffer below (one rw-p of
+        // 80 MiB) and an 8 TiB reservation that the kernel merged with 6 MiB
+        // of someone else's PROT_NONE mapping after it.
+        let maps = include_str!("../testdata/mariadbd-10.11-maps-merged-reservation-excerpt.txt");
+        let r = pool_range(maps, 64 << 20, 8 << 40).expect("pool range");
+        assert_eq!((r.start, r.end), (0x77a8d7000000, 0x77a8db000000));
+        // Not a run that reaches only the pool's size (a glibc arena), nor
+        // an rw run that cannot hold the pool.
+        assert_eq!(pool_range(maps, 64 << 20, 1 << 40), None);
+        assert_eq!(pool_range(maps, 100 << 20, 8 << 40), None);
+    }
+
+    #[test]
+    fn a_pool_over_two_unmerged_mappings() {
+        let maps = "7000000-8000000 rw-p 00000000 00:00 0 \n\
+                    8000000-9000000 rw-p 00000000 00:00 0 \n\
+                    9000000-11000000 ---p 00000000 00:00 0 \n";
+        let r = pool_range(maps, 0x1800000, 0x9000000).expect("pool range");
+        assert_eq!((r.start, r.end), (0x7800000, 0x9000000));
+        // A file mapping below does not count as the pool.
+        let maps = maps.replacen("00:00 0 \n", "fe:00 12 /usr/lib/x.so\n", 1);
+        assert_eq!(pool_range(&maps, 0x1800000, 0x9000000), None);
     }
 
     #[test]
