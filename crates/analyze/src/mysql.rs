@@ -3,9 +3,10 @@
 //! cause. Samples in (with their times), verdicts out; no IO, no clock.
 //!
 //! - [`ledger`]: the server's anonymous RSS split into the resident buffer
-//!   pool (the pool mapping's resident bytes from smaps; `pages_data ×
-//!   page_size` beside it), the connections' memory (`Memory_used −
-//!   Memory_used_initial`, MariaDB), and the rest named allocator/untracked.
+//!   pool (split in turn into block descriptors, misc pages, and the frames
+//!   of data pages and once-used free pages, against MariaDB's own counts),
+//!   the redo log buffers, the connections' memory (the threads'
+//!   `MEMORY_USED`, MariaDB), and the rest named allocator/untracked.
 //! - [`rss_vs_pool`]: RSS above 110 % of the pool with swings above 15 % of
 //!   it over the window (the seeds' danger sign).
 //! - [`hit_ratio_drop`]: the hit ratio of the window's second half against
@@ -75,40 +76,138 @@ impl Default for MysqlConfig {
     }
 }
 
+/// What a ledger is built from: one reading of a server and its process.
+/// Counts are MariaDB's own (`SHOW GLOBAL STATUS`/`VARIABLES`); resident
+/// bytes are the kernel's.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LedgerInput {
+    /// The process's anonymous RSS (`RssAnon`).
+    pub anon_rss_bytes: f64,
+    /// `innodb_buffer_pool_size`.
+    pub pool_size_bytes: Option<f64>,
+    /// InnoDB page size.
+    pub page_size_bytes: f64,
+    /// `Innodb_buffer_pool_pages_total`.
+    pub pages_total: Option<f64>,
+    /// `Innodb_buffer_pool_pages_data`.
+    pub pages_data: f64,
+    /// `Innodb_buffer_pool_pages_free`.
+    pub pages_free: Option<f64>,
+    /// `Innodb_buffer_pool_pages_misc`.
+    pub pages_misc: Option<f64>,
+    /// Resident bytes of the pool (collector: its range, or a mapping).
+    pub pool_resident_bytes: Option<f64>,
+    /// Whether `pool_resident_bytes` is of the pool's own range (`range`):
+    /// only then is it split into parts.
+    pub pool_resident_exact: bool,
+    /// The redo log buffers (2 × `innodb_log_buffer_size`).
+    pub log_buffer_bytes: Option<f64>,
+    /// Sum of `PROCESSLIST.MEMORY_USED` (MariaDB): the threads' memory.
+    pub threads_memory_bytes: Option<f64>,
+    /// `Memory_used` (MariaDB).
+    pub memory_used_bytes: Option<f64>,
+    /// `Memory_used_initial` (MariaDB).
+    pub memory_used_initial_bytes: Option<f64>,
+}
+
+/// The pool's resident bytes split into what MariaDB accounts for.
+///
+/// The pool's range holds frames of `page_size` bytes: `pages_total` of them
+/// hold pages (data, free, or misc: the adaptive hash index, row locks) and
+/// the rest, `innodb_buffer_pool_size / page_size − pages_total`, hold the
+/// block descriptors (control blocks) at the start of each extent. The
+/// descriptors are initialised at start (resident); a free frame is
+/// resident only once it has held a page (never-used frames are not touched).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolLedger {
+    /// The range's resident bytes (kernel: pagemap).
+    pub resident_bytes: f64,
+    /// Frames of block descriptors: `pool_size − pages_total × page_size`.
+    pub descriptor_bytes: f64,
+    /// `pages_misc × page_size`: the adaptive hash index, row locks.
+    pub misc_bytes: f64,
+    /// `resident − descriptors − misc`: the resident frames that hold data
+    /// pages or are free after having held one. The pool's data part by the
+    /// kernel's count: at least `data_bytes` (data pages are resident) and
+    /// at most `data_bytes + free_bytes`.
+    pub page_frames_resident_bytes: f64,
+    /// `pages_data × page_size`: the data pages by MariaDB's count.
+    pub data_bytes: f64,
+    /// `pages_free × page_size`: the free frames by MariaDB's count.
+    pub free_bytes: f64,
+    /// `page_frames_resident − data` (≥ 0): free frames that hold memory
+    /// since they held a page.
+    pub free_resident_bytes: f64,
+}
+
 /// The server's resident memory by part, each with its source.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ledger {
     /// The process's anonymous RSS (`RssAnon`).
     pub anon_rss_bytes: f64,
-    /// Resident bytes of the pool's mapping (smaps), when found.
+    /// Resident bytes of the pool (its range or the mapping taken), when known.
     pub pool_resident_bytes: Option<f64>,
+    /// The pool split into its parts (only from its own range).
+    pub pool: Option<PoolLedger>,
     /// `pages_data × page_size`: what the pool holds by InnoDB's count.
     pub pool_data_bytes: f64,
-    /// `Memory_used − Memory_used_initial`: the connections' memory.
+    /// The redo log buffers, 2 × `innodb_log_buffer_size` (resident from start).
+    pub log_buffer_bytes: Option<f64>,
+    /// The connections' memory: the sum of the threads' `MEMORY_USED`, else
+    /// `Memory_used − Memory_used_initial`.
     pub connections_bytes: Option<f64>,
-    /// The rest: allocator retention and untracked memory.
+    /// Where `connections_bytes` comes from: `processlist` or `memory_used`.
+    pub connections_source: Option<&'static str>,
+    /// The rest: allocator retention (glibc arenas keep freed buffers), the
+    /// server's other caches and heaps, thread stacks, untracked memory.
     pub untracked_bytes: f64,
 }
 
-/// Splits `anon_rss_bytes`; the pool counts as its mapping's resident bytes
-/// when known, else as its data pages.
-pub fn ledger(
-    anon_rss_bytes: f64,
-    pool_resident_bytes: Option<f64>,
-    pool_data_bytes: f64,
-    memory_used_bytes: Option<f64>,
-    memory_used_initial_bytes: Option<f64>,
-) -> Ledger {
-    let connections = memory_used_bytes
-        .zip(memory_used_initial_bytes)
-        .map(|(u, i)| (u - i).max(0.0));
-    let pool = pool_resident_bytes.unwrap_or(pool_data_bytes);
+/// Splits the anonymous RSS; the pool counts as its resident bytes when
+/// known, else as its data pages.
+pub fn ledger(i: &LedgerInput) -> Ledger {
+    let page = i.page_size_bytes;
+    let data = i.pages_data * page;
+    let (connections, source) = match (
+        i.threads_memory_bytes,
+        i.memory_used_bytes,
+        i.memory_used_initial_bytes,
+    ) {
+        (Some(t), _, _) => (Some(t), Some("processlist")),
+        (None, Some(u), Some(init)) => (Some((u - init).max(0.0)), Some("memory_used")),
+        _ => (None, None),
+    };
+    let pool = match (i.pool_resident_bytes, i.pool_size_bytes, i.pages_total) {
+        (Some(resident), Some(size), Some(total)) if i.pool_resident_exact && page > 0.0 => {
+            let descriptor = (size - total * page).max(0.0);
+            let misc = i.pages_misc.unwrap_or(0.0) * page;
+            let frames = (resident - descriptor - misc).max(0.0);
+            Some(PoolLedger {
+                resident_bytes: resident,
+                descriptor_bytes: descriptor,
+                misc_bytes: misc,
+                page_frames_resident_bytes: frames,
+                data_bytes: data,
+                free_bytes: i.pages_free.unwrap_or(0.0) * page,
+                free_resident_bytes: (frames - data).max(0.0),
+            })
+        }
+        _ => None,
+    };
+    let pool_part = i.pool_resident_bytes.unwrap_or(data);
     Ledger {
-        anon_rss_bytes,
-        pool_resident_bytes,
-        pool_data_bytes,
+        anon_rss_bytes: i.anon_rss_bytes,
+        pool_resident_bytes: i.pool_resident_bytes,
+        pool,
+        pool_data_bytes: data,
+        log_buffer_bytes: i.log_buffer_bytes,
         connections_bytes: connections,
-        untracked_bytes: (anon_rss_bytes - pool - connections.unwrap_or(0.0)).max(0.0),
+        connections_source: source,
+        untracked_bytes: (i.anon_rss_bytes
+            - pool_part
+            - i.log_buffer_bytes.unwrap_or(0.0)
+            - connections.unwrap_or(0.0))
+        .max(0.0),
     }
 }
 
@@ -366,10 +465,49 @@ mod tests {
 
     #[test]
     fn ledger_parts_add_up() {
-        let l = ledger(300.0, Some(150.0), 140.0, Some(500.0), Some(450.0));
-        assert_eq!(l.connections_bytes, Some(50.0));
+        let kib16 = 16384.0;
+        // The numbers of a live 48 MiB pool after a scan (MariaDB 10.11.19):
+        // 3072 frames, 3042 pages (30 frames of descriptors), all resident.
+        let i = LedgerInput {
+            anon_rss_bytes: 200e6,
+            pool_size_bytes: Some(3072.0 * kib16),
+            page_size_bytes: kib16,
+            pages_total: Some(3042.0),
+            pages_data: 2948.0,
+            pages_free: Some(94.0),
+            pages_misc: Some(0.0),
+            pool_resident_bytes: Some(3072.0 * kib16),
+            pool_resident_exact: true,
+            log_buffer_bytes: Some(32.0 * 1048576.0),
+            threads_memory_bytes: Some(1e6),
+            memory_used_bytes: Some(5e8),
+            memory_used_initial_bytes: Some(4e8),
+        };
+        let l = ledger(&i);
+        let p = l.pool.unwrap();
+        assert_eq!(p.descriptor_bytes, 30.0 * kib16);
+        assert_eq!(p.page_frames_resident_bytes, 3042.0 * kib16);
+        assert_eq!(p.free_resident_bytes, 94.0 * kib16);
+        assert_eq!(l.connections_bytes, Some(1e6));
+        assert_eq!(l.connections_source, Some("processlist"));
+        let untracked = 200e6 - 3072.0 * kib16 - 32.0 * 1048576.0 - 1e6;
+        assert!((l.untracked_bytes - untracked).abs() < 1e-6);
+
+        // A heuristic mapping is not split; without the threads' sum the
+        // connections are Memory_used above its initial value.
+        let l = ledger(&LedgerInput {
+            pool_resident_exact: false,
+            threads_memory_bytes: None,
+            ..i
+        });
+        assert_eq!(l.pool, None);
+        assert_eq!(l.connections_bytes, Some(1e8));
+        assert_eq!(l.connections_source, Some("memory_used"));
+        let l = ledger(&LedgerInput {
+            anon_rss_bytes: 100.0,
+            page_size_bytes: kib16,
+            ..Default::default()
+        });
         assert_eq!(l.untracked_bytes, 100.0);
-        let l = ledger(100.0, None, 140.0, None, None);
-        assert_eq!(l.untracked_bytes, 0.0);
     }
 }

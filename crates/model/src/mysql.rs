@@ -29,6 +29,11 @@ pub struct MysqlSample {
     pub pool_pages_data: Option<u64>,
     /// `Innodb_buffer_pool_pages_free`.
     pub pool_pages_free: Option<u64>,
+    /// `Innodb_buffer_pool_pages_misc`: pool pages used for other things
+    /// (adaptive hash index, row locks).
+    pub pool_pages_misc: Option<u64>,
+    /// `innodb_buffer_pool_size_max` (MariaDB 10.11.12+).
+    pub pool_size_max_bytes: Option<u64>,
     /// `Innodb_buffer_pool_read_requests` (counter).
     pub pool_read_requests: Option<u64>,
     /// `Innodb_buffer_pool_reads`: requests that missed the pool (counter).
@@ -46,9 +51,21 @@ pub struct MysqlSample {
     pub threads_connected: Option<u64>,
     /// `sort_buffer_size`.
     pub sort_buffer_size_bytes: Option<u64>,
-    /// Resident bytes of the buffer pool's mapping (smaps of the process),
-    /// when memlens could find that mapping.
+    /// Resident bytes of the buffer pool, when memlens could find it: of the
+    /// pool's own address range (`/proc/PID/pagemap`) where the server
+    /// reserved `innodb_buffer_pool_size_max` for it, else of the mapping
+    /// taken for the pool (smaps). See `pool_resident_source`.
     pub pool_resident_bytes: Option<u64>,
+    /// Where `pool_resident_bytes` comes from: `range` (the pool's own
+    /// range, exact) or `mapping` (the smallest anonymous mapping of at
+    /// least the pool size: a heuristic that can include other memory).
+    pub pool_resident_source: Option<String>,
+    /// The InnoDB redo log buffers: 2 × `innodb_log_buffer_size` (MariaDB
+    /// 10.11 allocates both at start and they are resident).
+    pub log_buffer_bytes: Option<u64>,
+    /// The sum of `information_schema.PROCESSLIST.MEMORY_USED` (MariaDB):
+    /// memory the server's threads (the connections) hold now.
+    pub threads_memory_bytes: Option<u64>,
     /// Collector errors for this server since the agent started (counter).
     pub errors_total: u64,
 }

@@ -226,6 +226,22 @@ fn mysql_points(m: &MysqlSample, points: &mut Vec<Point>) {
     push(points, &e, "mysql_pool_pages_total", o(m.pool_pages_total));
     push(points, &e, "mysql_pool_pages_data", o(m.pool_pages_data));
     push(points, &e, "mysql_pool_pages_free", o(m.pool_pages_free));
+    push(points, &e, "mysql_pool_pages_misc", o(m.pool_pages_misc));
+    push(points, &e, "mysql_log_buffer_bytes", o(m.log_buffer_bytes));
+    push(
+        points,
+        &e,
+        "mysql_pool_range_found",
+        m.pool_resident_source
+            .as_ref()
+            .map(|s| if s == "range" { 1.0 } else { 0.0 }),
+    );
+    push(
+        points,
+        &e,
+        "mysql_threads_memory_bytes",
+        o(m.threads_memory_bytes),
+    );
     push(
         points,
         &e,

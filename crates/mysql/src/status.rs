@@ -21,6 +21,14 @@ pub struct ServerSample {
     pub pages_data: Option<u64>,
     /// `Innodb_buffer_pool_pages_free`.
     pub pages_free: Option<u64>,
+    /// `Innodb_buffer_pool_pages_misc`: pages taken from the pool for other
+    /// uses (the adaptive hash index, row locks), neither data nor free.
+    pub pages_misc: Option<u64>,
+    /// `innodb_buffer_pool_size_max` (MariaDB 10.11.12+): the address space
+    /// reserved for the pool.
+    pub pool_size_max_bytes: Option<u64>,
+    /// `innodb_log_buffer_size` (InnoDB keeps two buffers of it).
+    pub log_buffer_size_bytes: Option<u64>,
     /// `Innodb_buffer_pool_pages_dirty`.
     pub pages_dirty: Option<u64>,
     /// `Innodb_buffer_pool_read_requests` (logical reads, a counter).
@@ -65,6 +73,9 @@ impl ServerSample {
             pages_total: num(&s, "Innodb_buffer_pool_pages_total"),
             pages_data: num(&s, "Innodb_buffer_pool_pages_data"),
             pages_free: num(&s, "Innodb_buffer_pool_pages_free"),
+            pages_misc: num(&s, "Innodb_buffer_pool_pages_misc"),
+            pool_size_max_bytes: num(&v, "innodb_buffer_pool_size_max"),
+            log_buffer_size_bytes: num(&v, "innodb_log_buffer_size"),
             pages_dirty: num(&s, "Innodb_buffer_pool_pages_dirty"),
             read_requests: num(&s, "Innodb_buffer_pool_read_requests"),
             reads: num(&s, "Innodb_buffer_pool_reads"),
@@ -130,6 +141,9 @@ mod tests {
         assert!(s.read_requests.unwrap() >= s.reads.unwrap());
         assert_eq!(s.malloc_library.as_deref(), Some("system"));
         assert!(!s.performance_schema);
+        assert_eq!(s.pages_misc, Some(0));
+        assert_eq!(s.pool_size_max_bytes, Some(8 << 40));
+        assert_eq!(s.log_buffer_size_bytes, Some(16 << 20));
     }
 
     #[test]

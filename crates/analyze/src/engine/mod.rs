@@ -81,6 +81,12 @@ pub const METRICS: &[&str] = &[
     "mysql_pool_resident_bytes",
     "mysql_memory_used_bytes",
     "mysql_memory_used_initial_bytes",
+    "mysql_pool_pages_total",
+    "mysql_pool_pages_free",
+    "mysql_pool_pages_misc",
+    "mysql_pool_range_found",
+    "mysql_log_buffer_bytes",
+    "mysql_threads_memory_bytes",
 ];
 
 /// The OOM kill counters (of cgroups and of the host).

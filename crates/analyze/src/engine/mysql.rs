@@ -5,7 +5,7 @@
 
 use super::{Condition, Engine, EntityState, Key};
 use crate::finding::{Evidence, Layer, Severity, MYSQL_HIT_RATIO_DROP, MYSQL_RSS_OVER_POOL};
-use crate::mysql::{hit_ratio_drop, ledger, rss_vs_pool, Cause, ServerPoint};
+use crate::mysql::{hit_ratio_drop, ledger, rss_vs_pool, Cause, LedgerInput, ServerPoint};
 use memlens_model::series::Entity;
 
 /// The metric whose arrival makes a server's instant.
@@ -148,15 +148,24 @@ impl Engine {
                 let ps = self.entities.get(&process);
                 let get = |s: Option<&EntityState>, m: &str| s.and_then(|s| s.latest.get(m).copied());
                 let page = get(Some(state), "mysql_page_size_bytes").unwrap_or(16384.0);
-                let data = get(Some(state), "mysql_pool_pages_data").unwrap_or(0.0) * page;
+                let m = |name: &str| get(Some(state), name);
+                let exact = m("mysql_pool_range_found") == Some(1.0);
                 let anon = get(ps, "anon_bytes").or(get(ps, "rss_bytes")).unwrap_or(0.0);
-                let l = ledger(
-                    anon,
-                    get(Some(state), "mysql_pool_resident_bytes"),
-                    data,
-                    get(Some(state), "mysql_memory_used_bytes"),
-                    get(Some(state), "mysql_memory_used_initial_bytes"),
-                );
+                let l = ledger(&LedgerInput {
+                    anon_rss_bytes: anon,
+                    pool_size_bytes: m("mysql_pool_size_bytes"),
+                    page_size_bytes: page,
+                    pages_total: m("mysql_pool_pages_total"),
+                    pages_data: m("mysql_pool_pages_data").unwrap_or(0.0),
+                    pages_free: m("mysql_pool_pages_free"),
+                    pages_misc: m("mysql_pool_pages_misc"),
+                    pool_resident_bytes: m("mysql_pool_resident_bytes"),
+                    pool_resident_exact: exact,
+                    log_buffer_bytes: m("mysql_log_buffer_bytes"),
+                    threads_memory_bytes: m("mysql_threads_memory_bytes"),
+                    memory_used_bytes: m("mysql_memory_used_bytes"),
+                    memory_used_initial_bytes: m("mysql_memory_used_initial_bytes"),
+                });
                 let mut evidence = vec![
                     Evidence::new("rss_to_pool_ratio", v.ratio, "ratio", Layer::Derived),
                     Evidence::new("rss_swing_to_pool_ratio", v.swing_ratio, "ratio", Layer::Derived),
@@ -166,6 +175,13 @@ impl Engine {
                 ];
                 if let Some(r) = l.pool_resident_bytes {
                     evidence.push(Evidence::new("pool_resident_bytes", r, "bytes", Layer::Process));
+                }
+                if let Some(b) = l.log_buffer_bytes {
+                    evidence.push(Evidence::new("log_buffer_bytes", b, "bytes", Layer::Process));
+                }
+                if let Some(p) = l.pool {
+                    evidence.push(Evidence::new("pool_descriptor_bytes", p.descriptor_bytes, "bytes", Layer::Process));
+                    evidence.push(Evidence::new("pool_free_resident_bytes", p.free_resident_bytes, "bytes", Layer::Process));
                 }
                 if let Some(c) = l.connections_bytes {
                     evidence.push(Evidence::new("connections_bytes", c, "bytes", Layer::Process));

@@ -294,15 +294,11 @@ impl MysqlCollector {
         let s = ServerSample::from_rows(&status, &variables);
         // performance_schema's memory instruments, where it is on.
         let instrumented = if s.performance_schema {
-            match conn.query(
+            match sum_query(
+                conn,
                 "SELECT SUM(CURRENT_NUMBER_OF_BYTES_USED) FROM performance_schema.memory_summary_global_by_event_name",
             ) {
-                Ok(set) => set
-                    .rows
-                    .first()
-                    .and_then(|r| r.first().cloned().flatten())
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .map(|v| v.max(0.0) as u64),
+                Ok(v) => v,
                 Err(e) => {
                     self.connections.remove(&id);
                     let msg = format!("mysql server {} at {endpoint}: {e}", p.pid);
@@ -313,31 +309,109 @@ impl MysqlCollector {
         } else {
             None
         };
-        let smaps = root.read(format!("/proc/{}/smaps", p.pid)).ok();
+        // The threads' own memory (MariaDB): the connections' part of the ledger.
+        let threads = if s.version.contains("MariaDB") {
+            match sum_query(
+                conn,
+                "SELECT SUM(MEMORY_USED) FROM information_schema.PROCESSLIST",
+            ) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.connections.remove(&id);
+                    let msg = format!("mysql server {} at {endpoint}: {e}", p.pid);
+                    let f = fail(&mut sample, "query", msg);
+                    return (sample, f);
+                }
+            }
+        } else {
+            None
+        };
         let pool = s
             .pool_size_bytes
-            .zip(smaps)
-            .and_then(|(size, text)| memlens_mysql::smaps::pool_mapping(&text, size));
+            .and_then(|size| pool_resident(root, p.pid, size, s.pool_size_max_bytes));
         let sample = MysqlSample {
             version: Some(s.version.clone()).filter(|v| !v.is_empty()),
             malloc_library: s.malloc_library.clone(),
             pool_size_bytes: s.pool_size_bytes,
+            pool_size_max_bytes: s.pool_size_max_bytes,
             page_size_bytes: s.page_size_bytes,
             pool_pages_total: s.pages_total,
             pool_pages_data: s.pages_data,
             pool_pages_free: s.pages_free,
+            pool_pages_misc: s.pages_misc,
             pool_read_requests: s.read_requests,
             pool_reads: s.reads,
             memory_used_bytes: s.memory_used_bytes,
             memory_used_initial_bytes: s.memory_used_initial_bytes,
             instrumented_bytes: instrumented,
+            threads_memory_bytes: threads,
             threads_connected: s.threads_connected,
             sort_buffer_size_bytes: s.sort_buffer_size_bytes,
-            pool_resident_bytes: pool.map(|m| m.rss_bytes),
+            log_buffer_bytes: s.log_buffer_size_bytes.map(|b| 2 * b),
+            pool_resident_bytes: pool.map(|(bytes, _)| bytes),
+            pool_resident_source: pool.map(|(_, source)| source.to_string()),
             ..sample
         };
         (sample, None)
     }
+}
+
+/// The one number of a `SELECT SUM(...)` (`None` for SQL NULL).
+fn sum_query(conn: &mut Connection, sql: &str) -> Result<Option<u64>, memlens_mysql::Error> {
+    let set = conn.query(sql)?;
+    Ok(set
+        .rows
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v.max(0.0) as u64))
+}
+
+/// Resident bytes of the buffer pool of server `pid` and where they come
+/// from: `range` (its own address range in maps, pages counted in
+/// pagemap) or `mapping` (smaps heuristic); `None` when neither is found
+/// or readable (a server that exited, no permission).
+fn pool_resident(
+    root: &Root,
+    pid: i32,
+    pool_size_bytes: u64,
+    pool_size_max_bytes: Option<u64>,
+) -> Option<(u64, &'static str)> {
+    if let Some(max) = pool_size_max_bytes {
+        let maps = root.read(format!("/proc/{pid}/maps")).ok()?;
+        if let Some(range) = memlens_mysql::smaps::pool_range(&maps, pool_size_bytes, max) {
+            let pagemap = root.path(format!("/proc/{pid}/pagemap"));
+            return resident_bytes(&pagemap, range).ok().map(|b| (b, "range"));
+        }
+    }
+    let smaps = root.read(format!("/proc/{pid}/smaps")).ok()?;
+    memlens_mysql::smaps::pool_mapping(&smaps, pool_size_bytes).map(|m| (m.rss_bytes, "mapping"))
+}
+
+/// Resident bytes of `range` by `/proc/PID/pagemap` (8 bytes a page; read
+/// a MiB at a time: a 128 GiB pool is 256 MiB of entries).
+fn resident_bytes(
+    pagemap: &std::path::Path,
+    range: memlens_mysql::smaps::PoolRange,
+) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    // SAFETY: sysconf has no preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        p if p > 0 => p as u64,
+        _ => 4096,
+    };
+    let mut file = std::fs::File::open(pagemap)?;
+    file.seek(SeekFrom::Start(range.start / page * 8))?;
+    let mut left = range.len_bytes() / page * 8;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut resident = 0u64;
+    while left > 0 {
+        let n = (left as usize).min(buf.len());
+        file.read_exact(&mut buf[..n])?;
+        resident += memlens_mysql::smaps::resident_pages(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(resident * page)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use super::{Context, Section};
 use crate::show::human_bytes;
-use memlens_analyze::mysql::{ledger, rss_vs_pool, MysqlConfig, ServerPoint};
+use memlens_analyze::mysql::{ledger, rss_vs_pool, LedgerInput, MysqlConfig, ServerPoint};
 use memlens_model::MysqlSample;
 
 fn point(m: &MysqlSample, ts_ms: u64, rss: Option<u64>) -> Option<ServerPoint> {
@@ -61,17 +61,25 @@ pub fn section(context: &Context) -> Section {
             (req > 0.0 && miss >= 0.0).then(|| 1.0 - (miss / req).min(1.0))
         });
         let page = m.page_size_bytes.unwrap_or(16384) as f64;
-        let data = m.pool_pages_data.unwrap_or(0) as f64 * page;
         let anon = process
             .and_then(|p| p.anon_bytes.or(p.rss_bytes))
             .unwrap_or(0) as f64;
-        let l = ledger(
-            anon,
-            m.pool_resident_bytes.map(|v| v as f64),
-            data,
-            m.memory_used_bytes.map(|v| v as f64),
-            m.memory_used_initial_bytes.map(|v| v as f64),
-        );
+        let f = |v: Option<u64>| v.map(|v| v as f64);
+        let l = ledger(&LedgerInput {
+            anon_rss_bytes: anon,
+            pool_size_bytes: f(m.pool_size_bytes),
+            page_size_bytes: page,
+            pages_total: f(m.pool_pages_total),
+            pages_data: m.pool_pages_data.unwrap_or(0) as f64,
+            pages_free: f(m.pool_pages_free),
+            pages_misc: f(m.pool_pages_misc),
+            pool_resident_bytes: f(m.pool_resident_bytes),
+            pool_resident_exact: m.pool_resident_source.as_deref() == Some("range"),
+            log_buffer_bytes: f(m.log_buffer_bytes),
+            threads_memory_bytes: f(m.threads_memory_bytes),
+            memory_used_bytes: f(m.memory_used_bytes),
+            memory_used_initial_bytes: f(m.memory_used_initial_bytes),
+        });
         let points: Vec<ServerPoint> = a.into_iter().chain(b).collect();
         let vs = rss_vs_pool(&points, &MysqlConfig::default());
         let b_opt = |v: Option<f64>| v.map_or("-".to_string(), |v| human_bytes(v as u64));
@@ -87,13 +95,30 @@ pub fn section(context: &Context) -> Section {
             vs.map_or("-".to_string(), |v| format!("{:.0} %", v.ratio * 100.0)),
         ));
         text.push(format!(
-            "    ledger of anon RSS {}: pool resident {} (data pages {}), connections {}, allocator/untracked {}",
+            "    ledger of anon RSS {}: pool resident {} ({}), redo log buffers {}, connections {} ({}), allocator/untracked {}",
             human_bytes(l.anon_rss_bytes as u64),
             b_opt(l.pool_resident_bytes),
-            human_bytes(l.pool_data_bytes as u64),
+            m.pool_resident_source.as_deref().unwrap_or("not found"),
+            b_opt(l.log_buffer_bytes),
             b_opt(l.connections_bytes),
+            l.connections_source.unwrap_or("-"),
             human_bytes(l.untracked_bytes as u64),
         ));
+        match &l.pool {
+            Some(p) => text.push(format!(
+                "    pool: block descriptors {}, misc pages {}, resident page frames {} = data pages {} + once-used free frames {} (free pages {})",
+                human_bytes(p.descriptor_bytes as u64),
+                human_bytes(p.misc_bytes as u64),
+                human_bytes(p.page_frames_resident_bytes as u64),
+                human_bytes(p.data_bytes as u64),
+                human_bytes(p.free_resident_bytes as u64),
+                human_bytes(p.free_bytes as u64),
+            )),
+            None => text.push(format!(
+                "    pool: data pages {} (the pool's own range was not found: not split)",
+                human_bytes(l.pool_data_bytes as u64)
+            )),
+        }
         rows.push(serde_json::json!({
             "pid": pid,
             "endpoint": m.endpoint,
@@ -106,7 +131,19 @@ pub fn section(context: &Context) -> Section {
                 "anon_rss_bytes": l.anon_rss_bytes,
                 "pool_resident_bytes": l.pool_resident_bytes,
                 "pool_data_bytes": l.pool_data_bytes,
+                "pool_resident_source": m.pool_resident_source,
+                "pool": l.pool.map(|p| serde_json::json!({
+                    "resident_bytes": p.resident_bytes,
+                    "descriptor_bytes": p.descriptor_bytes,
+                    "misc_bytes": p.misc_bytes,
+                    "page_frames_resident_bytes": p.page_frames_resident_bytes,
+                    "data_bytes": p.data_bytes,
+                    "free_bytes": p.free_bytes,
+                    "free_resident_bytes": p.free_resident_bytes,
+                })),
+                "log_buffer_bytes": l.log_buffer_bytes,
                 "connections_bytes": l.connections_bytes,
+                "connections_source": l.connections_source,
                 "untracked_bytes": l.untracked_bytes,
             },
         }));

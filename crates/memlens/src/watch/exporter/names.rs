@@ -150,7 +150,11 @@ const MYSQL: &[(&str, &str, f64, &str)] = &[
     ("mysql_instrumented_bytes", "memlens_mysql_instrumented_bytes", 1.0, "With performance_schema on: bytes its memory instruments count now (SUM of CURRENT_NUMBER_OF_BYTES_USED of memory_summary_global_by_event_name)."),
     ("mysql_threads_connected", "memlens_mysql_threads_connected", 1.0, "Open connections (Threads_connected)."),
     ("mysql_sort_buffer_size_bytes", "memlens_mysql_sort_buffer_size_bytes", 1.0, "sort_buffer_size: what one sorting connection may take."),
-    ("mysql_pool_resident_bytes", "memlens_mysql_pool_resident_bytes", 1.0, "Resident bytes of the buffer pool's mapping (smaps of the server process), when found."),
+    ("mysql_pool_resident_bytes", "memlens_mysql_pool_resident_bytes", 1.0, "Resident bytes of the buffer pool: of its own address range (pagemap) where the server reserved innodb_buffer_pool_size_max, else of the anonymous mapping taken for it (smaps), when found."),
+    ("mysql_pool_pages_misc", "memlens_mysql_pool_pages_misc", 1.0, "Pool pages used for other things: adaptive hash index, row locks (Innodb_buffer_pool_pages_misc)."),
+    ("mysql_pool_range_found", "memlens_mysql_pool_range_found", 1.0, "1 when memlens found the buffer pool's own address range (the innodb_buffer_pool_size_max reservation, MariaDB 10.11.12+) and split its resident bytes into descriptors, misc pages and page frames; 0 when it took an anonymous mapping by size (a heuristic, not split)."),
+    ("mysql_log_buffer_bytes", "memlens_mysql_log_buffer_bytes", 1.0, "The InnoDB redo log buffers: 2 x innodb_log_buffer_size."),
+    ("mysql_threads_memory_bytes", "memlens_mysql_threads_memory_bytes", 1.0, "Memory the server's threads (its connections) hold: the sum of information_schema.PROCESSLIST.MEMORY_USED (MariaDB)."),
 ];
 
 /// The family of `metric` of an entity of `entity_kind` (`host`, `process`,
