@@ -351,6 +351,30 @@ fn contention_names_the_growing_go_workload_and_stays_silent_without_it() {
         );
         std::thread::sleep(Duration::from_secs(1));
     };
+    // `memlens diagnose` over the history ranks the same: its contention
+    // section (the engine over the stored lookback) names the same pair.
+    let report = cli::diagnose(
+        db.pid(),
+        "0",
+        &["--store", &data_arg, "--history", "10m", "--no-profiles"],
+    );
+    let section = report["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "contention")
+        .unwrap_or_else(|| panic!("no contention section: {report:#}"));
+    let rows = section["data"]["findings"].as_array().unwrap();
+    let db_key = format!("cgroup:{}/db", parent.path_in_hierarchy());
+    let row = rows
+        .iter()
+        .find(|r| r["victim"] == db_key.as_str())
+        .unwrap_or_else(|| panic!("no contention on {db_key} in diagnose: {section:#}"));
+    let go_named = format!("aggressor {}/go ", parent.path_in_hierarchy());
+    assert!(
+        row["recommendation"].as_str().unwrap().contains(&go_named),
+        "{row:#}"
+    );
     // A few more seconds of squeeze for the test's own rates.
     for _ in 0..10 {
         read(&mut readings);
