@@ -634,6 +634,108 @@ mod tests {
         );
     }
 
+    /// The recorded squeeze (testdata/README.md): `(entity, metric)` →
+    /// `(ts_ms, value)` ascending.
+    fn recorded() -> std::collections::BTreeMap<(String, String), Vec<(i64, f64)>> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/contention-squeeze-mariadb.csv"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut out: std::collections::BTreeMap<(String, String), Vec<(i64, f64)>> =
+            Default::default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            out.entry((f[1].to_string(), f[2].to_string()))
+                .or_default()
+                .push((f[0].parse().unwrap(), f[3].parse().unwrap()));
+        }
+        for v in out.values_mut() {
+            v.sort_by_key(|p| p.0);
+        }
+        out
+    }
+
+    /// Control ends, growth starts (testdata/README.md).
+    const CONTROL_END_MS: i64 = 1796545883830;
+    const GROWTH_FROM_MS: i64 = 1796545884291;
+
+    fn recorded_victim(
+        r: &std::collections::BTreeMap<(String, String), Vec<(i64, f64)>>,
+        until_ms: i64,
+    ) -> Vec<Signal> {
+        let cut = |k: (&str, &str)| -> Vec<(i64, f64)> {
+            r[&(k.0.to_string(), k.1.to_string())]
+                .iter()
+                .copied()
+                .filter(|p| p.0 <= until_ms)
+                .collect()
+        };
+        vec![
+            Signal {
+                kind: SignalKind::Refaults,
+                points: counter_rates(&cut(("cgroup:/db", "file_refaults"))),
+            },
+            Signal {
+                kind: SignalKind::MajorFaults,
+                points: counter_rates(&cut(("cgroup:/db", "major_faults"))),
+            },
+            Signal {
+                kind: SignalKind::HostPressure,
+                points: pressure_percent(&cut(("host", "pressure_some_total_usec"))),
+            },
+        ]
+    }
+
+    #[test]
+    fn the_recorded_squeeze_names_the_go_cgroup_and_its_control_names_nothing() {
+        let r = recorded();
+        let go = &r[&("cgroup:/go".to_string(), "usage_bytes".to_string())];
+        let end_ms = go.last().unwrap().0;
+        let config = ContentionConfig::default();
+        // The control: up to the end of the steady phase, nothing.
+        let go_control: Vec<(i64, f64)> = go
+            .iter()
+            .copied()
+            .filter(|p| p.0 <= CONTROL_END_MS)
+            .collect();
+        let control = attribute(
+            CONTROL_END_MS,
+            &[&go_control],
+            &recorded_victim(&r, CONTROL_END_MS),
+            &config,
+        );
+        assert!(control.is_empty(), "{control:?}");
+        // The whole run: the go cgroup, onset after the growth started.
+        let found = attribute(end_ms, &[go], &recorded_victim(&r, end_ms), &config);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let a = &found[0];
+        assert!(a.growth.onset_ms >= GROWTH_FROM_MS - 5000, "{a:?}");
+        assert!(
+            a.growth.peak_bytes - a.growth.trough_bytes > 100.0 * MIB,
+            "{a:?}"
+        );
+        let refaults = a
+            .rises
+            .iter()
+            .find(|x| x.kind == SignalKind::Refaults)
+            .unwrap_or_else(|| panic!("{a:?}"));
+        // The test's own reads saw 12.8 -> 2038 pages/s over that run.
+        assert!(
+            refaults.before < 50.0 && refaults.after > 500.0,
+            "{refaults:?}"
+        );
+        assert!(
+            refaults.correlation >= config.min_correlation,
+            "{refaults:?}"
+        );
+        // mariadbd reads with pread: no major faults to rise.
+        assert!(
+            a.rises.iter().all(|x| x.kind != SignalKind::MajorFaults),
+            "{a:?}"
+        );
+    }
+
     #[test]
     fn counter_rates_skip_a_reset() {
         let rates = counter_rates(&[(0, 10.0), (1000, 20.0), (2000, 5.0), (4000, 25.0)]);
