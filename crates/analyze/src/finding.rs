@@ -28,6 +28,11 @@ pub const THRASHING: &str = "memory.thrashing";
 /// GC works harder, nobody is killed).
 pub const GOMEMLIMIT_REACHED: &str = "go.gomemlimit_reached";
 
+/// Stable id: a neighbour's memory growth preceded and correlates with a
+/// victim cgroup's refaults, major faults, stalls or database misses: the
+/// neighbour (aggressor) took the victim's memory.
+pub const CONTENTION: &str = "memory.contention";
+
 /// Stable id: a MySQL/MariaDB server's buffer pool hit ratio fell over the
 /// window, with its cause (the pool shrank, its pages were reclaimed and
 /// faulted back, or the query mix changed).

@@ -14,6 +14,8 @@
 //! - [`fds`]: file-descriptor exhaustion against the soft limit, with a
 //!   forecast from a window's growth.
 //! - [`vmas`]: the VMA count against `vm.max_map_count`, mmap fragmentation.
+//! - [`contention`]: which neighbour took whose memory: a neighbour's growth
+//!   preceding and correlated with a victim's refaults, faults, stalls.
 //! - [`gcpressure`]: Go GC cycles, pauses and allocation rate over a window.
 //! - [`heapgap`]: RSS far above the Go heap, and where the rest is.
 //! - [`goroutine_leak`]: goroutine leaks, growth of blocked goroutines over a
@@ -24,6 +26,7 @@
 //! - [`mysql`]: a MySQL/MariaDB server: its memory ledger, RSS against the
 //!   buffer pool, a hit-ratio drop by cause.
 
+pub mod contention;
 pub mod engine;
 pub mod fds;
 pub mod finding;

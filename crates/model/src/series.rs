@@ -120,6 +120,8 @@ pub fn is_counter(metric: &str) -> bool {
             | "oom_kill_count"
             | "file_refaults"
             | "anon_refaults"
+            | "file_restores"
+            | "anon_restores"
             | "voluntary_ctxt_switches"
             | "nonvoluntary_ctxt_switches"
             | "mysql_pool_read_requests"
@@ -412,6 +414,10 @@ fn cgroup_points(c: &CgroupSample, points: &mut Vec<Point>) {
     push(points, &e, "file_refaults", o(c.file_refaults));
     push(points, &e, "anon_refaults", o(c.anon_refaults));
     push(points, &e, "major_faults", o(c.major_faults));
+    push(points, &e, "file_restores", o(c.file_restores));
+    push(points, &e, "anon_restores", o(c.anon_restores));
+    push(points, &e, "pages_scanned", o(c.pages_scanned));
+    push(points, &e, "pages_stolen", o(c.pages_stolen));
     push(
         points,
         &e,

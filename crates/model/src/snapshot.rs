@@ -148,6 +148,15 @@ pub struct CgroupSample {
     /// Time all of the cgroup's non-idle tasks stalled on memory at once,
     /// cumulative (`memory.pressure` `full total`, v2 only).
     pub pressure_full_total_usec: Option<u64>,
+    /// Refaulted file pages that were in active use when evicted
+    /// (`workingset_restore_file` of v2's `memory.stat`; v1 has none).
+    pub file_restores: Option<u64>,
+    /// The same for anonymous pages (`workingset_restore_anon`, v2).
+    pub anon_restores: Option<u64>,
+    /// Pages reclaim scanned in the cgroup (`pgscan`, v2).
+    pub pages_scanned: Option<u64>,
+    /// Pages reclaim took from it (`pgsteal`, v2).
+    pub pages_stolen: Option<u64>,
 }
 
 /// One process through the kernel's eyes.

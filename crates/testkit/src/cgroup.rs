@@ -35,7 +35,18 @@ impl TestCgroup {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        let dir = parent.join(name);
+        TestCgroup::create(version, parent.join(name), Some(limit_bytes))
+    }
+
+    /// Creates a child cgroup `name` of this one, limited to `limit_bytes`
+    /// when given (else only by this one's limit: siblings under a limited
+    /// parent share it). Drop the children before the parent (declare them
+    /// after it); a parent dropped first removes them too.
+    pub fn child(&self, name: &str, limit_bytes: Option<u64>) -> TestCgroup {
+        TestCgroup::create(self.version, self.dir.join(name), limit_bytes)
+    }
+
+    fn create(version: CgroupVersion, dir: PathBuf, limit_bytes: Option<u64>) -> TestCgroup {
         std::fs::create_dir(&dir).unwrap_or_else(|e| {
             panic!(
                 "cannot create memory cgroup {}: {e} (tests with cgroups must run as root)",
@@ -43,6 +54,15 @@ impl TestCgroup {
             )
         });
         let cgroup = TestCgroup { dir, version };
+        if let CgroupVersion::V2 = version {
+            // Children get the memory controller only when it is delegated.
+            if let Some(parent) = cgroup.dir.parent() {
+                let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory");
+            }
+        }
+        let Some(limit_bytes) = limit_bytes else {
+            return cgroup;
+        };
         match version {
             CgroupVersion::V1 => {
                 cgroup.write("memory.limit_in_bytes", &limit_bytes.to_string());
@@ -154,8 +174,16 @@ impl Drop for TestCgroup {
     }
 }
 
-/// Kills what is left in `dir` and removes it, trying for up to ten seconds.
+/// Kills what is left in `dir` and removes it (its child cgroups first),
+/// trying for up to ten seconds.
 fn empty_and_remove(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                empty_and_remove(&entry.path());
+            }
+        }
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();

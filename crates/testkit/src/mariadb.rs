@@ -29,6 +29,9 @@ pub struct MariaDbSpec {
     pub buffer_pool_bytes: u64,
     /// More `mariadbd` options (`--performance-schema=ON`, ...).
     pub extra_args: Vec<String>,
+    /// The memory cgroup the server runs in: it joins before it execs, so
+    /// all of its memory (and the page cache of its reads) is charged there.
+    pub cgroup: Option<PathBuf>,
 }
 
 impl Default for MariaDbSpec {
@@ -36,6 +39,7 @@ impl Default for MariaDbSpec {
         MariaDbSpec {
             buffer_pool_bytes: 48 << 20,
             extra_args: Vec::new(),
+            cgroup: None,
         }
     }
 }
@@ -96,7 +100,11 @@ impl MariaDb {
         install_db(&data);
         let socket = dir.join("mysqld.sock");
         let port = free_loopback_port();
-        let child = Command::new(server_binary())
+        let mut command = Command::new(server_binary());
+        if let Some(cgroup) = &spec.cgroup {
+            crate::process::join_cgroup_before_exec(&mut command, &cgroup.join("cgroup.procs"));
+        }
+        let child = command
             .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1"])
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", socket.display()))

@@ -284,6 +284,17 @@ impl Drop for Workload {
     }
 }
 
+/// Makes the child of `command` join the cgroup whose `cgroup.procs` is
+/// `procs` between fork and exec (all of its memory is charged there).
+pub(crate) fn join_cgroup_before_exec(command: &mut Command, procs: &std::path::Path) {
+    let procs = CString::new(procs.as_os_str().as_bytes()).expect("no NUL in path");
+    // SAFETY: the closure only calls async-signal-safe functions (getpid,
+    // open, write, close) and touches no allocator or lock.
+    unsafe {
+        command.pre_exec(move || join_cgroup(&procs));
+    }
+}
+
 /// Writes our pid to a `cgroup.procs` file. Runs between fork and exec, so it
 /// formats the number by hand and uses raw syscalls only.
 fn join_cgroup(procs: &CString) -> std::io::Result<()> {

@@ -157,7 +157,7 @@ impl Recent {
     /// before `now_ms - window_ms` (or the oldest kept) to the newest, with
     /// the span it covers in seconds. A counter that went down (reset) adds
     /// nothing for that step.
-    fn rate(&self, metric: &str, now_ms: i64, window_ms: i64) -> Option<(f64, f64)> {
+    pub(super) fn rate(&self, metric: &str, now_ms: i64, window_ms: i64) -> Option<(f64, f64)> {
         let series = self.series.get(metric)?;
         let start = series
             .iter()

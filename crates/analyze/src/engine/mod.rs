@@ -18,6 +18,8 @@
 //!
 //! - [`NEAR_LIMIT`] (cgroups' working set, processes' RSS) and
 //!   [`THRASHING`] (cgroups) ([`limits`]).
+//! - [`CONTENTION`] (cgroups): a neighbour's growth that preceded and
+//!   correlates with the cgroup's refaults, faults and stalls ([`contention`]).
 //! - [`OOM_KILL`]: kills that already happened, from the OOM kill counters
 //!   (`oom_kill_count` of a cgroup, `oom_kills` of the host) and the kernel
 //!   log ([`Engine::note_kernel_kill`]), linked to the victim ([`kills`]).
@@ -29,6 +31,7 @@
 //! is the same for every finding of the engine: a detector only says, at
 //! each evaluation, whether its condition holds and at which severity.
 
+mod contention;
 mod kills;
 mod limits;
 mod mysql;
@@ -38,7 +41,7 @@ pub use limits::LimitsConfig;
 
 use crate::finding::{Evidence, Finding, Layer, Severity, GOMEMLIMIT_REACHED, GROWTH, TIME_TO_OOM};
 #[cfg(doc)]
-use crate::finding::{NEAR_LIMIT, OOM_KILL, THRASHING};
+use crate::finding::{CONTENTION, NEAR_LIMIT, OOM_KILL, THRASHING};
 use crate::forecast::{forecast_with_reclaimable, severity, Forecast, ForecastConfig};
 use crate::trend::{analyse, analyse_for_forecast, Trend, TrendConfig, Window};
 use memlens_model::series::{Entity, Point};
@@ -180,6 +183,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The MySQL/MariaDB detectors.
     pub mysql: crate::mysql::MysqlConfig,
+    /// Contention: which neighbour took whose memory.
+    pub contention: crate::contention::ContentionConfig,
 }
 
 impl Default for Config {
@@ -199,6 +204,7 @@ impl Default for Config {
             hold_seconds: 300.0,
             limits: LimitsConfig::default(),
             mysql: crate::mysql::MysqlConfig::default(),
+            contention: crate::contention::ContentionConfig::default(),
         }
     }
 }
@@ -217,6 +223,8 @@ struct EntityState {
     recent: limits::Recent,
     /// A MySQL server's recent instants.
     mysql: std::collections::VecDeque<crate::mysql::ServerPoint>,
+    /// Series kept over the contention window.
+    history: contention::History,
 }
 
 #[derive(Debug)]
@@ -337,6 +345,11 @@ impl Engine {
             state
                 .recent
                 .push(&self.config.limits, metric, ts_ms, point.value);
+            if !matches!(point.entity, Entity::Process { .. }) {
+                state
+                    .history
+                    .push(&self.config.contention, metric, ts_ms, point.value);
+            }
             if KILL_COUNTERS.contains(&metric) {
                 counters.push((
                     point.entity.clone(),
@@ -346,12 +359,17 @@ impl Engine {
                 ));
             }
             let mut due = true;
-            if TRENDED.contains(&metric) {
+            let trended = TRENDED.contains(&metric);
+            let contention_due =
+                metric == contention::TRIGGER && matches!(point.entity, Entity::Cgroup { .. });
+            if trended {
                 state.windows.entry(metric).or_default().push(
                     ts_ms,
                     point.value,
                     &self.config.trend,
                 );
+            }
+            if trended || contention_due {
                 // (A fifth of slack: the agent's instants jitter by a few
                 // ms, and at its 5 s default every sample must count.)
                 let every_ms = (self.config.evaluate_every_seconds * 800.0) as i64;
@@ -432,6 +450,7 @@ impl Engine {
         }
         self.evaluate_limits(entity, state, metric, out);
         self.evaluate_mysql(entity, state, metric, out);
+        self.evaluate_contention(entity, state, metric, out);
         if metric == "go_sys_bytes" {
             out.push((
                 (entity.clone(), GOMEMLIMIT_REACHED, "go_sys_bytes"),

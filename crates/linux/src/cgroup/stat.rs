@@ -43,6 +43,18 @@ pub struct MemoryStat {
     /// Major page faults: faults that had to wait for a read from disk or
     /// swap (v1 `total_pgmajfault`, v2 `pgmajfault`). A count.
     pub major_faults: Option<u64>,
+    /// File pages refaulted while they had been part of the workingset
+    /// when evicted (v2 `workingset_restore_file`, Linux 5.9+; v1 has no
+    /// such key): refaults of pages that were in active use, the ones that
+    /// cost. A count of pages.
+    pub file_restores: Option<u64>,
+    /// The same for anonymous pages (v2 `workingset_restore_anon`).
+    pub anon_restores: Option<u64>,
+    /// Pages scanned by reclaim in this cgroup (v2 `pgscan`, Linux 5.0+; v1
+    /// has no such key). A count.
+    pub pages_scanned: Option<u64>,
+    /// Pages reclaimed from it (v2 `pgsteal`). A count.
+    pub pages_stolen: Option<u64>,
 }
 
 impl MemoryStat {
@@ -73,7 +85,21 @@ impl MemoryStat {
                 .or_else(|| get("total_workingset_refault", "workingset_refault")),
             anon_refaults: get("total_workingset_refault_anon", "workingset_refault_anon"),
             major_faults: get("total_pgmajfault", "pgmajfault"),
+            // v2 only: v1's memory.stat has none of these, whatever the
+            // kernel (its `total_*` list stops at the refaults).
+            file_restores: v2(stat, version, "workingset_restore_file"),
+            anon_restores: v2(stat, version, "workingset_restore_anon"),
+            pages_scanned: v2(stat, version, "pgscan"),
+            pages_stolen: v2(stat, version, "pgsteal"),
         }
+    }
+}
+
+/// `key` of a v2 `memory.stat`; `None` for v1.
+fn v2(stat: &FlatKeyed, version: CgroupVersion, key: &str) -> Option<u64> {
+    match version {
+        CgroupVersion::V1 => None,
+        CgroupVersion::V2 => stat.get(key),
     }
 }
 
@@ -145,7 +171,42 @@ mod tests {
                 file_refaults: Some(0),
                 anon_refaults: Some(0),
                 major_faults: Some(0),
+                file_restores: Some(0),
+                anon_restores: Some(0),
+                pages_scanned: Some(0),
+                pages_stolen: Some(0),
             }
+        );
+    }
+
+    #[test]
+    fn v2_reclaim_counters_are_read_where_present_and_v1_has_none() {
+        // Every v2 cgroup of the Linux 6.1 guest prints the restore and
+        // reclaim counters (0 there: nothing was reclaimed, the OOM one
+        // was killed with its pages); v1's thrashing cgroup of Linux 6.18,
+        // which reclaimed plenty, prints none of them.
+        for dir in ["memlens-fixture", "memlens-oom", "root"] {
+            let text = fixture(&format!("linux6.1-v2-qemu/{dir}/memory.stat"));
+            let keyed = FlatKeyed::parse("memory.stat", &text).unwrap();
+            let stat = MemoryStat::parse(CgroupVersion::V2, "memory.stat", &text).unwrap();
+            assert!(keyed.get("pgscan").is_some(), "{dir}: {text}");
+            assert_eq!(stat.file_restores, keyed.get("workingset_restore_file"));
+            assert_eq!(stat.anon_restores, keyed.get("workingset_restore_anon"));
+            assert_eq!(stat.pages_scanned, keyed.get("pgscan"));
+            assert_eq!(stat.pages_stolen, keyed.get("pgsteal"));
+        }
+        let text = fixture("linux6.18-v1-filethrash/memory.stat");
+        let stat = MemoryStat::parse(CgroupVersion::V1, "memory.stat", &text).unwrap();
+        assert!(stat.file_refaults.unwrap() > 0);
+        assert_eq!(
+            (
+                stat.file_restores,
+                stat.anon_restores,
+                stat.pages_scanned,
+                stat.pages_stolen
+            ),
+            (None, None, None, None),
+            "{stat:?}"
         );
     }
 

@@ -56,6 +56,10 @@ pub fn read_sample(reader: &CgroupReader, path: &str) -> Option<CgroupSample> {
         pressure_full_total_usec: memory
             .pressure
             .and_then(|p| p.full.map(|full| full.total_usec)),
+        file_restores: stat.file_restores,
+        anon_restores: stat.anon_restores,
+        pages_scanned: stat.pages_scanned,
+        pages_stolen: stat.pages_stolen,
     })
 }
 
@@ -136,5 +140,76 @@ mod tests {
         // v1 has no PSI per cgroup.
         assert_eq!(sample.pressure_some_total_usec, None);
         assert_eq!(sample.pressure_full_total_usec, None);
+        // ...and no restore or reclaim counters.
+        assert_eq!(sample.file_restores, None);
+        assert_eq!(sample.pages_scanned, None);
+        assert_eq!(sample.pages_stolen, None);
+    }
+
+    /// The captured v2 tree (Linux 6.1 under qemu) laid out as a root.
+    fn v2_tree() -> std::path::PathBuf {
+        let testdata =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../linux/testdata/linux6.1-v2-qemu");
+        let dir = std::env::temp_dir().join(format!("memlens-v2-tree-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let copy_dir = |from: &str, to: &Path| {
+            std::fs::create_dir_all(to).unwrap();
+            for entry in std::fs::read_dir(testdata.join(from)).unwrap() {
+                let entry = entry.unwrap();
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
+        };
+        let cgroup = dir.join("sys/fs/cgroup");
+        copy_dir("root", &cgroup);
+        copy_dir("memlens-oom", &cgroup.join("memlens-oom"));
+        std::fs::create_dir_all(dir.join("proc/self")).unwrap();
+        std::fs::copy(
+            testdata.join("mountinfo.txt"),
+            dir.join("proc/self/mountinfo"),
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_v2_sample_carries_the_cgroups_own_pressure_and_its_reclaim_counters() {
+        let dir = v2_tree();
+        let reader = CgroupReader::new(&Root::at(dir.clone()))
+            .unwrap()
+            .expect("a v2 memory hierarchy");
+        let sample = read_sample(&reader, "/memlens-oom").expect("the cgroup reads");
+        let cg = dir.join("sys/fs/cgroup/memlens-oom");
+        let stat = std::fs::read_to_string(cg.join("memory.stat")).unwrap();
+        let pressure = std::fs::read_to_string(cg.join("memory.pressure")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let key = |k: &str| {
+            stat.lines().find_map(|l| {
+                l.strip_prefix(k)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+        };
+        // The cgroup's own PSI (its hog stalled before the kill), the
+        // `total=` of each line.
+        let total = |line: &str| -> Option<u64> {
+            pressure
+                .lines()
+                .find(|l| l.starts_with(line))?
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("total=")?.parse().ok())
+        };
+        assert_eq!(sample.version, 2);
+        assert_eq!(sample.pressure_some_total_usec, total("some"));
+        assert_eq!(sample.pressure_full_total_usec, total("full"));
+        assert!(sample.pressure_some_total_usec.unwrap() > 0, "{sample:?}");
+        assert_eq!(sample.file_refaults, key("workingset_refault_file"));
+        assert_eq!(sample.major_faults, key("pgmajfault"));
+        assert_eq!(sample.file_restores, key("workingset_restore_file"));
+        assert_eq!(sample.anon_restores, key("workingset_restore_anon"));
+        assert_eq!(sample.pages_scanned, key("pgscan"));
+        assert_eq!(sample.pages_stolen, key("pgsteal"));
+        assert!(sample.pages_scanned.is_some() && sample.file_restores.is_some());
     }
 }

@@ -20,10 +20,13 @@
 //! - [`goroutines`]: goroutine leaks by creation site and blocking function.
 //! - [`heapgrowth`]: in-use heap growth per allocation site.
 //! - [`mapbloat`]: maps holding memory after they stopped growing.
+//! - [`contention`]: with history, which neighbour took whose memory (the
+//!   engine's `memory.contention` over the stored lookback).
 //!
 //! A new detector family adds a module here that turns a [`Context`] into a
 //! [`Section`], and one line in [`sections`].
 
+mod contention;
 mod fds;
 mod fromstore;
 mod gc;
@@ -281,6 +284,10 @@ fn sections(context: &Context) -> anyhow::Result<Vec<Section>> {
         mapbloat::section(context),
         victims::section(context)?,
     ];
+    // With the agent's history: which neighbour took whose memory.
+    if context.history.is_some() {
+        all.push(contention::section(context)?);
+    }
     // With --mysql and a server among the processes.
     if !context.snapshot.mysql.is_empty() {
         all.push(mysql::section(context));

@@ -131,6 +131,10 @@ const CGROUP: &[(&str, &str, f64, &str)] = &[
     ("major_faults", "memlens_cgroup_memory_major_faults_total", 1.0, "Major page faults of the cgroup's processes (memory.stat pgmajfault / total_pgmajfault)."),
     ("pressure_some_total_usec", "memlens_cgroup_memory_pressure_some_seconds_total", 1e-6, "Time some of the cgroup's tasks stalled on memory (memory.pressure some total; v2 only)."),
     ("pressure_full_total_usec", "memlens_cgroup_memory_pressure_full_seconds_total", 1e-6, "Time all of the cgroup's non-idle tasks stalled on memory (memory.pressure full total; v2 only)."),
+    ("file_restores", "memlens_cgroup_memory_file_restores_total", 1.0, "Refaulted file pages that were in active use when evicted (memory.stat workingset_restore_file; v2 only)."),
+    ("anon_restores", "memlens_cgroup_memory_anon_restores_total", 1.0, "Refaulted anonymous pages that were in active use when evicted (memory.stat workingset_restore_anon; v2 only)."),
+    ("pages_scanned", "memlens_cgroup_memory_pages_scanned_total", 1.0, "Pages reclaim scanned in the cgroup (memory.stat pgscan; v2 only)."),
+    ("pages_stolen", "memlens_cgroup_memory_pages_reclaimed_total", 1.0, "Pages reclaim took from the cgroup (memory.stat pgsteal; v2 only)."),
 ];
 
 /// MySQL/MariaDB server series (entity kind `mysql`).
