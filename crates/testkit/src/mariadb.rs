@@ -99,6 +99,8 @@ impl MariaDb {
         let data = dir.join("data");
         install_db(&data);
         let socket = dir.join("mysqld.sock");
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).expect("the server's tmpdir");
         let port = free_loopback_port();
         let mut command = Command::new(server_binary());
         if let Some(cgroup) = &spec.cgroup {
@@ -111,6 +113,10 @@ impl MariaDb {
             .arg(format!("--port={port}"))
             .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
             .arg(format!("--log-error={}", dir.join("error.log").display()))
+            // Its own temporary files (sorts, temporary tables) in its own
+            // directory: under the shared /tmp one was once removed from
+            // under a running INSERT ... SELECT.
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!(
                 "--innodb-buffer-pool-size={}",
                 spec.buffer_pool_bytes
