@@ -539,6 +539,7 @@ fn the_pool_ledger_matches_the_data_pages_after_a_full_scan() {
     let db = MariaDb::start(&MariaDbSpec {
         buffer_pool_bytes: 64 << 20,
         extra_args: vec!["--innodb-lru-scan-depth=100".into()],
+        ..MariaDbSpec::default()
     });
     load_table(&db);
     scan(&db);
