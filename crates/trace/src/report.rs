@@ -37,7 +37,8 @@ pub struct Report {
 /// A command traced from its first instruction (`--cold-start`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ColdStartReport {
-    /// When the held command was released to exec (Unix time, ns).
+    /// When the held command was released to exec (Unix time, ns; read just
+    /// before the release).
     pub released_at_unix_ns: u64,
     /// When its first successful `listen()` returned, read by the kernel
     /// (Unix time, ns); for a listening socket that came with no `listen()`

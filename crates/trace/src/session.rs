@@ -277,13 +277,16 @@ pub fn run(
         // The tracer detaches and unloads everything when it goes out of scope.
         let mut tracer = Tracer::start(&options)?;
         let started = Instant::now();
+        // Read before the release: once released, the command may exec and
+        // listen before this thread runs again on a busy machine.
+        let released_at_unix_ns = unix_ns();
         on_attached(&options.pids);
         if options.cold_start {
             // The held child's mappings were memlens's own until its exec:
             // never name its frames from them.
             followed.start_maps.remove(&options.pids[0]);
             cold = Some(ColdStartReport {
-                released_at_unix_ns: unix_ns(),
+                released_at_unix_ns,
                 first_listen_unix_ns: None,
                 time_to_listen_seconds: None,
                 until_listen: Vec::new(),
