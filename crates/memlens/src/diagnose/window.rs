@@ -154,12 +154,15 @@ pub fn observe(
     let started = Instant::now();
     let first = collect::snapshot(root, options).context("reading the host's processes")?;
     // The window runs from the first snapshot's time (taken when its scan
-    // ended), so that a slow scan cannot shorten it.
-    let first_taken = Instant::now();
+    // ended) or the last Go runtime's first reading, whichever is later, so
+    // that neither a slow scan nor a slow runtime (seen on a loaded machine:
+    // 3 s asked, 0.96 s between a runtime's two readings) shortens it.
+    let mut window_from = Instant::now();
     let limits = fetch_limits();
     let mut go = go_processes(root, &first, &limits, select);
     for g in &mut go {
         g.start = read(root, g, started, &limits);
+        window_from = Instant::now();
         if profiles {
             g.profiles_start = read_profiles(root, g, started);
         }
@@ -168,7 +171,7 @@ pub fn observe(
         let last = first.clone();
         return Ok(Window { first, last, go });
     }
-    wait(first_taken, window, go.len());
+    wait(window_from, window, go.len());
     let last = collect::snapshot(root, options).context("reading the host's processes")?;
     read_ends(root, &mut go, started, &limits, profiles);
     Ok(Window { first, last, go })
