@@ -294,7 +294,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
                 for event in go_worker.drain() {
                     match event {
                         gotargets::GoEvent::Points(go_points) => points.extend(go_points),
-                        gotargets::GoEvent::Profile(profile) => profiles.push(profile),
+                        gotargets::GoEvent::Profiles(fetched) => profiles.extend(fetched),
                         gotargets::GoEvent::Failure(failure) => {
                             exporter.error("go", failure.stage);
                             status.target_failure(failure.pid, failure.stage, &failure.message)
