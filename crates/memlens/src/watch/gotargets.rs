@@ -420,8 +420,9 @@ fn fetch_debug2(base_url: &str, limits: &FetchLimits) -> Result<Vec<u8>, String>
         max_body_bytes: limits.max_body_bytes.min(MAX_DEBUG2_BYTES),
         ..*limits
     };
-    let text = http::get(&url, &limits)
-        .map_err(|e| format!("{e} (the ?debug=2 dump is not kept; groups are by start function)"))?;
+    let text = http::get(&url, &limits).map_err(|e| {
+        format!("{e} (the ?debug=2 dump is not kept; groups are by start function)")
+    })?;
     gzip_fast(&text).map_err(|e| format!("{url}: gzip: {e}"))
 }
 
@@ -548,7 +549,12 @@ mod tests {
         use std::io::Read;
         let text = capture("go1.27.3-goroutine-leak-goroutine-debug2.txt");
         let gzipped = gzip_fast(&text).unwrap();
-        assert!(gzipped.len() * 4 < text.len(), "{} of {}", gzipped.len(), text.len());
+        assert!(
+            gzipped.len() * 4 < text.len(),
+            "{} of {}",
+            gzipped.len(),
+            text.len()
+        );
         let mut back = Vec::new();
         flate2::read::GzDecoder::new(gzipped.as_slice())
             .read_to_end(&mut back)

@@ -32,9 +32,8 @@ pub fn analyse_counts(profile: &Profile) -> Result<Analysis, GoroutineError> {
 /// at most [`MAX_DEBUG2_TEXT_BYTES`] of text. A dump that is cut (by the
 /// runtime, or by that cap) is refused: its counts would be short.
 pub fn analyse_debug2(gzipped: &[u8]) -> Result<Analysis, GoroutineError> {
-    let text = std::io::BufReader::new(
-        flate2::read::GzDecoder::new(gzipped).take(MAX_DEBUG2_TEXT_BYTES),
-    );
+    let text =
+        std::io::BufReader::new(flate2::read::GzDecoder::new(gzipped).take(MAX_DEBUG2_TEXT_BYTES));
     let analysis = read_dump(text, Limits::default(), &mut |_| {})?;
     if let Some(cut) = &analysis.truncation {
         return Err(GoroutineError::Profile(format!(
@@ -205,7 +204,10 @@ mod tests {
 
     #[test]
     fn a_captured_debug2_dump_groups_by_the_function_that_ran_the_go_statement() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../goruntime/testdata/captures");
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../goruntime/testdata/captures"
+        );
         for version in ["1.19.8", "1.27.3"] {
             let path = format!("{dir}/go{version}-goroutine-leak-goroutine-debug2.txt");
             let text = std::fs::read(&path).unwrap();

@@ -139,8 +139,8 @@ fn dump_groups(store: &Store, id: i64) -> Result<Value, String> {
 /// The groups of the protobuf goroutine profile `id`.
 fn count_groups(store: &Store, id: i64) -> Result<Value, ApiError> {
     let (_, _, profile) = load(store, id)?;
-    let analysis = analyse_counts(&profile)
-        .map_err(|e| ApiError::BadRequest(format!("profile {id}: {e}")))?;
+    let analysis =
+        analyse_counts(&profile).map_err(|e| ApiError::BadRequest(format!("profile {id}: {e}")))?;
     Ok(goroutine_groups(&analysis))
 }
 
