@@ -53,7 +53,8 @@ pub struct FetchedProfile {
 pub struct FetchFailure {
     /// Whose.
     pub pid: i32,
-    /// `discover`, `runtime`, `profile`.
+    /// `discover`, `runtime`, `profile`, `goroutine_dump` (a `?debug=2`
+    /// dump not kept).
     pub stage: &'static str,
     /// What went wrong.
     pub message: String,
@@ -366,10 +367,10 @@ fn fetch_profiles(
     let Some(endpoint) = endpoints.iter().find(|e| e.pprof) else {
         return;
     };
-    let failure = |message: String| {
+    let failure = |stage, message: String| {
         GoEvent::Failure(FetchFailure {
             pid,
-            stage: "profile",
+            stage,
             message,
         })
     };
@@ -381,7 +382,7 @@ fn fetch_profiles(
     let url = format!("{}{}", endpoint.base_url, Resource::Heap.path());
     match http::get(&url, limits) {
         Ok(bytes) => emit(GoEvent::Profiles(vec![profile("heap", bytes)])),
-        Err(err) => emit(failure(err.to_string())),
+        Err(err) => emit(failure("profile", err.to_string())),
     }
     let url = format!(
         "{}{}",
@@ -390,23 +391,27 @@ fn fetch_profiles(
     );
     let counts = match http::get(&url, limits) {
         Ok(bytes) => bytes,
-        Err(err) => return emit(failure(err.to_string())),
+        Err(err) => return emit(failure("profile", err.to_string())),
     };
     let mut fetched = Vec::with_capacity(2);
     match goroutine_total(&counts) {
         Some(total) if total <= MAX_DEBUG2_GOROUTINES => {
             match fetch_debug2(&endpoint.base_url, limits) {
                 Ok(gzipped) => fetched.push(profile(DEBUG2_KIND, gzipped)),
-                Err(message) => emit(failure(message)),
+                Err(message) => emit(failure("goroutine_dump", message)),
             }
         }
-        Some(total) => emit(failure(format!(
+        Some(total) => emit(failure(
+            "goroutine_dump",
+            format!(
             "{url}: {total} goroutines, more than {MAX_DEBUG2_GOROUTINES}: the ?debug=2 dump \
              (which stops the world while it is written) is not asked for; groups are by start function"
-        ))),
-        None => emit(failure(format!(
-            "{url}: not a goroutine profile; the ?debug=2 dump is not asked for"
-        ))),
+            ),
+        )),
+        None => emit(failure(
+            "goroutine_dump",
+            format!("{url}: not a goroutine profile; the ?debug=2 dump is not asked for"),
+        )),
     }
     fetched.insert(0, profile("goroutine", counts));
     emit(GoEvent::Profiles(fetched));

@@ -67,7 +67,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", value_parser = duration::parse, allow_hyphen_values = true)]
     pub runtime_interval: Option<Duration>,
 
-    /// Time between two heap + goroutine profiles of a Go target [default: 5m].
+    /// Time between two heap + goroutine profiles (and ?debug=2 goroutine dumps) of a Go target [default: 5m].
     #[arg(long, value_name = "DURATION", value_parser = duration::parse, allow_hyphen_values = true)]
     pub profile_interval: Option<Duration>,
 
