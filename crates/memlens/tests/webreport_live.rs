@@ -30,7 +30,7 @@
 //! Why it holds on a loaded 2-core machine: every figure compared is read
 //! from the agent's store or the workload's own output, whatever the timing;
 //! waits are conditions with deadlines (the kill: 150 s; pages: 60 s).
-//! About 1.5 minutes.
+//! About 1-1.5 minutes (72-80 s in a soak at load 31-36 on 2 cores).
 
 use memlens_testkit::{
     free_loopback_port, go_tool_pprof_top, Browser, GoToolchain, TempDir, TestCgroup, WorkloadSpec,
@@ -220,6 +220,7 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
 
     // Third parties to the page: go tool pprof on the counting profile of
     // the round, and the `created by` lines of the dump kept with it.
+    let creation_checks = Instant::now();
     let gr_counts = write_profile(gr_profile);
     let gr_top = go_tool_pprof_top(&go, "goroutine", "none", &[], &[&gr_counts]);
     let pprof_workers = gr_top
@@ -287,6 +288,7 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
     );
     assert_eq!(counts.len(), over_time["t"].as_array().unwrap().len());
 
+    let creation_checks_seconds = creation_checks.elapsed().as_secs_f64();
     // The kill finding on the leak's page links to the profiles kept by then.
     ready_page(
         &mut browser,
@@ -463,6 +465,7 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
             || u.starts_with("data:")),
         "the report made a request: {requests:#?}"
     );
+    let gr_report_started = Instant::now();
     let url = format!("file://{}", gr_html.display());
     let report = ready_page(&mut browser, &url, "report-goroutines.png");
     let groups = &report["goroutines"];
@@ -483,6 +486,7 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
         Some(leaked),
         "{over_time:#}"
     );
+    let gr_report_seconds = gr_report_started.elapsed().as_secs_f64();
     let url = format!("file://{}", hostile_html.display());
     let report = ready_page(&mut browser, &url, "report-hostile.png");
     let title = format!("memlens report: workload (pid {hostile_pid})");
@@ -492,6 +496,11 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
         html.len(),
         embedded_b64,
         heaps.len()
+    );
+    eprintln!(
+        "creation site: dump #{gr_dump} {} bytes of text; checks {creation_checks_seconds:.1} s \
+         (pprof, dump, page), goroutine report page {gr_report_seconds:.1} s",
+        dump_text.len()
     );
 }
 
