@@ -251,3 +251,47 @@ fn protobuf_stacks_match_debug2_stacks_of_the_same_process() {
         assert_eq!(leaky_group(&detail, &name).count, 100, "{name}");
     }
 }
+
+/// Gzipped (as `memlens watch` keeps `?debug=2` dumps, and as the protobuf
+/// is served), every format reads to the same analysis as plain.
+#[test]
+fn gzipped_dumps_read_as_the_plain_ones() {
+    use std::io::Write;
+    for name in [
+        "go1.27.3-goroutine-leak-goroutine-debug2.txt",
+        "go1.19.8-goroutine-leak-goroutine-debug1.txt",
+        "go1.21.13-goroutine-leak-sigquit.txt",
+        "prometheus2.42.0-go1.19.8-goroutine-debug2.txt",
+    ] {
+        let plain = read(name);
+        let bytes = std::fs::read(captures().join(name)).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&bytes).unwrap();
+        let gzipped = gz.finish().unwrap();
+        let unzipped = read_dump(gzipped.as_slice(), Limits::default(), &mut |_| {})
+            .unwrap_or_else(|e| panic!("{name} gzipped: {e}"));
+        assert_eq!(unzipped, plain, "{name}");
+    }
+    // A gzipped protobuf profile (as served) reads as before; gzip in gzip
+    // is unzipped once here (the profile decoder unzips the protobuf's own).
+    let name = "go1.27.3-goroutine-leak-goroutine.pb.gz";
+    let profile = read(name);
+    assert_eq!(profile.format, DumpFormat::Protobuf);
+    assert_eq!(profile.total_goroutines, 105);
+    let bytes = std::fs::read(captures().join(name)).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&bytes).unwrap();
+    let twice = gz.finish().unwrap();
+    let twice = read_dump(twice.as_slice(), Limits::default(), &mut |_| {}).unwrap();
+    assert_eq!(twice.total_goroutines, 105);
+    // Text gzipped twice is not unzipped twice: refused, not read.
+    let text =
+        std::fs::read(captures().join("go1.27.3-goroutine-leak-goroutine-debug2.txt")).unwrap();
+    let mut twice = text;
+    for _ in 0..2 {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&twice).unwrap();
+        twice = gz.finish().unwrap();
+    }
+    assert!(read_dump(twice.as_slice(), Limits::default(), &mut |_| {}).is_err());
+}

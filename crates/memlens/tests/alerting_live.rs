@@ -397,7 +397,7 @@ fn memlens_alerts_reach_alertmanager_and_a_webhook_before_and_after_a_real_kill(
             .any(|e| e["unit"] == "bytes" && e["value"].as_f64().is_some_and(|v| v > 0.0)),
         "no evidence in bytes: {body:#}"
     );
-    // Each profile's command writes a gzipped pprof profile.
+    // Each profile's command writes a gzipped pprof profile (or ?debug=2 dump).
     let profiles = body["alert"]["profiles"].as_array().unwrap();
     println!("OOMKilled evidence: {evidence:?}; profiles: {profiles:?}");
     for p in profiles {

@@ -13,8 +13,13 @@
 //! the widest frame (most width of its own) of the growth is the function
 //! `go tool pprof -top -diff_base=FIRST LAST` ranks first, on the same two
 //! profiles written out by `memlens profiles` (a third party to the page);
-//! the goroutine groups show the leak's start function with exactly the count
-//! the workload printed; `memlens report` on the OOM-killed leak writes one
+//! the goroutine groups show the goroutine leak's creation site (the function
+//! that ran the `go` statement, `main.leakyWorkerSpawner`, read from the
+//! `?debug=2` dump the agent keeps with each goroutine profile) with exactly
+//! the count the workload printed, on the page, over time and in a report of
+//! that workload; `go tool pprof -top` on the paired counting profile gives
+//! `main.leakyWorker` the same count, and so does counting `created by` lines
+//! in the kept dump's text; `memlens report` on the OOM-killed leak writes one
 //! file that opens from `file://` in Chromium with its charts drawn, no
 //! request besides the file itself (the browser's network log) and no CSP
 //! violation or error, within its size budget, and `go tool pprof -top`
@@ -25,7 +30,7 @@
 //! Why it holds on a loaded 2-core machine: every figure compared is read
 //! from the agent's store or the workload's own output, whatever the timing;
 //! waits are conditions with deadlines (the kill: 150 s; pages: 60 s).
-//! About 1.5 minutes.
+//! About 1-1.5 minutes (72-80 s in a soak at load 31-36 on 2 cores).
 
 use memlens_testkit::{
     free_loopback_port, go_tool_pprof_top, Browser, GoToolchain, TempDir, TestCgroup, WorkloadSpec,
@@ -36,9 +41,12 @@ use std::time::{Duration, Instant};
 #[path = "common/cli.rs"]
 mod cli;
 use cli::{history_ready, memlens, memlens_refuses, query, spawn_listening_agent};
+use std::io::Read;
 
 const READY: &str = "window.memlens && (window.memlens.ready || window.memlens.errors.length > 0)";
 const LEAKED_GOROUTINES: u64 = 300;
+/// The function that runs the workload's `go leakyWorker(ch)` statements.
+const SPAWNER: &str = "main.leakyWorkerSpawner";
 
 fn ready_page(browser: &mut Browser, url: &str, shot: &str) -> Value {
     browser.open(url, READY, Duration::from_secs(60));
@@ -126,23 +134,31 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
     assert!(exit.is_some(), "the heap leak was not killed within 150 s");
 
     // The agent's store: at least two heap profiles of the leak, and a
-    // goroutine profile taken after the goroutine leak's setup.
+    // goroutine profile taken after the goroutine leak's setup with the
+    // ?debug=2 dump kept next to it (same entity, same timestamp).
     let deadline = Instant::now() + Duration::from_secs(60);
-    let (leak_id, gr_id, heaps, gr_profile) = loop {
+    let (leak_id, gr_id, heaps, gr_profile, gr_dump) = loop {
         if history_ready(&data) {
             let (leak_id, gr_id) = (entity_of(&data, leak_pid), entity_of(&data, gr_pid));
             let heaps = profile_ids(&data, leak_id, "heap");
-            let gr_after = query(&data, &format!(
-                "SELECT max(id) AS id FROM profiles WHERE entity = {gr_id} AND kind = 'goroutine' AND ts > {setup_done_ms}"
-            ));
+            let gr_after = query(
+                &data,
+                &format!(
+                    "SELECT p.id AS id, d.id AS dump FROM profiles p JOIN profiles d \
+                 ON d.entity = p.entity AND d.ts = p.ts AND d.kind = 'goroutine_debug2' \
+                 WHERE p.entity = {gr_id} AND p.kind = 'goroutine' AND p.ts > {setup_done_ms} \
+                 ORDER BY p.id DESC LIMIT 1"
+                ),
+            );
             let hostile_kept =
                 !profile_ids(&data, entity_of(&data, hostile_pid), "heap").is_empty();
-            if let (true, true, Some(g)) = (
+            if let (true, true, Some(g), Some(d)) = (
                 heaps.len() >= 2,
                 hostile_kept,
                 gr_after.first().and_then(|r| r["id"].as_i64()),
+                gr_after.first().and_then(|r| r["dump"].as_i64()),
             ) {
-                break (leak_id, gr_id, heaps, g);
+                break (leak_id, gr_id, heaps, g, d);
             }
         }
         assert!(Instant::now() < deadline, "profiles not kept within 60 s");
@@ -202,27 +218,77 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
         "{page:#}"
     );
 
+    // Third parties to the page: go tool pprof on the counting profile of
+    // the round, and the `created by` lines of the dump kept with it.
+    let creation_checks = Instant::now();
+    let gr_counts = write_profile(gr_profile);
+    let gr_top = go_tool_pprof_top(&go, "goroutine", "none", &[], &[&gr_counts]);
+    let pprof_workers = gr_top
+        .rows
+        .get("main.leakyWorker")
+        .map(|(_, cum)| *cum)
+        .unwrap_or_else(|| panic!("no main.leakyWorker in pprof: {:?}", gr_top.order));
+    let mut dump_text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(write_profile(gr_dump)).unwrap())
+        .read_to_string(&mut dump_text)
+        .expect("the kept ?debug=2 dump is gzipped text");
+    let created_lines = dump_text
+        .lines()
+        .filter(|l| {
+            l.starts_with(&format!("created by {SPAWNER} "))
+                || *l == format!("created by {SPAWNER}")
+        })
+        .count() as u64;
+    assert_eq!(leaked, LEAKED_GOROUTINES);
+    assert_eq!(
+        (pprof_workers as u64, created_lines),
+        (leaked, leaked),
+        "pprof's main.leakyWorker and the dump's created-by lines"
+    );
+
     let page = ready_page(
         &mut browser,
         &format!("http://{addr}/profiles?id={gr_id}&g={gr_profile}"),
         "profiles-goroutines.png",
     );
-    let sites = page["goroutines"]["sites"].as_array().unwrap();
-    let worker = sites
-        .iter()
-        .find(|s| s["function"] == "main.leakyWorker")
-        .unwrap_or_else(|| panic!("no main.leakyWorker group: {sites:#?}"));
-    assert_eq!(worker["count"].as_u64(), Some(leaked), "{worker}");
-    assert_eq!(leaked, LEAKED_GOROUTINES);
-    assert!(
-        worker["file"].as_str().unwrap().ends_with("modes_leak.go"),
-        "{worker}"
-    );
+    // By creation site: a fallback to start functions (main.leakyWorker)
+    // fails here.
+    let groups = &page["goroutines"];
+    assert_eq!(groups["grouping"], "created_by", "{groups:#}");
+    assert_eq!(groups["dump_id"].as_i64(), Some(gr_dump), "{groups:#}");
+    let sites = groups["sites"].as_array().unwrap();
+    let spawner = &sites[0];
     assert_eq!(
-        sites[0]["function"], "main.leakyWorker",
-        "not the largest group"
+        (&spawner["function"], &spawner["site"]),
+        (&json!(SPAWNER), &json!("created_by")),
+        "the largest group is not the spawner's creation site: {sites:#?}"
     );
+    assert_eq!(spawner["count"].as_u64(), Some(leaked), "{spawner}");
+    assert!(
+        spawner["file"].as_str().unwrap().ends_with("modes_leak.go"),
+        "{spawner}"
+    );
+    let caption = browser.eval("document.getElementById('gr-caption').textContent");
+    assert!(
+        caption
+            .as_str()
+            .unwrap()
+            .contains("grouped by creation site"),
+        "{caption}"
+    );
+    // Counts over time: the latest dump (taken after the setup) has them all.
+    let over_time = &page["goroutines_over_time"];
+    assert_eq!(over_time["grouping"], "created_by", "{over_time:#}");
+    assert_eq!(over_time["sites"][0]["function"], SPAWNER, "{over_time:#}");
+    let counts = over_time["sites"][0]["counts"].as_array().unwrap();
+    assert_eq!(
+        counts.last().and_then(Value::as_u64),
+        Some(leaked),
+        "{over_time:#}"
+    );
+    assert_eq!(counts.len(), over_time["t"].as_array().unwrap().len());
 
+    let creation_checks_seconds = creation_checks.elapsed().as_secs_f64();
     // The kill finding on the leak's page links to the profiles kept by then.
     ready_page(
         &mut browser,
@@ -267,6 +333,18 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
         &hostile_key,
         "-o",
         hostile_html.to_str().unwrap(),
+    ]);
+
+    // A report of the goroutine leak (opened offline below).
+    let gr_html = tmp.path().join("goroutines.html");
+    memlens(&[
+        "report",
+        "--data",
+        &data,
+        "--target",
+        &key_of(&data, gr_id),
+        "-o",
+        gr_html.to_str().unwrap(),
     ]);
 
     // The report of the OOM-killed leak, opened offline.
@@ -387,6 +465,28 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
             || u.starts_with("data:")),
         "the report made a request: {requests:#?}"
     );
+    let gr_report_started = Instant::now();
+    let url = format!("file://{}", gr_html.display());
+    let report = ready_page(&mut browser, &url, "report-goroutines.png");
+    let groups = &report["goroutines"];
+    assert_eq!(groups["grouping"], "created_by", "{groups:#}");
+    assert_eq!(groups["sites"][0]["function"], SPAWNER, "{groups:#}");
+    assert_eq!(
+        groups["sites"][0]["count"].as_u64(),
+        Some(leaked),
+        "{groups:#}"
+    );
+    let over_time = &report["goroutines_over_time"];
+    assert_eq!(over_time["grouping"], "created_by", "{over_time:#}");
+    assert_eq!(
+        over_time["sites"][0]["counts"]
+            .as_array()
+            .and_then(|c| c.last())
+            .and_then(Value::as_u64),
+        Some(leaked),
+        "{over_time:#}"
+    );
+    let gr_report_seconds = gr_report_started.elapsed().as_secs_f64();
     let url = format!("file://{}", hostile_html.display());
     let report = ready_page(&mut browser, &url, "report-hostile.png");
     let title = format!("memlens report: workload (pid {hostile_pid})");
@@ -396,6 +496,11 @@ fn flame_graphs_goroutine_groups_and_an_offline_report_of_an_oom_kill() {
         html.len(),
         embedded_b64,
         heaps.len()
+    );
+    eprintln!(
+        "creation site: dump #{gr_dump} {} bytes of text; checks {creation_checks_seconds:.1} s \
+         (pprof, dump, page), goroutine report page {gr_report_seconds:.1} s",
+        dump_text.len()
     );
 }
 

@@ -130,7 +130,7 @@ mod vtab;
 pub use error::StoreError;
 pub use findings::{FindingRecord, MAX_FINDINGS};
 pub use integrity::IntegrityReport;
-pub use profiles::ProfileInfo;
+pub use profiles::{ProfileInfo, GOROUTINE_DEBUG2_KIND};
 pub use read::{EntityInfo, QueryResult};
 pub use retention::{Retention, RetentionReport};
 pub use rusqlite::types::Value;

@@ -5,6 +5,11 @@ use crate::error::{AtPath, StoreError};
 use crate::store::{EntityId, Store};
 use rusqlite::{params, OptionalExtension};
 
+/// The kind of a `/debug/pprof/goroutine?debug=2` dump kept by the agent:
+/// the text as the target served it, gzipped. It is stored with the same
+/// timestamp as the `goroutine` (protobuf) profile of the same round.
+pub const GOROUTINE_DEBUG2_KIND: &str = "goroutine_debug2";
+
 /// One stored profile, without its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileInfo {

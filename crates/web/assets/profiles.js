@@ -1,7 +1,8 @@
 // memlens dashboard: the profiles page (/profiles?id=ENTITY[&at=MS][&p=ID]
 // [&base=ID][&g=ID]): a flame graph of a kept heap profile, or the growth
 // from an older one (base), and the goroutines of a kept goroutine profile
-// by creation site. The URL holds the choice.
+// by creation site (from the ?debug=2 dump kept with it; by start function
+// when none was kept: the caption says which). The URL holds the choice.
 'use strict';
 
 function fillPick(select, profiles, chosen, withNone) {
@@ -40,7 +41,7 @@ async function showGoroutines(profiles) {
   if (g === null) { caption.textContent = 'No goroutine profile kept by this instant.'; return; }
   const [groups, f] = await Promise.all([ml.json('/api/v1/goroutines?id=' + g), ml.json('/api/v1/flame?id=' + g)]);
   caption.textContent = groups.total + ' goroutines at ' + ml.time(groups.ts_ms) +
-    (groups.other_goroutines ? ' (' + groups.other_goroutines + ' in smaller groups not listed)' : '');
+    (groups.other_goroutines ? ' (' + groups.other_goroutines + ' in smaller groups not listed)' : '') + ', ' + groupingText(groups);
   const table = document.getElementById('gr-table');
   table.replaceChildren(ml.el('tr', {}, ml.el('th', {}, 'goroutines'), ml.el('th', {}, 'site'),
     ml.el('th', {}, 'where'), ml.el('th', {}, 'stacks'), ml.el('th', {}, 'states'), ml.el('th', {}, 'most wait in')));
@@ -51,8 +52,15 @@ async function showGoroutines(profiles) {
       ml.el('td', { class: 'name' }, s.file + ':' + s.line), ml.el('td', {}, String(s.stacks)),
       ml.el('td', {}, states), ml.el('td', {}, s.leaf)));
   }
-  window.memlens.goroutines = { id: g, total: groups.total, sites: groups.sites.map((s) => ({ function: s.function, file: s.file, line: s.line, site: s.site, count: s.count })) };
+  window.memlens.goroutines = { id: g, grouping: groups.grouping, dump_id: groups.dump_id, fallback: groups.fallback, total: groups.total, sites: groups.sites.map((s) => ({ function: s.function, file: s.file, line: s.line, site: s.site, count: s.count })) };
   window.memlens.flames.goroutine = { id: g, ...memlensFlame.draw(document.getElementById('gr-flame'), f.tree, ml.num, false) };
+}
+
+// Which grouping an answer of /api/v1/goroutines shows, in words.
+function groupingText(v) {
+  return v.grouping === 'created_by'
+    ? 'grouped by creation site (the function that ran the go statement, from the ?debug=2 dump)'
+    : 'grouped by start function (' + (v.fallback || 'no ?debug=2 dump kept') + ')';
 }
 
 // A small line of `counts` on a canvas (no library: one path).
@@ -75,15 +83,16 @@ function sparkline(counts) {
 
 async function showSitesOverTime(entity, at) {
   const v = await ml.json('/api/v1/goroutines?entity=' + entity + (at !== null ? '&at=' + at : ''));
+  document.getElementById('gr-time-caption').textContent = v.t.length ? groupingText(v) : '';
   const table = document.getElementById('gr-time');
   table.replaceChildren(ml.el('tr', {}, ml.el('th', {}, 'site'), ml.el('th', {}, 'first'), ml.el('th', {}, 'last'),
-    ml.el('th', {}, 'over ' + v.t.length + ' profiles' + (v.t.length ? ' from ' + ml.time(v.t[0]) : ''))));
+    ml.el('th', {}, 'over ' + v.t.length + (v.grouping === 'created_by' ? ' dumps' : ' profiles') + (v.t.length ? ' from ' + ml.time(v.t[0]) : ''))));
   for (const s of v.sites) {
-    table.append(ml.el('tr', {}, ml.el('td', { class: 'name' }, (s.function || '(no frames)') + ' ' + s.file + ':' + s.line),
+    table.append(ml.el('tr', {}, ml.el('td', { class: 'name' }, (s.site === 'created_by' ? 'created by ' : 'started in ') + (s.function || '(no frames)') + ' ' + s.file + ':' + s.line),
       ml.el('td', {}, String(s.counts[0])), ml.el('td', {}, String(s.counts[s.counts.length - 1])),
       ml.el('td', {}, sparkline(s.counts))));
   }
-  window.memlens.goroutines_over_time = { t: v.t, total: v.total, sites: v.sites.map((s) => ({ function: s.function, counts: s.counts })) };
+  window.memlens.goroutines_over_time = { grouping: v.grouping, fallback: v.fallback, t: v.t, total: v.total, sites: v.sites.map((s) => ({ function: s.function, site: s.site, counts: s.counts })) };
 }
 
 function pickForms() {

@@ -53,14 +53,36 @@ function reportFlame(key, f, diff) {
 function reportGoroutines(g) {
   const caption = document.getElementById('gr-caption');
   if (!g) { caption.textContent = 'No goroutine profile kept in the window.'; return; }
-  caption.textContent = g.total + ' goroutines at ' + ml.time(g.ts_ms);
+  caption.textContent = g.total + ' goroutines at ' + ml.time(g.ts_ms) + ', ' + reportGrouping(g);
   const table = document.getElementById('gr-table');
   table.append(ml.el('tr', {}, ml.el('th', {}, 'goroutines'), ml.el('th', {}, 'site'), ml.el('th', {}, 'where')));
   for (const s of g.sites) {
     table.append(ml.el('tr', {}, ml.el('td', {}, String(s.count)),
       ml.el('td', {}, (s.site === 'created_by' ? 'created by ' : 'started in ') + (s.function || '(no frames)')), ml.el('td', { class: 'name' }, s.file + ':' + s.line)));
   }
-  window.memlens.goroutines = { total: g.total, sites: g.sites.map((s) => ({ function: s.function, count: s.count })) };
+  window.memlens.goroutines = { grouping: g.grouping, fallback: g.fallback, total: g.total, sites: g.sites.map((s) => ({ function: s.function, site: s.site, count: s.count })) };
+}
+
+// Which grouping an answer of /api/v1/goroutines shows, in words.
+function reportGrouping(v) {
+  return v.grouping === 'created_by'
+    ? 'grouped by creation site (the function that ran the go statement, from the ?debug=2 dump)'
+    : 'grouped by start function (' + (v.fallback || 'no ?debug=2 dump kept') + ')';
+}
+
+function reportSitesOverTime(v) {
+  const caption = document.getElementById('gr-time-caption');
+  if (!v || !v.t.length) { caption.textContent = 'No goroutine profile kept in the window.'; return; }
+  caption.textContent = 'Over ' + v.t.length + (v.grouping === 'created_by' ? ' dumps' : ' profiles') + ' from ' +
+    ml.time(v.t[0]) + ', ' + reportGrouping(v);
+  const table = document.getElementById('gr-time');
+  table.append(ml.el('tr', {}, ml.el('th', {}, 'site'), ml.el('th', {}, 'first'), ml.el('th', {}, 'max'), ml.el('th', {}, 'last')));
+  for (const s of v.sites) {
+    table.append(ml.el('tr', {}, ml.el('td', { class: 'name' }, (s.site === 'created_by' ? 'created by ' : 'started in ') +
+      (s.function || '(no frames)') + ' ' + s.file + ':' + s.line), ml.el('td', {}, String(s.counts[0])),
+      ml.el('td', {}, String(Math.max(...s.counts))), ml.el('td', {}, String(s.counts[s.counts.length - 1]))));
+  }
+  window.memlens.goroutines_over_time = { grouping: v.grouping, t: v.t, sites: v.sites.map((s) => ({ function: s.function, site: s.site, counts: s.counts })) };
 }
 
 function reportProfileLink(data) {
@@ -89,6 +111,7 @@ async function reportMain() {
   reportFlame('heap', data.heap, false);
   reportFlame('growth', data.growth, true);
   reportGoroutines(data.goroutines);
+  reportSitesOverTime(data.goroutines_over_time);
   reportProfileLink(data);
   window.memlens.ready = true;
 }

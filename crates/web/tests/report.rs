@@ -2,11 +2,12 @@
 //! samples of every charted series (noisy values, so gzip cannot make them
 //! vanish), findings, and captured heap and goroutine profiles. Checks the
 //! size budget, that the embedded profile is the last kept heap profile
-//! byte for byte, and that the inlined data unpack to the API's answers.
+//! byte for byte, and that the inlined data unpack to the API's answers
+//! (goroutines by creation site, from the `?debug=2` dumps kept).
 
 use memlens_model::series::{Entity, Labels};
-use memlens_store::Store;
-use memlens_web::report::{self, extract_profile, gunzip, unbase64};
+use memlens_store::{Store, GOROUTINE_DEBUG2_KIND};
+use memlens_web::report::{self, extract_profile, gunzip, gzip, unbase64};
 use serde_json::Value;
 
 const T0: i64 = 1_700_000_000_000;
@@ -59,6 +60,7 @@ fn an_hour_at_5_s_fits_the_budget_and_the_profile_reads_back() {
         ids.push(store.series_id(cgroup, m).unwrap());
     }
     let mut noise: u64 = 12345;
+    let dump = fixture("captures/go1.21.13-goroutine-leak-goroutine-debug2.txt");
     let heaps = [
         fixture("heap-text/go1.19-heap.pb.gz"),
         fixture("heap-text/go1.27-heap.pb.gz"),
@@ -84,6 +86,10 @@ fn an_hour_at_5_s_fits_the_budget_and_the_profile_reads_back() {
             let goroutines = fixture("captures/go1.21.13-goroutine-leak-goroutine.pb.gz");
             store
                 .put_profile(leaky, "goroutine", ts, &goroutines)
+                .unwrap();
+            // Its ?debug=2 twin, gzipped, as the agent keeps it.
+            store
+                .put_profile(leaky, GOROUTINE_DEBUG2_KIND, ts, &gzip(&dump))
                 .unwrap();
         }
     }
@@ -112,5 +118,21 @@ fn an_hour_at_5_s_fits_the_budget_and_the_profile_reads_back() {
     assert_eq!(memory["data"]["series"][0]["samples"], STEPS);
     assert!(data["growth"]["base"]["id"].as_i64().is_some());
     assert!(data["goroutines"]["total"].as_u64() > Some(0));
+    // Grouped by creation site, in the last dump and over the window's 12.
+    let spawned = String::from_utf8_lossy(&dump)
+        .lines()
+        .filter(|l| l.starts_with("created by main.leakyWorkerSpawner "))
+        .count() as u64;
+    assert_eq!(data["goroutines"]["grouping"], "created_by");
+    let top = &data["goroutines"]["sites"][0];
+    assert_eq!(top["function"], "main.leakyWorkerSpawner", "{top}");
+    assert_eq!(top["count"].as_u64(), Some(spawned), "{top}");
+    let over_time = &data["goroutines_over_time"];
+    assert_eq!(over_time["grouping"], "created_by");
+    assert_eq!(over_time["t"].as_array().map(Vec::len), Some(12));
+    assert_eq!(
+        over_time["sites"][0]["counts"],
+        serde_json::json!(vec![spawned; 12])
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

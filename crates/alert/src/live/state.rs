@@ -37,17 +37,23 @@ pub struct Quantity {
 pub struct ProfileLink {
     /// Its id in the history.
     pub id: i64,
-    /// `heap` or `goroutine`.
+    /// `heap`, `goroutine` (pprof) or `goroutine_debug2` (gzipped text).
     pub kind: String,
     /// When it was taken (ms since the Unix epoch).
     pub ts_ms: i64,
 }
 
 impl ProfileLink {
-    /// The command that writes it to a file (`go tool pprof` reads it).
+    /// The command that writes it to a file: `go tool pprof` reads a
+    /// profile, `memlens goroutines` (or `zcat`) a `?debug=2` dump.
     pub fn command(&self) -> String {
+        let extension = if self.kind == "goroutine_debug2" {
+            "txt.gz"
+        } else {
+            "pb.gz"
+        };
         format!(
-            "memlens profiles --id {} -o {}-{}.pb.gz",
+            "memlens profiles --id {} -o {}-{}.{extension}",
             self.id, self.kind, self.id
         )
     }

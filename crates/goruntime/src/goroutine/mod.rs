@@ -1,6 +1,6 @@
 //! Goroutine dumps: read, group identical stacks, rank suspected leaks.
 //!
-//! Every format a Go program gives out is read, as a stream, in bounded memory
+//! Every format a Go program gives out is read (gzipped or not), as a stream, in bounded memory
 //! (a million-goroutine dump costs the memory of its distinct stacks, not of its
 //! goroutines):
 //! - `?debug=2` text (`goroutine N [state, M minutes]:` blocks), Go 1.17–1.27,
@@ -45,8 +45,9 @@ pub use rank::{diff, rank, GroupDiff, RankConfig, RankedGroup, Verdict};
 pub use text::DEBUG2_CAP_BYTES;
 
 use crate::pprof::Profile;
+use flate2::read::GzDecoder;
 use lines::LineReader;
-use std::io::{BufRead, Cursor, Read};
+use std::io::{BufRead, BufReader, Cursor, Read};
 
 /// The most bytes of a protobuf profile read into memory (it has to be decoded whole).
 pub const MAX_PROTOBUF_BYTES: u64 = 1 << 30;
@@ -54,14 +55,34 @@ pub const MAX_PROTOBUF_BYTES: u64 = 1 << 30;
 /// Bytes looked at to tell the formats apart.
 const SNIFF_BYTES: usize = 64 * 1024;
 
-/// Reads a goroutine dump in any of the formats, as a stream. `progress` is called
-/// with the bytes read so far, about every MiB (for a progress bar).
+/// Reads a goroutine dump in any of the formats, gzipped or not (one layer:
+/// the agent keeps `?debug=2` text gzipped), as a stream. `progress` is
+/// called with the bytes read so far (of the text, once unzipped), about
+/// every MiB (for a progress bar).
 pub fn read_dump<R: BufRead>(
     mut reader: R,
     limits: Limits,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Analysis, GoroutineError> {
     let prefix = sniff_prefix(&mut reader)?;
+    if prefix.starts_with(&[0x1f, 0x8b]) {
+        // Gzipped text or protobuf: what is inside is read the same way (a
+        // protobuf is then decoded unzipped, within the same cap); gzip
+        // inside is not unzipped again.
+        let mut unzipped = BufReader::new(GzDecoder::new(Cursor::new(prefix).chain(reader)));
+        let prefix = sniff_prefix(&mut unzipped)?;
+        return read_sniffed(prefix, unzipped, limits, progress);
+    }
+    read_sniffed(prefix, reader, limits, progress)
+}
+
+/// [`read_dump`] once `prefix` has been taken from the front of `reader`.
+fn read_sniffed<R: BufRead>(
+    prefix: Vec<u8>,
+    reader: R,
+    limits: Limits,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Analysis, GoroutineError> {
     if prefix.is_empty() {
         return Err(GoroutineError::Empty);
     }

@@ -32,6 +32,12 @@ impl DumpFormat {
     pub fn has_states(self) -> bool {
         matches!(self, DumpFormat::Debug2 | DumpFormat::Sigquit)
     }
+
+    /// Whether this format names each goroutine's creation site (`created by
+    /// F` with the file:line of the `go` statement).
+    pub fn has_creation_sites(self) -> bool {
+        matches!(self, DumpFormat::Debug2 | DumpFormat::Sigquit)
+    }
 }
 
 /// One stack frame: the function and where in it the goroutine is.

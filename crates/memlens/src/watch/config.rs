@@ -29,7 +29,8 @@ pub struct WatchConfig {
     /// Time between two reads of Go runtime metrics (/debug/vars, /metrics).
     #[serde(with = "duration::config_value", alias = "runtime_interval_seconds")]
     pub runtime_interval: Duration,
-    /// Time between two heap + goroutine profiles of each Go target.
+    /// Time between two heap + goroutine profiles (and `?debug=2` goroutine
+    /// dumps) of each Go target.
     #[serde(with = "duration::config_value", alias = "profile_interval_seconds")]
     pub profile_interval: Duration,
     /// Whether profiles are fetched at all.

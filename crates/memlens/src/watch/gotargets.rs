@@ -4,6 +4,7 @@
 
 use crate::target::{self, http, Endpoint, FetchLimits, Resource};
 use memlens_goruntime::expvar::{parse_expvar, MemStats};
+use memlens_goruntime::pprof::Profile;
 use memlens_goruntime::promtext::{parse_promtext, Exposition};
 use memlens_linux::fs::Root;
 use memlens_model::series::{Entity, Point};
@@ -12,6 +13,18 @@ use std::time::{Duration, Instant};
 
 /// The most bytes read from a target's /debug/vars or /metrics.
 const MAX_RUNTIME_BODY_BYTES: u64 = 4 << 20;
+
+/// The most bytes of a `?debug=2` goroutine dump read (and kept, gzipped):
+/// a larger dump is not kept (the counting profile is), and the failure says so.
+pub const MAX_DEBUG2_BYTES: u64 = 8 << 20;
+
+/// The most goroutines (as the counting profile of the same round says) for
+/// which the `?debug=2` dump is asked: the runtime stops the world while it
+/// writes every stack, so a target with more is not asked.
+pub const MAX_DEBUG2_GOROUTINES: u64 = 10_000;
+
+/// The stored kind of a `?debug=2` dump (gzipped text, as read).
+const DEBUG2_KIND: &str = memlens_store::GOROUTINE_DEBUG2_KIND;
 
 /// How long a process with no endpoint is left alone before looking again.
 const REDISCOVER_AFTER: Duration = Duration::from_secs(120);
@@ -28,9 +41,10 @@ struct GoTarget {
 pub struct FetchedProfile {
     /// Whose.
     pub entity: Entity,
-    /// `heap` or `goroutine` (protobuf, gzipped as served).
+    /// `heap` or `goroutine` (protobuf, gzipped as served), or
+    /// [`DEBUG2_KIND`] (the `?debug=2` text, gzipped here).
     pub kind: &'static str,
-    /// The bytes as served.
+    /// The bytes as stored.
     pub bytes: Vec<u8>,
 }
 
@@ -39,19 +53,22 @@ pub struct FetchedProfile {
 pub struct FetchFailure {
     /// Whose.
     pub pid: i32,
-    /// `discover`, `runtime`, `profile`.
+    /// `discover`, `runtime`, `profile`, `goroutine_dump` (a `?debug=2`
+    /// dump not kept).
     pub stage: &'static str,
     /// What went wrong.
     pub message: String,
 }
 
 /// What a round over the Go targets yields, one item at a time (so that at
-/// most one profile body is held per item in flight).
+/// most one profile, or one goroutine profile with its `?debug=2` dump, is
+/// held per item in flight).
 pub enum GoEvent {
     /// Runtime metric points of one target.
     Points(Vec<Point>),
-    /// A profile fetched.
-    Profile(FetchedProfile),
+    /// Profiles fetched together: they are stored in the same cycle, with the
+    /// same timestamp (a goroutine profile and its `?debug=2` dump pair that way).
+    Profiles(Vec<FetchedProfile>),
     /// A failure (the round goes on past it).
     Failure(FetchFailure),
 }
@@ -337,7 +354,9 @@ pub fn metrics_values(e: &Exposition) -> Vec<(&'static str, f64)> {
     values
 }
 
-/// The heap and goroutine profiles (protobuf) of a target.
+/// The heap and goroutine profiles (protobuf) of a target, and the
+/// `?debug=2` goroutine dump (which names each goroutine's creation site) when
+/// the goroutine profile counts at most [`MAX_DEBUG2_GOROUTINES`] goroutines.
 fn fetch_profiles(
     endpoints: &[Endpoint],
     limits: &FetchLimits,
@@ -348,24 +367,95 @@ fn fetch_profiles(
     let Some(endpoint) = endpoints.iter().find(|e| e.pprof) else {
         return;
     };
-    for (kind, resource) in [
-        ("heap", Resource::Heap),
-        ("goroutine", Resource::Goroutine { debug: 0 }),
-    ] {
-        let url = format!("{}{}", endpoint.base_url, resource.path());
-        match http::get(&url, limits) {
-            Ok(bytes) => emit(GoEvent::Profile(FetchedProfile {
-                entity: entity.clone(),
-                kind,
-                bytes,
-            })),
-            Err(err) => emit(GoEvent::Failure(FetchFailure {
-                pid,
-                stage: "profile",
-                message: err.to_string(),
-            })),
-        }
+    let failure = |stage, message: String| {
+        GoEvent::Failure(FetchFailure {
+            pid,
+            stage,
+            message,
+        })
+    };
+    let profile = |kind, bytes| FetchedProfile {
+        entity: entity.clone(),
+        kind,
+        bytes,
+    };
+    let url = format!("{}{}", endpoint.base_url, Resource::Heap.path());
+    match http::get(&url, limits) {
+        Ok(bytes) => emit(GoEvent::Profiles(vec![profile("heap", bytes)])),
+        Err(err) => emit(failure("profile", err.to_string())),
     }
+    let url = format!(
+        "{}{}",
+        endpoint.base_url,
+        Resource::Goroutine { debug: 0 }.path()
+    );
+    let counts = match http::get(&url, limits) {
+        Ok(bytes) => bytes,
+        Err(err) => return emit(failure("profile", err.to_string())),
+    };
+    let mut fetched = Vec::with_capacity(2);
+    match goroutine_total(&counts) {
+        Some(total) if total <= MAX_DEBUG2_GOROUTINES => {
+            match fetch_debug2(&endpoint.base_url, limits) {
+                Ok(gzipped) => fetched.push(profile(DEBUG2_KIND, gzipped)),
+                Err(message) => emit(failure("goroutine_dump", message)),
+            }
+        }
+        Some(total) => emit(failure(
+            "goroutine_dump",
+            format!(
+            "{url}: {total} goroutines, more than {MAX_DEBUG2_GOROUTINES}: the ?debug=2 dump \
+             (which stops the world while it is written) is not asked for; groups are by start function"
+            ),
+        )),
+        None => emit(failure(
+            "goroutine_dump",
+            format!("{url}: not a goroutine profile; the ?debug=2 dump is not asked for"),
+        )),
+    }
+    fetched.insert(0, profile("goroutine", counts));
+    emit(GoEvent::Profiles(fetched));
+}
+
+/// The `?debug=2` dump of the target at `base_url`, at most
+/// [`MAX_DEBUG2_BYTES`] (and the fetch cap), gzipped for the store.
+fn fetch_debug2(base_url: &str, limits: &FetchLimits) -> Result<Vec<u8>, String> {
+    let url = format!("{base_url}{}", Resource::Goroutine { debug: 2 }.path());
+    let limits = FetchLimits {
+        max_body_bytes: limits.max_body_bytes.min(MAX_DEBUG2_BYTES),
+        ..*limits
+    };
+    let text = http::get(&url, &limits).map_err(|e| {
+        format!("{e} (the ?debug=2 dump is not kept; groups are by start function)")
+    })?;
+    gzip_fast(&text).map_err(|e| format!("{url}: gzip: {e}"))
+}
+
+/// `bytes` gzipped at the fastest level (a dump of many identical stacks
+/// shrinks tenfold or more even so).
+pub fn gzip_fast(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 8),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(bytes)?;
+    encoder.finish()
+}
+
+/// The goroutines a protobuf goroutine profile counts (`None`: it is not one).
+pub fn goroutine_total(bytes: &[u8]) -> Option<u64> {
+    let profile = Profile::decode_any(bytes).ok()?;
+    let index = profile
+        .sample_types()
+        .iter()
+        .position(|(kind, unit)| kind == "goroutine" && unit == "count")?;
+    Some(
+        profile
+            .stacks()
+            .map(|(_, values, _)| values.get(index).copied().unwrap_or(0).max(0) as u64)
+            .sum(),
+    )
 }
 
 #[cfg(test)]
@@ -430,5 +520,50 @@ mod tests {
                 "{metrics}: no {wanted}"
             );
         }
+    }
+
+    #[test]
+    fn the_goroutine_total_is_what_the_runtime_declares_in_debug1() {
+        for version in ["1.19.8", "1.27.3"] {
+            let counts = capture(&format!("go{version}-goroutine-leak-goroutine.pb.gz"));
+            let debug1 = capture(&format!("go{version}-goroutine-leak-goroutine-debug1.txt"));
+            let declared: u64 = String::from_utf8_lossy(&debug1)
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("goroutine profile: total "))
+                .and_then(|n| n.trim().parse().ok())
+                .expect("the debug=1 header");
+            assert_eq!(goroutine_total(&counts), Some(declared), "go{version}");
+        }
+        // A heap profile is not a goroutine profile.
+        let heap = std::fs::read_dir(format!(
+            "{}/../goruntime/testdata/captures",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with("-heap.pb.gz"))
+        .expect("a heap capture");
+        assert_eq!(goroutine_total(&capture(&heap)), None, "{heap}");
+        assert_eq!(goroutine_total(b"goroutine 1 [running]:"), None);
+    }
+
+    #[test]
+    fn a_gzipped_debug2_dump_reads_back_as_served() {
+        use std::io::Read;
+        let text = capture("go1.27.3-goroutine-leak-goroutine-debug2.txt");
+        let gzipped = gzip_fast(&text).unwrap();
+        assert!(
+            gzipped.len() * 4 < text.len(),
+            "{} of {}",
+            gzipped.len(),
+            text.len()
+        );
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(gzipped.as_slice())
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, text);
     }
 }

@@ -67,7 +67,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", value_parser = duration::parse, allow_hyphen_values = true)]
     pub runtime_interval: Option<Duration>,
 
-    /// Time between two heap + goroutine profiles of a Go target [default: 5m].
+    /// Time between two heap + goroutine profiles (and ?debug=2 goroutine dumps) of a Go target [default: 5m].
     #[arg(long, value_name = "DURATION", value_parser = duration::parse, allow_hyphen_values = true)]
     pub profile_interval: Option<Duration>,
 
@@ -294,7 +294,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
                 for event in go_worker.drain() {
                     match event {
                         gotargets::GoEvent::Points(go_points) => points.extend(go_points),
-                        gotargets::GoEvent::Profile(profile) => profiles.push(profile),
+                        gotargets::GoEvent::Profiles(fetched) => profiles.extend(fetched),
                         gotargets::GoEvent::Failure(failure) => {
                             exporter.error("go", failure.stage);
                             status.target_failure(failure.pid, failure.stage, &failure.message)

@@ -1,18 +1,53 @@
-//! A goroutine profile as groups by creation site, with counts. The
-//! grouping by stack is `memlens_goruntime::goroutine`'s (the one of
-//! `memlens goroutines`). The agent keeps the protobuf profile (`?debug=0`:
-//! exact counts, no `created by` line), so when a group has no recorded
-//! creator its site is where its goroutines start: the root-most frame of
-//! the stack (the function named in the `go` statement), marked
-//! `"site": "start"`.
+//! Goroutines as groups by creation site, with counts. The grouping by
+//! stack is `memlens_goruntime::goroutine`'s (the one of `memlens
+//! goroutines`). The agent keeps the protobuf profile (`?debug=0`: exact
+//! counts, no `created by` line) and, next to it, the `?debug=2` dump (each
+//! goroutine with its `created by` line: the function that ran the `go`
+//! statement). Groups are by creation site when a dump was read
+//! (`"grouping": "created_by"`); from the protobuf profile alone they are by
+//! where the goroutines start: the root-most frame of the stack (the
+//! function named in the `go` statement), `"grouping": "start"`. Each row
+//! says which it is (`"site"`): under `created_by`, goroutines without a
+//! creator (the main goroutine) are still rows of their start function.
 
-use memlens_goruntime::goroutine::{analyse_profile, GoroutineError, Limits};
+use memlens_goruntime::goroutine::{analyse_profile, read_dump, Analysis, GoroutineError, Limits};
 use memlens_goruntime::pprof::Profile;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::io::Read;
 
 /// Groups shown at most (the rest are summed into `other_goroutines`).
 const MAX_SITES: usize = 200;
+
+/// The most bytes of dump text read out of one stored (gzipped) `?debug=2`
+/// dump: the runtime's own cap (64 MiB) and a little more.
+pub const MAX_DEBUG2_TEXT_BYTES: u64 = 65 << 20;
+
+/// The groups of a protobuf goroutine profile (no creation sites).
+pub fn analyse_counts(profile: &Profile) -> Result<Analysis, GoroutineError> {
+    analyse_profile(profile, Limits::default(), 0)
+}
+
+/// The groups of a stored `?debug=2` dump (gzipped text), read as a stream:
+/// at most [`MAX_DEBUG2_TEXT_BYTES`] of text. A dump that is cut (by the
+/// runtime, or by that cap) is refused: its counts would be short.
+pub fn analyse_debug2(gzipped: &[u8]) -> Result<Analysis, GoroutineError> {
+    let text =
+        std::io::BufReader::new(flate2::read::GzDecoder::new(gzipped).take(MAX_DEBUG2_TEXT_BYTES));
+    let analysis = read_dump(text, Limits::default(), &mut |_| {})?;
+    if let Some(cut) = &analysis.truncation {
+        return Err(GoroutineError::Profile(format!(
+            "the dump is cut ({}): its counts would be short",
+            cut.reason
+        )));
+    }
+    if analysis.bytes_read >= MAX_DEBUG2_TEXT_BYTES {
+        return Err(GoroutineError::Profile(format!(
+            "the dump is longer than {MAX_DEBUG2_TEXT_BYTES} bytes"
+        )));
+    }
+    Ok(analysis)
+}
 
 #[derive(Default)]
 struct Site {
@@ -23,11 +58,17 @@ struct Site {
     leaf_count: u64,
 }
 
-/// `{"total": N, "sites": [{"function", "file", "line", "site":
-/// "created_by"|"start", "count", "stacks", "states": {state: n}, "leaf"}],
-/// "other_goroutines": n}`, largest first.
-pub fn goroutine_groups(profile: &Profile) -> Result<Value, GoroutineError> {
-    let analysis = analyse_profile(profile, Limits::default(), 0)?;
+/// `{"grouping": "created_by"|"start", "format", "total": N, "sites":
+/// [{"function", "file", "line", "site": "created_by"|"start", "count",
+/// "stacks", "states": {state: n}, "leaf"}], "other_goroutines": n}`,
+/// largest first. `grouping` is `created_by` when the analysis comes from a
+/// format with `created by` lines (`?debug=2`, SIGQUIT).
+pub fn goroutine_groups(analysis: &Analysis) -> Value {
+    let grouping = if analysis.format.has_creation_sites() {
+        "created_by"
+    } else {
+        "start"
+    };
     let mut sites: HashMap<(String, String, u32, &'static str), Site> = HashMap::new();
     for group in &analysis.groups {
         let key = match group.created_by.first().and_then(|c| c.site.as_ref()) {
@@ -64,7 +105,8 @@ pub fn goroutine_groups(profile: &Profile) -> Result<Value, GoroutineError> {
                    "count": s.count, "stacks": s.stacks, "states": s.states, "leaf": s.leaf})
         })
         .collect();
-    Ok(json!({"total": analysis.total_goroutines, "sites": sites, "other_goroutines": other}))
+    json!({"grouping": grouping, "format": analysis.format.name(),
+           "total": analysis.total_goroutines, "sites": sites, "other_goroutines": other})
 }
 
 /// Sites followed over time at most (the largest of the last profile).
@@ -76,7 +118,14 @@ const MAX_SITES_OVER_TIME: usize = 10;
 /// [{"function", "file", "line", "site", "counts": [n...]}]}` (0 where a
 /// profile has none of the site).
 pub fn sites_over_time(profiles: &[(i64, Value)]) -> Value {
-    let key = |s: &Value| (s["function"].clone(), s["file"].clone(), s["line"].clone());
+    let key = |s: &Value| {
+        (
+            s["function"].clone(),
+            s["file"].clone(),
+            s["line"].clone(),
+            s["site"].clone(),
+        )
+    };
     let last = profiles.last().map(|p| &p.1["sites"]);
     let followed: Vec<&Value> = last
         .and_then(Value::as_array)
@@ -132,7 +181,8 @@ mod tests {
             "/../goruntime/testdata/captures/go1.21.13-goroutine-leak-goroutine.pb.gz"
         );
         let profile = Profile::decode_any(&std::fs::read(path).unwrap()).unwrap();
-        let value = goroutine_groups(&profile).unwrap();
+        let value = goroutine_groups(&analyse_counts(&profile).unwrap());
+        assert_eq!(value["grouping"], "start");
         let sites = value["sites"].as_array().unwrap();
         let summed: u64 = sites
             .iter()
@@ -150,5 +200,54 @@ mod tests {
             top["count"].as_u64().unwrap() > value["total"].as_u64().unwrap() / 2,
             "{top}"
         );
+    }
+
+    #[test]
+    fn a_captured_debug2_dump_groups_by_the_function_that_ran_the_go_statement() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../goruntime/testdata/captures"
+        );
+        for version in ["1.19.8", "1.27.3"] {
+            let path = format!("{dir}/go{version}-goroutine-leak-goroutine-debug2.txt");
+            let text = std::fs::read(&path).unwrap();
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, &text).unwrap();
+            let value = goroutine_groups(&analyse_debug2(&gz.finish().unwrap()).unwrap());
+            assert_eq!(value["grouping"], "created_by", "{path}");
+            // Counted in the text itself, line by line: the goroutines the
+            // spawner created and all goroutines.
+            let text = String::from_utf8(text).unwrap();
+            let spawned = text
+                .lines()
+                .filter(|l| l.starts_with("created by main.leakyWorkerSpawner"))
+                .count() as u64;
+            let all = text.lines().filter(|l| l.starts_with("goroutine ")).count() as u64;
+            assert!(spawned >= 100, "{path}: {spawned}");
+            assert_eq!(value["total"].as_u64(), Some(all), "{path}");
+            let top = &value["sites"][0];
+            assert_eq!(top["function"], "main.leakyWorkerSpawner", "{path}: {top}");
+            assert_eq!(top["site"], "created_by", "{path}: {top}");
+            assert_eq!(top["count"].as_u64(), Some(spawned), "{path}: {top}");
+            assert_eq!(top["leaf"], "main.leakyWorker", "{path}: {top}");
+            assert!(top["file"].as_str().unwrap().ends_with("modes_leak.go"));
+            // The main goroutine has no creator: a row of its start function.
+            assert!(
+                value["sites"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s["function"] == "main.main" && s["site"] == "start"),
+                "{path}: no main.main start row: {value:#}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_dump_that_is_not_gzip_or_not_a_dump_is_refused() {
+        assert!(analyse_debug2(b"goroutine 1 [running]:\nmain.main()\n").is_err());
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, b"").unwrap();
+        assert!(analyse_debug2(&gz.finish().unwrap()).is_err());
     }
 }

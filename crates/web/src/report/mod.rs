@@ -183,6 +183,15 @@ pub fn build(
     let goroutines = goroutine_profiles
         .last()
         .and_then(|id| api(store, "/api/v1/goroutines", &format!("id={id}")).ok());
+    let goroutines_over_time = goroutine_profiles.last().and_then(|_| {
+        let v = api(
+            store,
+            "/api/v1/goroutines",
+            &format!("entity={entity}&at={to_ms}"),
+        )
+        .ok()?;
+        Some(within_window(v, from_ms))
+    });
     let last_heap = match heaps.last() {
         Some(&id) => store.profile_data(id)?.map(|bytes| (id, bytes)),
         None => None,
@@ -190,7 +199,7 @@ pub fn build(
     let data = json!({
         "title": title, "entity": info, "from": from_ms, "to": to_ms, "charts": charts,
         "findings": findings["findings"], "heap": heap, "growth": growth, "goroutines": goroutines,
-        "profiles": kept,
+        "goroutines_over_time": goroutines_over_time, "profiles": kept,
         "embedded_profile": last_heap.as_ref().map(|(id, _)| id),
     });
     Ok(html::page(
@@ -198,4 +207,34 @@ pub fn build(
         &data,
         last_heap.as_ref().map(|(id, b)| (*id, b.as_slice())),
     ))
+}
+
+/// The sites over time of `/api/v1/goroutines?entity=` from `from_ms` on
+/// (the answer covers every kept profile up to the window's end).
+fn within_window(mut v: Value, from_ms: i64) -> Value {
+    let t: Vec<i64> = v["t"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_i64)
+        .collect();
+    let skip = t.iter().take_while(|&&ts| ts < from_ms).count();
+    let tail = |a: &Value| -> Value {
+        Value::Array(
+            a.as_array()
+                .into_iter()
+                .flatten()
+                .skip(skip)
+                .cloned()
+                .collect(),
+        )
+    };
+    v["t"] = tail(&v["t"]);
+    v["total"] = tail(&v["total"]);
+    if let Some(sites) = v["sites"].as_array_mut() {
+        for site in sites {
+            site["counts"] = tail(&site["counts"]);
+        }
+    }
+    v
 }

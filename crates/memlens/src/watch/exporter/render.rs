@@ -25,7 +25,7 @@ pub const AGENT_FAMILIES: [&str; 12] = [
 ];
 
 /// Error counters present (at 0) from the start, so alert rules see them.
-const KNOWN_ERRORS: [(&str, &str); 7] = [
+const KNOWN_ERRORS: [(&str, &str); 8] = [
     ("snapshot", "collect"),
     ("store", "write"),
     ("store", "findings"),
@@ -33,6 +33,7 @@ const KNOWN_ERRORS: [(&str, &str); 7] = [
     ("go", "discover"),
     ("go", "runtime"),
     ("go", "profile"),
+    ("go", "goroutine_dump"),
 ];
 
 /// An active finding's labels and, for a time-to-OOM, its forecast.
