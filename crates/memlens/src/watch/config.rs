@@ -9,7 +9,7 @@
 
 use super::alerting_config::AlertingConfig;
 use super::alerts_config::AlertsConfig;
-use super::remote_write::RemoteWriteConfig;
+use super::remote_write_config::RemoteWriteConfig;
 use crate::collect::SmapsPolicy;
 use crate::duration;
 use serde::{Deserialize, Serialize};

@@ -7,13 +7,15 @@
 //! - `alerts_config.rs`: its `[alerts]` table (thresholds of `memlens rules`).
 //! - `alerting_config.rs`, `alerting.rs`: `[alerting]`, built-in alerting:
 //!   findings become alerts sent to Alertmanager and a webhook.
-//! - `exporter.rs`: `--listen`, the Prometheus `/metrics` endpoint.
 //! - `findings.rs`: the detectors, live: findings shown, stored, and
 //!   profiles captured when a kill is near.
 //! - `gotargets.rs`: endpoint discovery and bounded fetches from Go processes.
 //! - `history.rs`: what a cycle writes to the store.
-//! - `remote_write/`: `--remote-write`, pushing the history to a Prometheus
-//!   remote-write receiver.
+//! - `remote_write_config.rs`: the `[remote_write]` table.
+//!
+//! `--listen` (the Prometheus `/metrics` endpoint) and `--remote-write`
+//! (pushing the history to remote-write receivers) are `memlens-export`;
+//! this module only wires them.
 //! - `status.rs`: the terminal view.
 //! - `signals.rs`: the stop flag.
 
@@ -21,11 +23,10 @@ mod alerting;
 mod alerting_config;
 mod alerts_config;
 mod config;
-pub(crate) mod exporter;
 pub mod findings;
 mod gotargets;
 mod history;
-mod remote_write;
+mod remote_write_config;
 pub(crate) mod signals;
 mod status;
 
@@ -37,6 +38,8 @@ use crate::show::findings::{event_word, finding_summary, finding_text};
 use crate::target::FetchLimits;
 use anyhow::Context;
 use memlens_analyze::Finding;
+use memlens_export::exporter::{Exporter, ExporterConfig};
+use memlens_export::remote_write::{AgentContext, RemoteWriter};
 use memlens_linux::fs::Root;
 use memlens_model::series::snapshot_points;
 use std::path::PathBuf;
@@ -203,9 +206,25 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         None => Root::host(),
     };
     // A bad --listen is refused before the history is touched.
-    let mut exporter = exporter::Exporter::start(&config)?;
+    let mut exporter = Exporter::start(&ExporterConfig {
+        listen: config.listen.clone(),
+        bearer_token_file: config.bearer_token_file.clone(),
+        max_series: config.max_series,
+        data_dir: config.data_dir.clone(),
+    })?;
     let mut history = history::History::open(&config)?;
-    let remote_writer = remote_write::RemoteWriter::start(&config)?;
+    let remote_writer = match &config.remote_write {
+        Some(rw) => Some(RemoteWriter::start(
+            &rw.target(),
+            &AgentContext {
+                data_dir: config.data_dir.clone(),
+                history_max_age: config.retention.max_age,
+                interval: config.interval,
+                quiet: config.quiet,
+            },
+        )?),
+        None => None,
+    };
     let mut alerting = alerting::Alerting::start(&config)?;
     let mut status = status::Status::new(config.quiet);
     if let Some(addr) = exporter.addr() {

@@ -26,12 +26,9 @@ mod batch;
 mod proto;
 mod state;
 
-use super::config::{positive, ConfigError, WatchConfig};
-use crate::duration;
+use crate::{format_duration, http, millis_i64, unix_ms};
 use anyhow::Context;
-use memlens_alert::live::http;
 use memlens_store::Store;
-use serde::{Deserialize, Serialize};
 use state::SenderState;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -40,97 +37,71 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The `[remote_write]` table of the config file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RemoteWriteConfig {
-    /// Where to POST (`http://HOST:PORT/api/v1/write`; https is not supported).
+/// One receiver and how to send to it (the agent builds it from the
+/// config file's `[remote_write]` table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// Where to POST (`http://HOST:PORT/api/v1/write`).
     pub url: String,
-    /// Labels added to every series (`host = "web-1"`); they may not
-    /// replace the series' own (`__name__`, `pid`, `comm`, `cgroup`, `go_version`).
+    /// Labels added to every series (`host = "web-1"`); checked with
+    /// [`check_extra_labels`].
     pub extra_labels: BTreeMap<String, String>,
     /// The most samples in one request (whole frames; one frame larger than
     /// this is sent alone).
     pub max_samples_per_request: usize,
     /// How long a request may take to connect, and each read or write.
-    #[serde(with = "duration::config_value", alias = "timeout_seconds")]
     pub timeout: Duration,
     /// The longest wait between two retries of a failing request.
-    #[serde(with = "duration::config_value", alias = "max_backoff_seconds")]
     pub max_backoff: Duration,
     /// On the first start against this URL, send all the history holds
     /// rather than starting from now.
     pub send_existing_history: bool,
     /// How long the agent spends, once stopped, sending what it stored last.
-    #[serde(with = "duration::config_value", alias = "flush_timeout_seconds")]
     pub flush_timeout: Duration,
     /// The bound of the disk buffer: samples older than this that the
-    /// receiver has not taken (a long outage) are skipped and counted in
-    /// dropped_samples_total. Keep it below the history's retention.
-    #[serde(with = "duration::config_value", alias = "max_buffer_age_seconds")]
+    /// receiver has not taken (a long outage) are skipped and counted.
     pub max_buffer_age: Duration,
 }
 
-impl Default for RemoteWriteConfig {
-    fn default() -> Self {
-        RemoteWriteConfig {
-            url: String::new(),
-            extra_labels: BTreeMap::new(),
-            max_samples_per_request: 10_000,
-            timeout: Duration::from_secs(30),
-            max_backoff: Duration::from_secs(30),
-            send_existing_history: false,
-            flush_timeout: Duration::from_secs(10),
-            max_buffer_age: Duration::from_secs(6 * 3600),
-        }
-    }
+/// What the sender needs to know of the agent.
+#[derive(Debug, Clone)]
+pub struct AgentContext {
+    /// The history's directory (the sender opens it read-only, and keeps
+    /// its state file there).
+    pub data_dir: PathBuf,
+    /// How far back the history goes (`send_existing_history` starts there).
+    pub history_max_age: Duration,
+    /// The agent's sampling interval: how often a caught-up sender looks
+    /// for new samples.
+    pub interval: Duration,
+    /// No progress lines on stderr (errors are still printed).
+    pub quiet: bool,
 }
 
 /// Label names a series already carries.
 const OWN_LABELS: [&str; 5] = ["__name__", "pid", "comm", "cgroup", "go_version"];
 
-impl RemoteWriteConfig {
-    /// Checks the URL, the extra labels and the ranges.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, reason: String| Err(ConfigError::Invalid { field, reason });
-        if let Err(reason) = http::HttpUrl::parse(&self.url) {
-            return invalid("remote_write.url", reason);
+/// Checks labels to add to every series: valid names, not one memlens sets
+/// itself, no empty value. The error names the label.
+pub fn check_extra_labels(labels: &BTreeMap<String, String>) -> Result<(), String> {
+    for (name, value) in labels {
+        let valid_name = name
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+        if name.is_empty() || !valid_name || name.starts_with("__") {
+            return Err(format!(
+                "{name:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not __*)"
+            ));
         }
-        for (name, value) in &self.extra_labels {
-            let valid_name = name
-                .chars()
-                .enumerate()
-                .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
-            if name.is_empty() || !valid_name || name.starts_with("__") {
-                return invalid(
-                    "remote_write.extra_labels",
-                    format!("{name:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not __*)"),
-                );
-            }
-            if OWN_LABELS.contains(&name.as_str()) {
-                return invalid(
-                    "remote_write.extra_labels",
-                    format!("{name:?} is a label memlens sets itself"),
-                );
-            }
-            if value.is_empty() {
-                return invalid(
-                    "remote_write.extra_labels",
-                    format!("{name:?} has an empty value"),
-                );
-            }
+        if OWN_LABELS.contains(&name.as_str()) {
+            return Err(format!("{name:?} is a label memlens sets itself"));
         }
-        if self.max_samples_per_request == 0 {
-            return invalid(
-                "remote_write.max_samples_per_request",
-                "must be at least 1".to_string(),
-            );
+        if value.is_empty() {
+            return Err(format!("{name:?} has an empty value"));
         }
-        positive("remote_write.timeout", self.timeout)?;
-        positive("remote_write.max_backoff", self.max_backoff)?;
-        positive("remote_write.flush_timeout", self.flush_timeout)?;
-        positive("remote_write.max_buffer_age", self.max_buffer_age)
     }
+    Ok(())
 }
 
 /// The sender's counters since its state file was created.
@@ -152,20 +123,17 @@ pub struct RemoteWriter {
 }
 
 impl RemoteWriter {
-    /// Starts the sender when `config.remote_write` is set (after the history
-    /// was opened: it reads the same directory).
-    pub fn start(config: &WatchConfig) -> anyhow::Result<Option<RemoteWriter>> {
-        let Some(rw) = &config.remote_write else {
-            return Ok(None);
-        };
+    /// Starts the sender of `rw` (after the history was opened: it reads
+    /// the same directory).
+    pub fn start(rw: &Target, config: &AgentContext) -> anyhow::Result<RemoteWriter> {
         let url = http::HttpUrl::parse(&rw.url).map_err(anyhow::Error::msg)?;
         let path = state::state_path(&config.data_dir, &rw.url);
         let state = match state::load(&path, &rw.url).map_err(anyhow::Error::msg)? {
             Some(state) => state,
             None => {
-                let now = super::unix_ms();
+                let now = unix_ms();
                 let start = if rw.send_existing_history {
-                    now.saturating_sub(duration::millis_i64(config.retention.max_age))
+                    now.saturating_sub(millis_i64(config.history_max_age))
                 } else {
                     now
                 };
@@ -212,11 +180,11 @@ impl RemoteWriter {
             .name("remote-write".to_string())
             .spawn(move || sender.run())
             .context("cannot start the remote_write thread")?;
-        Ok(Some(RemoteWriter {
+        Ok(RemoteWriter {
             stop,
             handle,
             counters,
-        }))
+        })
     }
 
     /// (samples sent, samples dropped, failed requests) since the state
@@ -259,7 +227,7 @@ enum Round {
 struct Sender {
     store: Store,
     url: http::HttpUrl,
-    config: RemoteWriteConfig,
+    config: Target,
     state: SenderState,
     path: PathBuf,
     entities: HashMap<i64, batch::EntityLabels>,
@@ -313,7 +281,7 @@ impl Sender {
                             "{message} (attempt {}; retrying every {} at most, nothing is \
                              skipped)",
                             self.failures_in_a_row,
-                            duration::format(max_backoff)
+                            format_duration(max_backoff)
                         ));
                     }
                     let wait = backoff;
@@ -360,7 +328,7 @@ impl Sender {
     /// outage longer than the bound costs its oldest samples, counted, and
     /// never the newest.
     fn skip_past_the_bound(&mut self, now: i64) -> Result<(), String> {
-        let bound_ms = duration::millis_i64(self.config.max_buffer_age);
+        let bound_ms = millis_i64(self.config.max_buffer_age);
         let oldest_kept = now.saturating_sub(bound_ms);
         let after = self.state.watermark_ms;
         if after >= oldest_kept {
@@ -382,7 +350,7 @@ impl Sender {
                 "{}: {skipped} samples older than the buffer bound ({}) were never \
                  accepted; they are dropped (counted in dropped_samples_total)",
                 self.config.url,
-                duration::format(self.config.max_buffer_age)
+                format_duration(self.config.max_buffer_age)
             ));
             self.counters
                 .dropped_samples_total
@@ -396,7 +364,7 @@ impl Sender {
 
     /// Reads one batch after the watermark and delivers it.
     fn round(&mut self) -> Round {
-        let now = super::unix_ms();
+        let now = unix_ms();
         if let Err(err) = self.skip_past_the_bound(now) {
             return Round::Failed(err);
         }
@@ -516,30 +484,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_docs_list_the_counters_and_every_key() {
-        let docs = include_str!("../../../../../docs/metrics.md");
-        for name in [
-            "memlens_agent_remote_write_sent_samples_total",
-            "memlens_agent_remote_write_dropped_samples_total",
-            "memlens_agent_remote_write_failed_requests_total",
-        ] {
-            assert!(docs.contains(&format!("`{name}`")), "{name}");
-        }
-        let table = toml::to_string(&RemoteWriteConfig::default()).unwrap();
-        for line in table.lines().filter(|l| l.contains(" = ")) {
-            let key = line.split(' ').next().unwrap();
-            assert!(docs.contains(&format!("\n{key} = ")), "{key}");
-        }
-    }
-
-    #[test]
-    fn config_checks() {
-        let ok = RemoteWriteConfig {
-            url: "http://127.0.0.1:9090/api/v1/write".into(),
-            extra_labels: BTreeMap::from([("host".into(), "h".into())]),
-            ..RemoteWriteConfig::default()
-        };
-        ok.validate().unwrap();
+    fn extra_label_checks() {
+        check_extra_labels(&BTreeMap::from([("host".into(), "h".into())])).unwrap();
         for (name, value, want) in [
             ("pid", "1", "sets itself"),
             ("__x", "1", "not a label name"),
@@ -547,17 +493,9 @@ mod tests {
             ("a-b", "1", "not a label name"),
             ("env", "", "empty"),
         ] {
-            let bad = RemoteWriteConfig {
-                extra_labels: BTreeMap::from([(name.into(), value.into())]),
-                ..ok.clone()
-            };
-            let err = bad.validate().unwrap_err().to_string();
+            let err =
+                check_extra_labels(&BTreeMap::from([(name.into(), value.into())])).unwrap_err();
             assert!(err.contains(want), "{name}: {err}");
         }
-        let bad = RemoteWriteConfig {
-            url: "https://x/y".into(),
-            ..ok.clone()
-        };
-        assert!(bad.validate().unwrap_err().to_string().contains("https"));
     }
 }

@@ -71,10 +71,7 @@ pub struct AgentHealth {
     pub remote_write: Option<(u64, u64, u64)>,
     /// With `[alerting]`: each notifier's totals, and the alerts pending,
     /// firing and inhibited.
-    pub alerting: Option<(
-        Vec<crate::watch::alerting::NotifierTotals>,
-        (usize, usize, usize),
-    )>,
+    pub alerting: Option<(Vec<super::NotifierTotals>, (usize, usize, usize))>,
     /// The active findings: labels (`finding`, `severity`, `target`, and
     /// `pid`/`comm` or `cgroup`) and, for a time-to-OOM, the time left.
     pub findings: Vec<ActiveFinding>,
@@ -429,11 +426,7 @@ fn format_value(out: &mut String, value: f64) {
 }
 
 /// The built-in alerting's families.
-fn alerting(
-    out: &mut String,
-    notifiers: &[crate::watch::alerting::NotifierTotals],
-    states: [usize; 3],
-) {
+fn alerting(out: &mut String, notifiers: &[super::NotifierTotals], states: [usize; 3]) {
     let name = "memlens_alerts";
     header(
         out,
@@ -445,7 +438,7 @@ fn alerting(
         let labels = [("state", state.to_string())];
         sample(out, name, labels.iter(), n as f64);
     }
-    type Field = fn(&crate::watch::alerting::NotifierTotals) -> u64;
+    type Field = fn(&super::NotifierTotals) -> u64;
     let families: [(&str, Kind, &str, Field); 6] = [
         ("memlens_alert_notifications_total", Kind::Counter, "Alert notifications queued, by notifier: each is sent, dropped, rejected or still queued.", |t| t.enqueued),
         ("memlens_alert_notifications_sent_total", Kind::Counter, "Alert notifications the receiver took (2xx), by notifier.", |t| t.sent),
