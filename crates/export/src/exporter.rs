@@ -127,10 +127,9 @@ impl Exporter {
             .or_insert(0) += 1;
     }
 
-    /// Shows the remote-write sender's totals (sent samples, dropped
-    /// samples, failed requests) from now on.
-    pub fn remote_write(&mut self, sent_samples: u64, dropped_samples: u64, failed_requests: u64) {
-        self.health.remote_write = Some((sent_samples, dropped_samples, failed_requests));
+    /// Shows the remote-write senders' totals from now on.
+    pub fn remote_write(&mut self, senders: Vec<crate::remote_write::SenderTotals>) {
+        self.health.remote_write = Some(senders);
     }
 
     /// Shows the built-in alerting's notifier totals and alert counts

@@ -7,12 +7,15 @@
 //!   receivers (Prometheus, VictoriaMetrics, Mimir, Thanos receive), one
 //!   sender thread per URL reading the store after its own watermark, so an
 //!   outage loses nothing the history still holds (`docs/fleet.md`).
-//! - [`http`]: the one HTTP client memlens has (remote write, and the
-//!   notifiers of `memlens-alert`): a POST with timeouts.
+//! - [`http`]: URLs, and the one-shot POST the notifiers of
+//!   `memlens-alert` use.
+//! - [`client`]: the keep-alive client remote write uses: http or https
+//!   (rustls, a custom CA, an optional client certificate), `Retry-After`.
 //!
 //! The agent (`memlens watch`) parses its config and wires these together;
 //! nothing here reads the config file or the command line.
 
+pub mod client;
 pub mod exporter;
 pub mod http;
 pub mod remote_write;

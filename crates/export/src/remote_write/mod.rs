@@ -26,6 +26,7 @@ mod batch;
 mod proto;
 mod state;
 
+use crate::client::{self, Client, TlsFiles};
 use crate::{format_duration, http, millis_i64, unix_ms};
 use anyhow::Context;
 use memlens_store::Store;
@@ -61,6 +62,139 @@ pub struct Target {
     /// The bound of the disk buffer: samples older than this that the
     /// receiver has not taken (a long outage) are skipped and counted.
     pub max_buffer_age: Duration,
+    /// TLS files of an `https://` URL.
+    pub tls: TlsFiles,
+    /// How the agent authenticates to the receiver.
+    pub auth: Auth,
+    /// Headers sent with every request (`X-Scope-OrgID` for Mimir/Cortex).
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Authentication to a receiver.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Auth {
+    /// None.
+    #[default]
+    None,
+    /// HTTP basic auth; the password is read from a file or given.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: Secret,
+    },
+    /// `Authorization: Bearer` with the token in a file (one word).
+    BearerFile(PathBuf),
+}
+
+/// A secret given in the config or read from a file when the sender starts.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// The value itself.
+    Value(String),
+    /// A file holding it (trailing newline trimmed).
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::Value(_) => f.write_str("Secret(<hidden>)"),
+            Secret::File(path) => write!(f, "Secret(file {})", path.display()),
+        }
+    }
+}
+
+fn read_secret_file(path: &std::path::Path, what: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("cannot read {what} {}: {err}", path.display()))?;
+    let value = text.trim_end_matches(['\n', '\r']).to_string();
+    if value.is_empty() {
+        return Err(format!("{what} {}: is empty", path.display()));
+    }
+    Ok(value)
+}
+
+/// The headers of every request to `target`: the remote-write ones, the
+/// `Authorization` of its auth, and its extra headers. Errors name the file
+/// or header that is wrong.
+pub fn request_headers(target: &Target) -> Result<Vec<(String, String)>, String> {
+    let mut headers: Vec<(String, String)> = vec![
+        ("Content-Type".into(), "application/x-protobuf".into()),
+        ("Content-Encoding".into(), "snappy".into()),
+        ("X-Prometheus-Remote-Write-Version".into(), "0.1.0".into()),
+    ];
+    match &target.auth {
+        Auth::None => {}
+        Auth::Basic { username, password } => {
+            let password = match password {
+                Secret::Value(v) => v.clone(),
+                Secret::File(path) => read_secret_file(path, "basic_auth password_file")?,
+            };
+            let pair = format!("{username}:{password}");
+            headers.push((
+                "Authorization".into(),
+                format!("Basic {}", base64(pair.as_bytes())),
+            ));
+        }
+        Auth::BearerFile(path) => {
+            let token = read_secret_file(path, "bearer_token_file")?;
+            if token.contains(char::is_whitespace) {
+                return Err(format!(
+                    "bearer_token_file {}: expected one token (no spaces)",
+                    path.display()
+                ));
+            }
+            headers.push(("Authorization".into(), format!("Bearer {token}")));
+        }
+    }
+    for (name, value) in &target.headers {
+        let token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || !name.chars().all(token_char) {
+            return Err(format!("headers: {name:?} is not a header name"));
+        }
+        if value.contains(['\r', '\n']) {
+            return Err(format!("headers: the value of {name} holds a line break"));
+        }
+        let lower = name.to_ascii_lowercase();
+        if [
+            "host",
+            "content-length",
+            "content-type",
+            "content-encoding",
+            "connection",
+            "transfer-encoding",
+        ]
+        .contains(&lower.as_str())
+            || (lower == "authorization" && target.auth != Auth::None)
+        {
+            return Err(format!("headers: {name} is set by memlens itself"));
+        }
+        headers.push((name.clone(), value.clone()));
+    }
+    Ok(headers)
+}
+
+/// Standard base64 with padding (RFC 4648), for basic auth.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// What the sender needs to know of the agent.
@@ -113,10 +247,36 @@ pub struct Counters {
     pub dropped_samples_total: AtomicU64,
     /// Requests that failed and were retried.
     pub failed_requests_total: AtomicU64,
+    /// Samples in requests that failed and are sent again.
+    pub retried_samples_total: AtomicU64,
+    /// Compressed request bytes the receiver accepted.
+    pub sent_bytes_total: AtomicU64,
+    /// Requests refused with 401 or 403 (kept, retried).
+    pub auth_failures_total: AtomicU64,
+}
+
+/// One sender's totals, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SenderTotals {
+    /// The receiver's URL.
+    pub url: String,
+    /// Samples the receiver accepted.
+    pub sent_samples: u64,
+    /// Samples dropped (4xx other than 401, 403, 429; past the buffer bound).
+    pub dropped_samples: u64,
+    /// Requests that failed and were retried.
+    pub failed_requests: u64,
+    /// Samples in requests that failed, sent again.
+    pub retried_samples: u64,
+    /// Compressed request bytes the receiver accepted.
+    pub sent_bytes: u64,
+    /// Requests refused with 401 or 403.
+    pub auth_failures: u64,
 }
 
 /// The running sender.
 pub struct RemoteWriter {
+    url: String,
     stop: mpsc::Sender<()>,
     handle: JoinHandle<()>,
     counters: Arc<Counters>,
@@ -126,7 +286,25 @@ impl RemoteWriter {
     /// Starts the sender of `rw` (after the history was opened: it reads
     /// the same directory).
     pub fn start(rw: &Target, config: &AgentContext) -> anyhow::Result<RemoteWriter> {
-        let url = http::HttpUrl::parse(&rw.url).map_err(anyhow::Error::msg)?;
+        let url = http::HttpUrl::parse_with_tls(&rw.url).map_err(anyhow::Error::msg)?;
+        let tls = if url.tls {
+            Some(
+                client::tls_config(&rw.tls)
+                    .map_err(|err| anyhow::anyhow!("remote_write {}: {err}", rw.url))?,
+            )
+        } else {
+            None
+        };
+        let client = Client::new(
+            url,
+            tls,
+            rw.tls.server_name.as_deref(),
+            rw.timeout,
+            rw.timeout,
+        )
+        .map_err(|err| anyhow::anyhow!("remote_write {}: {err}", rw.url))?;
+        let headers =
+            request_headers(rw).map_err(|err| anyhow::anyhow!("remote_write {}: {err}", rw.url))?;
         let path = state::state_path(&config.data_dir, &rw.url);
         let state = match state::load(&path, &rw.url).map_err(anyhow::Error::msg)? {
             Some(state) => state,
@@ -159,10 +337,21 @@ impl RemoteWriter {
         counters
             .failed_requests_total
             .store(state.failed_requests_total, Ordering::Relaxed);
+        counters
+            .retried_samples_total
+            .store(state.retried_samples_total, Ordering::Relaxed);
+        counters
+            .sent_bytes_total
+            .store(state.sent_bytes_total, Ordering::Relaxed);
+        counters
+            .auth_failures_total
+            .store(state.auth_failures_total, Ordering::Relaxed);
         let (stop, stop_rx) = mpsc::channel();
         let sender = Sender {
             store,
-            url,
+            client,
+            headers,
+            retry_after: None,
             config: rw.clone(),
             state,
             path,
@@ -181,27 +370,44 @@ impl RemoteWriter {
             .spawn(move || sender.run())
             .context("cannot start the remote_write thread")?;
         Ok(RemoteWriter {
+            url: rw.url.clone(),
             stop,
             handle,
             counters,
         })
     }
 
-    /// (samples sent, samples dropped, failed requests) since the state
-    /// file was created, for the agent's own metrics.
-    pub fn totals(&self) -> (u64, u64, u64) {
+    /// The totals since the state file was created, for the agent's own
+    /// metrics.
+    pub fn totals(&self) -> SenderTotals {
         let c = &self.counters;
-        (
-            c.sent_samples_total.load(Ordering::Relaxed),
-            c.dropped_samples_total.load(Ordering::Relaxed),
-            c.failed_requests_total.load(Ordering::Relaxed),
-        )
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SenderTotals {
+            url: self.url.clone(),
+            sent_samples: load(&c.sent_samples_total),
+            dropped_samples: load(&c.dropped_samples_total),
+            failed_requests: load(&c.failed_requests_total),
+            retried_samples: load(&c.retried_samples_total),
+            sent_bytes: load(&c.sent_bytes_total),
+            auth_failures: load(&c.auth_failures_total),
+        }
     }
 
     /// Sends what is left (for at most `flush_timeout`) and stops;
     /// anything unsent stays in the history for the next start.
     pub fn stop(self) {
+        self.request_stop();
+        self.join();
+    }
+
+    /// Tells the sender to flush and stop, without waiting (several
+    /// senders flush at once: request each, then [`RemoteWriter::join`]).
+    pub fn request_stop(&self) {
         let _ = self.stop.send(());
+    }
+
+    /// Waits for the sender to end (after [`RemoteWriter::request_stop`]).
+    pub fn join(self) {
         let _ = self.handle.join();
     }
 }
@@ -226,7 +432,10 @@ enum Round {
 
 struct Sender {
     store: Store,
-    url: http::HttpUrl,
+    client: Client,
+    headers: Vec<(String, String)>,
+    /// The wait the receiver asked for with `Retry-After` on its last 429/503.
+    retry_after: Option<Duration>,
     config: Target,
     state: SenderState,
     path: PathBuf,
@@ -284,7 +493,13 @@ impl Sender {
                             format_duration(max_backoff)
                         ));
                     }
-                    let wait = backoff;
+                    let wait = match self.retry_after.take() {
+                        // The receiver's word, within a bound: a
+                        // misconfigured hour-long Retry-After must not
+                        // stall the sender past its own max_backoff by much.
+                        Some(asked) => asked.min(max_backoff.max(Duration::from_secs(300))),
+                        None => backoff,
+                    };
                     backoff = (backoff * 2).min(max_backoff);
                     wait
                 }
@@ -405,18 +620,32 @@ impl Sender {
                 Ok(body) => body,
                 Err(err) => return Round::Failed(format!("cannot compress a request: {err}")),
             };
-            let timeout = self.config.timeout;
-            let headers = [
-                ("Content-Type", "application/x-protobuf"),
-                ("Content-Encoding", "snappy"),
-                ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-            ];
-            match http::post(&self.url, &headers, &body, timeout, timeout) {
+            let bytes = body.len() as u64;
+            match self.client.post(&self.headers, &body) {
                 Ok(r) if (200..300).contains(&r.status) => {
                     self.counters
                         .sent_samples_total
                         .fetch_add(samples as u64, Ordering::Relaxed);
                     self.state.sent_samples_total += samples as u64;
+                    self.counters
+                        .sent_bytes_total
+                        .fetch_add(bytes, Ordering::Relaxed);
+                    self.state.sent_bytes_total += bytes;
+                }
+                Ok(r) if r.status == 401 || r.status == 403 => {
+                    // Credentials are wrong or missing: the samples are
+                    // kept and retried (the watermark stays) until the
+                    // agent is restarted with the right ones.
+                    self.counters
+                        .auth_failures_total
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.state.auth_failures_total += 1;
+                    self.retried(samples);
+                    return Round::Failed(format!(
+                        "{} refused the credentials with HTTP {} ({}); nothing is dropped: \
+                         the samples are sent once the agent restarts with the right ones",
+                        self.config.url, r.status, r.body_excerpt
+                    ));
                 }
                 Ok(r) if (400..500).contains(&r.status) && r.status != 429 => {
                     dropped += samples as u64;
@@ -439,12 +668,23 @@ impl Sender {
                     }
                 }
                 Ok(r) => {
+                    self.retried(samples);
+                    if r.status == 429 || r.status == 503 {
+                        self.retry_after = r.retry_after;
+                    }
+                    let asked = match r.retry_after.filter(|_| r.status == 429 || r.status == 503) {
+                        Some(wait) => format!(" (Retry-After: {})", format_duration(wait)),
+                        None => String::new(),
+                    };
                     return Round::Failed(format!(
-                        "{} answered HTTP {}: {}",
+                        "{} answered HTTP {}{asked}: {}",
                         self.config.url, r.status, r.body_excerpt
-                    ))
+                    ));
                 }
-                Err(err) => return Round::Failed(format!("POST {}: {err}", self.config.url)),
+                Err(err) => {
+                    self.retried(samples);
+                    return Round::Failed(format!("POST {}: {err}", self.config.url));
+                }
             }
         }
         if dropped > 0 {
@@ -464,6 +704,14 @@ impl Sender {
         } else {
             Round::CaughtUp
         }
+    }
+
+    /// Counts the samples of a failed request, sent again.
+    fn retried(&mut self, samples: usize) {
+        self.counters
+            .retried_samples_total
+            .fetch_add(samples as u64, Ordering::Relaxed);
+        self.state.retried_samples_total += samples as u64;
     }
 
     fn save(&self) {
@@ -497,5 +745,64 @@ mod tests {
                 check_extra_labels(&BTreeMap::from([(name.into(), value.into())])).unwrap_err();
             assert!(err.contains(want), "{name}: {err}");
         }
+    }
+
+    #[test]
+    fn base64_as_rfc_4648() {
+        for (plain, coded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("user:pass", "dXNlcjpwYXNz"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), coded, "{plain}");
+        }
+    }
+
+    #[test]
+    fn headers_carry_auth_and_refuse_what_memlens_sets() {
+        let target = Target {
+            url: "https://x/api/v1/write".into(),
+            extra_labels: BTreeMap::new(),
+            max_samples_per_request: 1,
+            timeout: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(1),
+            send_existing_history: false,
+            flush_timeout: Duration::from_secs(1),
+            max_buffer_age: Duration::from_secs(1),
+            tls: TlsFiles::default(),
+            auth: Auth::Basic {
+                username: "user".into(),
+                password: Secret::Value("pass".into()),
+            },
+            headers: BTreeMap::from([("X-Scope-OrgID".into(), "team-a".into())]),
+        };
+        let headers = request_headers(&target).unwrap();
+        assert!(headers.contains(&("Authorization".into(), "Basic dXNlcjpwYXNz".into())));
+        assert!(headers.contains(&("X-Scope-OrgID".into(), "team-a".into())));
+        for (name, value, want) in [
+            ("Content-Type", "x", "set by memlens"),
+            ("Authorization", "x", "set by memlens"),
+            ("Bad Name", "x", "not a header name"),
+            ("X-A", "a\r\nb", "line break"),
+        ] {
+            let bad = Target {
+                headers: BTreeMap::from([(name.into(), value.into())]),
+                ..target.clone()
+            };
+            let err = request_headers(&bad).unwrap_err();
+            assert!(err.contains(want), "{name}: {err}");
+        }
+        let bad = Target {
+            auth: Auth::BearerFile("/nonexistent/token".into()),
+            ..target.clone()
+        };
+        let err = request_headers(&bad).unwrap_err();
+        assert!(
+            err.contains("bearer_token_file /nonexistent/token"),
+            "{err}"
+        );
     }
 }

@@ -168,7 +168,16 @@ pub fn effective_config(args: &WatchArgs) -> anyhow::Result<WatchConfig> {
         config.max_series = n;
     }
     if let Some(url) = &args.remote_write {
-        config.remote_write.get_or_insert_with(Default::default).url = url.clone();
+        // The flag sets the first receiver's URL (adds one when none).
+        match config.remote_write.first_mut() {
+            Some(first) => first.url = url.clone(),
+            None => config
+                .remote_write
+                .push(remote_write_config::RemoteWriteConfig {
+                    url: url.clone(),
+                    ..Default::default()
+                }),
+        }
     }
     if let Err(err) = config.validate() {
         return Err(name_the_flag(err, args));
@@ -213,18 +222,17 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         data_dir: config.data_dir.clone(),
     })?;
     let mut history = history::History::open(&config)?;
-    let remote_writer = match &config.remote_write {
-        Some(rw) => Some(RemoteWriter::start(
-            &rw.target(),
-            &AgentContext {
-                data_dir: config.data_dir.clone(),
-                history_max_age: config.retention.max_age,
-                interval: config.interval,
-                quiet: config.quiet,
-            },
-        )?),
-        None => None,
+    let agent = AgentContext {
+        data_dir: config.data_dir.clone(),
+        history_max_age: config.retention.max_age,
+        interval: config.interval,
+        quiet: config.quiet,
     };
+    let remote_writers = config
+        .remote_write
+        .iter()
+        .map(|rw| RemoteWriter::start(&rw.target(), &agent))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut alerting = alerting::Alerting::start(&config)?;
     let mut status = status::Status::new(config.quiet);
     if let Some(addr) = exporter.addr() {
@@ -372,9 +380,8 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
             exporter.error("store", "maintain");
             status.error(&format!("{err:#}"));
         }
-        if let Some(writer) = &remote_writer {
-            let (sent, dropped, failed) = writer.totals();
-            exporter.remote_write(sent, dropped, failed);
+        if !remote_writers.is_empty() {
+            exporter.remote_write(remote_writers.iter().map(RemoteWriter::totals).collect());
         }
         exporter.finish_cycle(started.elapsed().as_secs_f64(), history.size_bytes());
         cycles_done += 1;
@@ -395,8 +402,12 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         .close()
         .context("closing the history cleanly failed");
     // What the last cycles stored is sent before the agent ends.
-    if let Some(writer) = remote_writer {
-        writer.stop();
+    // They flush side by side, each within its flush_timeout.
+    for writer in &remote_writers {
+        writer.request_stop();
+    }
+    for writer in remote_writers {
+        writer.join();
     }
     closed?;
     if let Some(signal) = signals::stop_signal_name() {
