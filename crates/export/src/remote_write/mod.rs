@@ -476,6 +476,9 @@ impl Sender {
                         .failed_requests_total
                         .fetch_add(1, Ordering::Relaxed);
                     self.state.failed_requests_total += 1;
+                    // The counters survive a restart (at most one write per
+                    // back-off wait).
+                    self.save();
                     if self.flush_deadline.is_some() {
                         error(&format!(
                             "{message}; stopping: samples after {} stay in the history and are \
