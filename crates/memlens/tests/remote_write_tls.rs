@@ -379,7 +379,10 @@ fn a_wrong_password_is_counted_and_backed_off_and_loses_nothing_over_https() {
     wait_for("20 RSS samples stored", Duration::from_secs(90), || {
         (stored_rss(&data, pid, first).len() >= 20).then_some(())
     });
-    assert!(state_u64(&data, "sent_samples_total") > live, "no live delivery");
+    assert!(
+        state_u64(&data, "sent_samples_total") > live,
+        "no live delivery"
+    );
     assert!(terminate(&mut agent2, "memlens watch"), "the agent failed");
     assert_eq!(state_u64(&data, "dropped_samples_total"), 0);
     let stored = stored_rss(&data, pid, first);
@@ -531,4 +534,95 @@ fn a_429_with_retry_after_is_waited_for() {
     );
     assert_eq!(state_u64(&data, "dropped_samples_total"), 0);
     eprintln!("429 with Retry-After: 3 -> retried after {gap:?}");
+}
+
+#[test]
+fn two_receivers_have_their_own_watermarks() {
+    // A receiver that takes everything, and a URL nothing listens on: the
+    // first gets the samples while the second keeps its first watermark.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || loop {
+                let mut buf = Vec::new();
+                let mut byte = [0u8; 1];
+                while !buf.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte) {
+                        Ok(1) => buf.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0u8; length];
+                if stream.read_exact(&mut body).is_err()
+                    || stream
+                        .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                        .is_err()
+                {
+                    return;
+                }
+            });
+        }
+    });
+    let down = format!("127.0.0.1:{}", free_loopback_port());
+    let dir = TempDir::new("two");
+    let workload = WorkloadSpec::new(&GoToolchain::go127(), "steady")
+        .arg("--duration=120s")
+        .start();
+    workload.wait_for_line("TICK", Duration::from_secs(60));
+    let data = dir.path("data");
+    let config = dir.path("watch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[remote_write]]\nurl = \"http://{up}/api/v1/write\"\n\
+             [[remote_write]]\nurl = \"http://{down}/api/v1/write\"\ntimeout = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let (mut child, _) = agent(&data, &config, workload.pid() as u32, None);
+    let states = || -> Option<Vec<serde_json::Value>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&data).ok()? {
+            let path = e.ok()?.path();
+            let name = path.file_name()?.to_string_lossy().to_string();
+            if name.starts_with("remote_write-") && name.ends_with(".json") {
+                out.push(serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?);
+            }
+        }
+        (out.len() == 2).then_some(out)
+    };
+    let by_url = |url: &str| -> Option<serde_json::Value> {
+        states()?
+            .into_iter()
+            .find(|s| s["url"].as_str().is_some_and(|u| u.contains(url)))
+    };
+    wait_for(
+        "delivery to one, failures on the other",
+        Duration::from_secs(60),
+        || {
+            let a = by_url(&up.to_string())?;
+            let b = by_url(&down)?;
+            (a["sent_samples_total"].as_u64()? > 0
+                && a["watermark_ms"].as_i64()? > a["started_at_ms"].as_i64()?
+                && b["failed_requests_total"].as_u64()? >= 2)
+                .then_some(())
+        },
+    );
+    assert!(terminate(&mut child, "memlens watch"), "the agent failed");
+    let b = by_url(&down).unwrap();
+    assert_eq!(b["sent_samples_total"].as_u64(), Some(0));
+    assert_eq!(b["dropped_samples_total"].as_u64(), Some(0));
+    assert_eq!(
+        b["watermark_ms"].as_i64(),
+        b["started_at_ms"].as_i64(),
+        "the unreachable receiver's watermark moved"
+    );
 }
