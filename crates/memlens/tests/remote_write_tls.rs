@@ -6,6 +6,8 @@
 //! one, the receiver holds exactly the samples the agent stored after its
 //! first watermark, timestamp by timestamp. A certificate the configured CA
 //! did not sign is one clear error. A 429 with `Retry-After` is waited for.
+//! A real Prometheus with TLS and basic auth (`--web.config.file`) takes two
+//! agents. Two receivers, one unreachable, keep their own watermarks.
 
 use memlens_testkit::{free_loopback_port, http_get, ChildGuard, GoToolchain, WorkloadSpec};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -625,4 +627,149 @@ fn two_receivers_have_their_own_watermarks() {
         b["started_at_ms"].as_i64(),
         "the unreachable receiver's watermark moved"
     );
+}
+
+/// Prometheus with its remote-write receiver, TLS and basic auth through
+/// `--web.config.file` (the password as a bcrypt hash).
+struct Prom {
+    _child: ChildGuard,
+    addr: String,
+    ca: String,
+}
+
+impl Prom {
+    fn start(dir: &TempDir, name: &str) -> Prom {
+        let binary = Path::new("/usr/bin/prometheus");
+        assert!(
+            binary.exists(),
+            "/usr/bin/prometheus missing: install the Debian package prometheus"
+        );
+        let addr = format!("127.0.0.1:{}", free_loopback_port());
+        let config = dir.path("prometheus.yml");
+        std::fs::write(&config, "global:\n  scrape_interval: 15s\n").unwrap();
+        let web = dir.path("web.yml");
+        let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+        std::fs::write(
+            &web,
+            format!(
+                "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  {USER}: {hash}\n",
+                dir.path(&format!("{name}-server.pem")),
+                dir.path(&format!("{name}-server.key"))
+            ),
+        )
+        .unwrap();
+        let child = ChildGuard(
+            Command::new(binary)
+                .arg(format!("--config.file={config}"))
+                .arg(format!("--storage.tsdb.path={}", dir.path("tsdb")))
+                .arg(format!("--web.listen-address={addr}"))
+                .arg(format!("--web.config.file={web}"))
+                .arg("--web.enable-remote-write-receiver")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start prometheus"),
+        );
+        let prom = Prom {
+            _child: child,
+            addr,
+            ca: dir.path(&format!("{name}-ca.pem")),
+        };
+        wait_for("Prometheus on https", Duration::from_secs(60), || {
+            prom.get("/-/ready")
+        });
+        prom
+    }
+
+    fn get(&self, path: &str) -> Option<String> {
+        let out = Command::new("curl")
+            .args(["-sS", "--fail", "--max-time", "10", "--cacert", &self.ca])
+            .args(["-u", &format!("{USER}:{PASSWORD}")])
+            .arg(format!("https://{}{path}", self.addr))
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    }
+
+    /// The raw RSS samples of `pid` labelled `host`, by timestamp.
+    fn rss(&self, pid: u32, host: &str) -> Vec<(i64, f64)> {
+        let Some(body) = self.get(&format!(
+            "/api/v1/query?query=memlens_process_resident_memory_bytes%7Bpid%3D%22{pid}%22%2Chost%3D%22{host}%22%7D%5B10m%5D"
+        )) else {
+            return Vec::new();
+        };
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let mut out = Vec::new();
+        for series in json["data"]["result"].as_array().unwrap() {
+            for pair in series["values"].as_array().unwrap() {
+                // [1795294247.269, "41943040"]: seconds with ms as a decimal.
+                let ts_ms = (pair[0].as_f64().unwrap() * 1000.0).round() as i64;
+                out.push((ts_ms, pair[1].as_str().unwrap().parse().unwrap()));
+            }
+        }
+        out.sort_by_key(|s| s.0);
+        out
+    }
+}
+
+#[test]
+fn prometheus_over_tls_with_basic_auth_takes_two_agents() {
+    let dir = TempDir::new("prom");
+    make_ca_and_server_cert(&dir, "good");
+    let prom = Prom::start(&dir, "good");
+    let password_file = dir.path("password");
+    std::fs::write(&password_file, PASSWORD).unwrap();
+    let mut agents = Vec::new();
+    for host in ["agent-a", "agent-b"] {
+        let workload = WorkloadSpec::new(&GoToolchain::go127(), "steady")
+            .arg("--duration=300s")
+            .start();
+        workload.wait_for_line("TICK", Duration::from_secs(60));
+        let pid = workload.pid() as u32;
+        let data = dir.path(&format!("data-{host}"));
+        let config = dir.path(&format!("{host}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[[remote_write]]\nurl = \"https://{}/api/v1/write\"\ntls_ca_file = \"{}\"\n\
+                 basic_auth_username = \"{USER}\"\nbasic_auth_password_file = \"{password_file}\"\n\
+                 extra_labels = {{ host = \"{host}\" }}\n",
+                prom.addr, prom.ca
+            ),
+        )
+        .unwrap();
+        let (child, _) = agent(&data, &config, pid, None);
+        let first = wait_for("the state file", Duration::from_secs(30), || {
+            state(&data)?["started_at_ms"].as_i64()
+        });
+        agents.push((host, workload, pid, data, child, first));
+    }
+    for (_, _, pid, data, _, first) in &agents {
+        wait_for("20 RSS samples stored", Duration::from_secs(90), || {
+            (stored_rss(data, *pid, *first).len() >= 20).then_some(())
+        });
+    }
+    for (host, _, pid, data, child, first) in &mut agents {
+        assert!(
+            terminate(child, "memlens watch"),
+            "the agent of {host} failed"
+        );
+        assert_eq!(state_u64(data, "dropped_samples_total"), 0, "{host}");
+        let stored = stored_rss(data, *pid, *first);
+        let got = wait_for(
+            "Prometheus to hold every sample",
+            Duration::from_secs(30),
+            || {
+                let got = prom.rss(*pid, host);
+                (got.len() >= stored.len()).then_some(got)
+            },
+        );
+        assert_eq!(got, stored, "Prometheus vs the history of {host}");
+        eprintln!(
+            "{host}: {} RSS samples over https + basic auth into Prometheus",
+            stored.len()
+        );
+    }
 }
