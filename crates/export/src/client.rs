@@ -230,13 +230,24 @@ impl Client {
         }
         head.push_str("\r\n");
         let reused = self.conn.is_some();
-        match self.send(head.as_bytes(), body) {
+        let result = match self.send(head.as_bytes(), body) {
             Err(err) if reused && !is_timeout(&err) => {
                 self.conn = None;
                 self.send(head.as_bytes(), body)
             }
             other => other,
-        }
+        };
+        result.map_err(|err| {
+            if is_timeout(&err) {
+                // EAGAIN from a socket timeout says nothing to a reader.
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {:?}", self.io_timeout),
+                )
+            } else {
+                err
+            }
+        })
     }
 
     fn send(&mut self, head: &[u8], body: &[u8]) -> std::io::Result<Answer> {
