@@ -11,7 +11,7 @@
 //!   profiles captured when a kill is near.
 //! - `gotargets.rs`: endpoint discovery and bounded fetches from Go processes.
 //! - `history.rs`: what a cycle writes to the store.
-//! - `remote_write_config.rs`: the `[remote_write]` table.
+//! - `remote_write_config.rs`: the `[[remote_write]]` tables.
 //!
 //! `--listen` (the Prometheus `/metrics` endpoint) and `--remote-write`
 //! (pushing the history to remote-write receivers) are `memlens-export`;
@@ -111,8 +111,9 @@ pub struct WatchArgs {
     pub max_series: Option<usize>,
 
     /// Push every stored sample to this Prometheus remote-write receiver
-    /// (`http://HOST:PORT/api/v1/write`); the `[remote_write]` config table
-    /// sets the rest (extra labels, batch size, back-off).
+    /// (`http://` or `https://HOST:PORT/api/v1/write`; the URL of the first
+    /// `[[remote_write]]` table, which sets the rest: TLS, auth, labels,
+    /// back-off; docs/fleet.md).
     #[arg(long, value_name = "URL")]
     pub remote_write: Option<String>,
 
