@@ -26,6 +26,8 @@ declare -A memlens_packages=(
   [/usr/bin/cc]=gcc  # the C program of the DWARF tests (workloads/c)
   [/usr/sbin/mariadbd]=mariadb-server  # the MySQL-side tests start their own server (testkit mariadb.rs)
   [/usr/bin/chromium]=chromium  # the dashboard tests drive headless Chromium (web_live.rs)
+  [/usr/bin/openssl]=openssl  # test CAs and certificates made at run time (remote_write_tls.rs)
+  [/usr/bin/curl]=curl  # reads back a TLS + basic-auth receiver (remote_write_tls.rs)
 )
 memlens_missing=()
 for memlens_path in "${!memlens_packages[@]}"; do

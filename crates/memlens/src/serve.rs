@@ -2,9 +2,9 @@
 //! (also one an agent is writing), without the agent. Read-only; loopback by
 //! default, a bearer token required off loopback (as `watch --listen`).
 
-use crate::watch::exporter::{listen_addr, read_token};
 use crate::watch::{default_data_dir, signals};
 use anyhow::{bail, Context};
+use memlens_export::exporter::{listen_addr, read_token};
 use memlens_web::server::{self, ServerConfig};
 use std::path::PathBuf;
 use std::time::Duration;

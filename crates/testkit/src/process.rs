@@ -27,6 +27,7 @@ pub struct WorkloadSpec {
     env: Vec<(String, String)>,
     stripped: bool,
     pie: bool,
+    netns: Option<PathBuf>,
 }
 
 impl WorkloadSpec {
@@ -35,6 +36,7 @@ impl WorkloadSpec {
         WorkloadSpec {
             toolchain: toolchain.clone(),
             mode: mode.to_string(),
+            netns: None,
             args: Vec::new(),
             env: Vec::new(),
             stripped: false,
@@ -71,6 +73,13 @@ impl WorkloadSpec {
     /// Starts the workload outside any test cgroup.
     pub fn start(self) -> Workload {
         Workload::start(self, None)
+    }
+
+    /// Runs the workload in the network namespace at `path`
+    /// (`/run/netns/NAME`): it joins before it execs.
+    pub fn in_netns(mut self, path: impl Into<PathBuf>) -> Self {
+        self.netns = Some(path.into());
+        self
     }
 
     /// Starts the workload inside `cgroup`; the child joins before it execs, so
@@ -130,6 +139,12 @@ impl Workload {
         }
         let procs =
             join_procs.map(|p| CString::new(p.as_os_str().as_bytes()).expect("no NUL in path"));
+        // Opened before the fork: the child only calls setns on it.
+        let netns = spec.netns.as_ref().map(|path| {
+            std::fs::File::open(path)
+                .unwrap_or_else(|e| panic!("open the network namespace {}: {e}", path.display()))
+        });
+        let netns_fd = netns.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
         // SAFETY: the closure only calls async-signal-safe functions (prctl, getpid,
         // open, write, close) and touches no allocator or lock.
         unsafe {
@@ -141,12 +156,18 @@ impl Workload {
                 if let Some(procs) = &procs {
                     join_cgroup(procs)?;
                 }
+                if let Some(fd) = netns_fd {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("start {} --mode={}: {e}", binary.display(), spec.mode));
+        drop(netns);
         let stdout = Arc::new((Mutex::new(Lines::default()), Condvar::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         spawn_stdout_reader(child.stdout.take().expect("piped stdout"), stdout.clone());

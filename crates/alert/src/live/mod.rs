@@ -5,7 +5,9 @@
 //! and a thread POSTing over [`http`]). The agent builds the conditions
 //! from its findings and wires the rest.
 
-pub mod http;
 pub mod notify;
 pub mod payload;
 pub mod state;
+
+/// The HTTP client the notifiers POST with (shared with remote write).
+pub use memlens_export::http;

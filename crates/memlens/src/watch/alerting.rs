@@ -18,6 +18,7 @@ use memlens_alert::live::notify::{Notifier, NotifierConfig};
 use memlens_alert::live::payload;
 use memlens_alert::live::state::{Alerts, Change, Condition, Labels, ProfileLink, Quantity};
 use memlens_analyze::{Finding, OOM_KILL};
+use memlens_export::exporter::NotifierTotals;
 use memlens_model::series::Entity;
 use memlens_model::Snapshot;
 use memlens_store::Store;
@@ -26,25 +27,6 @@ use std::time::Duration;
 
 /// How long the profiles found for a target are reused.
 const PROFILES_REFRESH_MS: i64 = 60_000;
-
-/// One notifier's totals, for `/metrics`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotifierTotals {
-    /// `alertmanager` or `webhook`.
-    pub notifier: &'static str,
-    /// Notifications queued since the start.
-    pub enqueued: u64,
-    /// Notifications the receiver took.
-    pub sent: u64,
-    /// Failed attempts, retried.
-    pub retries: u64,
-    /// Notifications dropped from a full queue.
-    pub dropped: u64,
-    /// Notifications refused with a 4xx.
-    pub rejected: u64,
-    /// Notifications waiting or being sent.
-    pub queued: u64,
-}
 
 /// The agent's alerting.
 pub struct Alerting {

@@ -9,7 +9,7 @@
 
 use super::alerting_config::AlertingConfig;
 use super::alerts_config::AlertsConfig;
-use super::remote_write::RemoteWriteConfig;
+use super::remote_write_config::RemoteWriteConfig;
 use crate::collect::SmapsPolicy;
 use crate::duration;
 use serde::{Deserialize, Serialize};
@@ -54,8 +54,14 @@ pub struct WatchConfig {
     pub fetch: FetchConfig,
     /// How much history to keep.
     pub retention: RetentionConfig,
-    /// Push the history to a Prometheus remote-write receiver (off when unset).
-    pub remote_write: Option<RemoteWriteConfig>,
+    /// Push the history to Prometheus remote-write receivers, each with its
+    /// own watermark (`[[remote_write]]`; a single `[remote_write]` table
+    /// is a list of one; none when unset).
+    #[serde(
+        deserialize_with = "super::remote_write_config::one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub remote_write: Vec<RemoteWriteConfig>,
     /// The detectors' settings (docs/findings.md).
     pub findings: FindingsConfig,
     /// Thresholds, `for` and windows of the generated alert rules
@@ -207,7 +213,7 @@ impl Default for WatchConfig {
             smaps: "auto".to_string(),
             fetch: FetchConfig::default(),
             retention: RetentionConfig::default(),
-            remote_write: None,
+            remote_write: Vec::new(),
             findings: FindingsConfig::default(),
             alerts: AlertsConfig::default(),
             alerting: AlertingConfig::default(),
@@ -351,8 +357,16 @@ impl WatchConfig {
             })?;
         let catalogue = memlens_alert::catalogue(memlens_alert::Naming::Memlens, &self.alerts.0);
         self.alerting.validate(&catalogue)?;
-        if let Some(remote_write) = &self.remote_write {
+        for remote_write in &self.remote_write {
             remote_write.validate()?;
+        }
+        let mut urls: Vec<&str> = self.remote_write.iter().map(|r| r.url.as_str()).collect();
+        urls.sort_unstable();
+        if let Some(twice) = urls.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ConfigError::Invalid {
+                field: "remote_write.url",
+                reason: format!("{} is listed twice (each URL has one watermark)", twice[0]),
+            });
         }
         Ok(())
     }
@@ -422,7 +436,7 @@ mod tests {
         assert_eq!(config.fetch.connect_timeout, Duration::from_millis(250));
         assert_eq!(config.fetch.timeout, secs(7));
         assert_eq!(config.retention.max_age, secs(14 * 86_400));
-        let rw = config.remote_write.as_ref().unwrap();
+        let rw = &config.remote_write[0];
         assert_eq!(rw.timeout, Duration::from_micros(250));
         assert_eq!(rw.max_backoff, secs(120));
         assert_eq!(rw.flush_timeout, secs(1));
@@ -448,7 +462,7 @@ mod tests {
         assert_eq!(config.fetch.timeout, secs(3));
         assert_eq!(config.retention.max_age, secs(43_200), "days, not seconds");
         assert_eq!(config.retention.max_bytes, 2 << 20);
-        let rw = config.remote_write.as_ref().unwrap();
+        let rw = &config.remote_write[0];
         assert_eq!(
             (
                 rw.timeout,
@@ -487,11 +501,11 @@ mod tests {
         config.profile_interval = secs(5_400);
         config.fetch.connect_timeout = Duration::from_micros(2_500);
         config.retention.max_age = secs(400 * 86_400);
-        config.remote_write = Some(RemoteWriteConfig {
+        config.remote_write = vec![RemoteWriteConfig {
             url: "http://127.0.0.1:1/api/v1/write".to_string(),
             max_buffer_age: Duration::from_millis(90_001),
             ..RemoteWriteConfig::default()
-        });
+        }];
         let printed = config.to_toml();
         assert!(printed.contains("interval = \"1s500ms\"\n"), "{printed}");
         let again = WatchConfig::from_toml("printed", &printed).unwrap();

@@ -7,13 +7,15 @@
 //! - `alerts_config.rs`: its `[alerts]` table (thresholds of `memlens rules`).
 //! - `alerting_config.rs`, `alerting.rs`: `[alerting]`, built-in alerting:
 //!   findings become alerts sent to Alertmanager and a webhook.
-//! - `exporter.rs`: `--listen`, the Prometheus `/metrics` endpoint.
 //! - `findings.rs`: the detectors, live: findings shown, stored, and
 //!   profiles captured when a kill is near.
 //! - `gotargets.rs`: endpoint discovery and bounded fetches from Go processes.
 //! - `history.rs`: what a cycle writes to the store.
-//! - `remote_write/`: `--remote-write`, pushing the history to a Prometheus
-//!   remote-write receiver.
+//! - `remote_write_config.rs`: the `[[remote_write]]` tables.
+//!
+//! `--listen` (the Prometheus `/metrics` endpoint) and `--remote-write`
+//! (pushing the history to remote-write receivers) are `memlens-export`;
+//! this module only wires them.
 //! - `status.rs`: the terminal view.
 //! - `signals.rs`: the stop flag.
 
@@ -21,11 +23,10 @@ mod alerting;
 mod alerting_config;
 mod alerts_config;
 mod config;
-pub(crate) mod exporter;
 pub mod findings;
 mod gotargets;
 mod history;
-mod remote_write;
+mod remote_write_config;
 pub(crate) mod signals;
 mod status;
 
@@ -37,6 +38,8 @@ use crate::show::findings::{event_word, finding_summary, finding_text};
 use crate::target::FetchLimits;
 use anyhow::Context;
 use memlens_analyze::Finding;
+use memlens_export::exporter::{Exporter, ExporterConfig};
+use memlens_export::remote_write::{AgentContext, RemoteWriter};
 use memlens_linux::fs::Root;
 use memlens_model::series::snapshot_points;
 use std::path::PathBuf;
@@ -108,8 +111,9 @@ pub struct WatchArgs {
     pub max_series: Option<usize>,
 
     /// Push every stored sample to this Prometheus remote-write receiver
-    /// (`http://HOST:PORT/api/v1/write`); the `[remote_write]` config table
-    /// sets the rest (extra labels, batch size, back-off).
+    /// (`http://` or `https://HOST:PORT/api/v1/write`; the URL of the first
+    /// `[[remote_write]]` table, which sets the rest: TLS, auth, labels,
+    /// back-off; docs/fleet.md).
     #[arg(long, value_name = "URL")]
     pub remote_write: Option<String>,
 
@@ -165,7 +169,16 @@ pub fn effective_config(args: &WatchArgs) -> anyhow::Result<WatchConfig> {
         config.max_series = n;
     }
     if let Some(url) = &args.remote_write {
-        config.remote_write.get_or_insert_with(Default::default).url = url.clone();
+        // The flag sets the first receiver's URL (adds one when none).
+        match config.remote_write.first_mut() {
+            Some(first) => first.url = url.clone(),
+            None => config
+                .remote_write
+                .push(remote_write_config::RemoteWriteConfig {
+                    url: url.clone(),
+                    ..Default::default()
+                }),
+        }
     }
     if let Err(err) = config.validate() {
         return Err(name_the_flag(err, args));
@@ -203,9 +216,24 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         None => Root::host(),
     };
     // A bad --listen is refused before the history is touched.
-    let mut exporter = exporter::Exporter::start(&config)?;
+    let mut exporter = Exporter::start(&ExporterConfig {
+        listen: config.listen.clone(),
+        bearer_token_file: config.bearer_token_file.clone(),
+        max_series: config.max_series,
+        data_dir: config.data_dir.clone(),
+    })?;
     let mut history = history::History::open(&config)?;
-    let remote_writer = remote_write::RemoteWriter::start(&config)?;
+    let agent = AgentContext {
+        data_dir: config.data_dir.clone(),
+        history_max_age: config.retention.max_age,
+        interval: config.interval,
+        quiet: config.quiet,
+    };
+    let remote_writers = config
+        .remote_write
+        .iter()
+        .map(|rw| RemoteWriter::start(&rw.target(), &agent))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut alerting = alerting::Alerting::start(&config)?;
     let mut status = status::Status::new(config.quiet);
     if let Some(addr) = exporter.addr() {
@@ -353,9 +381,8 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
             exporter.error("store", "maintain");
             status.error(&format!("{err:#}"));
         }
-        if let Some(writer) = &remote_writer {
-            let (sent, dropped, failed) = writer.totals();
-            exporter.remote_write(sent, dropped, failed);
+        if !remote_writers.is_empty() {
+            exporter.remote_write(remote_writers.iter().map(RemoteWriter::totals).collect());
         }
         exporter.finish_cycle(started.elapsed().as_secs_f64(), history.size_bytes());
         cycles_done += 1;
@@ -376,8 +403,12 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         .close()
         .context("closing the history cleanly failed");
     // What the last cycles stored is sent before the agent ends.
-    if let Some(writer) = remote_writer {
-        writer.stop();
+    // They flush side by side, each within its flush_timeout.
+    for writer in &remote_writers {
+        writer.request_stop();
+    }
+    for writer in remote_writers {
+        writer.join();
     }
     closed?;
     if let Some(signal) = signals::stop_signal_name() {

@@ -24,21 +24,38 @@ pub struct HttpUrl {
     pub port: u16,
     /// Path and query, starting with `/`.
     pub path: String,
+    /// An `https://` URL ([`HttpUrl::parse_with_tls`] only).
+    pub tls: bool,
 }
 
 impl HttpUrl {
     /// Parses a URL; only `http://` is supported (no TLS).
     pub fn parse(url: &str) -> Result<HttpUrl, String> {
-        let rest = match url.strip_prefix("http://") {
-            Some(rest) => rest,
+        Self::parse_scheme(url, false)
+    }
+
+    /// Parses an `http://` or `https://` URL (the client of
+    /// [`crate::client`] speaks both).
+    pub fn parse_with_tls(url: &str) -> Result<HttpUrl, String> {
+        Self::parse_scheme(url, true)
+    }
+
+    fn parse_scheme(url: &str, https_ok: bool) -> Result<HttpUrl, String> {
+        let (rest, tls) = match url.strip_prefix("http://") {
+            Some(rest) => (rest, false),
+            None if https_ok && url.starts_with("https://") => (&url["https://".len()..], true),
             None if url.starts_with("https://") => {
                 return Err(format!(
                     "{url:?}: https is not supported; use an http:// URL (a local \
                      receiver or a TLS-terminating proxy)"
                 ))
             }
+            None if https_ok => {
+                return Err(format!("{url:?}: expected an http:// or https:// URL"))
+            }
             None => return Err(format!("{url:?}: expected an http:// URL")),
         };
+        let default_port = if tls { "443" } else { "80" };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -54,13 +71,13 @@ impl HttpUrl {
                 .ok_or_else(|| format!("{url:?}: unclosed [ in the host"))?;
             match after.strip_prefix(':') {
                 Some(port) => (host, port),
-                None if after.is_empty() => (host, "80"),
+                None if after.is_empty() => (host, default_port),
                 None => return Err(format!("{url:?}: junk after the IPv6 address")),
             }
         } else {
             match authority.rsplit_once(':') {
                 Some((host, port)) => (host, port),
-                None => (authority, "80"),
+                None => (authority, default_port),
             }
         };
         let port: u16 = port
@@ -74,6 +91,7 @@ impl HttpUrl {
             host: host.to_string(),
             port,
             path: path.to_string(),
+            tls,
         })
     }
 }
@@ -197,6 +215,10 @@ mod tests {
         assert!(HttpUrl::parse("x:1/y").is_err());
         assert!(HttpUrl::parse("http://x:99999/").is_err());
         assert!(HttpUrl::parse("http://u:p@x/").is_err());
+        let u = HttpUrl::parse_with_tls("https://vm.example/insert/0/prometheus").unwrap();
+        assert_eq!((u.port, u.tls), (443, true));
+        assert!(!HttpUrl::parse_with_tls("http://x/").unwrap().tls);
+        assert!(HttpUrl::parse_with_tls("ftp://x/").is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! and labels as `/metrics` shows them, see `exporter/names.rs`).
 
 use super::proto::{Label, Sample, TimeSeries, WriteRequest};
-use crate::watch::exporter::names::family_for;
+use crate::exporter::names::family_for;
 use memlens_store::{Store, StoreError, Value};
 use std::collections::{BTreeMap, HashMap};
 

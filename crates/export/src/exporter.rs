@@ -11,10 +11,9 @@
 //! wait for the loop. Go runtime values arrive at their own (slower) cadence,
 //! so the last ones of each live Go process are kept between reads.
 
-pub(super) mod names;
+pub(crate) mod names;
 mod render;
 
-use super::WatchConfig;
 use anyhow::{bail, Context};
 use memlens_model::series::{Entity, Point};
 use memlens_model::Snapshot;
@@ -22,6 +21,39 @@ use memlens_web::server::{self, Published, ServerConfig};
 use render::{AgentHealth, EntitySeries, TimeLeft};
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+/// Where and how `/metrics` is served.
+#[derive(Debug, Clone, Default)]
+pub struct ExporterConfig {
+    /// `PORT` or `HOST:PORT` ([`listen_addr`]); `None` serves nothing.
+    pub listen: Option<String>,
+    /// A file holding the bearer token scrapes must present.
+    pub bearer_token_file: Option<PathBuf>,
+    /// The most series in one exposition.
+    pub max_series: usize,
+    /// The history's directory (the dashboard on the same listener reads it).
+    pub data_dir: PathBuf,
+}
+
+/// One notifier's totals, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifierTotals {
+    /// `alertmanager` or `webhook`.
+    pub notifier: &'static str,
+    /// Notifications queued since the start.
+    pub enqueued: u64,
+    /// Notifications the receiver took.
+    pub sent: u64,
+    /// Failed attempts, retried.
+    pub retries: u64,
+    /// Notifications dropped from a full queue.
+    pub dropped: u64,
+    /// Notifications refused with a 4xx.
+    pub rejected: u64,
+    /// Notifications waiting or being sent.
+    pub queued: u64,
+}
 
 /// The exporter of a running agent; does nothing when `listen` is not set.
 pub struct Exporter {
@@ -44,7 +76,7 @@ const CGROUP_MEMORY_CYCLES: u64 = 10;
 impl Exporter {
     /// Starts the server when `config.listen` is set. A non-loopback address
     /// without `bearer_token_file` is refused.
-    pub fn start(config: &WatchConfig) -> anyhow::Result<Exporter> {
+    pub fn start(config: &ExporterConfig) -> anyhow::Result<Exporter> {
         let mut exporter = Exporter {
             published: None,
             addr: None,
@@ -95,19 +127,14 @@ impl Exporter {
             .or_insert(0) += 1;
     }
 
-    /// Shows the remote-write sender's totals (sent samples, dropped
-    /// samples, failed requests) from now on.
-    pub fn remote_write(&mut self, sent_samples: u64, dropped_samples: u64, failed_requests: u64) {
-        self.health.remote_write = Some((sent_samples, dropped_samples, failed_requests));
+    /// Shows the remote-write senders' totals from now on.
+    pub fn remote_write(&mut self, senders: Vec<crate::remote_write::SenderTotals>) {
+        self.health.remote_write = Some(senders);
     }
 
     /// Shows the built-in alerting's notifier totals and alert counts
     /// (pending, firing, inhibited) from now on.
-    pub fn alerting(
-        &mut self,
-        notifiers: Vec<super::alerting::NotifierTotals>,
-        states: (usize, usize, usize),
-    ) {
+    pub fn alerting(&mut self, notifiers: Vec<NotifierTotals>, states: (usize, usize, usize)) {
         self.health.alerting = Some((notifiers, states));
     }
 
@@ -229,7 +256,7 @@ impl Exporter {
         };
         self.health.cycles_total += 1;
         self.health.last_cycle_seconds = cycle_seconds;
-        self.health.last_cycle_unix_seconds = super::unix_ms() as f64 / 1000.0;
+        self.health.last_cycle_unix_seconds = crate::unix_ms() as f64 / 1000.0;
         self.health.store_size_bytes = store_size_bytes;
         published.publish(render::render(&self.entities, &self.health));
     }
@@ -296,7 +323,11 @@ mod tests {
 
     #[test]
     fn a_kill_is_counted_with_its_victim_and_the_cgroup_it_was_in() {
-        let mut exporter = Exporter::start(&WatchConfig::default()).unwrap();
+        let mut exporter = Exporter::start(&ExporterConfig {
+            max_series: 10_000,
+            ..ExporterConfig::default()
+        })
+        .unwrap();
         exporter.published = Some(Published::default());
         let victim = memlens_model::ProcessSample {
             pid: 42,

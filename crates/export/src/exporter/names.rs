@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn the_docs_list_every_family() {
-        let docs = include_str!("../../../../../docs/metrics.md");
+        let docs = include_str!("../../../../docs/metrics.md");
         for name in known_names() {
             assert!(
                 docs.contains(&format!("`{name}`")),

@@ -67,15 +67,11 @@ pub struct AgentHealth {
     pub series: u64,
     /// Series left out because of the cap, summed over cycles.
     pub series_dropped_total: u64,
-    /// With `--remote-write`: samples sent, samples dropped (refused with a
-    /// 4xx), failed requests (retried).
-    pub remote_write: Option<(u64, u64, u64)>,
+    /// With `[[remote_write]]`: each sender's totals.
+    pub remote_write: Option<Vec<crate::remote_write::SenderTotals>>,
     /// With `[alerting]`: each notifier's totals, and the alerts pending,
     /// firing and inhibited.
-    pub alerting: Option<(
-        Vec<crate::watch::alerting::NotifierTotals>,
-        (usize, usize, usize),
-    )>,
+    pub alerting: Option<(Vec<super::NotifierTotals>, (usize, usize, usize))>,
     /// The active findings: labels (`finding`, `severity`, `target`, and
     /// `pid`/`comm` or `cgroup`) and, for a time-to-OOM, the time left.
     pub findings: Vec<ActiveFinding>,
@@ -278,25 +274,8 @@ fn agent(out: &mut String, h: &AgentHealth) {
         "Series left out of expositions because of max_series, summed over cycles.",
         h.series_dropped_total as f64,
     );
-    if let Some((sent, dropped, failed)) = h.remote_write {
-        simple(
-            "memlens_agent_remote_write_sent_samples_total",
-            Kind::Counter,
-            "Samples the remote-write receiver accepted.",
-            sent as f64,
-        );
-        simple(
-            "memlens_agent_remote_write_dropped_samples_total",
-            Kind::Counter,
-            "Samples dropped because the remote-write receiver refused them with a 4xx (not 429).",
-            dropped as f64,
-        );
-        simple(
-            "memlens_agent_remote_write_failed_requests_total",
-            Kind::Counter,
-            "Remote-write requests that failed (5xx, 429, network) and were retried.",
-            failed as f64,
-        );
+    if let Some(senders) = &h.remote_write {
+        remote_write(out, senders);
     }
     if let Some((notifiers, (pending, firing, inhibited))) = &h.alerting {
         alerting(out, notifiers, [*pending, *firing, *inhibited]);
@@ -430,11 +409,7 @@ fn format_value(out: &mut String, value: f64) {
 }
 
 /// The built-in alerting's families.
-fn alerting(
-    out: &mut String,
-    notifiers: &[crate::watch::alerting::NotifierTotals],
-    states: [usize; 3],
-) {
+fn alerting(out: &mut String, notifiers: &[super::NotifierTotals], states: [usize; 3]) {
     let name = "memlens_alerts";
     header(
         out,
@@ -446,7 +421,7 @@ fn alerting(
         let labels = [("state", state.to_string())];
         sample(out, name, labels.iter(), n as f64);
     }
-    type Field = fn(&crate::watch::alerting::NotifierTotals) -> u64;
+    type Field = fn(&super::NotifierTotals) -> u64;
     let families: [(&str, Kind, &str, Field); 6] = [
         ("memlens_alert_notifications_total", Kind::Counter, "Alert notifications queued, by notifier: each is sent, dropped, rejected or still queued.", |t| t.enqueued),
         ("memlens_alert_notifications_sent_total", Kind::Counter, "Alert notifications the receiver took (2xx), by notifier.", |t| t.sent),
@@ -459,6 +434,57 @@ fn alerting(
         header(out, name, kind, help);
         for t in notifiers {
             let labels = [("notifier", t.notifier.to_string())];
+            sample(out, name, labels.iter(), field(t) as f64);
+        }
+    }
+}
+
+/// The remote-write senders: the totals over every URL (as before there
+/// were several), and each URL's own.
+fn remote_write(out: &mut String, senders: &[crate::remote_write::SenderTotals]) {
+    use crate::remote_write::SenderTotals;
+    let sum = |f: fn(&SenderTotals) -> u64| senders.iter().map(f).sum::<u64>() as f64;
+    type Field = fn(&SenderTotals) -> u64;
+    let totals: [(&str, &str, Field); 3] = [
+        ("memlens_agent_remote_write_sent_samples_total", "Samples the remote-write receivers accepted (all URLs).", |t| t.sent_samples),
+        ("memlens_agent_remote_write_dropped_samples_total", "Samples dropped because a remote-write receiver refused them with a 4xx (not 401, 403, 429), or past the buffer bound (all URLs).", |t| t.dropped_samples),
+        ("memlens_agent_remote_write_failed_requests_total", "Remote-write requests that failed (5xx, 429, 401, 403, network) and were retried (all URLs).", |t| t.failed_requests),
+    ];
+    for (name, help, field) in totals {
+        header(out, name, Kind::Counter, help);
+        sample(out, name, std::iter::empty(), sum(field));
+    }
+    let per_url: [(&str, &str, Field); 5] = [
+        (
+            "memlens_remote_write_samples_sent_total",
+            "Samples this remote-write URL accepted.",
+            |t| t.sent_samples,
+        ),
+        (
+            "memlens_remote_write_samples_retried_total",
+            "Samples in requests to this URL that failed and are sent again.",
+            |t| t.retried_samples,
+        ),
+        (
+            "memlens_remote_write_samples_dropped_total",
+            "Samples this URL refused with a 4xx (not 401, 403, 429), or past the buffer bound.",
+            |t| t.dropped_samples,
+        ),
+        (
+            "memlens_remote_write_sent_bytes_total",
+            "Compressed request bytes this URL accepted.",
+            |t| t.sent_bytes,
+        ),
+        (
+            "memlens_remote_write_auth_failures_total",
+            "Requests this URL refused with 401 or 403 (the samples are kept and retried).",
+            |t| t.auth_failures,
+        ),
+    ];
+    for (name, help, field) in per_url {
+        header(out, name, Kind::Counter, help);
+        for t in senders {
+            let labels = [("url", t.url.clone())];
             sample(out, name, labels.iter(), field(t) as f64);
         }
     }

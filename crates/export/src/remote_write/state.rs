@@ -21,8 +21,17 @@ pub struct SenderState {
     pub sent_samples_total: u64,
     /// Samples the receiver refused with a 4xx (not 429): not sent again.
     pub dropped_samples_total: u64,
-    /// Requests that failed and were retried (5xx, 429, network errors).
+    /// Requests that failed and were retried (5xx, 429, 401/403, network errors).
     pub failed_requests_total: u64,
+    /// Samples in failed requests, sent again.
+    #[serde(default)]
+    pub retried_samples_total: u64,
+    /// Compressed request bytes the receiver accepted.
+    #[serde(default)]
+    pub sent_bytes_total: u64,
+    /// Requests refused with 401 or 403.
+    #[serde(default)]
+    pub auth_failures_total: u64,
 }
 
 impl SenderState {
@@ -35,6 +44,9 @@ impl SenderState {
             sent_samples_total: 0,
             dropped_samples_total: 0,
             failed_requests_total: 0,
+            retried_samples_total: 0,
+            sent_bytes_total: 0,
+            auth_failures_total: 0,
         }
     }
 }
