@@ -10,6 +10,9 @@
 
 use crate::{free_loopback_port, ChildGuard, TempDir};
 use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,6 +32,10 @@ pub struct MariaDbSpec {
     pub buffer_pool_bytes: u64,
     /// More `mariadbd` options (`--performance-schema=ON`, ...).
     pub extra_args: Vec<String>,
+    /// A cgroup's `cgroup.procs` (e.g. [`crate::TestCgroup::procs_file`]): the
+    /// server joins that cgroup before its exec, so all its memory is charged
+    /// there from its first page.
+    pub cgroup_procs: Option<PathBuf>,
 }
 
 impl Default for MariaDbSpec {
@@ -36,6 +43,7 @@ impl Default for MariaDbSpec {
         MariaDbSpec {
             buffer_pool_bytes: 48 << 20,
             extra_args: Vec::new(),
+            cgroup_procs: None,
         }
     }
 }
@@ -96,7 +104,16 @@ impl MariaDb {
         install_db(&data);
         let socket = dir.join("mysqld.sock");
         let port = free_loopback_port();
-        let child = Command::new(server_binary())
+        let mut command = Command::new(server_binary());
+        if let Some(procs) = &spec.cgroup_procs {
+            let procs = CString::new(procs.as_os_str().as_bytes()).expect("no NUL in path");
+            // SAFETY: join_cgroup only calls async-signal-safe functions
+            // (getpid, open, write, close) on a buffer on the stack.
+            unsafe {
+                command.pre_exec(move || crate::process::join_cgroup(&procs));
+            }
+        }
+        let child = command
             .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1"])
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", socket.display()))
