@@ -117,8 +117,8 @@ impl Followed {
     }
 }
 
-/// Waits until `duration` has passed since `started`, Ctrl-C or SIGTERM came,
-/// or every traced process exited (noted in `exited` with its time). With a
+/// Waits until `duration` has passed since `started`, `stop` was set (by
+/// Ctrl-C or SIGTERM, or by the caller), or every traced process exited (noted in `exited` with its time). With a
 /// cgroup, its new processes join the trace every 100 ms and the trace does
 /// not end when the processes exit (new ones may come) unless the cgroup is
 /// removed.
@@ -130,9 +130,10 @@ fn wait_window(
     started: Instant,
     exited: &mut HashMap<u32, f64>,
     mut cold: Option<&mut ColdStartReport>,
+    stop: &AtomicBool,
 ) -> Result<(), TraceError> {
     let mut last_refresh = Instant::now();
-    while started.elapsed() < duration && !INTERRUPTED.load(Ordering::SeqCst) {
+    while started.elapsed() < duration && !stop.load(Ordering::SeqCst) {
         // Watching for the first listening socket: poll every 5 ms.
         let watching = cold
             .as_ref()
@@ -203,11 +204,44 @@ fn unix_ns() -> u64 {
 
 /// Runs one trace for `duration` (or until Ctrl-C, or until every traced
 /// process has exited). `on_attached` runs once the programs are attached:
-/// counting starts there.
+/// counting starts there. Installs handlers for SIGINT and SIGTERM (they end
+/// the trace early): for a command-line tool.
 pub fn run(
     options: &TraceOptions,
     duration: Duration,
     on_attached: &mut dyn FnMut(&[u32]),
+) -> Result<Report, TraceError> {
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+    }
+    trace(options, duration, on_attached, &INTERRUPTED)
+}
+
+/// Runs one trace for `duration`, or until `stop` is set, or every traced
+/// process has exited, leaving the process's signal handlers alone: for a
+/// trace inside a long-running program (the agent's evidence of a critical
+/// forecast), on a thread of its own.
+pub fn run_until(
+    options: &TraceOptions,
+    duration: Duration,
+    stop: &AtomicBool,
+) -> Result<Report, TraceError> {
+    trace(options, duration, &mut |_| {}, stop)
+}
+
+fn trace(
+    options: &TraceOptions,
+    duration: Duration,
+    on_attached: &mut dyn FnMut(&[u32]),
+    stop: &AtomicBool,
 ) -> Result<Report, TraceError> {
     validate(options, duration)?;
     ensure_tracefs()?;
@@ -228,17 +262,6 @@ pub fn run(
     }
     for &pid in &options.pids {
         followed.add(pid);
-    }
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_interrupt as *const () as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGTERM,
-            on_interrupt as *const () as libc::sighandler_t,
-        );
     }
     let mut exited: HashMap<u32, f64> = HashMap::new();
     let mut cold: Option<ColdStartReport> = None;
@@ -266,6 +289,7 @@ pub fn run(
             started,
             &mut exited,
             cold.as_mut(),
+            stop,
         )?;
         (tracer.read()?, started.elapsed().as_secs_f64())
     };
