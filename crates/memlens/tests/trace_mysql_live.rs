@@ -10,11 +10,14 @@
 //! with a stack on 1 fault in 16 that is hundreds of sampled stacks. So
 //! mariadbd's fault stacks must carry `.dynsym` names of the server layer
 //! (`mysql_execute_command`, `dispatch_command`: checked against `nm -D` of
-//! the binary) with `mariadbd+0xOFFSET` frames (InnoDB) inside them, and the
-//! Go workload's must carry its own leak function.
+//! the binary) with `mariadbd+0xOFFSET` frames (InnoDB) inside them, each
+//! at code no `.dynsym` function holds (`nm -D -S`); libc's frames are named
+//! from its separate debug file (Debian libc6-dbg, found by build id): the
+//! threads' `start_thread`, and no libc frame unnamed that `nm` names. The
+//! Go workload's stacks must carry its own leak function.
 //!
-//! Needs root (BPF, cgroups), clang at build time and Debian mariadb-server;
-//! with CI=true nothing skips.
+//! Needs root (BPF, cgroups), clang at build time, Debian mariadb-server and
+//! libc6-dbg; with CI=true nothing skips.
 
 #[path = "common/trace.rs"]
 mod trace;
@@ -75,8 +78,15 @@ fn text_segments(binary: &str) -> Vec<(u64, u64, u64)> {
 /// The `.dynsym` functions of `binary` with their sizes (`nm -D -S`):
 /// (address, size, name).
 fn dynsym_functions(binary: &str) -> Vec<(u64, u64, String)> {
+    functions_nm(binary, true)
+}
+
+/// The functions `nm -S` lists with their sizes, from `.dynsym` (`-D`) or
+/// `.symtab`: (address, size, name).
+fn functions_nm(binary: &str, dynamic: bool) -> Vec<(u64, u64, String)> {
     let out = Command::new("nm")
-        .args(["-D", "-S", "--defined-only", binary])
+        .args(if dynamic { &["-D"][..] } else { &[][..] })
+        .args(["-S", "--defined-only", binary])
         .output()
         .expect("run nm (binutils)");
     String::from_utf8_lossy(&out.stdout)
@@ -112,6 +122,69 @@ fn dynsym_function_at<'a>(
         .iter()
         .find(|(a, size, _)| pc >= *a && pc - a < *size)
         .map(|(_, _, name)| name.as_str())
+}
+
+/// The libc `pid` maps (its path in /proc/PID/maps).
+fn libc_of(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .expect("read maps")
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.ends_with("/libc.so.6"))
+        .expect("libc.so.6 in the server's maps")
+        .to_string()
+}
+
+/// The separate debug file of `binary` by its build id (`readelf -n`):
+/// `/usr/lib/debug/.build-id/ab/cdef....debug` (Debian libc6-dbg).
+fn build_id_debug_file(binary: &str) -> String {
+    let out = Command::new("readelf")
+        .args(["-n", binary])
+        .output()
+        .expect("run readelf");
+    let id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: ").map(str::to_string))
+        .expect("a build id");
+    let file = format!("/usr/lib/debug/.build-id/{}/{}.debug", &id[..2], &id[2..]);
+    assert!(
+        std::path::Path::new(&file).exists(),
+        "{file} missing: apt-get install libc6-dbg (scripts/env.sh)"
+    );
+    file
+}
+
+/// The frames `base+0xOFFSET` of `stacks` that a function of `functions`
+/// (of a binary with text `segments`) holds: named by `nm` but not by
+/// memlens. The innermost frame (last) is the faulting pc; the others are
+/// return addresses, whose call is the byte before. Also returns how many
+/// such frames there were.
+fn wrongly_unnamed(
+    stacks: &[Vec<&str>],
+    base: &str,
+    segments: &[(u64, u64, u64)],
+    functions: &[(u64, u64, String)],
+) -> (Vec<String>, usize) {
+    let mut wrong = Vec::new();
+    let mut seen = 0;
+    for stack in stacks {
+        for (i, f) in stack.iter().enumerate() {
+            let Some(hex) = f.strip_prefix(&format!("{base}+0x")) else {
+                continue;
+            };
+            seen += 1;
+            let offset = u64::from_str_radix(hex, 16).unwrap();
+            let lookup = if i + 1 == stack.len() {
+                offset
+            } else {
+                offset - 1
+            };
+            if let Some(name) = dynsym_function_at(segments, functions, lookup) {
+                wrong.push(format!("{f} is in {name}"));
+            }
+        }
+    }
+    (wrong, seen)
 }
 
 /// The server binary of `pid` (`/proc/PID/exe`).
@@ -217,29 +290,33 @@ fn mariadb_and_go_in_one_cgroup_are_named_each_from_its_own_tables() {
         );
     }
     // Every `mariadbd+0x...` frame is code no `.dynsym` function holds (by
-    // nm and readelf): memlens left unnamed only what has no name. The
-    // innermost frame is the faulting pc; the others are return addresses,
-    // whose call is the byte before.
-    let (segments, functions) = (text_segments(&server), dynsym_functions(&server));
-    let mut unnamed = 0;
-    for stack in &stacks {
-        for (i, f) in stack.iter().enumerate() {
-            let Some(hex) = f.strip_prefix(&format!("{base}+0x")) else {
-                continue;
-            };
-            let offset = u64::from_str_radix(hex, 16).unwrap();
-            let lookup = if i + 1 == stack.len() {
-                offset
-            } else {
-                offset - 1
-            };
-            if let Some(name) = dynsym_function_at(&segments, &functions, lookup) {
-                panic!("{f} is in .dynsym function {name} (nm -D -S): {stack:?}");
-            }
-            unnamed += 1;
-        }
-    }
+    // nm and readelf): memlens left unnamed only what has no name.
+    let (wrong, unnamed) = wrongly_unnamed(
+        &stacks,
+        &base,
+        &text_segments(&server),
+        &dynsym_functions(&server),
+    );
+    assert_eq!(wrong, Vec::<String>::new(), "named by nm -D -S");
     assert!(unnamed > 0);
+    // libc, a shared library: named from its separate debug file (found by
+    // build id): its threads start in start_thread, which only that file's
+    // .symtab names; no libc frame left unnamed that it or .dynsym names.
+    let libc = libc_of(db.pid());
+    let libc_debug = build_id_debug_file(&libc);
+    let mut libc_functions = functions_nm(&libc_debug, false);
+    libc_functions.extend(functions_nm(&libc, true));
+    assert!(libc_functions.iter().any(|f| f.2 == "start_thread"));
+    assert!(
+        stacks.iter().any(|s| s.contains(&"start_thread")),
+        "no start_thread frame: {stacks:#?}"
+    );
+    let (wrong, _) = wrongly_unnamed(&stacks, "libc.so.6", &text_segments(&libc), &libc_functions);
+    assert_eq!(
+        wrong,
+        Vec::<String>::new(),
+        "named by nm -S of {libc_debug}"
+    );
     let go_faults = event(&report, go.pid(), "faults");
     let top = frames(&go_faults["stacks"][0]);
     assert!(
