@@ -117,6 +117,14 @@ impl Followed {
     }
 }
 
+/// The window of a trace: it lasts `duration` from `started`, or until
+/// `stop` is set.
+struct Window<'a> {
+    duration: Duration,
+    started: Instant,
+    stop: &'a AtomicBool,
+}
+
 /// Waits until `duration` has passed since `started`, `stop` was set (by
 /// Ctrl-C or SIGTERM, or by the caller), or every traced process exited (noted in `exited` with its time). With a
 /// cgroup, its new processes join the trace every 100 ms and the trace does
@@ -126,12 +134,15 @@ fn wait_window(
     options: &TraceOptions,
     tracer: &mut Tracer,
     followed: &mut Followed,
-    duration: Duration,
-    started: Instant,
+    window: Window<'_>,
     exited: &mut HashMap<u32, f64>,
     mut cold: Option<&mut ColdStartReport>,
-    stop: &AtomicBool,
 ) -> Result<(), TraceError> {
+    let Window {
+        duration,
+        started,
+        stop,
+    } = window;
     let mut last_refresh = Instant::now();
     while started.elapsed() < duration && !stop.load(Ordering::SeqCst) {
         // Watching for the first listening socket: poll every 5 ms.
@@ -172,11 +183,18 @@ fn wait_window(
                         .filter(|p| !followed.pids.contains(p))
                         .collect();
                     for pid in new {
-                        if followed.pids.len() >= MAX_PIDS {
+                        // The kernel's filter holds MAX_PIDS processes; the
+                        // ended ones have left it (sched_process_exit), and
+                        // those the kernel added at their fork are there.
+                        let live = followed
+                            .pids
+                            .iter()
+                            .filter(|p| !exited.contains_key(p))
+                            .count();
+                        if live >= MAX_PIDS || tracer.add_pid(pid).is_err() {
                             followed.left_out += 1;
                             continue;
                         }
-                        tracer.add_pid(pid)?;
                         followed.add(pid);
                     }
                 }
@@ -285,14 +303,26 @@ fn trace(
             &options,
             &mut tracer,
             &mut followed,
-            duration,
-            started,
+            Window {
+                duration,
+                started,
+                stop,
+            },
             &mut exited,
             cold.as_mut(),
-            stop,
         )?;
         (tracer.read()?, started.elapsed().as_secs_f64())
     };
+    // With --cgroup, processes the kernel followed from their fork that
+    // ended before a re-read of cgroup.procs saw them: counted all the same
+    // (their mappings were never read: frames print as addresses).
+    let mut unseen = std::collections::HashSet::new();
+    for row in &raw.counts {
+        if !followed.pids.contains(&row.pid) {
+            followed.pids.push(row.pid);
+            unseen.insert(row.pid);
+        }
+    }
 
     let symbolizers: HashMap<u32, Symbolizer> = followed
         .pids
@@ -316,6 +346,10 @@ fn trace(
         }
     };
     let process_info = |pid: u32| {
+        if unseen.contains(&pid) {
+            let note = "followed from its fork (its parent was traced); it ended before memlens read its name and mappings";
+            return (String::new(), Some(note.to_string()));
+        }
         let note = exited.get(&pid).map(|at| {
             format!("the process exited about {at:.1} s into the trace: what it did until then is shown")
         });
