@@ -129,13 +129,13 @@ pub fn run(args: &ProfilesArgs) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "{:>6}  {:>8}  {:<16} {:<10} {:<19} {:>10}",
+        "{:>6}  {:>8}  {:<16} {:<12} {:<19} {:>10}",
         "ID", "PID", "COMM", "KIND", "TAKEN (UTC)", "BYTES"
     )?;
     for (_, row) in &rows {
         writeln!(
             out,
-            "{:>6}  {:>8}  {:<16} {:<10} {:<19} {:>10}",
+            "{:>6}  {:>8}  {:<16} {:<12} {:<19} {:>10}",
             row.id,
             row.pid.unwrap_or(0),
             row.comm.as_deref().unwrap_or("?"),

@@ -21,15 +21,15 @@ use memlens_goruntime::pprof::Profile;
 use memlens_store::Store;
 use serde_json::{json, Value};
 
-/// `GET /api/v1/profiles?entity=ID[&kind=heap|goroutine][&at=MS]`: the
+/// `GET /api/v1/profiles?entity=ID[&kind=heap|goroutine|trace-faults][&at=MS]`: the
 /// profiles of the entity kept by `at`, oldest first.
 pub(crate) fn list(store: &Store, query: &Query) -> Result<Value, ApiError> {
     let entity = query.required_int("entity")?;
     let kind = query.get("kind");
     if let Some(k) = kind {
-        if k != "heap" && k != "goroutine" {
+        if !["heap", "goroutine", "trace-faults"].contains(&k) {
             return Err(ApiError::BadRequest(format!(
-                "kind={k}: expected heap or goroutine"
+                "kind={k}: expected heap, goroutine or trace-faults"
             )));
         }
     }
