@@ -24,6 +24,7 @@ declare -A memlens_packages=(
   [/usr/sbin/bpftool]=bpftool
   [/usr/bin/strip]=binutils  # strip, nm: trace tests (stripped Go and C builds)
   [/usr/bin/cc]=gcc  # the C program of the DWARF tests (workloads/c)
+  [/usr/share/doc/libc6-dbg]=libc6-dbg  # libc's debug file: trace_mysql_live names libc frames from it
   [/usr/sbin/mariadbd]=mariadb-server  # the MySQL-side tests start their own server (testkit mariadb.rs)
   [/usr/bin/chromium]=chromium  # the dashboard tests drive headless Chromium (web_live.rs)
   [/usr/bin/openssl]=openssl  # test CAs and certificates made at run time (remote_write_tls.rs)

@@ -1,4 +1,5 @@
-//! `memlens profiles`: the heap and goroutine profiles the agent kept, listed,
+//! `memlens profiles`: the heap and goroutine profiles the agent kept (and the
+//! `trace-faults` profiles of its traces of critical forecasts), listed,
 //! or the one nearest a moment written to a file ("the heap of 03:12") for
 //! `memlens heap`, `memlens goroutines`, `memlens flame` or `go tool pprof`.
 
@@ -22,7 +23,8 @@ pub struct ProfilesArgs {
     #[arg(long, value_name = "COMM", conflicts_with = "pid")]
     pub name: Option<String>,
 
-    /// Only this kind: heap or goroutine.
+    /// Only this kind: heap, goroutine or trace-faults (a page-fault trace
+    /// taken when a time-to-OOM turned critical).
     #[arg(long, value_name = "KIND")]
     pub kind: Option<String>,
 
@@ -127,13 +129,13 @@ pub fn run(args: &ProfilesArgs) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "{:>6}  {:>8}  {:<16} {:<10} {:<19} {:>10}",
+        "{:>6}  {:>8}  {:<16} {:<12} {:<19} {:>10}",
         "ID", "PID", "COMM", "KIND", "TAKEN (UTC)", "BYTES"
     )?;
     for (_, row) in &rows {
         writeln!(
             out,
-            "{:>6}  {:>8}  {:<16} {:<10} {:<19} {:>10}",
+            "{:>6}  {:>8}  {:<16} {:<12} {:<19} {:>10}",
             row.id,
             row.pid.unwrap_or(0),
             row.comm.as_deref().unwrap_or("?"),

@@ -19,7 +19,12 @@
 //! the healthy workloads have no finding at all; `memlens replay --config`
 //! of the same history fires the same critical at the same instant;
 //! `/metrics` (`--listen`) shows the time left and its range while the
-//! critical is active, and `promtool check metrics` finds it clean.
+//! critical is active, and `promtool check metrics` finds it clean. The
+//! critical's evidence: the agent traced each leak's page faults
+//! (`[trace_on_critical]`, 5 s) and `memlens profiles --kind trace-faults`
+//! extracts the profile, in which `go tool pprof -top` finds the leak's
+//! loop (`main.runHeapLeak`); the healthy workloads, never critical, have
+//! no trace.
 //!
 //! Why the bounds hold on a loaded 2-core machine: the leak is paced by the
 //! wall clock (`--leak-kib-per-second`: a tick delayed by a busy CPU
@@ -28,7 +33,7 @@
 //! leak at the kill; the agent's samples are stamped when taken, and the
 //! checks read those stamps, not the test's clock. About 2.5 minutes.
 
-use memlens_testkit::{free_loopback_port, http_get, ChildGuard, GoToolchain};
+use memlens_testkit::{free_loopback_port, go_tool_pprof_top, http_get, ChildGuard, GoToolchain};
 use serde_json::Value;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -36,7 +41,7 @@ use std::time::{Duration, Instant};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::memlens;
+use cli::{memlens, memlens_json};
 
 #[path = "common/metrics.rs"]
 mod metrics;
@@ -171,7 +176,24 @@ fn a_two_minute_leak_at_a_one_second_interval_is_critical_early_and_its_kill_ins
     let mut report = Vec::new();
     for case in &cases {
         let mine = findings_about(&findings, case);
+        let traces = memlens_json(&[
+            "profiles",
+            "--data",
+            &data_arg,
+            "--pid",
+            &case.workload.pid().to_string(),
+            "--kind",
+            "trace-faults",
+            "--json",
+        ]);
+        let traces = traces.as_array().unwrap();
         if !case.leaks {
+            assert_eq!(
+                traces,
+                &Vec::<Value>::new(),
+                "{}: never critical",
+                case.name
+            );
             continue;
         }
         let kill_ms = case.kill_ms.unwrap();
@@ -224,6 +246,42 @@ fn a_two_minute_leak_at_a_one_second_interval_is_critical_early_and_its_kill_ins
             "{}: replay vs live",
             case.name
         );
+        // One trace, stored after the critical: it starts at the cycle the
+        // critical fired in, or after the other leak's (5 s and its
+        // symbolizing) when both fired together, lasts 5 s, and is stored
+        // at the next 1 s cycle: 30 s is far beyond that on a loaded host.
+        assert_eq!(traces.len(), 1, "{}: {traces:?}", case.name);
+        let ts_ms = traces[0]["ts_ms"].as_i64().unwrap();
+        assert!(
+            ts_ms > m.fired_ms && ts_ms < m.fired_ms + 30_000,
+            "{}: trace stored at {ts_ms}, critical at {}",
+            case.name,
+            m.fired_ms
+        );
+        let file = data.with_extension(format!("{}.pb.gz", case.workload.pid()));
+        memlens(&[
+            "profiles",
+            "--data",
+            &data_arg,
+            "--kind",
+            "trace-faults",
+            "--pid",
+            &case.workload.pid().to_string(),
+            "-o",
+            file.to_str().unwrap(),
+        ]);
+        // The faults are the leak loop's own: which of its allocations (the
+        // retained chunk, or the garbage beside it) first touches fresh pages
+        // depends on the GC's reuse of freed spans (seen: all 1,124 faults
+        // of one trace in allocGarbage), both are under main.runHeapLeak.
+        let top = go_tool_pprof_top(&case.toolchain, "faults", "none", &[], &[&file]);
+        let leak_cum = top.rows.get("main.runHeapLeak").map_or(0, |r| r.1);
+        assert!(
+            top.total > 0 && leak_cum > 0,
+            "{}: go tool pprof -top of the trace: {top:?}",
+            case.name
+        );
+        let _ = std::fs::remove_file(&file);
     }
     // Straight to the process's stderr, past the harness's capture.
     let _ = writeln!(std::io::stderr(), "{}", report.join("\n"));

@@ -10,14 +10,25 @@
 //! its leak faults fall in the window, loaded machine or not: the ticks are
 //! paced by the wall clock and caught up when late (workloads/pacer.go).
 //!
+//! A process forked in the cgroup while tracing is traced from its fork
+//! (the kernel adds it to the filter in `task:task_newtask`, before it runs):
+//! the C faulter, started by a shell of the cgroup, writes 2,048 pages and
+//! exits within milliseconds, long before a 100 ms re-read of `cgroup.procs`
+//! could see it; every one of its faults is counted.
+//!
 //! Needs root (BPF, cgroups) and clang at build time; with CI=true nothing skips.
 
 #[path = "common/trace.rs"]
 mod trace;
 
-use memlens_testkit::{GoToolchain, TempDir, TestCgroup, Workload, WorkloadSpec};
+use memlens_testkit::{
+    dwarf_c_program, ChildGuard, GoToolchain, TempDir, TestCgroup, Workload, WorkloadSpec,
+};
 use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::Duration;
+use std::time::Instant;
 use trace::{can_run, event, Trace, ONE_TRACE};
 
 fn leak(toolchain: &GoToolchain, cgroup: &TestCgroup) -> Workload {
@@ -99,4 +110,66 @@ fn every_process_of_a_cgroup_is_traced_and_new_ones_join() {
             w.pid()
         );
     }
+}
+
+#[test]
+fn a_process_forked_in_the_cgroup_is_traced_from_its_fork() {
+    if !can_run() {
+        return;
+    }
+    let _one = ONE_TRACE.lock().unwrap_or_else(|e| e.into_inner());
+    let cgroup = TestCgroup::with_limit(1 << 30);
+    let program = dwarf_c_program();
+    let dir = TempDir::new("trace-fork");
+    let out = dir.join("faulter.out");
+    // A shell of the cgroup waits for a line, then runs the faulter (8 MiB,
+    // one round: 2,048 pages written) with its go-ahead line piped in.
+    let script = format!(
+        "read line; echo go | {} 8 1 > {}",
+        program.with_symtab.display(),
+        out.display()
+    );
+    let mut shell = ChildGuard(
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("start sh"),
+    );
+    std::fs::write(cgroup.procs_file(), shell.pid().to_string()).expect("move sh into the cgroup");
+    let cgroup_dir = cgroup.dir().to_str().unwrap().to_string();
+    let (trace, attached) = Trace::start(&["--cgroup", &cgroup_dir], &dir);
+    assert!(attached.contains(&shell.pid().to_string()), "{attached}");
+    writeln!(shell.0.stdin.as_mut().unwrap()).unwrap();
+    // The faulter prints READY <pid>, then DONE faults=N when it has written.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        if text.contains("DONE") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the faulter did not finish: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = shell.0.wait();
+    let pid: i32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("READY "))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("READY <pid>");
+    let written: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("DONE faults="))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("DONE faults=N");
+    let report = trace.finish(true, "fork");
+    // Its exact count holds every page it wrote (exec and ld.so add more).
+    let faults = event(&report, pid, "faults");
+    assert!(
+        faults["events"].as_u64().unwrap() >= written,
+        "pid {pid} wrote {written} pages: {faults:#}"
+    );
 }

@@ -318,7 +318,7 @@ pub(crate) fn join_cgroup_before_exec(command: &mut Command, procs: &std::path::
 
 /// Writes our pid to a `cgroup.procs` file. Runs between fork and exec, so it
 /// formats the number by hand and uses raw syscalls only.
-fn join_cgroup(procs: &CString) -> std::io::Result<()> {
+pub(crate) fn join_cgroup(procs: &CString) -> std::io::Result<()> {
     // SAFETY: getpid, open, write and close are async-signal-safe; the buffer is on the stack.
     unsafe {
         let mut digits = [0u8; 20];

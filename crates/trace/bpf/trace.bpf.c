@@ -18,6 +18,7 @@ static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)14;
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, __u64 flags) = (void *)2;
 static __u64 (*bpf_ktime_get_ns)(void) = (void *)5;
+static long (*bpf_map_delete_elem)(void *map, const void *key) = (void *)3;
 
 /* Event numbers: keep in step with src/event.rs. */
 #define EV_FAULT 0
@@ -249,3 +250,51 @@ int sys_exit_listen(struct syscall_exit_args *ctx)
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* Following a cgroup's new processes from their first instruction: a new
+ * task of a traced process that is a process (not a thread) joins the pid
+ * filter at once, in the parent's context (task:task_newtask, in
+ * copy_process, before the child runs); a process whose every thread ended
+ * (sched:sched_process_exit with group_dead) leaves it, freeing its slot.
+ * Only attached with --cgroup (children stay in their parent's cgroup). */
+#define CLONE_THREAD 0x00010000
+
+struct newtask_args {
+	__u64 common;
+	__s32 pid;
+	char comm[16];
+	__u32 pad;
+	__u64 clone_flags;
+};
+
+SEC("tracepoint/task/task_newtask")
+int task_newtask(struct newtask_args *ctx)
+{
+	__u32 parent = bpf_get_current_pid_tgid() >> 32;
+	if (ctx->clone_flags & CLONE_THREAD)
+		return 0;
+	if (!bpf_map_lookup_elem(&pids, &parent))
+		return 0;
+	__u32 child = ctx->pid;
+	__u8 one = 1;
+	bpf_map_update_elem(&pids, &child, &one, BPF_NOEXIST);
+	return 0;
+}
+
+struct exit_args {
+	__u64 common;
+	char comm[16];
+	__s32 pid;
+	__s32 prio;
+	__u8 group_dead;
+};
+
+SEC("tracepoint/sched/sched_process_exit")
+int sched_process_exit(struct exit_args *ctx)
+{
+	if (!ctx->group_dead)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	bpf_map_delete_elem(&pids, &tgid);
+	return 0;
+}

@@ -151,6 +151,25 @@ mod loaded {
                 tp.attach(category, name)
                     .map_err(|e| bpf_err(format!("attaching to {category}:{name}"))(e.into()))?;
             }
+            if options.cgroup.is_some() {
+                // New processes of traced ones join the filter in the kernel
+                // (their first instruction on); ended ones leave it.
+                for (program, category, name) in [
+                    ("task_newtask", "task", "task_newtask"),
+                    ("sched_process_exit", "sched", "sched_process_exit"),
+                ] {
+                    let tp: &mut TracePoint = ebpf
+                        .program_mut(program)
+                        .expect("program in the object")
+                        .try_into()
+                        .map_err(|e: aya::programs::ProgramError| bpf_err(program)(e.into()))?;
+                    tp.load()
+                        .map_err(|e| bpf_err(format!("loading {program}"))(e.into()))?;
+                    tp.attach(category, name).map_err(|e| {
+                        bpf_err(format!("attaching to {category}:{name}"))(e.into())
+                    })?;
+                }
+            }
             Ok(Tracer { ebpf })
         }
 

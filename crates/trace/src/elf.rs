@@ -70,6 +70,7 @@ const SHT_DYNSYM: u32 = 11;
 const SHT_NOBITS: u32 = 8;
 const PT_LOAD: u32 = 1;
 const STT_FUNC: u8 = 2;
+const NT_GNU_BUILD_ID: u32 = 3;
 
 impl<'a> Elf<'a> {
     /// Parses the headers of `data`.
@@ -191,6 +192,41 @@ impl<'a> Elf<'a> {
         let start = usize::try_from(s.offset.checked_add(vaddr - s.vaddr)?).ok()?;
         let end = usize::try_from(s.offset.checked_add(s.filesz)?).ok()?;
         self.data.get(start..end)
+    }
+
+    /// The GNU build id: the descriptor of the `NT_GNU_BUILD_ID` note in
+    /// `.note.gnu.build-id` (what `/usr/lib/debug/.build-id/` is keyed by).
+    pub fn build_id(&self) -> Option<&'a [u8]> {
+        let notes = self.section_data(self.section(".note.gnu.build-id")?)?;
+        let mut at = 0usize;
+        while at + 12 <= notes.len() {
+            let namesz = u32_at(notes, at)? as usize;
+            let descsz = u32_at(notes, at + 4)? as usize;
+            let kind = u32_at(notes, at + 8)?;
+            let name_at = at + 12;
+            let desc_at = name_at.checked_add(namesz.checked_add(3)? & !3)?;
+            let end = desc_at.checked_add(descsz.checked_add(3)? & !3)?;
+            let name = notes.get(name_at..name_at.checked_add(namesz)?)?;
+            let desc = notes.get(desc_at..desc_at.checked_add(descsz)?)?;
+            if kind == NT_GNU_BUILD_ID && name == b"GNU\0" && !desc.is_empty() {
+                return Some(desc);
+            }
+            at = end;
+        }
+        None
+    }
+
+    /// `.gnu_debuglink`: the separate debug file's name and the CRC-32 of
+    /// its bytes (the name is NUL-terminated, padded to 4 bytes, then the CRC).
+    pub fn debuglink(&self) -> Option<(String, u32)> {
+        let data = self.section_data(self.section(".gnu_debuglink")?)?;
+        let len = data.iter().position(|&b| b == 0)?;
+        let name = std::str::from_utf8(&data[..len]).ok()?;
+        if name.is_empty() || name.contains('/') {
+            return None;
+        }
+        let crc = u32_at(data, (len + 1).checked_add(3)? & !3)?;
+        Some((name.to_string(), crc))
     }
 
     /// Function symbols `(address, size, name)` from `.symtab` and `.dynsym`,

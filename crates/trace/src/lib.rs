@@ -24,6 +24,7 @@
 pub mod bpf;
 pub mod cgroup;
 pub mod cold_start;
+pub mod debuginfo;
 pub mod dwarf;
 pub mod elf;
 pub mod error;

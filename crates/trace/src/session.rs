@@ -117,8 +117,16 @@ impl Followed {
     }
 }
 
-/// Waits until `duration` has passed since `started`, Ctrl-C or SIGTERM came,
-/// or every traced process exited (noted in `exited` with its time). With a
+/// The window of a trace: it lasts `duration` from `started`, or until
+/// `stop` is set.
+struct Window<'a> {
+    duration: Duration,
+    started: Instant,
+    stop: &'a AtomicBool,
+}
+
+/// Waits until `duration` has passed since `started`, `stop` was set (by
+/// Ctrl-C or SIGTERM, or by the caller), or every traced process exited (noted in `exited` with its time). With a
 /// cgroup, its new processes join the trace every 100 ms and the trace does
 /// not end when the processes exit (new ones may come) unless the cgroup is
 /// removed.
@@ -126,17 +134,21 @@ fn wait_window(
     options: &TraceOptions,
     tracer: &mut Tracer,
     followed: &mut Followed,
-    duration: Duration,
-    started: Instant,
+    window: Window<'_>,
     exited: &mut HashMap<u32, f64>,
     mut cold: Option<&mut ColdStartReport>,
 ) -> Result<(), TraceError> {
+    let Window {
+        duration,
+        started,
+        stop,
+    } = window;
     let mut last_refresh = Instant::now();
     // A listening socket seen in /proc with no listen() recorded by the
     // kernel yet: when it was seen (the syscall may not have returned; a
     // socket inherited from a parent never has one).
     let mut listen_seen_in_proc_at: Option<u64> = None;
-    while started.elapsed() < duration && !INTERRUPTED.load(Ordering::SeqCst) {
+    while started.elapsed() < duration && !stop.load(Ordering::SeqCst) {
         // Watching for the first listening socket: poll every 5 ms.
         let watching = cold
             .as_ref()
@@ -188,11 +200,18 @@ fn wait_window(
                         .filter(|p| !followed.pids.contains(p))
                         .collect();
                     for pid in new {
-                        if followed.pids.len() >= MAX_PIDS {
+                        // The kernel's filter holds MAX_PIDS processes; the
+                        // ended ones have left it (sched_process_exit), and
+                        // those the kernel added at their fork are there.
+                        let live = followed
+                            .pids
+                            .iter()
+                            .filter(|p| !exited.contains_key(p))
+                            .count();
+                        if live >= MAX_PIDS || tracer.add_pid(pid).is_err() {
                             followed.left_out += 1;
                             continue;
                         }
-                        tracer.add_pid(pid)?;
                         followed.add(pid);
                     }
                 }
@@ -234,11 +253,44 @@ fn unix_ns() -> u64 {
 
 /// Runs one trace for `duration` (or until Ctrl-C, or until every traced
 /// process has exited). `on_attached` runs once the programs are attached:
-/// counting starts there.
+/// counting starts there. Installs handlers for SIGINT and SIGTERM (they end
+/// the trace early): for a command-line tool.
 pub fn run(
     options: &TraceOptions,
     duration: Duration,
     on_attached: &mut dyn FnMut(&[u32]),
+) -> Result<Report, TraceError> {
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+    }
+    trace(options, duration, on_attached, &INTERRUPTED)
+}
+
+/// Runs one trace for `duration`, or until `stop` is set, or every traced
+/// process has exited, leaving the process's signal handlers alone: for a
+/// trace inside a long-running program (the agent's evidence of a critical
+/// forecast), on a thread of its own.
+pub fn run_until(
+    options: &TraceOptions,
+    duration: Duration,
+    stop: &AtomicBool,
+) -> Result<Report, TraceError> {
+    trace(options, duration, &mut |_| {}, stop)
+}
+
+fn trace(
+    options: &TraceOptions,
+    duration: Duration,
+    on_attached: &mut dyn FnMut(&[u32]),
+    stop: &AtomicBool,
 ) -> Result<Report, TraceError> {
     validate(options, duration)?;
     ensure_tracefs()?;
@@ -259,17 +311,6 @@ pub fn run(
     }
     for &pid in &options.pids {
         followed.add(pid);
-    }
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_interrupt as *const () as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGTERM,
-            on_interrupt as *const () as libc::sighandler_t,
-        );
     }
     let mut exited: HashMap<u32, f64> = HashMap::new();
     let mut cold: Option<ColdStartReport> = None;
@@ -296,13 +337,26 @@ pub fn run(
             &options,
             &mut tracer,
             &mut followed,
-            duration,
-            started,
+            Window {
+                duration,
+                started,
+                stop,
+            },
             &mut exited,
             cold.as_mut(),
         )?;
         (tracer.read()?, started.elapsed().as_secs_f64())
     };
+    // With --cgroup, processes the kernel followed from their fork that
+    // ended before a re-read of cgroup.procs saw them: counted all the same
+    // (their mappings were never read: frames print as addresses).
+    let mut unseen = std::collections::HashSet::new();
+    for row in &raw.counts {
+        if !followed.pids.contains(&row.pid) {
+            followed.pids.push(row.pid);
+            unseen.insert(row.pid);
+        }
+    }
 
     let symbolizers: HashMap<u32, Symbolizer> = followed
         .pids
@@ -326,6 +380,10 @@ pub fn run(
         }
     };
     let process_info = |pid: u32| {
+        if unseen.contains(&pid) {
+            let note = "followed from its fork (its parent was traced); it ended before memlens read its name and mappings";
+            return (String::new(), Some(note.to_string()));
+        }
         let note = exited.get(&pid).map(|at| {
             format!("the process exited about {at:.1} s into the trace: what it did until then is shown")
         });

@@ -1,6 +1,7 @@
 //! Names for user stack frames: which mapping of the process holds an address
 //! (`/proc/PID/maps`), then the Go function from `.gopclntab`, an ELF
-//! function symbol, or (no `.symtab`) a DWARF function. A frame no table names prints as `binary+0xOFFSET` (the
+//! function symbol (the binary's, or its separate debug file's:
+//! [`crate::debuginfo`]), or (no `.symtab`) a DWARF function. A frame no table names prints as `binary+0xOFFSET` (the
 //! offset in the file), an address outside every mapping as `[unmapped]+0xADDR`.
 //!
 //! [`parse_maps`] and [`BinarySymbols::from_bytes`] are pure; [`ProcessSymbols`]
@@ -61,12 +62,27 @@ impl BinarySymbols {
     /// Reads the symbol tables of an ELF file's bytes; a file that is not ELF
     /// or has no table gives empty symbols (frames then print as offsets).
     pub fn from_bytes(data: &[u8]) -> BinarySymbols {
+        BinarySymbols::with_debug_file(data, None)
+    }
+
+    /// As [`BinarySymbols::from_bytes`], with the functions of its separate
+    /// debug file's bytes (`debug`, [`crate::debuginfo`]) too: its `.symtab`,
+    /// or its DWARF when it has none. The binary's own names win at an
+    /// address both have; its segments place the addresses.
+    pub fn with_debug_file(data: &[u8], debug: Option<&[u8]>) -> BinarySymbols {
         let Ok(elf) = Elf::parse(data) else {
             return BinarySymbols::default();
         };
+        let mut functions = function_table(&elf);
+        if let Some(debug) = debug.and_then(|d| Elf::parse(d).ok()) {
+            functions.extend(function_table(&debug));
+            // Stable: the binary's entry sorts first at its address and is kept.
+            functions.sort_by_key(|f| f.0);
+            functions.dedup_by_key(|f| f.0);
+        }
         BinarySymbols {
             go: GoFuncs::from_elf(&elf, data).ok(),
-            functions: function_table(&elf),
+            functions,
             segments: elf
                 .segments
                 .iter()
@@ -203,7 +219,14 @@ impl ProcessSymbols {
             let via_map_files = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
             let bytes = std::fs::read(via_map_files).or_else(|_| std::fs::read(&m.path));
             let symbols = bytes
-                .map(|b| BinarySymbols::from_bytes(&b))
+                .map(|b| {
+                    // A binary without `.symtab` may have it in a debug file.
+                    let debug = Elf::parse(&b)
+                        .ok()
+                        .filter(|e| e.section(".symtab").is_none())
+                        .and_then(|e| crate::debuginfo::find(Path::new("/"), &m.path, &e));
+                    BinarySymbols::with_debug_file(&b, debug.as_deref())
+                })
                 .unwrap_or_default();
             binaries.insert(m.path.clone(), symbols);
         }

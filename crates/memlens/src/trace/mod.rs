@@ -36,8 +36,9 @@ pub struct TraceArgs {
     pub pids: Vec<u32>,
 
     /// Trace every process of this cgroup (a directory, or a path under the v1
-    /// memory hierarchy or v2's), joining new ones every 100 ms; each process
-    /// apart in the outputs, the flame graphs combined. At most 64 processes.
+    /// memory hierarchy or v2's): its processes' children from their fork,
+    /// others moved in within 100 ms; each process apart in the outputs, the
+    /// flame graphs combined. At most 64 processes at once.
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<PathBuf>,
 

@@ -74,6 +74,46 @@ pub struct WatchConfig {
     /// empty `[mysql]` section turns it on with the option file's
     /// credentials).
     pub mysql: Option<crate::collect::mysql::MysqlConfig>,
+    /// A short trace of the target of a time-to-OOM that turns critical,
+    /// kept as `trace-faults` profiles (docs/trace.md).
+    pub trace_on_critical: TraceOnCriticalConfig,
+}
+
+/// `[trace_on_critical]`: when a time-to-OOM turns critical, the agent
+/// traces the target's page faults by user stack (`memlens trace`'s BPF
+/// programs; root and a memlens built with clang) for `duration`, in a
+/// thread of its own, and stores the faults profile of each traced process
+/// (kind `trace-faults`). One trace at a time, a process traced at most once
+/// per `min_interval`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TraceOnCriticalConfig {
+    /// Whether to trace at all (`--no-trace-on-critical` turns it off).
+    pub enabled: bool,
+    /// How long one trace lasts (100ms to 60s).
+    #[serde(with = "duration::config_value")]
+    pub duration: Duration,
+    /// The least time between two traces of one process.
+    #[serde(with = "duration::config_value")]
+    pub min_interval: Duration,
+    /// A user stack on 1 page fault in this many (per CPU), as `memlens
+    /// trace --stack-every`.
+    pub stack_every: u64,
+}
+
+impl Default for TraceOnCriticalConfig {
+    fn default() -> Self {
+        TraceOnCriticalConfig {
+            enabled: true,
+            duration: Duration::from_secs(5),
+            min_interval: Duration::from_secs(600),
+            // 4x `memlens trace`'s 1 in 256: a 5 s trace of a leak of a
+            // few hundred faults a second then still has tens of stacks;
+            // 1 in 64 cost 1.11x on a loop doing nothing but fault
+            // (docs/trace.md), for 5 s once per target per min_interval.
+            stack_every: 64,
+        }
+    }
 }
 
 /// The detectors' settings that a config file can change (`[findings]`).
@@ -218,6 +258,7 @@ impl Default for WatchConfig {
             alerts: AlertsConfig::default(),
             alerting: AlertingConfig::default(),
             mysql: None,
+            trace_on_critical: TraceOnCriticalConfig::default(),
         }
     }
 }
@@ -368,6 +409,22 @@ impl WatchConfig {
                 reason: format!("{} is listed twice (each URL has one watermark)", twice[0]),
             });
         }
+        let trace = &self.trace_on_critical;
+        if trace.duration < Duration::from_millis(100) || trace.duration > Duration::from_secs(60) {
+            return Err(ConfigError::Invalid {
+                field: "trace_on_critical.duration",
+                reason: format!(
+                    "{} is outside 100ms to 60s",
+                    duration::format(trace.duration)
+                ),
+            });
+        }
+        if trace.stack_every == 0 {
+            return Err(ConfigError::Invalid {
+                field: "trace_on_critical.stack_every",
+                reason: "must be at least 1 (1: a stack on every fault)".to_string(),
+            });
+        }
         Ok(())
     }
 
@@ -402,6 +459,32 @@ mod tests {
 
     fn secs(n: u64) -> Duration {
         Duration::from_secs(n)
+    }
+
+    #[test]
+    fn trace_on_critical_reads_back_and_refuses_bad_values() {
+        let config = WatchConfig::from_toml(
+            "t.toml",
+            "[trace_on_critical]\nenabled = false\nduration = \"2s\"\nmin_interval = \"1h\"\n",
+        )
+        .unwrap();
+        let trace = &config.trace_on_critical;
+        assert!(!trace.enabled);
+        assert_eq!(trace.duration, secs(2));
+        assert_eq!(trace.min_interval, secs(3600));
+        assert_eq!(trace.stack_every, 64, "the default");
+        let back = WatchConfig::from_toml("printed", &config.to_toml()).unwrap();
+        assert_eq!(back, config);
+        for (bad, field) in [
+            ("duration = \"61s\"", "trace_on_critical.duration"),
+            ("duration = \"50ms\"", "trace_on_critical.duration"),
+            ("stack_every = 0", "trace_on_critical.stack_every"),
+        ] {
+            let config =
+                WatchConfig::from_toml("t.toml", &format!("[trace_on_critical]\n{bad}\n")).unwrap();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(field), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -119,8 +119,11 @@ impl History {
             ts_ms,
         };
         for profile in profiles {
-            let Some(&entity_id) = ids.get(&profile.entity) else {
-                continue;
+            // A process gone from this cycle (a trace of a process the OOM
+            // killer took since) keeps its stored labels.
+            let entity_id = match ids.get(&profile.entity) {
+                Some(&id) => id,
+                None => self.store.entity_keeping_labels(&profile.entity)?,
             };
             self.store
                 .put_profile(entity_id, profile.kind, ts_ms, &profile.bytes)

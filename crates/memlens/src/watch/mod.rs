@@ -7,6 +7,8 @@
 //! - `alerts_config.rs`: its `[alerts]` table (thresholds of `memlens rules`).
 //! - `alerting_config.rs`, `alerting.rs`: `[alerting]`, built-in alerting:
 //!   findings become alerts sent to Alertmanager and a webhook.
+//! - `evidence.rs`: a short trace of a target whose time-to-OOM turns
+//!   critical, kept as `trace-faults` profiles.
 //! - `findings.rs`: the detectors, live: findings shown, stored, and
 //!   profiles captured when a kill is near.
 //! - `gotargets.rs`: endpoint discovery and bounded fetches from Go processes.
@@ -23,6 +25,7 @@ mod alerting;
 mod alerting_config;
 mod alerts_config;
 mod config;
+mod evidence;
 pub mod findings;
 mod gotargets;
 mod history;
@@ -77,6 +80,11 @@ pub struct WatchArgs {
     /// Fetch no profiles.
     #[arg(long)]
     pub no_profiles: bool,
+
+    /// Do not trace a target whose time-to-OOM turns critical (config
+    /// `[trace_on_critical] enabled`).
+    #[arg(long)]
+    pub no_trace_on_critical: bool,
 
     /// Only this process (repeatable).
     #[arg(long = "pid", value_name = "PID")]
@@ -146,6 +154,9 @@ pub fn effective_config(args: &WatchArgs) -> anyhow::Result<WatchConfig> {
     }
     if args.no_profiles {
         config.profiling = false;
+    }
+    if args.no_trace_on_critical {
+        config.trace_on_critical.enabled = false;
     }
     if !args.pids.is_empty() {
         config.select.pids = args.pids.clone();
@@ -287,6 +298,11 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
             "memlens watch: OOM kills from the cgroup and host counters only ({why})"
         ));
     }
+    // Tracing reads the live kernel: never on a fixture tree (--root).
+    let mut evidence = match &args.root {
+        Some(_) => None,
+        None => evidence::TraceEvidence::new(&config.trace_on_critical),
+    };
     let mut collector = Collector::default();
     let mut mysql = match &config.mysql {
         Some(c) => Some(
@@ -329,6 +345,13 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
                         }
                     }
                 }
+                if let Some(evidence) = &mut evidence {
+                    let collected = evidence.poll();
+                    profiles.extend(collected.profiles);
+                    for note in &collected.notes {
+                        status.info(note);
+                    }
+                }
                 let written = history.record_cycle(&snapshot, &points, &profiles);
                 exporter.cycle(&snapshot, &points);
                 // The detectors see the instant as stored, so replay agrees.
@@ -341,6 +364,9 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
                     for id in findings::LiveFindings::captures(&events, &snapshot) {
                         go_worker.profile_now(id);
                     }
+                }
+                if let Some(evidence) = &mut evidence {
+                    evidence.request(&events, &snapshot);
                 }
                 if !events.is_empty() && written.is_ok() {
                     if let Err(err) = live.store(history.store_mut(), &events) {
@@ -398,6 +424,9 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         if !signals::sleep_until(next_cycle) {
             break;
         }
+    }
+    if let Some(evidence) = evidence {
+        evidence.stop();
     }
     let closed = history
         .close()

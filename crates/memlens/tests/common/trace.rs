@@ -15,13 +15,16 @@ use std::time::{Duration, Instant};
 pub static ONE_TRACE: Mutex<()> = Mutex::new(());
 
 /// Our BPF program names as `bpftool prog list` shows them.
-pub const PROGRAM_NAMES: [&str; 6] = [
+pub const PROGRAM_NAMES: [&str; 8] = [
     "page_fault_user",
     "sys_enter_mmap",
     "sys_enter_munmap",
     "sys_enter_brk",
     "sys_enter_madvise",
     "sys_enter_mremap",
+    // With --cgroup: new processes join the filter at their fork, ended ones leave.
+    "task_newtask",
+    "sched_process_e", // sched_process_exit, cut to 15 bytes by the kernel
 ];
 
 pub fn can_run() -> bool {
@@ -224,11 +227,13 @@ impl Trace {
             Ok(line) => panic!("memlens trace: {line}"),
             Err(e) => panic!("memlens trace did not attach in 60 s: {e}"),
         };
-        // One program per default event, and its maps, held by memlens.
+        // One program per default event, and its maps, held by memlens;
+        // with --cgroup two more follow forks and exits.
         trace.held = bpf_ids_held_by(trace.child.id());
+        let expected = if target.contains(&"--cgroup") { 8 } else { 6 };
         assert_eq!(
             trace.held.0.len(),
-            6,
+            expected,
             "programs held by memlens: {:?}",
             trace.held
         );

@@ -1,6 +1,7 @@
 //! Fuzzes the symbol readers on any bytes: `GoFuncs::parse` (a `.gopclntab`
-//! from its magic on), `BinarySymbols::from_bytes` (a whole ELF file) and
-//! `dwarf_functions` (its `.debug_info`).
+//! from its magic on), `BinarySymbols::from_bytes` (a whole ELF file),
+//! `dwarf_functions` (its `.debug_info`), its build id and debuglink, and
+//! `BinarySymbols::with_debug_file` with the same bytes as its debug file.
 //! Must hold: no panic, no unbounded allocation; a table that parses answers
 //! lookups, and the function it names for an entry address is that entry's.
 #![no_main]
@@ -28,6 +29,16 @@ fuzz_target!(|data: &[u8]| {
         let functions = dwarf_functions(&elf);
         assert!(functions.windows(2).all(|w| w[0].0 < w[1].0));
         assert!(functions.iter().all(|f| f.1 > 0 && !f.2.is_empty()));
+        if let Some(id) = elf.build_id() {
+            assert!(!id.is_empty() && id.len() <= data.len());
+        }
+        if let Some((name, _crc)) = elf.debuglink() {
+            assert!(!name.is_empty() && !name.contains('/'));
+        }
+        let with_debug = BinarySymbols::with_debug_file(data, Some(data));
+        for offset in (0..data.len() as u64).step_by(101).take(32) {
+            let _ = with_debug.frames_at_offset(offset);
+        }
     }
     let symbols = BinarySymbols::from_bytes(data);
     for offset in (0..data.len() as u64).step_by(97).take(64) {

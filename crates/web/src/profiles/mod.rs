@@ -23,15 +23,15 @@ use memlens_goruntime::pprof::Profile;
 use memlens_store::{ProfileInfo, Store, GOROUTINE_DEBUG2_KIND};
 use serde_json::{json, Value};
 
-/// `GET /api/v1/profiles?entity=ID[&kind=heap|goroutine|goroutine_debug2][&at=MS]`:
+/// `GET /api/v1/profiles?entity=ID[&kind=heap|goroutine|goroutine_debug2|trace-faults][&at=MS]`:
 /// the profiles of the entity kept by `at`, oldest first.
 pub(crate) fn list(store: &Store, query: &Query) -> Result<Value, ApiError> {
     let entity = query.required_int("entity")?;
     let kind = query.get("kind");
     if let Some(k) = kind {
-        if !["heap", "goroutine", GOROUTINE_DEBUG2_KIND].contains(&k) {
+        if !["heap", "goroutine", GOROUTINE_DEBUG2_KIND, "trace-faults"].contains(&k) {
             return Err(ApiError::BadRequest(format!(
-                "kind={k}: expected heap, goroutine or {GOROUTINE_DEBUG2_KIND}"
+                "kind={k}: expected heap, goroutine, {GOROUTINE_DEBUG2_KIND} or trace-faults"
             )));
         }
     }
