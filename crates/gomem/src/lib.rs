@@ -18,15 +18,21 @@
 //! ([`Limits`]). Swiss-map tombstones are counted in the groups' control
 //! bytes; a growing classic map's old buckets come from its header.
 //!
+//! A binary without DWARF may name a separate debug file ([`DebugLink`]:
+//! `.gnu_debuglink`, `.note.gnu.build-id`); [`DwarfIndex::from_split_elf`]
+//! indexes the two together.
+//!
 //! Everything here is pure except [`ProcMemory`], the thin reader of
 //! `/proc/PID/mem`; tests feed bytes through [`Memory`] instead.
 
+mod debuglink;
 mod dwarf;
 mod error;
 mod layout;
 mod memory;
 mod walk;
 
+pub use debuglink::{crc32, parse_build_id_note, parse_debuglink, DebugLink};
 pub use dwarf::{
     DwarfIndex, MapType, MapVariable, Root, Ty, TypeId, MAX_FIELD_DEPTH, MAX_INDEXED_MAPS,
 };

@@ -7,7 +7,9 @@
 //! (else it is marked inconsistent). JSON: docs/maps.md.
 
 use anyhow::Context;
-use memlens_gomem::{bytes_held, bytes_needed, walk, DwarfIndex, FoundMap, Limits, ProcMemory};
+use memlens_gomem::{
+    bytes_held, bytes_needed, walk, DebugLink, DwarfIndex, FoundMap, GomemError, Limits, ProcMemory,
+};
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -108,6 +110,48 @@ fn pie_load_bias(
         })
 }
 
+/// Indexes the binary's DWARF, or that of the separate debug file it names
+/// (`.note.gnu.build-id`, `.gnu_debuglink`), looked up inside the target's root
+/// (`/proc/PID/root`).
+fn index_binary(
+    proc_root: &Path,
+    pid: u32,
+    binary: &str,
+    data: &[u8],
+) -> anyhow::Result<DwarfIndex> {
+    match DwarfIndex::from_elf(binary, data) {
+        Err(GomemError::NoDwarf { .. }) => {}
+        other => return Ok(other?),
+    }
+    let link = DebugLink::from_elf(data);
+    let root = proc_root.join(pid.to_string()).join("root");
+    let candidates = link.candidates(binary);
+    for candidate in &candidates {
+        let path = root.join(candidate.trim_start_matches('/'));
+        let Ok(debug) = std::fs::read(&path) else {
+            continue;
+        };
+        if link.matches(&debug) {
+            return Ok(DwarfIndex::from_split_elf(
+                binary,
+                data,
+                &path.display().to_string(),
+                &debug,
+            )?);
+        }
+    }
+    let looked = if candidates.is_empty() {
+        "it has no .gnu_debuglink or build ID".to_string()
+    } else {
+        format!("looked for {}", candidates.join(", "))
+    };
+    Err(GomemError::NoDebugFile {
+        path: binary.to_string(),
+        looked,
+    }
+    .into())
+}
+
 /// Runs `memlens maps`.
 pub fn run(args: &MapsArgs) -> anyhow::Result<()> {
     let proc_root = Path::new("/proc");
@@ -117,7 +161,7 @@ pub fn run(args: &MapsArgs) -> anyhow::Result<()> {
         .with_context(|| format!("process {pid}: cannot read {}", exe_link.display()))?;
     let data = std::fs::read(&exe_link)
         .with_context(|| format!("process {pid}: cannot read its binary {}", binary.display()))?;
-    let index = DwarfIndex::from_elf(&binary.display().to_string(), &data)?;
+    let index = index_binary(proc_root, pid, &binary.display().to_string(), &data)?;
     drop(data);
     let bias = if index.pie {
         pie_load_bias(proc_root, pid, &binary, &index)?
