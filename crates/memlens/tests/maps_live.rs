@@ -20,7 +20,7 @@
 //! `MAP_SHRUNK` line appeared by the end of the read, so an overlap fails
 //! loudly instead of passing by luck.
 
-use memlens_testkit::{GoToolchain, WorkloadSpec};
+use memlens_testkit::{workload_binary, GoToolchain, TempDir, WorkloadSpec};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -267,5 +267,78 @@ fn go125_swiss_map_dwarf5_length_and_capacity_match_the_workload() {
     check(
         WorkloadSpec::new(&GoToolchain::go125(), "map-bloat"),
         "swiss",
+    );
+}
+
+/// Runs `program` with `args`, failing the test on a non-zero exit.
+fn run(program: &str, args: &[&std::ffi::OsStr]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_expect(program);
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `expect` naming the program (binutils must be installed).
+trait UnwrapOrExpect<T> {
+    fn unwrap_or_expect(self, program: &str) -> T;
+}
+
+impl<T> UnwrapOrExpect<T> for std::io::Result<T> {
+    fn unwrap_or_expect(self, program: &str) -> T {
+        self.unwrap_or_else(|e| panic!("run {program} (apt-get install binutils): {e}"))
+    }
+}
+
+#[test]
+fn stripped_binary_with_a_debuglink_is_read_from_its_debug_file() {
+    // The workload's DWARF moved to a file beside it (objcopy --only-keep-debug),
+    // the binary stripped and linked to it by name and CRC (--add-gnu-debuglink),
+    // as distributions ship Go services with -dbg packages. The 1.19 build has
+    // no GNU build ID, so only the debuglink can find the file.
+    let dir = TempDir::new("maps-debuglink");
+    let binary = dir.join("workload");
+    let debug = dir.join("workload.debug");
+    std::fs::copy(workload_binary(&GoToolchain::go119()), &binary).expect("copy workload");
+    run(
+        "objcopy",
+        &[
+            "--only-keep-debug".as_ref(),
+            binary.as_os_str(),
+            debug.as_os_str(),
+        ],
+    );
+    run("strip", &[binary.as_os_str()]);
+    run(
+        "objcopy",
+        &[
+            format!("--add-gnu-debuglink={}", debug.display()).as_ref(),
+            binary.as_os_str(),
+        ],
+    );
+    let w = WorkloadSpec::new(&GoToolchain::go119(), "map-bloat")
+        .binary(&binary)
+        .arg("--map-entries=1000")
+        .arg("--map-keep=100")
+        .arg("--duration=60s")
+        .start();
+    let line = w.wait_for_line(
+        "MAP_HEADER var=main.reachByID[7].counts ",
+        Duration::from_secs(60),
+    );
+    let (len, capacity) = header_numbers(&line);
+    let row = memlens_row(w.pid(), "main.reachByID[7].counts");
+    assert_eq!(row["length"], len, "{row:#} vs {line}");
+    assert_eq!(row["capacity_slots"], capacity, "{row:#} vs {line}");
+
+    std::fs::remove_file(&debug).expect("remove the debug file");
+    let refused = memlens_refuses(&["maps", "--pid", &w.pid().to_string()]);
+    assert!(
+        refused.contains("no debug file found") && refused.contains("workload.debug"),
+        "{refused}"
     );
 }
