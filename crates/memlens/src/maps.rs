@@ -152,17 +152,65 @@ fn index_binary(
     .into())
 }
 
-/// Runs `memlens maps`.
-pub fn run(args: &MapsArgs) -> anyhow::Result<()> {
+/// The map of a live Go process holding the most bucket/group bytes, as
+/// `diagnose` names it under `go.map_bloat`.
+#[derive(Debug, Clone)]
+pub struct LargestMap {
+    /// Its path (`main.bloatedMap`).
+    pub path: String,
+    /// Entries.
+    pub length: u64,
+    /// Slots allocated.
+    pub capacity_slots: u64,
+    /// Bytes of buckets/groups held (`None` when the DWARF lacks their type).
+    pub held_bytes: Option<u64>,
+    /// Held beyond what its length needs.
+    pub waste_bytes: Option<u64>,
+}
+
+/// The map of process `pid` holding the most bytes (most slots when sizes
+/// are unknown), with the default limits; `None` when it has no map.
+pub fn largest_map(pid: u32) -> anyhow::Result<Option<LargestMap>> {
     let proc_root = Path::new("/proc");
-    let pid = args.pid;
+    let (binary, index) = load(proc_root, pid)?;
+    let bias = if index.pie {
+        pie_load_bias(proc_root, pid, &binary, &index)?
+    } else {
+        0
+    };
+    let mem = ProcMemory::open(proc_root, pid)
+        .with_context(|| format!("process {pid}: cannot open /proc/{pid}/mem"))?;
+    let found = walk(&index, &mem, bias, &Limits::default())?;
+    Ok(found
+        .maps
+        .iter()
+        .map(row)
+        .max_by_key(|r| (r.held_bytes.unwrap_or(0), r.capacity_slots))
+        .map(|r| LargestMap {
+            path: r.path.to_string(),
+            length: r.length,
+            capacity_slots: r.capacity_slots,
+            held_bytes: r.held_bytes,
+            waste_bytes: r.waste_bytes,
+        }))
+}
+
+/// The binary of `pid` and its index.
+fn load(proc_root: &Path, pid: u32) -> anyhow::Result<(std::path::PathBuf, DwarfIndex)> {
     let exe_link = proc_root.join(pid.to_string()).join("exe");
     let binary = std::fs::read_link(&exe_link)
         .with_context(|| format!("process {pid}: cannot read {}", exe_link.display()))?;
     let data = std::fs::read(&exe_link)
         .with_context(|| format!("process {pid}: cannot read its binary {}", binary.display()))?;
     let index = index_binary(proc_root, pid, &binary.display().to_string(), &data)?;
-    drop(data);
+    Ok((binary, index))
+}
+
+/// Runs `memlens maps`.
+pub fn run(args: &MapsArgs) -> anyhow::Result<()> {
+    let proc_root = Path::new("/proc");
+    let pid = args.pid;
+    let (binary, index) = load(proc_root, pid)?;
     let bias = if index.pie {
         pie_load_bias(proc_root, pid, &binary, &index)?
     } else {
