@@ -341,3 +341,220 @@ impl<'a> Walker<'a, '_> {
         Ok(label.unwrap_or(other))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dwarf::Root;
+    use crate::layout::{EntryLayout, MapLayout};
+    use std::collections::BTreeMap;
+
+    /// A sparse address space of byte runs.
+    #[derive(Default)]
+    struct Fake(BTreeMap<u64, Vec<u8>>);
+
+    impl Fake {
+        fn put(&mut self, addr: u64, bytes: &[u8]) {
+            self.0.insert(addr, bytes.to_vec());
+        }
+        fn put_u64s(&mut self, addr: u64, words: &[u64]) {
+            let b: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            self.put(addr, &b);
+        }
+        /// A Swiss map header: used, seed, dirPtr (one small group), dirLen 0,
+        /// then tombstonePossible false at 40.
+        fn small_map(&mut self, addr: u64, used: u64, group: u64) {
+            self.put_u64s(addr, &[used, 0, group, 0, 0, 0]);
+        }
+    }
+
+    impl Memory for Fake {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+            let (start, run) = self
+                .0
+                .range(..=addr)
+                .next_back()
+                .filter(|(s, r)| addr + buf.len() as u64 <= **s + r.len() as u64)
+                .ok_or(ReadError::Unmapped {
+                    addr,
+                    len_bytes: buf.len(),
+                    reason: "unmapped".into(),
+                })?;
+            let from = (addr - start) as usize;
+            buf.copy_from_slice(&run[from..from + buf.len()]);
+            Ok(())
+        }
+    }
+
+    const SWISS: MapLayout = MapLayout::Swiss {
+        used_offset: 0,
+        dir_ptr_offset: 16,
+        dir_len_offset: 24,
+        table_capacity_offset: 2,
+        table_used_offset: 0,
+        table_groups_offset: 16,
+        table_length_mask_offset: 24,
+        tombstone_possible_offset: Some(40),
+    };
+
+    fn map_type(name: &str, entries: Option<EntryLayout>) -> Ty {
+        Ty::Map(Box::new(MapType {
+            type_name: name.into(),
+            key_type: String::new(),
+            value_type: String::new(),
+            layout: SWISS,
+            group_bytes: Some(136),
+            entries,
+        }))
+    }
+
+    /// map[string]int (1), map[int64]map[string]int (2), int64 (3),
+    /// struct node { m map[string]int; next *node } (4), *node (5),
+    /// []map[string]int (6); roots main.outer, main.node, main.list.
+    fn index() -> DwarfIndex {
+        let mut ix = DwarfIndex::default();
+        ix.types.insert(1, map_type("map[string]int", None));
+        ix.types.insert(
+            2,
+            map_type(
+                "map[int64]map[string]int",
+                Some(EntryLayout {
+                    group_bytes: 136,
+                    ctrl_offset: 0,
+                    key_offset: 8,
+                    key_stride: 16,
+                    value_offset: 16,
+                    value_stride: 16,
+                    overflow_offset: None,
+                    key_ty: Some(3),
+                    value_ty: Some(1),
+                }),
+            ),
+        );
+        ix.types.insert(
+            3,
+            Ty::Int {
+                size_bytes: 8,
+                signed: true,
+            },
+        );
+        ix.types.insert(
+            4,
+            Ty::Struct {
+                fields: vec![("m".into(), 0, 1), ("next".into(), 8, 5)],
+            },
+        );
+        ix.types.insert(5, Ty::Pointer(Some(4)));
+        ix.types.insert(
+            6,
+            Ty::Slice {
+                elem: 1,
+                stride_bytes: 8,
+                array_offset: 0,
+                len_offset: 8,
+            },
+        );
+        ix.reaches_map.extend([1, 2, 4, 5, 6]);
+        for (name, addr, ty) in [
+            ("main.outer", 0x1000, 2),
+            ("main.node", 0x1100, 5),
+            ("main.list", 0x1200, 6),
+        ] {
+            ix.roots.push(Root {
+                name: name.into(),
+                addr,
+                ty,
+            });
+        }
+        ix
+    }
+
+    fn memory() -> Fake {
+        let mut m = Fake::default();
+        m.put_u64s(0x1000, &[0x2000]);
+        m.small_map(0x2000, 2, 0x3000);
+        // The outer map's one group: slots 0 and 2 full (high bit clear).
+        let mut group = vec![0u8; 136];
+        group[..8].copy_from_slice(&[0x01, 0x80, 0x05, 0x80, 0x80, 0x80, 0x80, 0x80]);
+        group[8..16].copy_from_slice(&(-7i64).to_le_bytes());
+        group[16..24].copy_from_slice(&0x4000u64.to_le_bytes());
+        group[40..48].copy_from_slice(&42i64.to_le_bytes());
+        group[48..56].copy_from_slice(&0x4100u64.to_le_bytes());
+        m.put(0x3000, &group);
+        m.small_map(0x4000, 3, 0x5000);
+        m.small_map(0x4100, 1, 0x5100);
+        // main.node -> node{m, next: itself}.
+        m.put_u64s(0x1100, &[0x6000]);
+        m.put_u64s(0x6000, &[0x4200, 0x6000]);
+        m.small_map(0x4200, 4, 0x5200);
+        // main.list: two elements, the second a nil map.
+        m.put_u64s(0x1200, &[0x7000, 2, 2]);
+        m.put_u64s(0x7000, &[0x4300, 0]);
+        m.small_map(0x4300, 5, 0x5300);
+        m
+    }
+
+    #[test]
+    fn maps_behind_pointers_in_slices_and_in_map_values_are_found() {
+        let ix = index();
+        let w = walk(&ix, &memory(), 0, &Limits::default()).unwrap();
+        let got: Vec<(&str, u64)> = w
+            .maps
+            .iter()
+            .map(|m| (m.path.as_str(), m.stats.length))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("main.outer", 2),
+                ("main.outer[-7]", 3),
+                ("main.outer[42]", 1),
+                ("main.node.m", 4),
+                ("main.list[0]", 5),
+                ("main.list[1]", 0),
+            ]
+        );
+        assert_eq!(w.cycles, 1, "node.next points back to node");
+        assert!(!w.truncated);
+        assert!(w.skipped.is_empty(), "{:?}", w.skipped);
+        assert_eq!(
+            w.maps[0].stats.tombstones,
+            Some(0),
+            "tombstonePossible false"
+        );
+    }
+
+    #[test]
+    fn limits_stop_the_walk_and_say_so() {
+        let ix = index();
+        let limits = Limits {
+            max_maps: 2,
+            ..Limits::default()
+        };
+        let w = walk(&ix, &memory(), 0, &limits).unwrap();
+        assert_eq!(w.maps.len(), 2);
+        assert!(w.truncated);
+        let shallow = Limits {
+            max_depth: 0,
+            ..Limits::default()
+        };
+        let w = walk(&ix, &memory(), 0, &shallow).unwrap();
+        let paths: Vec<&str> = w.maps.iter().map(|m| m.path.as_str()).collect();
+        // Depth 0: the variables themselves only (a pointer is no step).
+        assert_eq!(paths, ["main.outer"]);
+    }
+
+    #[test]
+    fn an_unreadable_pointer_is_skipped_not_fatal() {
+        let ix = index();
+        let mut mem = memory();
+        mem.put_u64s(0x1100, &[0xdead_0000]);
+        let w = walk(&ix, &mem, 0, &Limits::default()).unwrap();
+        assert!(w.maps.iter().all(|m| m.path != "main.node.m"));
+        // The struct's two fields, each named with the address that failed.
+        assert_eq!(w.skipped.len(), 2, "{:?}", w.skipped);
+        assert_eq!(w.skipped[0].0, "main.node.m");
+        assert!(w.skipped[0].1.contains("0xdead0000"), "{:?}", w.skipped);
+        assert!(w.maps.iter().any(|m| m.path == "main.list[0]"));
+    }
+}
