@@ -110,6 +110,9 @@ pub struct MapStats {
     /// Swiss: deleted slots (control byte `0xFE`) counted in the groups, when
     /// counted ([`count_tombstones`]).
     pub tombstones: Option<u64>,
+    /// Where the header is (0 for a nil map): the same map reached by two
+    /// paths has the same header.
+    pub header_addr: u64,
     /// False when two reads in a row never agreed (the map was changing).
     pub consistent: bool,
 }
@@ -263,6 +266,7 @@ fn read_once(mem: &dyn Memory, var_addr: u64, layout: &MapLayout) -> Result<MapS
                 capacity_slots / SLOTS_PER_GROUP / 2
             };
             Ok(MapStats {
+                header_addr: header,
                 length: le::<8>(&h, count_offset),
                 capacity_slots,
                 overflow_buckets: Some(le::<2>(&h, noverflow_offset)),
@@ -282,9 +286,15 @@ fn read_once(mem: &dyn Memory, var_addr: u64, layout: &MapLayout) -> Result<MapS
             dir_ptr_offset,
             dir_len_offset,
             table_capacity_offset,
+            tombstone_possible_offset,
             ..
         } => {
-            let len = span(&[used_offset, dir_ptr_offset, dir_len_offset]);
+            let len = span(&[
+                used_offset,
+                dir_ptr_offset,
+                dir_len_offset,
+                tombstone_possible_offset.unwrap_or(0),
+            ]);
             if len > MAX_HEADER_BYTES {
                 return Err(too_big(len));
             }
@@ -293,9 +303,14 @@ fn read_once(mem: &dyn Memory, var_addr: u64, layout: &MapLayout) -> Result<MapS
             let dir_ptr = le::<8>(&h, dir_ptr_offset);
             let dir_len = le::<8>(&h, dir_len_offset);
             let mut stats = MapStats {
+                header_addr: header,
                 length: le::<8>(&h, used_offset),
                 ..MapStats::default()
             };
+            // Go ≥ 1.25: no delete left a tombstone since the last clear.
+            if tombstone_possible_offset.is_some_and(|o| le::<1>(&h, o) == 0) {
+                stats.tombstones = Some(0);
+            }
             if dir_len == 0 {
                 stats.capacity_slots = if dir_ptr == 0 { 0 } else { SLOTS_PER_GROUP };
                 stats.tables = Some(0);

@@ -217,17 +217,15 @@ impl<'a> Walker<'a, '_> {
         m: &'a MapType,
         depth: usize,
     ) -> Result<(), ReadError> {
-        let Some(header) = self.soft(&path, self.mem.read_u64(addr))? else {
+        let Some(mut stats) = self.soft(&path, read_map(self.mem, addr, &m.layout))? else {
             return Ok(());
         };
+        let header = stats.header_addr;
         if header != 0 && !self.seen_headers.insert(header) {
             self.out.cycles += 1;
             return Ok(());
         }
-        let Some(mut stats) = self.soft(&path, read_map(self.mem, addr, &m.layout))? else {
-            return Ok(());
-        };
-        if let Some(e) = &m.entries {
+        if let (Some(e), None) = (&m.entries, stats.tombstones) {
             let t = count_tombstones(self.mem, addr, &m.layout, e, self.limits.max_scan_bytes);
             stats.tombstones = self.soft(&path, t)?.flatten();
         }
