@@ -5,8 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use memlens_gomem::{
-    count_tombstones, map_entries, read_map, walk, DwarfIndex, EntryLayout, Limits, MapLayout,
-    Memory, ReadError,
+    count_tombstones, map_entries, parse_build_id_note, parse_debuglink, read_map, walk, DebugLink,
+    DwarfIndex, EntryLayout, Limits, MapLayout, Memory, ReadError,
 };
 
 /// The fuzz input as an address space starting at 0.
@@ -28,6 +28,12 @@ impl Memory for Bytes<'_> {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // The separate-debug-file sections, and the ELF's own.
+    let _ = parse_debuglink(data);
+    let _ = parse_build_id_note(data);
+    let link = DebugLink::from_elf(data);
+    let _ = link.candidates("/usr/bin/x");
+    let _ = link.matches(data);
     if let Ok(index) = DwarfIndex::from_elf("fuzz", data) {
         let mem = Bytes(data);
         for m in &index.static_maps() {
