@@ -166,12 +166,8 @@ impl<'a> Walker<'a, '_> {
                 len_offset,
             }) if deeper => {
                 let header = (|| {
-                    let ptr = self
-                        .mem
-                        .read_u64(addr.checked_add(*array_offset).unwrap_or(u64::MAX))?;
-                    let len = self
-                        .mem
-                        .read_u64(addr.checked_add(*len_offset).unwrap_or(u64::MAX))?;
+                    let ptr = self.mem.read_u64(addr.saturating_add(*array_offset))?;
+                    let len = self.mem.read_u64(addr.saturating_add(*len_offset))?;
                     Ok((ptr, len))
                 })();
                 let Some((ptr, len)) = self.soft(&path, header)? else {
