@@ -48,6 +48,7 @@
 //	goroutine-leak: --goroutines N (100) --goroutine-rate N per tick (0 = all at once)
 //	                --leak-depth N (0): extra frames under each leaked goroutine
 //	map-bloat:      --map-entries N (1000000) --map-keep N (1000) --shrink-after D (0)
+//	                --reach-maps N (3): maps in main.reachSlice
 //	fd-leak:        --fds N (100) --fd-rate N per tick (0 = all at once)
 //	mmap:           --mappings K (100) --mapping-kib N (64)
 //	hostile:        --hostile-mib N (500)
@@ -122,10 +123,13 @@
 //	GOROUTINES_LEAKED <n>        goroutine-leak, after each batch (n = running total)
 //	MAP_FULL entries=N           map-bloat, after the fill
 //	MAP_SHRUNK entries=K         map-bloat, after the deletes and a runtime.GC()
-//	MAP_HEADER var=main.bloatedMap len=N capacity=C layout=classic|swiss
-//	                             map-bloat, after MAP_FULL and after MAP_SHRUNK: the
-//	                             map's length and slots read from its own runtime
-//	                             header through unsafe (mapheader.go)
+//	MAP_HEADER var=PATH len=N capacity=C [old_buckets=O evacuated=E | tombstones=T] layout=classic|swiss
+//	                             map-bloat: each main.reach*/mapHolder map before
+//	                             MAP_FULL, main.bloatedMap after MAP_FULL and after
+//	                             MAP_SHRUNK: the map's length and slots read from
+//	                             its own runtime header through unsafe
+//	                             (mapheader.go); classic maps: old buckets of a
+//	                             growing map; bloatedMap on Swiss maps: tombstones
 //	FDS_OPEN <n>                 fd-leak, after each batch (n = running total)
 //	MAPPINGS <K> vmas_before=X vmas_after=Y     mmap (lines of /proc/self/maps)
 //	CLIMB_START                  level-off: the climb starts
@@ -201,6 +205,7 @@ type config struct {
 
 	mapEntries  int
 	mapKeep     int
+	reachMaps   int
 	shrinkAfter time.Duration
 
 	fds    int
@@ -258,6 +263,7 @@ func parseFlags() *config {
 	fs.IntVar(&c.leakDepth, "leak-depth", 0, "goroutine-leak: extra stack frames under each leaked goroutine")
 	fs.IntVar(&c.mapEntries, "map-entries", 1000000, "map-bloat: entries inserted")
 	fs.IntVar(&c.mapKeep, "map-keep", 1000, "map-bloat: entries kept after the deletes")
+	fs.IntVar(&c.reachMaps, "reach-maps", 3, "map-bloat: maps in the slice main.reachSlice")
 	fs.DurationVar(&c.shrinkAfter, "shrink-after", 0, "map-bloat: delay between MAP_FULL and the deletes")
 	fs.IntVar(&c.fds, "fds", 100, "fd-leak: files to open and never close")
 	fs.IntVar(&c.fdRate, "fd-rate", 0, "fd-leak: files per tick (0 = all at once)")
@@ -289,7 +295,7 @@ func parseFlags() *config {
 		"live-mib": c.liveMiB, "alloc-mib-per-tick": c.allocMiBPerTick,
 		"leak-kib": c.leakKiB, "garbage-kib": c.garbageKiB, "spike-mib": c.spikeMiB, "leak-max-mib": c.leakMaxMiB,
 		"goroutines": c.goroutines, "goroutine-rate": c.goroutineRate, "leak-depth": c.leakDepth,
-		"map-entries": c.mapEntries, "map-keep": c.mapKeep,
+		"map-entries": c.mapEntries, "map-keep": c.mapKeep, "reach-maps": c.reachMaps,
 		"fds": c.fds, "fd-rate": c.fdRate, "mappings": c.mappings,
 		"memory-limit-mib": c.memoryLimitMiB, "fill-address-space-mib": c.fillAddressSpaceMiB,
 	} {

@@ -27,9 +27,11 @@ import (
 
 // mapHeader is what mapHeaderCapacity read: the length, the slots and the layout.
 type mapHeader struct {
-	length   uint64
-	capacity uint64
-	layout   string // "classic" or "swiss"
+	length     uint64
+	capacity   uint64
+	layout     string // "classic" or "swiss"
+	oldBuckets uint64 // classic: buckets being evacuated (0 when not growing)
+	evacuated  uint64 // classic: nevacuate, how many of them are done
 }
 
 // swissMaps says whether this binary's maps are Swiss tables.
@@ -61,9 +63,20 @@ func readMapHeader(m unsafe.Pointer) mapHeader {
 		return mapHeader{layout: "nil"}
 	}
 	if !swissMaps() {
+		// count int @0; flags uint8 @8; B uint8 @9; noverflow uint16 @10;
+		// hash0 uint32 @12; buckets @16; oldbuckets @24; nevacuate uintptr @32.
 		count := *(*int)(hdr)
+		flags := *(*uint8)(unsafe.Add(hdr, 8))
 		b := *(*uint8)(unsafe.Add(hdr, 9))
-		return mapHeader{length: uint64(count), capacity: 8 << b, layout: "classic"}
+		h := mapHeader{length: uint64(count), capacity: 8 << b, layout: "classic"}
+		if *(*unsafe.Pointer)(unsafe.Add(hdr, 24)) != nil {
+			h.oldBuckets = uint64(1) << b / 2
+			if flags&8 != 0 { // sameSizeGrow
+				h.oldBuckets = uint64(1) << b
+			}
+			h.evacuated = uint64(*(*uintptr)(unsafe.Add(hdr, 32)))
+		}
+		return h
 	}
 	used := *(*uint64)(hdr)
 	dirPtr := *(*unsafe.Pointer)(unsafe.Add(hdr, 16))
@@ -85,4 +98,48 @@ func readMapHeader(m unsafe.Pointer) mapHeader {
 		h.capacity += uint64(*(*uint16)(unsafe.Add(t, 2)))
 	}
 	return h
+}
+
+// swissTombstones counts the deleted slots (control byte 0xFE) in every group
+// of the Swiss map stored at *m, whose groups are groupBytes long:
+// table{used, capacity, growthLeft uint16; localDepth uint8; index int;
+// groups{data unsafe.Pointer @16; lengthMask uint64 @24}}; a group starts with
+// its 8 control bytes.
+func swissTombstones(m unsafe.Pointer, groupBytes uintptr) int {
+	hdr := *(*unsafe.Pointer)(m)
+	if hdr == nil {
+		return 0
+	}
+	count := func(group unsafe.Pointer) int {
+		n := 0
+		for i := uintptr(0); i < 8; i++ {
+			if *(*uint8)(unsafe.Add(group, i)) == 0xFE {
+				n++
+			}
+		}
+		return n
+	}
+	dirPtr := *(*unsafe.Pointer)(unsafe.Add(hdr, 16))
+	dirLen := *(*int)(unsafe.Add(hdr, 24))
+	if dirLen == 0 {
+		if dirPtr == nil {
+			return 0
+		}
+		return count(dirPtr)
+	}
+	n := 0
+	seen := map[unsafe.Pointer]bool{}
+	for i := 0; i < dirLen; i++ {
+		t := *(*unsafe.Pointer)(unsafe.Add(dirPtr, i*int(unsafe.Sizeof(uintptr(0)))))
+		if t == nil || seen[t] {
+			continue
+		}
+		seen[t] = true
+		data := *(*unsafe.Pointer)(unsafe.Add(t, 16))
+		groups := *(*uint64)(unsafe.Add(t, 24)) + 1
+		for g := uint64(0); g < groups; g++ {
+			n += count(unsafe.Add(data, uintptr(g)*groupBytes))
+		}
+	}
+	return n
 }

@@ -5,6 +5,7 @@ package main
 // and returns; what it leaked stays until the process exits.
 
 import (
+	"fmt"
 	"math/rand"
 	"os"
 	"runtime"
@@ -108,6 +109,84 @@ var mapHolder struct {
 // bloatedMap is the map-bloat map: filled, then mostly emptied, kept for good.
 var bloatedMap map[int64][64]byte
 
+// reachNode holds a map behind a pointer; next closes a cycle back to itself.
+type reachNode struct {
+	name   string
+	counts map[string]int
+	next   *reachNode
+}
+
+// Maps only reachable through the program's live data, for readers that
+// follow pointers, array and slice elements and map values (memlens maps).
+var (
+	reachPtr     *reachNode                // main.reachPtr.counts (through a pointer; next is a cycle)
+	reachArray   [3]map[int32]int64        // main.reachArray[1]
+	reachSlice   []map[string]int          // main.reachSlice[i], --reach-maps of them
+	reachNested  map[string]map[int]string // main.reachNested["alpha"]
+	reachByID    map[int64]*reachNode      // main.reachByID[7].counts
+	reachGrowing map[int]int               // 6657 entries: a classic map caught growing
+)
+
+// fillReachMaps builds the reach* maps (--reach-maps maps in reachSlice) and
+// prints each one's header read (a few of reachSlice's).
+func fillReachMaps(n int) {
+	reachPtr = &reachNode{name: "ptr", counts: map[string]int{}}
+	reachPtr.next = reachPtr
+	for i := 0; i < 20; i++ {
+		reachPtr.counts["k"+strconv.Itoa(i)] = i
+	}
+	sayHeader("main.reachPtr.counts", unsafe.Pointer(&reachPtr.counts), 0)
+	reachArray[1] = map[int32]int64{}
+	for i := int32(0); i < 100; i++ {
+		reachArray[1][i] = int64(i)
+	}
+	sayHeader("main.reachArray[1]", unsafe.Pointer(&reachArray[1]), 0)
+	reachSlice = make([]map[string]int, n)
+	for i := range reachSlice {
+		reachSlice[i] = map[string]int{}
+		for j := 0; j <= i%50; j++ {
+			reachSlice[i][strconv.Itoa(j)] = j
+		}
+		if i < 3 {
+			sayHeader(fmt.Sprintf("main.reachSlice[%d]", i), unsafe.Pointer(&reachSlice[i]), 0)
+		}
+	}
+	reachNested = map[string]map[int]string{"alpha": {}, "beta": {}}
+	for i := 0; i < 300; i++ {
+		reachNested["alpha"][i] = "a"
+	}
+	reachNested["beta"][1] = "b"
+	for _, k := range []string{"alpha", "beta"} {
+		inner := reachNested[k]
+		sayHeader(fmt.Sprintf("main.reachNested[%q]", k), unsafe.Pointer(&inner), 0)
+	}
+	node := &reachNode{name: "seven", counts: map[string]int{}}
+	for i := 0; i < 9; i++ {
+		node.counts[strconv.Itoa(i)] = i
+	}
+	reachByID = map[int64]*reachNode{7: node}
+	sayHeader("main.reachByID[7].counts", unsafe.Pointer(&node.counts), 0)
+	reachGrowing = make(map[int]int)
+	for i := 0; i < 6657; i++ {
+		reachGrowing[i] = i
+	}
+	sayHeader("main.reachGrowing", unsafe.Pointer(&reachGrowing), 0)
+}
+
+// sayHeader prints the header read of the map variable at m (groupBytes: the
+// size of one Swiss group of its type, to count tombstones; 0 not to).
+func sayHeader(path string, m unsafe.Pointer, groupBytes uintptr) {
+	h := readMapHeader(m)
+	extra := ""
+	switch {
+	case h.layout == "classic":
+		extra = fmt.Sprintf(" old_buckets=%d evacuated=%d", h.oldBuckets, h.evacuated)
+	case h.layout == "swiss" && groupBytes > 0:
+		extra = fmt.Sprintf(" tombstones=%d", swissTombstones(m, groupBytes))
+	}
+	say("MAP_HEADER var=%s len=%d capacity=%d%s layout=%s", path, h.length, h.capacity, extra, h.layout)
+}
+
 // runMapBloat inserts --map-entries entries into a map with no size hint (it
 // grows as a real service's would), deletes all but --map-keep of them and
 // collects garbage: the map keeps its full-size bucket array.
@@ -118,8 +197,8 @@ func runMapBloat(c *config, _ *rand.Rand) {
 	for i := 0; i < c.mapKeep; i++ {
 		mapHolder.inner.keys[strconv.Itoa(i)] = i
 	}
-	h := readMapHeader(unsafe.Pointer(&mapHolder.inner.keys))
-	say("MAP_HEADER var=main.mapHolder.inner.keys len=%d capacity=%d layout=%s", h.length, h.capacity, h.layout)
+	sayHeader("main.mapHolder.inner.keys", unsafe.Pointer(&mapHolder.inner.keys), 0)
+	fillReachMaps(c.reachMaps)
 	bloatedMap = make(map[int64][64]byte)
 	for i := 0; i < c.mapEntries; i++ {
 		var v [64]byte
@@ -147,8 +226,12 @@ func runMapBloat(c *config, _ *rand.Rand) {
 // sayMapHeader prints bloatedMap's length and capacity as its runtime header
 // holds them (mapheader.go), for outside readers to compare against.
 func sayMapHeader() {
-	h := readMapHeader(unsafe.Pointer(&bloatedMap))
-	say("MAP_HEADER var=main.bloatedMap len=%d capacity=%d layout=%s", h.length, h.capacity, h.layout)
+	// A Swiss group: 8 control bytes, then 8 slots of key and value.
+	type slot struct {
+		key  int64
+		elem [64]byte
+	}
+	sayHeader("main.bloatedMap", unsafe.Pointer(&bloatedMap), 8+8*unsafe.Sizeof(slot{}))
 }
 
 // leakedFiles keeps every file fd-leak opens reachable, so no finalizer closes it.

@@ -143,6 +143,46 @@ pub fn check(sites: &[MapSite], end: &MapShare, target: &Target, at_ms: i64) -> 
     ))
 }
 
+/// Names the map variable a live read found holding the most (`path`, e.g.
+/// `main.bloatedMap`, from `memlens maps`) in a `go.map_bloat` finding: its
+/// length, slots and bytes held become evidence and the recommendation says
+/// which variable to shrink.
+pub fn name_variable(
+    finding: &mut Finding,
+    path: &str,
+    length: u64,
+    capacity_slots: u64,
+    held_bytes: Option<u64>,
+) {
+    finding.evidence.push(Evidence::new(
+        "largest_map_length",
+        length as f64,
+        "entries",
+        Layer::GoRuntime,
+    ));
+    finding.evidence.push(Evidence::new(
+        "largest_map_capacity_slots",
+        capacity_slots as f64,
+        "slots",
+        Layer::GoRuntime,
+    ));
+    if let Some(h) = held_bytes {
+        finding.evidence.push(Evidence::new(
+            "largest_map_held_bytes",
+            h as f64,
+            "bytes",
+            Layer::GoRuntime,
+        ));
+    }
+    let held = held_bytes.map_or(String::new(), |h| {
+        format!(", {:.1} MiB of buckets", h as f64 / 1048576.0)
+    });
+    finding.recommendation.push_str(&format!(
+        " The map holding the most is the variable {path} (len {length}, \
+         {capacity_slots} slots{held}; `memlens maps --pid` lists them all)."
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +207,35 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn naming_the_variable_adds_evidence_and_the_path() {
+        let mut f = Finding::fired(
+            MAP_BLOAT,
+            Severity::Warning,
+            Target::Process {
+                pid: 1,
+                start_time: 2,
+            },
+            Vec::new(),
+            "maps allocated in main.f hold 22 MiB.".into(),
+            0,
+        );
+        name_variable(&mut f, "main.cache[\"x\"]", 1000, 262144, Some(22 << 20));
+        assert!(
+            f.recommendation.ends_with(
+                "variable main.cache[\"x\"] (len 1000, 262144 slots, 22.0 MiB of buckets; \
+                 `memlens maps --pid` lists them all)."
+            ),
+            "{}",
+            f.recommendation
+        );
+        assert_eq!(f.evidence("largest_map_capacity_slots"), Some(262144.0));
+        assert_eq!(
+            f.evidence("largest_map_held_bytes"),
+            Some((22u64 << 20) as f64)
+        );
     }
 
     #[test]

@@ -1,17 +1,42 @@
-//! The DWARF index: a Go binary's package-level map variables and the layout
-//! of each one's runtime header, all read from the binary's own DWARF.
+//! The DWARF index: a Go binary's package-level variables that can reach a
+//! map, the types on the way (structs, arrays, slices, pointers, maps) and the
+//! layout of each map type's runtime header and buckets or groups, all read
+//! from the binary's own DWARF.
 
-use crate::layout::MapLayout;
+use crate::layout::{EntryLayout, MapLayout};
 use crate::GomemError;
 use gimli::{AttributeValue, EndianSlice, LittleEndian, SectionId};
 use object::{Object, ObjectSection, ObjectSegment};
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-/// A package-level variable of map type.
+/// A type in the index: the offset of its DWARF entry.
+pub type TypeId = u64;
+
+/// A Go map type and where its runtime structures keep their fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapType {
+    /// The Go map type (`map[int64][64]uint8`).
+    pub type_name: String,
+    /// The key type (`int64`).
+    pub key_type: String,
+    /// The value type (`[64]uint8`).
+    pub value_type: String,
+    /// Where the header's fields are.
+    pub layout: MapLayout,
+    /// Bytes of one bucket (classic, `bucket<K,V>`) or group (Swiss,
+    /// `map.group[K]V`) of 8 slots, when the DWARF has that type.
+    pub group_bytes: Option<u64>,
+    /// Where keys and values sit in a bucket or group, with their types, when
+    /// the DWARF has the bucket or group type.
+    pub entries: Option<EntryLayout>,
+}
+
+/// A map at a known place: a package-level variable or a field or element of
+/// one (no memory read needed to find it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapVariable {
-    /// Its Go name (`main.bloatedMap`).
+    /// Its path (`main.bloatedMap`, `main.holder.inner.keys`, `main.arr[2]`).
     pub name: String,
     /// The address of the variable (it holds a pointer to the map header).
     pub addr: u64,
@@ -23,9 +48,71 @@ pub struct MapVariable {
     pub value_type: String,
     /// Where the header's fields are.
     pub layout: MapLayout,
-    /// Bytes of one bucket (classic, `map.bucket[K]V`) or group (Swiss,
-    /// `map.group[K]V`) of 8 slots, when the DWARF has that type.
+    /// Bytes of one bucket or group of 8 slots, when the DWARF has that type.
     pub group_bytes: Option<u64>,
+}
+
+/// What the index knows of a type, as far as finding maps needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ty {
+    /// A map (`map[K]V` typedef: a pointer to the runtime header).
+    Map(Box<MapType>),
+    /// A map type this reader could not lay out, with why.
+    BadMap {
+        /// The Go map type.
+        type_name: String,
+        /// Why.
+        reason: String,
+    },
+    /// A struct: fields with their byte offsets.
+    Struct {
+        /// Fields: name, offset, type.
+        fields: Vec<(String, u64, TypeId)>,
+    },
+    /// A fixed-size array `[count]elem`.
+    Array {
+        /// Element type.
+        elem: TypeId,
+        /// Elements.
+        count: u64,
+        /// Bytes from one element to the next.
+        stride_bytes: u64,
+    },
+    /// A slice `[]elem`: a header of pointer, length, capacity.
+    Slice {
+        /// Element type.
+        elem: TypeId,
+        /// Bytes from one element to the next.
+        stride_bytes: u64,
+        /// Offset of the `array` pointer in the header.
+        array_offset: u64,
+        /// Offset of `len` in the header.
+        len_offset: u64,
+    },
+    /// A pointer (`None`: `unsafe.Pointer`, never followed).
+    Pointer(Option<TypeId>),
+    /// A Go string: a pointer to bytes and a length.
+    String,
+    /// An integer of `size_bytes` bytes.
+    Int {
+        /// 1, 2, 4 or 8.
+        size_bytes: u8,
+        /// Signed or not.
+        signed: bool,
+    },
+    /// Anything else (floats, funcs, interfaces, channels...): not followed.
+    Other,
+}
+
+/// A package-level variable whose type can reach a map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    /// Its Go name (`main.bloatedMap`).
+    pub name: String,
+    /// Its link-time address.
+    pub addr: u64,
+    /// Its type.
+    pub ty: TypeId,
 }
 
 /// One type entry, as much of it as the index needs.
@@ -35,21 +122,34 @@ struct TypeDie {
     name: String,
     type_ref: Option<u64>,
     byte_size: Option<u64>,
+    /// `DW_AT_encoding` of a base type.
+    encoding: Option<u8>,
+    /// `DW_AT_count` (or upper bound + 1) of an array's subrange.
+    count: Option<u64>,
     /// Fields: name, byte offset, type.
     members: Vec<(String, u64, Option<u64>)>,
 }
 
-/// How deep the index follows fields of package-level structs (`pkg.v.a.b.c.d`).
-pub const MAX_FIELD_DEPTH: usize = 4;
+/// How deep [`DwarfIndex::static_maps`] follows fields and elements of
+/// package-level variables (`pkg.v.a.b[2].c`).
+pub const MAX_FIELD_DEPTH: usize = 8;
 
-/// The most map locations the index lists for one binary.
+/// The most map locations [`DwarfIndex::static_maps`] lists for one binary.
 pub const MAX_INDEXED_MAPS: usize = 100_000;
 
-/// Package-level map variables of one Go binary.
+/// Typedef chains longer than this are malformed.
+const MAX_TYPEDEF_HOPS: usize = 16;
+
+/// Package-level variables of one Go binary that can reach a map, and their types.
 #[derive(Debug, Default)]
 pub struct DwarfIndex {
-    /// The map variables, in DWARF order.
-    pub maps: Vec<MapVariable>,
+    /// Variables whose type can reach a map, in DWARF order.
+    pub roots: Vec<Root>,
+    /// The types: maps, and everything on the way to one.
+    pub types: HashMap<TypeId, Ty>,
+    /// Types from which a map can be reached (a map, or a struct, array, slice
+    /// or pointer leading to one).
+    pub reaches_map: HashSet<TypeId>,
     /// Map variables whose type this reader could not lay out, with why.
     pub skipped: Vec<(String, String)>,
     /// Position-independent (`ET_DYN`, `-buildmode=pie`): the addresses above
@@ -63,17 +163,33 @@ impl DwarfIndex {
     /// Indexes the ELF binary `data` (named `path` in errors). Compressed debug
     /// sections (`SHF_COMPRESSED`, `.zdebug_*`) are inflated.
     pub fn from_elf(path: &str, data: &[u8]) -> Result<DwarfIndex, GomemError> {
-        let elf = object::File::parse(data).map_err(|e| GomemError::Elf {
-            path: path.to_string(),
-            reason: e.to_string(),
-        })?;
-        if elf.section_by_name(".debug_info").is_none() {
-            return Err(GomemError::NoDwarf {
+        DwarfIndex::from_split_elf(path, data, path, data)
+    }
+
+    /// Indexes a binary whose DWARF is in a separate debug file (`objcopy
+    /// --only-keep-debug`): `debug` gives the DWARF, `binary` the segments and
+    /// whether it is position-independent.
+    pub fn from_split_elf(
+        binary_path: &str,
+        binary: &[u8],
+        debug_path: &str,
+        debug: &[u8],
+    ) -> Result<DwarfIndex, GomemError> {
+        let parse = |path: &str, data| {
+            object::File::parse(data).map_err(|e| GomemError::Elf {
                 path: path.to_string(),
+                reason: e.to_string(),
+            })
+        };
+        let elf = parse(binary_path, binary)?;
+        let dbg = parse(debug_path, debug)?;
+        if dbg.section_by_name(".debug_info").is_none() {
+            return Err(GomemError::NoDwarf {
+                path: debug_path.to_string(),
             });
         }
         let bad = |reason: String| GomemError::Dwarf {
-            path: path.to_string(),
+            path: debug_path.to_string(),
             reason,
         };
         let mut sections: HashMap<SectionId, Cow<[u8]>> = HashMap::new();
@@ -88,7 +204,7 @@ impl DwarfIndex {
             SectionId::DebugRanges,
             SectionId::DebugRngLists,
         ] {
-            if let Some(s) = elf.section_by_name(id.name()) {
+            if let Some(s) = dbg.section_by_name(id.name()) {
                 let bytes = s
                     .uncompressed_data()
                     .map_err(|e| bad(format!("{}: {e}", id.name())))?;
@@ -121,6 +237,72 @@ impl DwarfIndex {
                 mapping_start.wrapping_sub(vaddr.wrapping_add(mapping_offset - offset))
             })
     }
+
+    /// The type `id`, typedefs already resolved by the index.
+    pub fn ty(&self, id: TypeId) -> Option<&Ty> {
+        self.types.get(&id)
+    }
+
+    /// The maps found without reading memory: package-level map variables and
+    /// maps in fields and array elements of package-level variables (to
+    /// [`MAX_FIELD_DEPTH`], at most [`MAX_INDEXED_MAPS`]).
+    pub fn static_maps(&self) -> Vec<MapVariable> {
+        let mut out = Vec::new();
+        for root in &self.roots {
+            self.static_walk(&mut out, root.name.clone(), root.addr, root.ty, 0);
+        }
+        out
+    }
+
+    fn static_walk(
+        &self,
+        out: &mut Vec<MapVariable>,
+        path: String,
+        addr: u64,
+        ty: TypeId,
+        depth: usize,
+    ) {
+        if out.len() >= MAX_INDEXED_MAPS || !self.reaches_map.contains(&ty) {
+            return;
+        }
+        match self.types.get(&ty) {
+            Some(Ty::Map(m)) => out.push(MapVariable {
+                name: path,
+                addr,
+                type_name: m.type_name.clone(),
+                key_type: m.key_type.clone(),
+                value_type: m.value_type.clone(),
+                layout: m.layout,
+                group_bytes: m.group_bytes,
+            }),
+            Some(Ty::Struct { fields }) if depth < MAX_FIELD_DEPTH => {
+                for (name, offset, field_ty) in fields {
+                    if let Some(a) = addr.checked_add(*offset) {
+                        self.static_walk(out, format!("{path}.{name}"), a, *field_ty, depth + 1);
+                    }
+                }
+            }
+            Some(Ty::Array {
+                elem,
+                count,
+                stride_bytes,
+            }) if depth < MAX_FIELD_DEPTH => {
+                for i in 0..*count {
+                    let Some(a) = stride_bytes
+                        .checked_mul(i)
+                        .and_then(|o| addr.checked_add(o))
+                    else {
+                        break;
+                    };
+                    self.static_walk(out, format!("{path}[{i}]"), a, *elem, depth + 1);
+                    if out.len() >= MAX_INDEXED_MAPS {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Builds the index from the (inflated) debug sections.
@@ -138,19 +320,13 @@ fn index_sections(sections: &HashMap<SectionId, Cow<[u8]>>) -> Result<DwarfIndex
     while let Some(header) = units.next().map_err(|e| e.to_string())? {
         let unit = dwarf.unit(header).map_err(|e| e.to_string())?;
         let mut cursor = unit.entries();
-        let mut current_struct: Option<u64> = None;
+        let mut parent: Option<u64> = None;
         while let Some(entry) = cursor.next_dfs().map_err(|e| e.to_string())? {
             let Some(offset) = entry.offset().to_debug_info_offset(&unit.header) else {
                 continue;
             };
             let offset = offset.0 as u64;
-            let name = match entry.attr_value(gimli::DW_AT_name) {
-                Some(v) => dwarf
-                    .attr_string(&unit, v)
-                    .map(|s| String::from_utf8_lossy(s.slice()).into_owned())
-                    .unwrap_or_default(),
-                None => String::new(),
-            };
+            let tag = entry.tag();
             let type_ref = match entry.attr_value(gimli::DW_AT_type) {
                 Some(AttributeValue::UnitRef(r)) => {
                     r.to_debug_info_offset(&unit.header).map(|o| o.0 as u64)
@@ -158,20 +334,61 @@ fn index_sections(sections: &HashMap<SectionId, Cow<[u8]>>) -> Result<DwarfIndex
                 Some(AttributeValue::DebugInfoRef(r)) => Some(r.0 as u64),
                 _ => None,
             };
-            let tag = entry.tag();
+            if tag == gimli::DW_TAG_subrange_type {
+                let count = entry
+                    .attr(gimli::DW_AT_count)
+                    .and_then(|a| a.udata_value())
+                    .or_else(|| {
+                        entry
+                            .attr(gimli::DW_AT_upper_bound)
+                            .and_then(|a| a.udata_value())
+                            .and_then(|u| u.checked_add(1))
+                    });
+                if let Some(t) = parent.and_then(|p| types.get_mut(&p)) {
+                    if t.tag == gimli::DW_TAG_array_type.0 {
+                        t.count = count;
+                    }
+                }
+                continue;
+            }
+            let interesting = matches!(
+                tag,
+                gimli::DW_TAG_member
+                    | gimli::DW_TAG_variable
+                    | gimli::DW_TAG_typedef
+                    | gimli::DW_TAG_pointer_type
+                    | gimli::DW_TAG_structure_type
+                    | gimli::DW_TAG_array_type
+                    | gimli::DW_TAG_base_type
+            );
+            if !interesting {
+                if entry.depth() <= 1 {
+                    parent = None;
+                }
+                continue;
+            }
+            let name = match entry.attr_value(gimli::DW_AT_name) {
+                Some(v) => dwarf
+                    .attr_string(&unit, v)
+                    .map(|s| String::from_utf8_lossy(s.slice()).into_owned())
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
             if tag == gimli::DW_TAG_member {
                 let member_offset = entry
                     .attr(gimli::DW_AT_data_member_location)
                     .and_then(|a| a.udata_value());
-                if let (Some(s), Some(off)) = (current_struct, member_offset) {
-                    if let Some(t) = types.get_mut(&s) {
+                if let (Some(t), Some(off)) =
+                    (parent.and_then(|p| types.get_mut(&p)), member_offset)
+                {
+                    if t.tag == gimli::DW_TAG_structure_type.0 {
                         t.members.push((name, off, type_ref));
                     }
                 }
                 continue;
             }
             if entry.depth() <= 1 {
-                current_struct = None;
+                parent = None;
             }
             if tag == gimli::DW_TAG_variable {
                 if let (Some(addr), Some(t)) = (variable_addr(entry), type_ref) {
@@ -179,98 +396,322 @@ fn index_sections(sections: &HashMap<SectionId, Cow<[u8]>>) -> Result<DwarfIndex
                 }
                 continue;
             }
-            if matches!(
-                tag,
-                gimli::DW_TAG_typedef | gimli::DW_TAG_pointer_type | gimli::DW_TAG_structure_type
-            ) {
-                if tag == gimli::DW_TAG_structure_type {
-                    current_struct = Some(offset);
-                    by_name.entry(name.clone()).or_insert(offset);
-                }
-                types.insert(
-                    offset,
-                    TypeDie {
-                        tag: tag.0,
-                        name,
-                        type_ref,
-                        byte_size: entry
-                            .attr(gimli::DW_AT_byte_size)
-                            .and_then(|a| a.udata_value()),
-                        members: Vec::new(),
-                    },
-                );
+            if matches!(tag, gimli::DW_TAG_structure_type | gimli::DW_TAG_array_type) {
+                parent = Some(offset);
             }
+            if tag == gimli::DW_TAG_structure_type {
+                by_name.entry(name.clone()).or_insert(offset);
+            }
+            types.insert(
+                offset,
+                TypeDie {
+                    tag: tag.0,
+                    name,
+                    type_ref,
+                    byte_size: entry
+                        .attr(gimli::DW_AT_byte_size)
+                        .and_then(|a| a.udata_value()),
+                    encoding: match entry.attr_value(gimli::DW_AT_encoding) {
+                        Some(AttributeValue::Encoding(e)) => Some(e.0),
+                        _ => None,
+                    },
+                    count: None,
+                    members: Vec::new(),
+                },
+            );
         }
     }
-    let mut index = DwarfIndex::default();
-    for (name, addr, type_ref) in vars {
-        collect(&mut index, &types, &by_name, name, addr, type_ref, 0);
-    }
-    Ok(index)
+    Ok(build_index(&types, &by_name, vars))
 }
 
-/// Adds the map at `addr` of type `type_ref` named `path`, or the maps in its
-/// fields when it is a struct (to [`MAX_FIELD_DEPTH`]).
-fn collect(
-    index: &mut DwarfIndex,
-    types: &HashMap<u64, TypeDie>,
+/// Resolves the raw entries into [`Ty`]s, finds which reach a map and keeps
+/// the variables whose type does.
+fn build_index(
+    raw: &HashMap<u64, TypeDie>,
     by_name: &HashMap<String, u64>,
-    path: String,
-    addr: u64,
-    type_ref: u64,
-    depth: usize,
-) {
-    if index.maps.len() >= MAX_INDEXED_MAPS {
-        return;
-    }
-    let Some(t) = types.get(&type_ref) else {
-        return;
-    };
-    if t.tag == gimli::DW_TAG_typedef.0 && t.name.starts_with("map[") {
-        match layout_of(t, types, by_name) {
-            Ok(layout) => {
-                let (key_type, value_type) = split_map_type(&t.name);
-                let kind = match layout {
-                    MapLayout::Classic { .. } => "bucket",
-                    MapLayout::Swiss { .. } => "group",
-                };
-                let kv = &t.name["map".len()..];
-                let group_bytes = [format!("noalg.map.{kind}{kv}"), format!("map.{kind}{kv}")]
-                    .iter()
-                    .filter_map(|n| by_name.get(n).and_then(|o| types.get(o)))
-                    .find_map(|g| g.byte_size);
-                index.maps.push(MapVariable {
-                    name: path,
-                    addr,
-                    type_name: t.name.clone(),
-                    key_type,
-                    value_type,
-                    layout,
-                    group_bytes,
-                });
+    vars: Vec<(String, u64, u64)>,
+) -> DwarfIndex {
+    let mut index = DwarfIndex::default();
+    let resolver = Resolver { raw, by_name };
+    for &offset in raw.keys() {
+        if let Some(id) = resolver.resolve(offset) {
+            if id == offset {
+                index.types.insert(id, resolver.ty(id));
             }
-            Err(why) => index.skipped.push((path, why.to_string())),
         }
-        return;
     }
-    if t.tag != gimli::DW_TAG_structure_type.0 || depth >= MAX_FIELD_DEPTH {
-        return;
+    // Typedefs that are not maps stand for what they name: every reference to
+    // one goes to the resolved type.
+    let remap =
+        |index: &DwarfIndex, t: TypeId| resolver.resolve(t).filter(|r| index.types.contains_key(r));
+    let ids: Vec<TypeId> = index.types.keys().copied().collect();
+    for id in ids {
+        let fixed = match index.types.get(&id).cloned() {
+            Some(Ty::Struct { fields }) => Ty::Struct {
+                fields: fields
+                    .into_iter()
+                    .filter_map(|(n, o, t)| remap(&index, t).map(|t| (n, o, t)))
+                    .collect(),
+            },
+            Some(Ty::Array {
+                elem,
+                count,
+                stride_bytes,
+            }) => match remap(&index, elem) {
+                Some(elem) => Ty::Array {
+                    elem,
+                    count,
+                    stride_bytes,
+                },
+                None => Ty::Other,
+            },
+            Some(Ty::Slice {
+                elem,
+                stride_bytes,
+                array_offset,
+                len_offset,
+            }) => match remap(&index, elem) {
+                Some(elem) => Ty::Slice {
+                    elem,
+                    stride_bytes,
+                    array_offset,
+                    len_offset,
+                },
+                None => Ty::Other,
+            },
+            Some(Ty::Pointer(Some(t))) => Ty::Pointer(remap(&index, t)),
+            Some(Ty::Map(mut m)) => {
+                if let Some(e) = m.entries.as_mut() {
+                    e.key_ty = e.key_ty.and_then(|t| remap(&index, t));
+                    e.value_ty = e.value_ty.and_then(|t| remap(&index, t));
+                }
+                Ty::Map(m)
+            }
+            Some(other) => other,
+            None => continue,
+        };
+        index.types.insert(id, fixed);
     }
-    for (field, offset, field_type) in &t.members {
-        if let Some(field_type) = field_type {
-            let Some(field_addr) = addr.checked_add(*offset) else {
+    // Which types reach a map: a fixed point over the type graph.
+    loop {
+        let mut changed = false;
+        for (id, ty) in &index.types {
+            if index.reaches_map.contains(id) {
                 continue;
+            }
+            let reaches = match ty {
+                Ty::Map(_) | Ty::BadMap { .. } => true,
+                Ty::Struct { fields } => {
+                    fields.iter().any(|(_, _, t)| index.reaches_map.contains(t))
+                }
+                Ty::Array { elem, .. } | Ty::Slice { elem, .. } => index.reaches_map.contains(elem),
+                Ty::Pointer(Some(t)) => index.reaches_map.contains(t),
+                _ => false,
             };
-            let field_path = format!("{path}.{field}");
-            collect(
-                index,
-                types,
-                by_name,
-                field_path,
-                field_addr,
-                *field_type,
-                depth + 1,
-            );
+            if reaches {
+                changed = true;
+                index.reaches_map.insert(*id);
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for (name, addr, type_ref) in vars {
+        let Some(ty) = remap(&index, type_ref) else {
+            continue;
+        };
+        if !index.reaches_map.contains(&ty) {
+            continue;
+        }
+        if let Some(Ty::BadMap { reason, .. }) = index.types.get(&ty) {
+            index.skipped.push((name, reason.clone()));
+            continue;
+        }
+        index.roots.push(Root { name, addr, ty });
+    }
+    index
+}
+
+/// Turns raw DWARF entries into [`Ty`]s.
+struct Resolver<'a> {
+    raw: &'a HashMap<u64, TypeDie>,
+    by_name: &'a HashMap<String, u64>,
+}
+
+impl Resolver<'_> {
+    /// Follows typedefs (other than map typedefs) to the entry they name.
+    fn resolve(&self, mut id: u64) -> Option<u64> {
+        for _ in 0..MAX_TYPEDEF_HOPS {
+            let t = self.raw.get(&id)?;
+            if t.tag != gimli::DW_TAG_typedef.0 || t.name.starts_with("map[") {
+                return Some(id);
+            }
+            id = t.type_ref?;
+        }
+        None
+    }
+
+    /// Bytes of a value of type `id`.
+    fn size_of(&self, id: u64) -> Option<u64> {
+        let t = self.raw.get(&self.resolve(id)?)?;
+        if t.tag == gimli::DW_TAG_pointer_type.0 || t.tag == gimli::DW_TAG_typedef.0 {
+            return Some(8);
+        }
+        t.byte_size
+    }
+
+    fn ty(&self, id: u64) -> Ty {
+        let Some(t) = self.raw.get(&id) else {
+            return Ty::Other;
+        };
+        match gimli::DwTag(t.tag) {
+            gimli::DW_TAG_typedef => match layout_of(t, self.raw, self.by_name) {
+                Ok(layout) => {
+                    let (key_type, value_type) = split_map_type(&t.name);
+                    let kv = &t.name["map".len()..];
+                    let header = header_name(t, self.raw).unwrap_or_default();
+                    let rest = header.split_once('<').map(|(_, r)| r).unwrap_or("");
+                    let group = match layout {
+                        MapLayout::Classic { .. } => [
+                            format!("bucket<{rest}"),
+                            format!("noalg.map.bucket{kv}"),
+                            format!("map.bucket{kv}"),
+                        ],
+                        MapLayout::Swiss { .. } => [
+                            format!("noalg.map.group{kv}"),
+                            format!("map.group{kv}"),
+                            String::new(),
+                        ],
+                    }
+                    .iter()
+                    .find_map(|n| self.by_name.get(n).copied());
+                    let group_bytes = group
+                        .and_then(|g| self.raw.get(&g))
+                        .and_then(|g| g.byte_size);
+                    let entries = group.and_then(|g| self.entry_layout(g, &layout));
+                    Ty::Map(Box::new(MapType {
+                        type_name: t.name.clone(),
+                        key_type,
+                        value_type,
+                        layout,
+                        group_bytes,
+                        entries,
+                    }))
+                }
+                Err(e) => Ty::BadMap {
+                    type_name: t.name.clone(),
+                    reason: e.to_string(),
+                },
+            },
+            gimli::DW_TAG_pointer_type => Ty::Pointer(t.type_ref),
+            gimli::DW_TAG_base_type => match (t.encoding, t.byte_size) {
+                (Some(e), Some(size @ (1 | 2 | 4 | 8)))
+                    if e == gimli::DW_ATE_signed.0 || e == gimli::DW_ATE_unsigned.0 =>
+                {
+                    Ty::Int {
+                        size_bytes: size as u8,
+                        signed: e == gimli::DW_ATE_signed.0,
+                    }
+                }
+                _ => Ty::Other,
+            },
+            gimli::DW_TAG_array_type => match (t.type_ref, t.count, t.byte_size) {
+                (Some(elem), Some(count), Some(size)) if count > 0 => Ty::Array {
+                    elem,
+                    count,
+                    stride_bytes: size / count,
+                },
+                _ => Ty::Other,
+            },
+            gimli::DW_TAG_structure_type => {
+                let member = |n: &str| t.members.iter().find(|(m, _, _)| m == n);
+                if t.name == "string" && member("str").is_some() && member("len").is_some() {
+                    return Ty::String;
+                }
+                if t.name.starts_with("[]") {
+                    let (Some(array), Some(len)) = (member("array"), member("len")) else {
+                        return Ty::Other;
+                    };
+                    let elem = array
+                        .2
+                        .and_then(|p| self.raw.get(&p))
+                        .and_then(|p| p.type_ref);
+                    let Some(elem) = elem else {
+                        return Ty::Other;
+                    };
+                    return match self.size_of(elem) {
+                        Some(stride) if stride > 0 => Ty::Slice {
+                            elem,
+                            stride_bytes: stride,
+                            array_offset: array.1,
+                            len_offset: len.1,
+                        },
+                        _ => Ty::Other,
+                    };
+                }
+                Ty::Struct {
+                    fields: t
+                        .members
+                        .iter()
+                        .filter_map(|(n, o, ty)| ty.map(|ty| (n.clone(), *o, ty)))
+                        .collect(),
+                }
+            }
+            _ => Ty::Other,
+        }
+    }
+
+    /// Where keys and values are in the bucket (classic) or group (Swiss)
+    /// struct `group`.
+    fn entry_layout(&self, group: u64, layout: &MapLayout) -> Option<EntryLayout> {
+        let g = self.raw.get(&group)?;
+        let member = |t: &TypeDie, n: &str| t.members.iter().find(|(m, _, _)| m == n).cloned();
+        // An array member `[8]T`: its offset, element type and stride.
+        let array = |t: &TypeDie, n: &str| -> Option<(u64, u64, u64)> {
+            let (_, offset, ty) = member(t, n)?;
+            let a = self.raw.get(&self.resolve(ty?)?)?;
+            let elem = a.type_ref?;
+            let count = a.count.filter(|c| *c > 0)?;
+            Some((offset, elem, a.byte_size? / count))
+        };
+        match layout {
+            MapLayout::Classic { .. } => {
+                let (tophash_offset, _, _) = array(g, "tophash")?;
+                let (keys_offset, key_ty, key_stride) = array(g, "keys")?;
+                let (values_offset, value_ty, value_stride) =
+                    array(g, "values").or_else(|| array(g, "elems"))?;
+                let (_, overflow_offset, _) = member(g, "overflow")?;
+                Some(EntryLayout {
+                    group_bytes: g.byte_size?,
+                    ctrl_offset: tophash_offset,
+                    key_offset: keys_offset,
+                    key_stride,
+                    value_offset: values_offset,
+                    value_stride,
+                    overflow_offset: Some(overflow_offset),
+                    key_ty: Some(key_ty),
+                    value_ty: Some(value_ty),
+                })
+            }
+            MapLayout::Swiss { .. } => {
+                let (_, ctrl_offset, _) = member(g, "ctrl")?;
+                let (slots_offset, slot_ty, slot_stride) = array(g, "slots")?;
+                let slot = self.raw.get(&self.resolve(slot_ty)?)?;
+                let (_, key_in_slot, key_ty) = member(slot, "key")?;
+                let (_, elem_in_slot, value_ty) = member(slot, "elem")?;
+                Some(EntryLayout {
+                    group_bytes: g.byte_size?,
+                    ctrl_offset,
+                    key_offset: slots_offset.checked_add(key_in_slot)?,
+                    key_stride: slot_stride,
+                    value_offset: slots_offset.checked_add(elem_in_slot)?,
+                    value_stride: slot_stride,
+                    overflow_offset: None,
+                    key_ty,
+                    value_ty,
+                })
+            }
         }
     }
 }
@@ -289,6 +730,12 @@ fn variable_addr(
     } else {
         None
     }
+}
+
+/// The name of the header struct a map typedef points to (`hash<K,V>`, `map<K,V>`).
+fn header_name(map_type: &TypeDie, types: &HashMap<u64, TypeDie>) -> Option<String> {
+    let pointer = types.get(&map_type.type_ref?)?;
+    Some(types.get(&pointer.type_ref?)?.name.clone())
 }
 
 /// The header layout of a map typedef: typedef `map[K]V` -> `*hash<K,V>` or
@@ -313,11 +760,15 @@ fn layout_of(
         .and_then(|r| types.get(&r))
         .filter(|t| t.tag == gimli::DW_TAG_structure_type.0)
         .ok_or_else(|| missing(&pointer.name, "(header struct)"))?;
-    let field = |t: &TypeDie, f: &str| {
+    let find = |t: &TypeDie, f: &str| {
         t.members
             .iter()
             .find(|(n, _, _)| n == f)
-            .map(|(_, o, _)| *o)
+            .map(|(_, o, ty)| (*o, *ty))
+    };
+    let field = |t: &TypeDie, f: &str| {
+        find(t, f)
+            .map(|(o, _)| o)
             .ok_or_else(|| missing(&t.name, f))
     };
     if let Some(rest) = header.name.strip_prefix("map<") {
@@ -326,17 +777,35 @@ fn layout_of(
             .get(&table_name)
             .and_then(|o| types.get(o))
             .ok_or_else(|| missing(&table_name, "(table struct)"))?;
+        let (groups_offset, groups_ty) =
+            find(table, "groups").ok_or_else(|| missing(&table.name, "groups"))?;
+        let group_ref = groups_ty
+            .and_then(|t| types.get(&t))
+            .ok_or_else(|| missing(&table.name, "groups (groupReference)"))?;
+        let offset_in = |f: &str| -> Result<u64, GomemError> {
+            groups_offset
+                .checked_add(field(group_ref, f)?)
+                .ok_or_else(|| missing(&group_ref.name, f))
+        };
         Ok(MapLayout::Swiss {
             used_offset: field(header, "used")?,
             dir_ptr_offset: field(header, "dirPtr")?,
             dir_len_offset: field(header, "dirLen")?,
             table_capacity_offset: field(table, "capacity")?,
+            table_used_offset: field(table, "used")?,
+            table_groups_offset: offset_in("data")?,
+            table_length_mask_offset: offset_in("lengthMask")?,
+            tombstone_possible_offset: find(header, "tombstonePossible").map(|(o, _)| o),
         })
     } else {
         Ok(MapLayout::Classic {
             count_offset: field(header, "count")?,
+            flags_offset: field(header, "flags")?,
             b_offset: field(header, "B")?,
             noverflow_offset: field(header, "noverflow")?,
+            buckets_offset: field(header, "buckets")?,
+            oldbuckets_offset: field(header, "oldbuckets")?,
+            nevacuate_offset: field(header, "nevacuate")?,
         })
     }
 }

@@ -17,6 +17,14 @@ pub enum GomemError {
         /// The binary.
         path: String,
     },
+    /// No DWARF in the binary, and no separate debug file it names was found.
+    #[error("{path}: no DWARF (.debug_info) in the binary and no debug file found ({looked}): built with -ldflags=-w/-s or stripped; rebuild without them or install its debug file to read its maps")]
+    NoDebugFile {
+        /// The binary.
+        path: String,
+        /// What was looked for.
+        looked: String,
+    },
     /// The DWARF is there but malformed.
     #[error("{path}: bad DWARF: {reason}")]
     Dwarf {

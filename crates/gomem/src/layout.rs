@@ -18,14 +18,23 @@ const READ_ATTEMPTS: usize = 4;
 /// Where one map type's header fields are (byte offsets from the DWARF).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MapLayout {
-    /// `runtime.hmap`: `count int`, `B uint8`, `noverflow uint16`.
+    /// `runtime.hmap`: `count int`, `flags uint8`, `B uint8`, `noverflow
+    /// uint16`, `buckets`, `oldbuckets`, `nevacuate uintptr`.
     Classic {
         /// Offset of `count`.
         count_offset: u64,
+        /// Offset of `flags` (bit 8: same-size grow).
+        flags_offset: u64,
         /// Offset of `B` (log2 of the bucket count).
         b_offset: u64,
         /// Offset of `noverflow` (approximate overflow bucket count).
         noverflow_offset: u64,
+        /// Offset of `buckets` (the bucket array).
+        buckets_offset: u64,
+        /// Offset of `oldbuckets` (non-nil while the map grows).
+        oldbuckets_offset: u64,
+        /// Offset of `nevacuate` (old buckets below it are evacuated).
+        nevacuate_offset: u64,
     },
     /// `internal/runtime/maps.Map` and its `table`s.
     Swiss {
@@ -37,7 +46,39 @@ pub enum MapLayout {
         dir_len_offset: u64,
         /// Offset of `capacity uint16` in a table.
         table_capacity_offset: u64,
+        /// Offset of `used uint16` in a table.
+        table_used_offset: u64,
+        /// Offset of `groups.data` (the group array) in a table.
+        table_groups_offset: u64,
+        /// Offset of `groups.lengthMask` (groups − 1) in a table.
+        table_length_mask_offset: u64,
+        /// Offset of `tombstonePossible bool` in the map (Go ≥ 1.25).
+        tombstone_possible_offset: Option<u64>,
     },
+}
+
+/// Where keys and values are in one bucket (classic) or group (Swiss) of 8
+/// slots, from the DWARF of `bucket<K,V>` / `map.group[K]V`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryLayout {
+    /// Bytes of one bucket or group.
+    pub group_bytes: u64,
+    /// Offset of the 8 control bytes (`tophash` classic, `ctrl` Swiss).
+    pub ctrl_offset: u64,
+    /// Offset of slot 0's key.
+    pub key_offset: u64,
+    /// Bytes from one slot's key to the next.
+    pub key_stride: u64,
+    /// Offset of slot 0's value.
+    pub value_offset: u64,
+    /// Bytes from one slot's value to the next.
+    pub value_stride: u64,
+    /// Offset of the overflow bucket pointer (classic only).
+    pub overflow_offset: Option<u64>,
+    /// The key type as stored in a slot (a pointer when stored indirectly).
+    pub key_ty: Option<u64>,
+    /// The value type as stored in a slot.
+    pub value_ty: Option<u64>,
 }
 
 impl MapLayout {
@@ -59,17 +100,30 @@ pub struct MapStats {
     pub capacity_slots: u64,
     /// Classic: the runtime's overflow bucket count (approximate past 2^16).
     pub overflow_buckets: Option<u64>,
+    /// Classic: buckets of the array being evacuated while the map grows (0
+    /// when it is not growing).
+    pub old_buckets: Option<u64>,
+    /// Classic: how many of the old buckets are evacuated (`nevacuate`).
+    pub evacuated_buckets: Option<u64>,
     /// Swiss: the distinct tables in the directory.
     pub tables: Option<u64>,
+    /// Swiss: deleted slots (control byte `0xFE`) counted in the groups, when
+    /// counted ([`count_tombstones`]).
+    pub tombstones: Option<u64>,
+    /// Where the header is (0 for a nil map): the same map reached by two
+    /// paths has the same header.
+    pub header_addr: u64,
     /// False when two reads in a row never agreed (the map was changing).
     pub consistent: bool,
 }
 
 /// Bytes the buckets or groups of a map with `capacity_slots` slots take
-/// (`group_bytes` per 8 slots; classic overflow buckets included).
+/// (`group_bytes` per 8 slots; classic overflow buckets and the old buckets of
+/// a growing map included).
 pub fn bytes_held(stats: &MapStats, group_bytes: u64) -> u64 {
     let groups = (stats.capacity_slots / SLOTS_PER_GROUP)
-        .saturating_add(stats.overflow_buckets.unwrap_or(0));
+        .saturating_add(stats.overflow_buckets.unwrap_or(0))
+        .saturating_add(stats.old_buckets.unwrap_or(0));
     groups.saturating_mul(group_bytes)
 }
 
@@ -142,29 +196,88 @@ fn field(base: u64, offset: u64) -> Result<u64, ReadError> {
     })
 }
 
+/// Reads `len` bytes at `addr`.
+fn read_vec(mem: &dyn Memory, addr: u64, len: u64) -> Result<Vec<u8>, ReadError> {
+    let mut buf = vec![0u8; len as usize];
+    mem.read(addr, &mut buf)?;
+    Ok(buf)
+}
+
+/// A little-endian integer of `N` bytes at `offset` of `bytes`.
+fn le<const N: usize>(bytes: &[u8], offset: u64) -> u64 {
+    let mut b = [0u8; 8];
+    let o = offset as usize;
+    b[..N].copy_from_slice(&bytes[o..o + N]);
+    u64::from_le_bytes(b)
+}
+
+/// Bytes to read to cover `u64`s at every one of `offsets`.
+fn span(offsets: &[u64]) -> u64 {
+    offsets.iter().copied().max().unwrap_or(0).saturating_add(8)
+}
+
+/// The most bytes one header or table read takes (a larger span means a
+/// malformed layout).
+const MAX_HEADER_BYTES: u64 = 4096;
+
 /// One read of the header (and directory), `consistent` left false.
 fn read_once(mem: &dyn Memory, var_addr: u64, layout: &MapLayout) -> Result<MapStats, ReadError> {
     let header = mem.read_u64(var_addr)?;
     if header == 0 {
         return Ok(MapStats::default());
     }
+    let too_big = |len: u64| ReadError::Unmapped {
+        addr: header,
+        len_bytes: len as usize,
+        reason: "header layout larger than 4096 bytes".into(),
+    };
     match *layout {
         MapLayout::Classic {
             count_offset,
+            flags_offset,
             b_offset,
             noverflow_offset,
+            buckets_offset: _,
+            oldbuckets_offset,
+            nevacuate_offset,
         } => {
-            let count = mem.read_u64(field(header, count_offset)?)?;
-            let mut b = [0u8; 1];
-            mem.read(field(header, b_offset)?, &mut b)?;
-            let mut noverflow = [0u8; 2];
-            mem.read(field(header, noverflow_offset)?, &mut noverflow)?;
+            let len = span(&[
+                count_offset,
+                flags_offset,
+                b_offset,
+                noverflow_offset,
+                oldbuckets_offset,
+                nevacuate_offset,
+            ]);
+            if len > MAX_HEADER_BYTES {
+                return Err(too_big(len));
+            }
+            field(header, len)?;
+            let h = read_vec(mem, header, len)?;
+            let b = le::<1>(&h, b_offset) as u32;
+            // B is at most 63 in any real map; a larger value is a torn read.
+            let capacity_slots = SLOTS_PER_GROUP.checked_shl(b).unwrap_or(0);
+            let growing = le::<8>(&h, oldbuckets_offset) != 0;
+            let old_buckets = if !growing {
+                0
+            } else if le::<1>(&h, flags_offset) & SAME_SIZE_GROW != 0 {
+                capacity_slots / SLOTS_PER_GROUP
+            } else {
+                capacity_slots / SLOTS_PER_GROUP / 2
+            };
             Ok(MapStats {
-                length: count,
-                // B is at most 63 in any real map; a larger value is a torn read.
-                capacity_slots: SLOTS_PER_GROUP.checked_shl(u32::from(b[0])).unwrap_or(0),
-                overflow_buckets: Some(u64::from(u16::from_le_bytes(noverflow))),
+                header_addr: header,
+                length: le::<8>(&h, count_offset),
+                capacity_slots,
+                overflow_buckets: Some(le::<2>(&h, noverflow_offset)),
+                old_buckets: Some(old_buckets),
+                evacuated_buckets: Some(if growing {
+                    le::<8>(&h, nevacuate_offset).min(old_buckets)
+                } else {
+                    0
+                }),
                 tables: None,
+                tombstones: None,
                 consistent: false,
             })
         }
@@ -173,38 +286,317 @@ fn read_once(mem: &dyn Memory, var_addr: u64, layout: &MapLayout) -> Result<MapS
             dir_ptr_offset,
             dir_len_offset,
             table_capacity_offset,
+            tombstone_possible_offset,
+            ..
         } => {
-            let used = mem.read_u64(field(header, used_offset)?)?;
-            let dir_ptr = mem.read_u64(field(header, dir_ptr_offset)?)?;
-            let dir_len = mem.read_u64(field(header, dir_len_offset)?)?;
+            let len = span(&[
+                used_offset,
+                dir_ptr_offset,
+                dir_len_offset,
+                tombstone_possible_offset.unwrap_or(0),
+            ]);
+            if len > MAX_HEADER_BYTES {
+                return Err(too_big(len));
+            }
+            field(header, len)?;
+            let h = read_vec(mem, header, len)?;
+            let dir_ptr = le::<8>(&h, dir_ptr_offset);
+            let dir_len = le::<8>(&h, dir_len_offset);
             let mut stats = MapStats {
-                length: used,
+                header_addr: header,
+                length: le::<8>(&h, used_offset),
                 ..MapStats::default()
             };
+            // Go ≥ 1.25: no delete left a tombstone since the last clear.
+            if tombstone_possible_offset.is_some_and(|o| le::<1>(&h, o) == 0) {
+                stats.tombstones = Some(0);
+            }
             if dir_len == 0 {
                 stats.capacity_slots = if dir_ptr == 0 { 0 } else { SLOTS_PER_GROUP };
                 stats.tables = Some(0);
                 return Ok(stats);
             }
-            let entries = dir_len.min(MAX_DIRECTORY_ENTRIES);
-            let mut dir = vec![0u8; entries as usize * 8];
-            mem.read(dir_ptr, &mut dir)?;
-            let mut seen = HashSet::new();
-            for chunk in dir.chunks_exact(8) {
-                let table = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-                if table == 0 || !seen.insert(table) {
-                    continue;
-                }
+            let tables = distinct_tables(mem, dir_ptr, dir_len)?;
+            for &table in &tables {
                 let mut cap = [0u8; 2];
                 mem.read(field(table, table_capacity_offset)?, &mut cap)?;
                 stats.capacity_slots = stats
                     .capacity_slots
                     .saturating_add(u64::from(u16::from_le_bytes(cap)));
             }
-            stats.tables = Some(seen.len() as u64);
+            stats.tables = Some(tables.len() as u64);
             Ok(stats)
         }
     }
+}
+
+/// `flags` bit of a classic map growing to the same size (evacuating
+/// overflow buckets, not doubling).
+const SAME_SIZE_GROW: u64 = 8;
+
+/// The distinct non-nil tables of a Swiss directory, in directory order.
+fn distinct_tables(mem: &dyn Memory, dir_ptr: u64, dir_len: u64) -> Result<Vec<u64>, ReadError> {
+    let entries = dir_len.min(MAX_DIRECTORY_ENTRIES);
+    let dir = read_vec(mem, dir_ptr, entries * 8)?;
+    let mut seen = HashSet::new();
+    let mut tables = Vec::new();
+    for chunk in dir.chunks_exact(8) {
+        let table = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        if table != 0 && seen.insert(table) {
+            tables.push(table);
+        }
+    }
+    Ok(tables)
+}
+
+/// Bytes read at once when scanning an array of buckets or groups.
+const SCAN_CHUNK_BYTES: u64 = 1 << 20;
+
+/// The longest chain of classic overflow buckets followed from one bucket
+/// (a longer one is a cycle in a torn read).
+const MAX_OVERFLOW_CHAIN: usize = 1 << 16;
+
+/// A run of `count` buckets or groups of `group_bytes` at `base`.
+struct GroupRun {
+    base: u64,
+    count: u64,
+}
+
+/// Calls `f(address, bytes)` for every bucket or group of the map held at
+/// `var_addr` (classic: the bucket array, the old buckets of a growing map and
+/// every overflow bucket; Swiss: the small group or every table's groups),
+/// until `f` returns `false` or `max_bytes` have been read (then `Ok(false)`).
+pub fn for_each_group(
+    mem: &dyn Memory,
+    var_addr: u64,
+    layout: &MapLayout,
+    entries: &EntryLayout,
+    max_bytes: u64,
+    f: &mut dyn FnMut(u64, &[u8]) -> bool,
+) -> Result<bool, ReadError> {
+    let gb = entries.group_bytes;
+    if gb == 0 || gb > SCAN_CHUNK_BYTES || span(&[entries.ctrl_offset]) > gb {
+        return Ok(false);
+    }
+    let header = mem.read_u64(var_addr)?;
+    if header == 0 {
+        return Ok(true);
+    }
+    let mut runs = Vec::new();
+    match *layout {
+        MapLayout::Classic {
+            flags_offset,
+            b_offset,
+            buckets_offset,
+            oldbuckets_offset,
+            ..
+        } => {
+            let len = span(&[flags_offset, b_offset, buckets_offset, oldbuckets_offset]);
+            if len > MAX_HEADER_BYTES {
+                return Ok(false);
+            }
+            let h = read_vec(mem, header, len)?;
+            let b = le::<1>(&h, b_offset);
+            if b > 40 {
+                return Ok(false);
+            }
+            let buckets = 1u64 << b;
+            runs.push(GroupRun {
+                base: le::<8>(&h, buckets_offset),
+                count: buckets,
+            });
+            let old = le::<8>(&h, oldbuckets_offset);
+            if old != 0 {
+                let same = le::<1>(&h, flags_offset) & SAME_SIZE_GROW != 0;
+                runs.push(GroupRun {
+                    base: old,
+                    count: if same { buckets } else { (buckets / 2).max(1) },
+                });
+            }
+        }
+        MapLayout::Swiss {
+            dir_ptr_offset,
+            dir_len_offset,
+            table_groups_offset,
+            table_length_mask_offset,
+            ..
+        } => {
+            let len = span(&[dir_ptr_offset, dir_len_offset]);
+            if len > MAX_HEADER_BYTES {
+                return Ok(false);
+            }
+            let h = read_vec(mem, header, len)?;
+            let dir_ptr = le::<8>(&h, dir_ptr_offset);
+            let dir_len = le::<8>(&h, dir_len_offset);
+            if dir_len == 0 {
+                if dir_ptr != 0 {
+                    runs.push(GroupRun {
+                        base: dir_ptr,
+                        count: 1,
+                    });
+                }
+            } else {
+                for table in distinct_tables(mem, dir_ptr, dir_len)? {
+                    let data = mem.read_u64(field(table, table_groups_offset)?)?;
+                    let mask = mem.read_u64(field(table, table_length_mask_offset)?)?;
+                    // A table holds at most 1024 slots: 128 groups.
+                    runs.push(GroupRun {
+                        base: data,
+                        count: mask.saturating_add(1).min(128),
+                    });
+                }
+            }
+        }
+    }
+    let mut budget = max_bytes;
+    let per_chunk = (SCAN_CHUNK_BYTES / gb).max(1);
+    let mut overflow = Vec::new();
+    for run in runs {
+        if run.base == 0 {
+            continue;
+        }
+        let mut i = 0;
+        while i < run.count {
+            let n = per_chunk.min(run.count - i);
+            let bytes = n * gb;
+            if bytes > budget {
+                return Ok(false);
+            }
+            budget -= bytes;
+            let start = field(run.base, i * gb)?;
+            let chunk = read_vec(mem, start, bytes)?;
+            for (k, group) in chunk.chunks_exact(gb as usize).enumerate() {
+                let addr = start + k as u64 * gb;
+                if !f(addr, group) {
+                    return Ok(false);
+                }
+                if let Some(o) = entries.overflow_offset {
+                    if span(&[o]) <= gb {
+                        let next = le::<8>(group, o);
+                        if next != 0 {
+                            overflow.push(next);
+                        }
+                    }
+                }
+            }
+            i += n;
+        }
+    }
+    // Classic overflow buckets, each chain followed to its end.
+    if let Some(o) = entries.overflow_offset {
+        for first in overflow {
+            let mut next = first;
+            for _ in 0..MAX_OVERFLOW_CHAIN {
+                if next == 0 {
+                    break;
+                }
+                if gb > budget {
+                    return Ok(false);
+                }
+                budget -= gb;
+                let group = read_vec(mem, next, gb)?;
+                if !f(next, &group) {
+                    return Ok(false);
+                }
+                next = le::<8>(&group, o);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Whether slot `i` of a bucket or group with control bytes `ctrl` holds an
+/// entry: classic `tophash >= minTopHash (5)` (below: empty or evacuated);
+/// Swiss: the control byte's high bit clear (`0x80` empty, `0xFE` deleted).
+pub fn slot_full(layout: &MapLayout, ctrl: u8) -> bool {
+    match layout {
+        MapLayout::Classic { .. } => ctrl >= 5,
+        MapLayout::Swiss { .. } => ctrl & 0x80 == 0,
+    }
+}
+
+/// The Swiss control byte of a deleted slot (a tombstone).
+pub const CTRL_DELETED: u8 = 0xFE;
+
+/// Counts the Swiss map's tombstones: control bytes equal to [`CTRL_DELETED`]
+/// in every group of every table. A Go ≥ 1.25 map whose `tombstonePossible`
+/// is false has none and is not scanned. `None` for classic maps, or when the
+/// groups are larger than `max_bytes` together.
+pub fn count_tombstones(
+    mem: &dyn Memory,
+    var_addr: u64,
+    layout: &MapLayout,
+    entries: &EntryLayout,
+    max_bytes: u64,
+) -> Result<Option<u64>, ReadError> {
+    let MapLayout::Swiss {
+        tombstone_possible_offset,
+        ..
+    } = *layout
+    else {
+        return Ok(None);
+    };
+    if let Some(o) = tombstone_possible_offset {
+        let header = mem.read_u64(var_addr)?;
+        if header == 0 {
+            return Ok(Some(0));
+        }
+        let mut b = [0u8; 1];
+        mem.read(field(header, o)?, &mut b)?;
+        if b[0] == 0 {
+            return Ok(Some(0));
+        }
+    }
+    let mut deleted = 0u64;
+    let ctrl = entries.ctrl_offset as usize;
+    let complete = for_each_group(mem, var_addr, layout, entries, max_bytes, &mut |_, g| {
+        deleted += g[ctrl..ctrl + 8]
+            .iter()
+            .filter(|c| **c == CTRL_DELETED)
+            .count() as u64;
+        true
+    })?;
+    Ok(complete.then_some(deleted))
+}
+
+/// The addresses of the key and the value of every entry of the map held at
+/// `var_addr`, at most `max_entries` (`true` with them when all were found).
+pub fn map_entries(
+    mem: &dyn Memory,
+    var_addr: u64,
+    layout: &MapLayout,
+    entries: &EntryLayout,
+    max_entries: usize,
+    max_bytes: u64,
+) -> Result<(Vec<(u64, u64)>, bool), ReadError> {
+    let mut found = Vec::new();
+    let ctrl = entries.ctrl_offset as usize;
+    let complete = for_each_group(mem, var_addr, layout, entries, max_bytes, &mut |addr, g| {
+        for (i, c) in g[ctrl..ctrl + 8].iter().enumerate() {
+            if !slot_full(layout, *c) {
+                continue;
+            }
+            if found.len() >= max_entries {
+                return false;
+            }
+            let i = i as u64;
+            let key = entries
+                .key_stride
+                .checked_mul(i)
+                .and_then(|o| o.checked_add(entries.key_offset))
+                .and_then(|o| addr.checked_add(o));
+            let value = entries
+                .value_stride
+                .checked_mul(i)
+                .and_then(|o| o.checked_add(entries.value_offset))
+                .and_then(|o| addr.checked_add(o));
+            if let (Some(k), Some(v)) = (key, value) {
+                found.push((k, v));
+            }
+        }
+        true
+    })?;
+    Ok((found, complete))
 }
 
 #[cfg(test)]
@@ -250,16 +642,26 @@ mod tests {
         }
     }
 
+    /// The Go 1.19 hmap layout (offsets as its DWARF gives them).
     const CLASSIC: MapLayout = MapLayout::Classic {
         count_offset: 0,
+        flags_offset: 8,
         b_offset: 9,
         noverflow_offset: 10,
+        buckets_offset: 16,
+        oldbuckets_offset: 24,
+        nevacuate_offset: 32,
     };
+    /// The Go 1.27 Map and table layout.
     const SWISS: MapLayout = MapLayout::Swiss {
         used_offset: 0,
         dir_ptr_offset: 16,
         dir_len_offset: 24,
         table_capacity_offset: 2,
+        table_used_offset: 0,
+        table_groups_offset: 16,
+        table_length_mask_offset: 24,
+        tombstone_possible_offset: Some(40),
     };
 
     fn classic_header(count: u64, b: u8, noverflow: u16) -> Vec<u8> {
@@ -299,7 +701,7 @@ mod tests {
                 0x1000 => buf.copy_from_slice(&0x2000u64.to_le_bytes()),
                 0x2000 => {
                     self.0.set(self.0.get() + 1);
-                    buf.copy_from_slice(&self.0.get().to_le_bytes());
+                    buf[..8].copy_from_slice(&self.0.get().to_le_bytes());
                 }
                 _ => {}
             }

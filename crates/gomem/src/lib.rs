@@ -11,15 +11,35 @@
 //!   `dirLen`; capacity is one group of 8 slots when `dirLen == 0`, else the sum
 //!   of the `capacity` of every distinct table in the directory.
 //!
+//! [`walk`] follows the program's live data from every package-level
+//! variable to the maps it reaches: struct fields, array and slice elements,
+//! pointers (cycles detected) and values of other maps (entries read from
+//! the buckets or groups, laid out by the DWARF), to a bounded depth and count
+//! ([`Limits`]). Swiss-map tombstones are counted in the groups' control
+//! bytes; a growing classic map's old buckets come from its header.
+//!
+//! A binary without DWARF may name a separate debug file ([`DebugLink`]:
+//! `.gnu_debuglink`, `.note.gnu.build-id`); [`DwarfIndex::from_split_elf`]
+//! indexes the two together.
+//!
 //! Everything here is pure except [`ProcMemory`], the thin reader of
 //! `/proc/PID/mem`; tests feed bytes through [`Memory`] instead.
 
+mod debuglink;
 mod dwarf;
 mod error;
 mod layout;
 mod memory;
+mod walk;
 
-pub use dwarf::{DwarfIndex, MapVariable, MAX_FIELD_DEPTH, MAX_INDEXED_MAPS};
+pub use debuglink::{crc32, parse_build_id_note, parse_debuglink, DebugLink};
+pub use dwarf::{
+    DwarfIndex, MapType, MapVariable, Root, Ty, TypeId, MAX_FIELD_DEPTH, MAX_INDEXED_MAPS,
+};
 pub use error::GomemError;
-pub use layout::{bytes_held, bytes_needed, read_map, MapLayout, MapStats, MAX_DIRECTORY_ENTRIES};
+pub use layout::{
+    bytes_held, bytes_needed, count_tombstones, for_each_group, map_entries, read_map, slot_full,
+    EntryLayout, MapLayout, MapStats, CTRL_DELETED, MAX_DIRECTORY_ENTRIES,
+};
 pub use memory::{Memory, ProcMemory, ReadError};
+pub use walk::{walk, FoundMap, Limits, Walk};

@@ -50,11 +50,11 @@ fn check(toolchain: GoToolchain, swiss: bool) {
     let binary = build(&toolchain);
     let data = std::fs::read(&binary).expect("read binary");
     let index = DwarfIndex::from_elf(&binary.display().to_string(), &data).expect("index");
-    let counts = index
-        .maps
+    let maps = index.static_maps();
+    let counts = maps
         .iter()
         .find(|m| m.name == "main.Counts")
-        .unwrap_or_else(|| panic!("no main.Counts in {:?}", index.maps));
+        .unwrap_or_else(|| panic!("no main.Counts in {maps:?}"));
     assert_eq!(counts.addr, nm_address(&toolchain, &binary, "main.Counts"));
     assert_eq!(
         (counts.key_type.as_str(), counts.value_type.as_str()),
@@ -66,11 +66,10 @@ fn check(toolchain: GoToolchain, swiss: bool) {
         "{counts:?}"
     );
 
-    let field = index
-        .maps
+    let field = maps
         .iter()
         .find(|m| m.name == "main.holder.inner.byID")
-        .unwrap_or_else(|| panic!("no main.holder.inner.byID in {:?}", index.maps));
+        .unwrap_or_else(|| panic!("no main.holder.inner.byID in {maps:?}"));
     let holder = nm_address(&toolchain, &binary, "main.holder");
     // After `name string` (pointer and length: 16 bytes on amd64).
     assert_eq!(field.addr, holder + 16, "{field:?}");

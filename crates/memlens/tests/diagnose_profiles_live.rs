@@ -225,6 +225,29 @@ fn map_bloat(toolchain: GoToolchain) {
         .as_str()
         .unwrap()
         .contains("main.runMapBloat"));
+    // The variable is named from a live read of the maps (memlens maps): the
+    // bloated one holds the most; its length and slots are the workload's own
+    // header read after the deletes.
+    let prefix = "MAP_HEADER var=main.bloatedMap ";
+    let largest = &r["largest_map"];
+    assert_eq!(largest["path"], "main.bloatedMap", "{r:#}");
+    assert_eq!(
+        largest["length"],
+        last_number(&w, prefix, Some("len=")),
+        "{r:#}"
+    );
+    assert_eq!(
+        largest["capacity_slots"],
+        last_number(&w, prefix, Some("capacity=")),
+        "{r:#}"
+    );
+    assert!(
+        f["recommendation"]
+            .as_str()
+            .unwrap()
+            .contains("variable main.bloatedMap"),
+        "{f:#}"
+    );
     let ours = evidence(f, "map_bytes");
     let url = format!("http://{}/debug/pprof/heap", w.listen_addr());
     let top = pprof_top(&toolchain, &url);

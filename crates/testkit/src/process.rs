@@ -28,6 +28,7 @@ pub struct WorkloadSpec {
     stripped: bool,
     pie: bool,
     netns: Option<PathBuf>,
+    binary: Option<PathBuf>,
 }
 
 impl WorkloadSpec {
@@ -41,6 +42,7 @@ impl WorkloadSpec {
             env: Vec::new(),
             stripped: false,
             pie: false,
+            binary: None,
         }
     }
 
@@ -67,6 +69,13 @@ impl WorkloadSpec {
     /// (`-buildmode=pie`: loaded at a random address).
     pub fn pie(mut self) -> Self {
         self.pie = true;
+        self
+    }
+
+    /// Runs this binary instead of the toolchain's workload build (a copy of
+    /// it a test changed, e.g. with its DWARF moved to a separate file).
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
         self
     }
 
@@ -118,7 +127,9 @@ pub struct Workload {
 
 impl Workload {
     fn start(spec: WorkloadSpec, join_procs: Option<PathBuf>) -> Workload {
-        let binary = if spec.stripped {
+        let binary = if let Some(b) = &spec.binary {
+            b.clone()
+        } else if spec.stripped {
             stripped_workload_binary(&spec.toolchain)
         } else if spec.pie {
             pie_workload_binary(&spec.toolchain)

@@ -36,7 +36,28 @@ pub fn section(context: &Context) -> Section {
             pid: g.pid,
             start_time: g.start_time,
         };
-        let finding = map_bloat::check(&sites, end, &target, context.at_ms());
+        let mut finding = map_bloat::check(&sites, end, &target, context.at_ms());
+        // Name the variable: the live map holding the most (DWARF + memory).
+        let mut largest = serde_json::Value::Null;
+        let mut largest_line = None;
+        if let Some(f) = finding.as_mut() {
+            match u32::try_from(g.pid).map(crate::maps::largest_map) {
+                Ok(Ok(Some(m))) => {
+                    map_bloat::name_variable(f, &m.path, m.length, m.capacity_slots, m.held_bytes);
+                    largest_line = Some(format!(
+                        "      largest map: {} (len {}, {} slots)",
+                        m.path, m.length, m.capacity_slots
+                    ));
+                    largest = serde_json::json!({
+                        "path": m.path, "length": m.length, "capacity_slots": m.capacity_slots,
+                        "held_bytes": m.held_bytes, "waste_bytes": m.waste_bytes,
+                    });
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => largest = serde_json::json!({ "error": format!("{e:#}") }),
+                Err(_) => {}
+            }
+        }
         text.push(format!(
             "  {:>8}  {:<16} {:>10.1} {:>6.1}%  {}",
             g.pid,
@@ -53,6 +74,7 @@ pub fn section(context: &Context) -> Section {
                 s.function
             ));
         }
+        text.extend(largest_line);
         rows.push(serde_json::json!({
             "pid": g.pid,
             "comm": comm,
@@ -68,6 +90,7 @@ pub fn section(context: &Context) -> Section {
                 "share_of_heap": s.share_of_heap,
                 "bloated": s.bloated,
             })).collect::<Vec<_>>(),
+            "largest_map": largest,
             "notes": g.notes,
         }));
         findings.extend(finding);
