@@ -625,9 +625,11 @@ fn the_pool_ledger_matches_the_data_pages_after_a_full_scan() {
 
 /// `n` `mariadb` clients, each sorting `t.s` by `k` (a filesort, no
 /// temporary table: "Using where; Using filesort") and sleeping 60 s at its
-/// last row, id 20000: by then each sort buffer is full (20000 keys of
-/// ~280 bytes do not fit in 4 MiB; MariaDB grows a sort buffer as keys come
-/// in, up to sort_buffer_size, so a sort must be held at its end).
+/// last row, id 200000: by then each sort buffer is full. MariaDB grows a
+/// sort buffer as keys come in, up to sort_buffer_size, and packs the
+/// VARCHAR keys to their length: 200,000 keys of 64 characters (~13 MB
+/// packed) overflow 4 MiB. A 20,000-row table of 32-character keys held
+/// ~287 KB per sort at 4 MiB on a quiet machine (it had passed under load).
 struct Sorters {
     clients: Vec<ChildGuard>,
 }
@@ -642,7 +644,7 @@ impl Sorters {
                         .arg(format!("--socket={}", db.socket().display()))
                         .args([
                             "-e",
-                            "SELECT id FROM t.s WHERE SLEEP(IF(id = 20000, 60, 0)) = 0 ORDER BY k",
+                            "SELECT id FROM t.s WHERE SLEEP(IF(id = 200000, 60, 0)) = 0 ORDER BY k",
                         ])
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
@@ -710,11 +712,12 @@ fn fifty_sorting_connections_grow_the_connections_part_by_their_sort_buffers() {
     let db = MariaDb::start(&MariaDbSpec::default());
     db.sql(
         "CREATE DATABASE t; USE t; CREATE TABLE s (id INT PRIMARY KEY, k VARCHAR(64)) ENGINE=InnoDB;\
-         INSERT INTO s SELECT seq, MD5(seq) FROM seq_1_to_20000;",
+         INSERT INTO s SELECT seq, CONCAT(MD5(seq), MD5(seq + 1)) FROM seq_1_to_200000;\
+         ANALYZE TABLE s;",
     )
     .expect("load table");
     let plan = db
-        .sql("EXPLAIN SELECT id FROM t.s WHERE SLEEP(IF(id = 20000, 60, 0)) = 0 ORDER BY k")
+        .sql("EXPLAIN SELECT id FROM t.s WHERE SLEEP(IF(id = 200000, 60, 0)) = 0 ORDER BY k")
         .unwrap();
     assert!(
         plan.contains("Using filesort") && !plan.contains("Using temporary"),
