@@ -29,10 +29,12 @@
 //! is the same for every finding of the engine: a detector only says, at
 //! each evaluation, whether its condition holds and at which severity.
 
+mod checks;
 mod kills;
 mod limits;
 mod mysql;
 
+pub use checks::{ChecksConfig, CHECK_METRICS, GO_ENV_GOGC, GO_ENV_GOMEMLIMIT, UNSET};
 pub use kills::KernelKill;
 pub use limits::LimitsConfig;
 
@@ -81,6 +83,22 @@ pub const METRICS: &[&str] = &[
     "mysql_pool_resident_bytes",
     "mysql_memory_used_bytes",
     "mysql_memory_used_initial_bytes",
+    // The process and Go runtime checks (checks.rs).
+    "fd_count",
+    "fd_limit",
+    "vma_count",
+    "anon_vma_count",
+    "mapped_bytes",
+    "max_map_count",
+    "go_goroutines",
+    "go_gc_cycles_total",
+    "go_gc_pause_ns_total",
+    "go_alloc_bytes_total",
+    "go_mallocs_total",
+    "go_gc_cpu_fraction",
+    "go_heap_alloc_bytes",
+    GO_ENV_GOMEMLIMIT,
+    GO_ENV_GOGC,
 ];
 
 /// The OOM kill counters (of cgroups and of the host).
@@ -174,6 +192,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The MySQL/MariaDB detectors.
     pub mysql: crate::mysql::MysqlConfig,
+    /// The process and Go runtime checks of `memlens diagnose`, live.
+    pub checks: ChecksConfig,
 }
 
 impl Default for Config {
@@ -193,6 +213,7 @@ impl Default for Config {
             hold_seconds: 300.0,
             limits: LimitsConfig::default(),
             mysql: crate::mysql::MysqlConfig::default(),
+            checks: ChecksConfig::default(),
         }
     }
 }
@@ -211,6 +232,8 @@ struct EntityState {
     recent: limits::Recent,
     /// A MySQL server's recent instants.
     mysql: std::collections::VecDeque<crate::mysql::ServerPoint>,
+    /// The windows of the process and Go runtime checks.
+    samples: checks::Samples,
 }
 
 #[derive(Debug)]
@@ -302,6 +325,7 @@ impl Engine {
             state.updated.clear();
         }
         let mut counters = Vec::new();
+        let mut outside = Vec::new();
         let derived = working_sets(points);
         for point in points.iter().chain(&derived) {
             let Some(metric) = metric_name(point.metric) else {
@@ -340,6 +364,14 @@ impl Engine {
                 ));
             }
             let mut due = true;
+            if CHECK_METRICS.contains(&metric) {
+                due = state
+                    .samples
+                    .push(&self.config.checks, metric, ts_ms, point.value);
+            }
+            if metric == "go_sys_bytes" {
+                outside.push(point.entity.clone());
+            }
             if TRENDED.contains(&metric) {
                 state.windows.entry(metric).or_default().push(
                     ts_ms,
@@ -358,6 +390,9 @@ impl Engine {
             if due && !state.updated.contains(&metric) {
                 state.updated.push(metric);
             }
+        }
+        for entity in outside {
+            self.note_outside(&entity, ts_ms);
         }
         self.push_mysql(ts_ms);
         let mut conditions: Vec<(Key, Option<Condition>)> = Vec::new();
@@ -426,6 +461,7 @@ impl Engine {
         }
         self.evaluate_limits(entity, state, metric, out);
         self.evaluate_mysql(entity, state, metric, out);
+        self.evaluate_checks(entity, state, metric, out);
         if metric == "go_sys_bytes" {
             out.push((
                 (entity.clone(), GOMEMLIMIT_REACHED, "go_sys_bytes"),
