@@ -206,7 +206,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     let mut exporter = exporter::Exporter::start(&config)?;
     let mut history = history::History::open(&config)?;
     let remote_writer = remote_write::RemoteWriter::start(&config)?;
-    let mut alerting = alerting::Alerting::start(&config)?;
+    let mut alerting = alerting::Alerting::start(&config, exporter.addr())?;
     let mut status = status::Status::new(config.quiet);
     if let Some(addr) = exporter.addr() {
         status.info(&format!(
@@ -252,8 +252,11 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         root.clone(),
     )
     .context("cannot start the Go-targets thread")?;
-    let (mut live, kernel_log) =
-        findings::LiveFindings::new(&root, config.findings.engine_config());
+    let engine_config = memlens_analyze::Config {
+        checks: findings::checks_config(&config.alerts.0),
+        ..config.findings.engine_config()
+    };
+    let (mut live, kernel_log) = findings::LiveFindings::new(&root, engine_config);
     if let Err(why) = kernel_log {
         status.info(&format!(
             "memlens watch: OOM kills from the cgroup and host counters only ({why})"
@@ -281,6 +284,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
                     }
                 }
                 let mut points = snapshot_points(&snapshot);
+                points.extend(findings::settings_points(&snapshot));
                 let go_alive: Vec<(i32, u64)> = snapshot
                     .processes
                     .iter()
