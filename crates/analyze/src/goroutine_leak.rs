@@ -342,9 +342,24 @@ pub fn count_trend(
     let growth = last.1 - first.1;
     let evidence = vec![
         Evidence::new("goroutines", last.1, "count", Layer::GoRuntime),
-        Evidence::new("oldest_quarter_max_goroutines", oldest, "count", Layer::GoRuntime),
-        Evidence::new("newest_quarter_min_goroutines", newest, "count", Layer::GoRuntime),
-        Evidence::new("growth_ratio", newest / oldest.max(1.0), "ratio", Layer::Derived),
+        Evidence::new(
+            "oldest_quarter_max_goroutines",
+            oldest,
+            "count",
+            Layer::GoRuntime,
+        ),
+        Evidence::new(
+            "newest_quarter_min_goroutines",
+            newest,
+            "count",
+            Layer::GoRuntime,
+        ),
+        Evidence::new(
+            "growth_ratio",
+            newest / oldest.max(1.0),
+            "ratio",
+            Layer::Derived,
+        ),
         Evidence::new(
             "growth_per_minute",
             growth * 60.0 / span_seconds.max(1.0),

@@ -170,7 +170,8 @@ impl Samples {
         ts_ms: i64,
         value: f64,
     ) -> bool {
-        if matches!(metric, "fd_count" | "vma_count" | "go_goroutines") || GC_COUNTERS.contains(&metric)
+        if matches!(metric, "fd_count" | "vma_count" | "go_goroutines")
+            || GC_COUNTERS.contains(&metric)
         {
             self.keep(config, metric, ts_ms, value);
         }
@@ -310,9 +311,7 @@ impl Engine {
                         pause_total_ns: at("go_gc_pause_ns_total"),
                         total_alloc_bytes: at("go_alloc_bytes_total"),
                         mallocs: at("go_mallocs_total"),
-                        gc_cpu_fraction: (i == 1)
-                            .then(|| latest("go_gc_cpu_fraction"))
-                            .flatten(),
+                        gc_cpu_fraction: (i == 1).then(|| latest("go_gc_cpu_fraction")).flatten(),
                         heap_alloc_bytes: (i == 1)
                             .then(|| latest("go_heap_alloc_bytes").map(|v| v as u64))
                             .flatten(),
@@ -331,9 +330,8 @@ impl Engine {
                 let f = gcpressure::check(&obs, &c.gc, entity, ts_ms).map(|mut f| {
                     // What GOMEMLIMIT bounds, against it: the catalogue's
                     // GoGCDeathSpiral needs it.
-                    let used = latest("go_sys_bytes").map(|sys| {
-                        sys - latest("go_heap_released_bytes").unwrap_or(0.0)
-                    });
+                    let used = latest("go_sys_bytes")
+                        .map(|sys| sys - latest("go_heap_released_bytes").unwrap_or(0.0));
                     if let (Some(used), Some(limit)) = (used, gomemlimit) {
                         f.evidence.push(Evidence::new(
                             "go_memory_to_gomemlimit_ratio",
@@ -344,7 +342,14 @@ impl Engine {
                     }
                     condition(f)
                 });
-                out.push(((entity.clone(), gcpressure::GC_PRESSURE, "go_gc_cycles_total"), f));
+                out.push((
+                    (
+                        entity.clone(),
+                        gcpressure::GC_PRESSURE,
+                        "go_gc_cycles_total",
+                    ),
+                    f,
+                ));
             }
             _ => {}
         }

@@ -9,8 +9,8 @@
 use crate::collect::kmsg::KernelLog;
 use crate::show::findings::evidence_json;
 use anyhow::Context;
-use memlens_analyze::finding::TIME_TO_OOM;
 use memlens_analyze::engine::{ChecksConfig, GO_ENV_GOGC, GO_ENV_GOMEMLIMIT, UNSET};
+use memlens_analyze::finding::TIME_TO_OOM;
 use memlens_analyze::{Config, Engine, Finding, KernelKill, Severity, OOM_KILL};
 use memlens_linux::fs::Root;
 use memlens_model::series::{Entity, Point};
