@@ -490,6 +490,39 @@ mod tests {
     use super::*;
     use memlens_goruntime::goroutine::{read_dump, Limits};
 
+    #[test]
+    fn the_count_trend_needs_a_climb_across_the_window_and_enough_goroutines() {
+        let target = Target::Process {
+            pid: 1,
+            start_time: 1,
+        };
+        let config = CountTrendConfig {
+            min_goroutines: 1000.0,
+            growth_ratio: 1.5,
+            window_seconds: 3600.0,
+        };
+        let series = |f: &dyn Fn(f64) -> f64| -> Vec<(i64, f64)> {
+            (0..=120)
+                .map(|i| (i * 30_000, f(i as f64 * 30.0)))
+                .collect()
+        };
+        // 500 → 4100 over the hour: fires.
+        let climbing = series(&|t| 500.0 + t);
+        let f = count_trend(&climbing, &config, &target, 3_600_000).unwrap();
+        assert_eq!(f.id, GOROUTINE_LEAK);
+        assert_eq!(f.evidence("goroutines"), Some(4100.0));
+        assert_eq!(f.evidence("oldest_quarter_max_goroutines"), Some(1400.0));
+        assert_eq!(f.evidence("newest_quarter_min_goroutines"), Some(3200.0));
+        // Flat at 5000, a sawtooth between 2000 and 2900, too few, too
+        // short a span: nothing.
+        assert!(count_trend(&series(&|_| 5000.0), &config, &target, 0).is_none());
+        let saw = series(&|t| 2000.0 + (t % 900.0));
+        assert!(count_trend(&saw, &config, &target, 0).is_none());
+        assert!(count_trend(&series(&|t| 100.0 + t / 10.0), &config, &target, 0).is_none());
+        assert!(count_trend(&climbing[60..], &config, &target, 0).is_none());
+        assert!(count_trend(&[], &config, &target, 0).is_none());
+    }
+
     fn dump(text: &str) -> Analysis {
         read_dump(text.as_bytes(), Limits::default(), &mut |_| {}).unwrap()
     }

@@ -21,6 +21,9 @@
 //! - [`OOM_KILL`]: kills that already happened, from the OOM kill counters
 //!   (`oom_kill_count` of a cgroup, `oom_kills` of the host) and the kernel
 //!   log ([`Engine::note_kernel_kill`]), linked to the victim ([`kills`]).
+//! - The checks `memlens diagnose` runs over a window, live ([`checks`]):
+//!   GOMEMLIMIT/GOGC against the cgroup limit, the goroutine count trend,
+//!   GC pressure, FD exhaustion and the VMA count.
 //!
 //! A condition fires at once; it clears (or steps down a severity) only
 //! after it has been absent (or lower) for [`Config::hold_seconds`] without
