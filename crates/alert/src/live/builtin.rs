@@ -5,7 +5,7 @@
 //! MemoryOOMKilledRepeatedly from the agent's own count of kills
 //! ([`RepeatedKills`]). Pure.
 
-use crate::catalogue::{Alert, Basis};
+use crate::catalogue::{Alert, Basis, Severity};
 use crate::thresholds::Thresholds;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -49,12 +49,22 @@ pub fn is_builtin(alert: &Alert) -> bool {
 /// meets the alert's own condition where it is narrower than the finding:
 /// GoGCDeathSpiral is GC pressure by CPU (`gc_cpu_fraction` at
 /// `gc_cpu_ratio` or more) next to GOMEMLIMIT (`go_memory_to_gomemlimit_ratio`
-/// at `gc_memory_ratio` or more); every other alert is its finding.
+/// at `gc_memory_ratio` or more); FDExhaustion and VMACountNearLimit are
+/// the count's `ratio` to its limit at the rule's severity's ratio or more
+/// (the finding also fires on a forecast, which the rule does not); every
+/// other alert is its finding.
 pub fn holds(alert: &Alert, evidence: impl Fn(&str) -> Option<f64>, t: &Thresholds) -> bool {
     match alert.spec.name {
         "GoGCDeathSpiral" => {
             evidence("gc_cpu_fraction").is_some_and(|v| v >= t.gc_cpu_ratio)
                 && evidence("go_memory_to_gomemlimit_ratio").is_some_and(|v| v >= t.gc_memory_ratio)
+        }
+        "FDExhaustion" | "VMACountNearLimit" => {
+            let at_least = match alert.severity {
+                Severity::Critical => t.limit_critical_ratio,
+                Severity::Warning => t.limit_warning_ratio,
+            };
+            evidence("ratio").is_some_and(|v| v >= at_least)
         }
         _ => true,
     }
@@ -150,6 +160,18 @@ mod tests {
         assert!(holds(a, ev(0.3, 0.95), &t));
         assert!(!holds(a, ev(0.3, 0.5), &t));
         assert!(!holds(a, ev(0.1, 0.95), &t));
+        let fds = |severity: Severity| {
+            c.alerts
+                .iter()
+                .find(|a| a.spec.name == "FDExhaustion" && a.severity == severity)
+                .unwrap()
+        };
+        let ratio = |r: f64| move |n: &str| (n == "ratio").then_some(r);
+        assert!(holds(fds(Severity::Warning), ratio(0.85), &t));
+        assert!(!holds(fds(Severity::Critical), ratio(0.85), &t));
+        assert!(holds(fds(Severity::Critical), ratio(0.96), &t));
+        // A forecast alone (the count far from its limit) is no alert.
+        assert!(!holds(fds(Severity::Warning), ratio(0.3), &t));
     }
 
     #[test]

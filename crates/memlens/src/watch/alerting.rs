@@ -122,18 +122,28 @@ impl Alerting {
         }))
     }
 
-    /// The rule a finding raises: its id's rule of the finding's severity,
-    /// else its id's first; none when the finding does not meet the rule's
-    /// own condition (`builtin::holds`).
+    /// The rule a finding raises: of its id's rules whose own condition
+    /// the finding meets (`builtin::holds`), the one of the finding's
+    /// severity, else the most severe below it, else the first.
     fn rule_of(&self, f: &Finding) -> Option<&Rule> {
-        let of_id = |r: &&Rule| builtin::finding_of(r) == Some(f.id);
-        let rule = self
+        let rank = |s: &str| match s {
+            "critical" => 2,
+            "warning" => 1,
+            _ => 0,
+        };
+        let finding = rank(f.severity.as_str());
+        let holding: Vec<&Rule> = self
             .rules
             .iter()
-            .filter(of_id)
-            .find(|r| r.severity.as_str() == f.severity.as_str())
-            .or_else(|| self.rules.iter().find(of_id))?;
-        builtin::holds(rule, |name| f.evidence(name), &self.thresholds).then_some(rule)
+            .filter(|r| builtin::finding_of(r) == Some(f.id))
+            .filter(|r| builtin::holds(r, |name| f.evidence(name), &self.thresholds))
+            .collect();
+        holding
+            .iter()
+            .filter(|r| rank(r.severity.as_str()) <= finding)
+            .max_by_key(|r| rank(r.severity.as_str()))
+            .or(holding.first())
+            .copied()
     }
 
     /// The labels every alert of `name` on `target` carries.
