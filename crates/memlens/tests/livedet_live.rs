@@ -18,7 +18,7 @@
 //!   VMACountNearLimit;
 //! - `healthy`: `steady` with GOMEMLIMIT=200MiB and /metrics in a 256 MiB
 //!   cgroup: no alert at all;
-//! - a `heap-leak` of 8 MiB/s in a 64 MiB cgroup (killed some 6 s after its start: the agent, at a 1 s interval, sees each victim alive), started again after
+//! - a `heap-leak` of 4 MiB/s in a 64 MiB cgroup (killed some 12 s after its start), with a `sleep` the OOM killer spares (oom_score_adj -1000) keeping the cgroup watched between two leaks, started again after
 //!   each OOM kill, three times → MemoryOOMKilledRepeatedly of that cgroup
 //!   (a second agent, `--cgroup`, follows the new pids).
 //!
@@ -29,7 +29,7 @@
 //! quarters of the window (30 s) with the newest quarter's fewest at least
 //! 1.5 × the oldest quarter's most, which a count rising 100/s for 30 s
 //! from 100 meets from about 40 s after the agent starts; the others hold
-//! from the first cycle that sees them. The deadline is 150 s. About 80 s.
+//! from the first cycle that sees them; three leaks of ~12 s each take ~40 s. The deadline is 150 s after both agents serve /metrics. About 70-90 s.
 
 use memlens_testkit::{free_loopback_port, http_get, ChildGuard, GoToolchain, TempDir};
 use memlens_testkit::{TestCgroup, Workload, WorkloadSpec};
@@ -244,6 +244,17 @@ fn diagnose_checks_raise_their_alerts_live_on_the_workloads_that_have_the_proble
         256 * mib,
     );
     let leaky_cgroup = TestCgroup::with_limit(64 * mib);
+    // A `sleep` that the OOM killer spares keeps the cgroup selected by
+    // the second agent between two leaks, so it reads the cgroup's kill
+    // counter even when a loaded host makes it miss a victim's short life.
+    let mut sentinel = ChildGuard(
+        Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .expect("start sleep"),
+    );
+    std::fs::write(format!("/proc/{}/oom_score_adj", sentinel.pid()), "-1000").unwrap();
+    std::fs::write(leaky_cgroup.procs_file(), sentinel.pid().to_string()).unwrap();
 
     let cases = [&above, &goroutines, &fds, &mmaps, &healthy];
     let pids: Vec<String> = cases
@@ -260,19 +271,30 @@ fn diagnose_checks_raise_their_alerts_live_on_the_workloads_that_have_the_proble
             am.addr
         ),
     );
-    let (_killer_agent, _) = agent(
+    let (_killer_agent, killer_listen) = agent(
         &dir,
         "k",
         &["--cgroup".to_string(), leaky_cgroup.path_in_hierarchy()],
         &format!("[alerting]\nhold = \"20s\"\nwebhook_url = \"http://{hook_addr}/hook\"\n"),
     );
+    // Both agents serve /metrics once they run their cycles.
+    let ready = Instant::now() + Duration::from_secs(60);
+    for addr in [&listen, &killer_listen] {
+        while !http_get(addr, "/metrics").is_ok_and(|m| m.contains("memlens_agent_cycles_total")) {
+            assert!(
+                Instant::now() < ready,
+                "agent on {addr} never served /metrics"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
     let started = Instant::now();
 
     // Three kills in a row of a leak restarted in the same cgroup.
     let mut kills = 0;
     let mut kernel_kills_at_alert = None;
     let mut leak: Option<Workload> = None;
-    let leak_args = ["--leak-kib-per-second=8192", "--garbage-kib=512"];
+    let leak_args = ["--leak-kib-per-second=4096", "--garbage-kib=512"];
     let deadline = started + Duration::from_secs(150);
     let wanted = [
         ("GoMemLimitAboveLimit", &above),
@@ -361,6 +383,7 @@ fn diagnose_checks_raise_their_alerts_live_on_the_workloads_that_have_the_proble
     if let Some(mut w) = leak {
         w.kill();
     }
+    sentinel.kill();
 
     // Each with its evidence in numbers and units, and the dashboard page.
     let a = &firing(&received, "GoMemLimitAboveLimit", &above)[0];
