@@ -18,7 +18,7 @@
 //!   VMACountNearLimit;
 //! - `healthy`: `steady` with GOMEMLIMIT=200MiB and /metrics in a 256 MiB
 //!   cgroup: no alert at all;
-//! - a `heap-leak` of 4 MiB/s in a 64 MiB cgroup (killed some 12 s after its start), with a `sleep` the OOM killer spares (oom_score_adj -1000) keeping the cgroup watched between two leaks, started again after
+//! - a `heap-leak` of 4 MiB/s in a 64 MiB cgroup (killed some 12 s after its start), with a `sleep` (the OOM killer takes the largest: the leak) keeping the cgroup watched between two leaks, started again after
 //!   each OOM kill, three times → MemoryOOMKilledRepeatedly of that cgroup
 //!   (a second agent, `--cgroup`, follows the new pids).
 //!
@@ -244,7 +244,8 @@ fn diagnose_checks_raise_their_alerts_live_on_the_workloads_that_have_the_proble
         256 * mib,
     );
     let leaky_cgroup = TestCgroup::with_limit(64 * mib);
-    // A `sleep` that the OOM killer spares keeps the cgroup selected by
+    // A `sleep` (under 1 MiB: the OOM killer takes the largest, the leak
+    // near 64 MiB) keeps the cgroup selected by
     // the second agent between two leaks, so it reads the cgroup's kill
     // counter even when a loaded host makes it miss a victim's short life.
     let mut sentinel = ChildGuard(
@@ -253,7 +254,6 @@ fn diagnose_checks_raise_their_alerts_live_on_the_workloads_that_have_the_proble
             .spawn()
             .expect("start sleep"),
     );
-    std::fs::write(format!("/proc/{}/oom_score_adj", sentinel.pid()), "-1000").unwrap();
     std::fs::write(leaky_cgroup.procs_file(), sentinel.pid().to_string()).unwrap();
 
     let cases = [&above, &goroutines, &fds, &mmaps, &healthy];
