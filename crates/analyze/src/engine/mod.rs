@@ -258,6 +258,8 @@ pub struct Engine {
     active: BTreeMap<Key, Active>,
     pending_kills: Vec<kills::PendingKill>,
     kernel_kills: Vec<KernelKill>,
+    /// Kills the log reported before their counter moved: (cgroup, when).
+    log_only_kills: Vec<(Option<String>, i64)>,
     /// Victims already reported (a kill is reported once).
     killed: std::collections::HashSet<Entity>,
     /// Whether the caller reads the kernel log (then it names the victims
