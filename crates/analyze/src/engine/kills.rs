@@ -117,13 +117,18 @@ impl Engine {
                     .as_ref()
                     .and_then(|v| self.process_cgroups.get(v).cloned())
             });
-            // The counter kill this log line explains, if any.
-            let counter = self.pending_kills.iter().position(|p| match &p.scope {
+            // The counter kill this log line explains, if any: its
+            // cgroup's first, else the host's.
+            let of_cgroup = |p: &PendingKill| match &p.scope {
                 Entity::Cgroup { path } => cgroup
                     .as_deref()
                     .is_some_and(|c| c == path || is_below(kill.task_cgroup.as_deref(), path)),
-                Entity::Host => true,
-                Entity::Process { .. } | Entity::Mysql { .. } => false,
+                _ => false,
+            };
+            let counter = self.pending_kills.iter().position(of_cgroup).or_else(|| {
+                self.pending_kills
+                    .iter()
+                    .position(|p| p.scope == Entity::Host)
             });
             let pending = counter.map(|i| self.pending_kills.remove(i));
             let watched_cgroup = cgroup.as_ref().is_some_and(|path| {
@@ -150,7 +155,10 @@ impl Engine {
                     Layer::Kernel,
                 ));
             }
-            if pending.is_none() {
+            if !matches!(
+                pending.as_ref().map(|p| &p.scope),
+                Some(Entity::Cgroup { .. })
+            ) {
                 // Its counter may move at a later instant (read a cycle
                 // after the log): that move is this kill, not another.
                 self.log_only_kills.push((cgroup.clone(), ts_ms));
