@@ -291,6 +291,97 @@ pub fn sites(start: Option<&Analysis>, end: &Analysis, config: &Config) -> Vec<S
     out
 }
 
+/// The goroutine count trend of the alert catalogue's GoroutineLeak
+/// (`memlens rules`): what the live agent judges between two goroutine
+/// dumps, from the count alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountTrendConfig {
+    /// At least this many goroutines now (1000).
+    pub min_goroutines: f64,
+    /// The newest quarter's fewest at least this many times the oldest
+    /// quarter's most (1.5): goroutines accumulate rather than come and go.
+    pub growth_ratio: f64,
+    /// The window (3600 s); the samples must cover three quarters of it.
+    pub window_seconds: f64,
+}
+
+/// A [`GOROUTINE_LEAK`] (warning) from the goroutine counts of one process
+/// over the window, `(ms, count)` in time order: at least `min_goroutines`
+/// now, and the fewest of the newest quarter of the window at least
+/// `growth_ratio` times the most of its oldest quarter. `None` while the
+/// samples span less than three quarters of the window (the two quarters
+/// would overlap). The sites come from a dump (`memlens goroutines`).
+pub fn count_trend(
+    samples: &[(i64, f64)],
+    config: &CountTrendConfig,
+    target: &Target,
+    at_ms: i64,
+) -> Option<Finding> {
+    let (first, last) = (samples.first()?, samples.last()?);
+    let window_ms = (config.window_seconds * 1000.0) as i64;
+    let quarter_ms = window_ms / 4;
+    if window_ms <= 0 || last.0 - first.0 < window_ms - quarter_ms || last.1 < config.min_goroutines
+    {
+        return None;
+    }
+    let start = last.0 - window_ms;
+    let oldest = samples
+        .iter()
+        .filter(|s| s.0 <= start + quarter_ms)
+        .map(|s| s.1)
+        .fold(f64::NAN, f64::max);
+    let newest = samples
+        .iter()
+        .filter(|s| s.0 >= last.0 - quarter_ms)
+        .map(|s| s.1)
+        .fold(f64::NAN, f64::min);
+    if !(oldest.is_finite() && newest.is_finite()) || newest < config.growth_ratio * oldest {
+        return None;
+    }
+    let span_seconds = (last.0 - first.0) as f64 / 1000.0;
+    let growth = last.1 - first.1;
+    let evidence = vec![
+        Evidence::new("goroutines", last.1, "count", Layer::GoRuntime),
+        Evidence::new(
+            "oldest_quarter_max_goroutines",
+            oldest,
+            "count",
+            Layer::GoRuntime,
+        ),
+        Evidence::new(
+            "newest_quarter_min_goroutines",
+            newest,
+            "count",
+            Layer::GoRuntime,
+        ),
+        Evidence::new(
+            "growth_ratio",
+            newest / oldest.max(1.0),
+            "ratio",
+            Layer::Derived,
+        ),
+        Evidence::new(
+            "growth_per_minute",
+            growth * 60.0 / span_seconds.max(1.0),
+            "count/min",
+            Layer::Derived,
+        ),
+        Evidence::new("window_seconds", span_seconds, "seconds", Layer::Derived),
+    ];
+    Some(Finding::fired(
+        GOROUTINE_LEAK,
+        Severity::Warning,
+        target.clone(),
+        evidence,
+        format!(
+            "{:.0} goroutines, up from at most {oldest:.0} in the window's oldest quarter: they \
+             accumulate; memlens goroutines --pid PID --diff shows the creation sites that grow",
+            last.1
+        ),
+        at_ms,
+    ))
+}
+
 /// The finding of a process whose `sites` (from [`sites`]) include a leak:
 /// critical when a site is both proven and growing, else a warning; `None`
 /// without a leaking site.
@@ -398,6 +489,39 @@ pub fn check(sites: &[Site], window_seconds: f64, target: &Target, at_ms: i64) -
 mod tests {
     use super::*;
     use memlens_goruntime::goroutine::{read_dump, Limits};
+
+    #[test]
+    fn the_count_trend_needs_a_climb_across_the_window_and_enough_goroutines() {
+        let target = Target::Process {
+            pid: 1,
+            start_time: 1,
+        };
+        let config = CountTrendConfig {
+            min_goroutines: 1000.0,
+            growth_ratio: 1.5,
+            window_seconds: 3600.0,
+        };
+        let series = |f: &dyn Fn(f64) -> f64| -> Vec<(i64, f64)> {
+            (0..=120)
+                .map(|i| (i * 30_000, f(i as f64 * 30.0)))
+                .collect()
+        };
+        // 500 → 4100 over the hour: fires.
+        let climbing = series(&|t| 500.0 + t);
+        let f = count_trend(&climbing, &config, &target, 3_600_000).unwrap();
+        assert_eq!(f.id, GOROUTINE_LEAK);
+        assert_eq!(f.evidence("goroutines"), Some(4100.0));
+        assert_eq!(f.evidence("oldest_quarter_max_goroutines"), Some(1400.0));
+        assert_eq!(f.evidence("newest_quarter_min_goroutines"), Some(3200.0));
+        // Flat at 5000, a sawtooth between 2000 and 2900, too few, too
+        // short a span: nothing.
+        assert!(count_trend(&series(&|_| 5000.0), &config, &target, 0).is_none());
+        let saw = series(&|t| 2000.0 + (t % 900.0));
+        assert!(count_trend(&saw, &config, &target, 0).is_none());
+        assert!(count_trend(&series(&|t| 100.0 + t / 10.0), &config, &target, 0).is_none());
+        assert!(count_trend(&climbing[60..], &config, &target, 0).is_none());
+        assert!(count_trend(&[], &config, &target, 0).is_none());
+    }
 
     fn dump(text: &str) -> Analysis {
         read_dump(text.as_bytes(), Limits::default(), &mut |_| {}).unwrap()

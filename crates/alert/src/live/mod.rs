@@ -3,8 +3,10 @@
 //! catalogue's inhibition ([`state`]), what the notifiers send
 //! ([`payload`]), and the notifiers themselves ([`notify`]: a bounded queue
 //! and a thread POSTing over [`http`]). The agent builds the conditions
-//! from its findings and wires the rest.
+//! from its findings and wires the rest; [`builtin`] says which
+//! catalogue alerts it raises and from what.
 
+pub mod builtin;
 pub mod notify;
 pub mod payload;
 pub mod state;

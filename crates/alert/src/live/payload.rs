@@ -3,7 +3,9 @@
 //! - [`alertmanager`]: the body of Alertmanager's `POST /api/v2/alerts`, a
 //!   list of `{labels, annotations, startsAt, endsAt, generatorURL}`; the
 //!   evidence and the profiles' commands go into annotations (`evidence`,
-//!   `profiles`), since Alertmanager keeps only strings;
+//!   `profiles`), since Alertmanager keeps only strings, and the agent's
+//!   dashboard page of the target, when it serves one, as `generatorURL`
+//!   and the `dashboard` annotation;
 //! - [`webhook`]: memlens's webhook body (docs/alerts.md), one change with
 //!   its alert's evidence as numbers with units.
 
@@ -84,13 +86,20 @@ pub fn alertmanager<'a>(alerts: impl IntoIterator<Item = &'a Alert>, ends_at_ms:
             if !profiles.is_empty() {
                 annotations.insert("profiles".into(), profiles);
             }
+            if let Some(url) = &a.condition.dashboard_url {
+                annotations.insert("dashboard".into(), url.clone());
+            }
             let starts = a.firing_since_ms.unwrap_or(a.active_since_ms);
-            json!({
+            let mut alert = json!({
                 "labels": a.labels(),
                 "annotations": annotations,
                 "startsAt": rfc3339(starts),
                 "endsAt": rfc3339(a.resolved_at_ms.unwrap_or(ends_at_ms)),
-            })
+            });
+            if let Some(url) = &a.condition.dashboard_url {
+                alert["generatorURL"] = json!(url);
+            }
+            alert
         })
         .collect();
     Value::Array(list)
@@ -124,6 +133,7 @@ pub fn webhook(change: &Change, sender: &str) -> Value {
             "annotations": a.condition.annotations,
             "evidence": evidence,
             "profiles": profiles,
+            "dashboard_url": a.condition.dashboard_url,
             "starts_at": a.firing_since_ms.map(rfc3339),
             "ends_at": a.resolved_at_ms.map(rfc3339),
             "inhibited_by": a.inhibited_by,

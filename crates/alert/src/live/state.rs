@@ -70,6 +70,8 @@ pub struct Condition {
     pub evidence: Vec<Quantity>,
     /// Profiles kept of its target.
     pub profiles: Vec<ProfileLink>,
+    /// The agent's dashboard page of its target, when the agent serves one.
+    pub dashboard_url: Option<String>,
     /// How long it must hold before the alert fires.
     pub for_ms: i64,
     /// How long it must be absent before the alert resolves.

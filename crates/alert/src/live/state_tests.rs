@@ -16,6 +16,7 @@ fn cond(name: &str, severity: &str, target: &str, for_ms: i64, hold_ms: i64) -> 
         annotations: BTreeMap::new(),
         evidence: Vec::new(),
         profiles: Vec::new(),
+        dashboard_url: None,
         for_ms,
         hold_ms,
         outlasts_inhibited: false,

@@ -54,6 +54,11 @@ pub(super) struct PendingKill {
 /// to vanish (it may still be exiting when the counter is read).
 const VICTIM_WAIT_INTERVALS: i64 = 3;
 
+/// A kill read from the log before its counter moved explains a move of
+/// that counter within this long (measured: the counter a cycle, 2 s, after
+/// the log on a loaded host).
+const LOG_JOIN_WINDOW_MS: i64 = 15_000;
+
 impl Engine {
     /// Says that the kernel log is read and every kill in it will be handed
     /// over with [`Engine::note_kernel_kill`].
@@ -112,13 +117,18 @@ impl Engine {
                     .as_ref()
                     .and_then(|v| self.process_cgroups.get(v).cloned())
             });
-            // The counter kill this log line explains, if any.
-            let counter = self.pending_kills.iter().position(|p| match &p.scope {
+            // The counter kill this log line explains, if any: its
+            // cgroup's first, else the host's.
+            let of_cgroup = |p: &PendingKill| match &p.scope {
                 Entity::Cgroup { path } => cgroup
                     .as_deref()
                     .is_some_and(|c| c == path || is_below(kill.task_cgroup.as_deref(), path)),
-                Entity::Host => true,
-                Entity::Process { .. } | Entity::Mysql { .. } => false,
+                _ => false,
+            };
+            let counter = self.pending_kills.iter().position(of_cgroup).or_else(|| {
+                self.pending_kills
+                    .iter()
+                    .position(|p| p.scope == Entity::Host)
             });
             let pending = counter.map(|i| self.pending_kills.remove(i));
             let watched_cgroup = cgroup.as_ref().is_some_and(|path| {
@@ -145,6 +155,14 @@ impl Engine {
                     Layer::Kernel,
                 ));
             }
+            if !matches!(
+                pending.as_ref().map(|p| &p.scope),
+                Some(Entity::Cgroup { .. })
+            ) {
+                // Its counter may move at a later instant (read a cycle
+                // after the log): that move is this kill, not another.
+                self.log_only_kills.push((cgroup.clone(), ts_ms));
+            }
             let detected_ms = pending.as_ref().map_or(ts_ms, |p| p.detected_ms);
             out.push(self.kill_finding(
                 detected_ms,
@@ -156,7 +174,28 @@ impl Engine {
                 kill.comm.as_deref(),
             ));
         }
-        let pending = std::mem::take(&mut self.pending_kills);
+        // Log kills whose counter had not moved yet explain the counters'
+        // moves of the next few seconds.
+        self.log_only_kills
+            .retain(|(_, at)| ts_ms - at <= LOG_JOIN_WINDOW_MS);
+        let mut pending = std::mem::take(&mut self.pending_kills);
+        for kill in pending.iter_mut() {
+            while kill.kills > 0.0 {
+                let explained =
+                    self.log_only_kills
+                        .iter()
+                        .position(|(cgroup, _)| match &kill.scope {
+                            Entity::Cgroup { path } => cgroup
+                                .as_deref()
+                                .is_some_and(|c| c == path || is_below(Some(c), path)),
+                            _ => true,
+                        });
+                let Some(i) = explained else { break };
+                self.log_only_kills.remove(i);
+                kill.kills -= 1.0;
+            }
+        }
+        pending.retain(|k| k.kills > 0.0);
         for kill in pending {
             let waiting = ts_ms < kill.deadline_ms;
             // With the log read, the log names the victim: guess only
@@ -311,4 +350,56 @@ fn is_below(child: Option<&str>, parent: &str) -> bool {
         || child
             .strip_prefix(parent)
             .is_some_and(|r| r.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Config, Engine, KernelKill, OOM_KILL};
+    use memlens_model::series::{Entity, Point};
+
+    #[test]
+    fn a_kill_logged_before_its_counter_moves_is_one_kill() {
+        let mut engine = Engine::new(Config::default());
+        engine.read_kernel_log(true);
+        let cgroup = Entity::Cgroup {
+            path: "/leak".to_string(),
+        };
+        let victim = Entity::Process {
+            pid: 42,
+            start_time: 7,
+        };
+        engine.set_process_cgroup(&victim, "/leak");
+        let point = |e: &Entity, metric, value| Point {
+            entity: e.clone(),
+            metric,
+            value,
+        };
+        let mut kills = Vec::new();
+        for (i, counter) in [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+            .iter()
+            .enumerate()
+        {
+            let ts = i as i64 * 1000;
+            let mut points = vec![point(&cgroup, "oom_kill_count", *counter)];
+            if i < 2 {
+                points.push(point(&victim, "rss_bytes", 6e7));
+            }
+            if i == 2 {
+                // The log line comes a cycle before the counter's move.
+                engine.note_kernel_kill(KernelKill {
+                    pid: 42,
+                    oom_cgroup: Some("/leak".to_string()),
+                    ..KernelKill::default()
+                });
+            }
+            kills.extend(
+                engine
+                    .observe(ts, &points)
+                    .into_iter()
+                    .filter(|f| f.id == OOM_KILL),
+            );
+        }
+        assert_eq!(kills.len(), 1, "{kills:#?}");
+        assert_eq!(kills[0].target, victim);
+    }
 }

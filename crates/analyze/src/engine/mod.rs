@@ -23,6 +23,9 @@
 //! - [`OOM_KILL`]: kills that already happened, from the OOM kill counters
 //!   (`oom_kill_count` of a cgroup, `oom_kills` of the host) and the kernel
 //!   log ([`Engine::note_kernel_kill`]), linked to the victim ([`kills`]).
+//! - The checks `memlens diagnose` runs over a window, live ([`checks`]):
+//!   GOMEMLIMIT/GOGC against the cgroup limit, the goroutine count trend,
+//!   GC pressure, FD exhaustion and the VMA count.
 //!
 //! A condition fires at once; it clears (or steps down a severity) only
 //! after it has been absent (or lower) for [`Config::hold_seconds`] without
@@ -31,11 +34,13 @@
 //! is the same for every finding of the engine: a detector only says, at
 //! each evaluation, whether its condition holds and at which severity.
 
+mod checks;
 mod contention;
 mod kills;
 mod limits;
 mod mysql;
 
+pub use checks::{ChecksConfig, CHECK_METRICS, GO_ENV_GOGC, GO_ENV_GOMEMLIMIT, UNSET};
 pub use kills::KernelKill;
 pub use limits::LimitsConfig;
 
@@ -90,6 +95,22 @@ pub const METRICS: &[&str] = &[
     "mysql_pool_range_found",
     "mysql_log_buffer_bytes",
     "mysql_threads_memory_bytes",
+    // The process and Go runtime checks (checks.rs).
+    "fd_count",
+    "fd_limit",
+    "vma_count",
+    "anon_vma_count",
+    "mapped_bytes",
+    "max_map_count",
+    "go_goroutines",
+    "go_gc_cycles_total",
+    "go_gc_pause_ns_total",
+    "go_alloc_bytes_total",
+    "go_mallocs_total",
+    "go_gc_cpu_fraction",
+    "go_heap_alloc_bytes",
+    GO_ENV_GOMEMLIMIT,
+    GO_ENV_GOGC,
 ];
 
 /// The OOM kill counters (of cgroups and of the host).
@@ -185,6 +206,8 @@ pub struct Config {
     pub mysql: crate::mysql::MysqlConfig,
     /// Contention: which neighbour took whose memory.
     pub contention: crate::contention::ContentionConfig,
+    /// The process and Go runtime checks of `memlens diagnose`, live.
+    pub checks: ChecksConfig,
 }
 
 impl Default for Config {
@@ -205,6 +228,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             mysql: crate::mysql::MysqlConfig::default(),
             contention: crate::contention::ContentionConfig::default(),
+            checks: ChecksConfig::default(),
         }
     }
 }
@@ -225,6 +249,8 @@ struct EntityState {
     mysql: std::collections::VecDeque<crate::mysql::ServerPoint>,
     /// Series kept over the contention window.
     history: contention::History,
+    /// The windows of the process and Go runtime checks.
+    samples: checks::Samples,
 }
 
 #[derive(Debug)]
@@ -246,6 +272,8 @@ pub struct Engine {
     active: BTreeMap<Key, Active>,
     pending_kills: Vec<kills::PendingKill>,
     kernel_kills: Vec<KernelKill>,
+    /// Kills the log reported before their counter moved: (cgroup, when).
+    log_only_kills: Vec<(Option<String>, i64)>,
     /// Victims already reported (a kill is reported once).
     killed: std::collections::HashSet<Entity>,
     /// Whether the caller reads the kernel log (then it names the victims
@@ -316,6 +344,7 @@ impl Engine {
             state.updated.clear();
         }
         let mut counters = Vec::new();
+        let mut outside = Vec::new();
         let derived = working_sets(points);
         for point in points.iter().chain(&derived) {
             let Some(metric) = metric_name(point.metric) else {
@@ -359,6 +388,14 @@ impl Engine {
                 ));
             }
             let mut due = true;
+            if CHECK_METRICS.contains(&metric) {
+                due = state
+                    .samples
+                    .push(&self.config.checks, metric, ts_ms, point.value);
+            }
+            if metric == "go_sys_bytes" {
+                outside.push(point.entity.clone());
+            }
             let trended = TRENDED.contains(&metric);
             let contention_due =
                 metric == contention::TRIGGER && matches!(point.entity, Entity::Cgroup { .. });
@@ -382,6 +419,9 @@ impl Engine {
             if due && !state.updated.contains(&metric) {
                 state.updated.push(metric);
             }
+        }
+        for entity in outside {
+            self.note_outside(&entity, ts_ms);
         }
         self.push_mysql(ts_ms);
         let mut conditions: Vec<(Key, Option<Condition>)> = Vec::new();
@@ -451,6 +491,7 @@ impl Engine {
         self.evaluate_limits(entity, state, metric, out);
         self.evaluate_mysql(entity, state, metric, out);
         self.evaluate_contention(entity, state, metric, out);
+        self.evaluate_checks(entity, state, metric, out);
         if metric == "go_sys_bytes" {
             out.push((
                 (entity.clone(), GOMEMLIMIT_REACHED, "go_sys_bytes"),

@@ -216,6 +216,23 @@ pub fn resolve_gogc(runtime: Option<Option<u64>>, env: Option<&str>) -> GcPercen
     }
 }
 
+/// What the cgroup charges besides what the Go runtime counts against
+/// GOMEMLIMIT: `max(usage, RSS) - (Sys - HeapReleased)`, floored at 0. The
+/// larger of the two charges: usage has the cgroup's other processes, page
+/// cache and kernel memory; RSS has the binary's pages even when another
+/// cgroup was charged for them. `None` without the runtime's numbers or
+/// either charge.
+pub fn outside_runtime_bytes(
+    usage_bytes: Option<u64>,
+    rss_bytes: Option<u64>,
+    sys_bytes: Option<u64>,
+    heap_released_bytes: Option<u64>,
+) -> Option<u64> {
+    let charged = usage_bytes.max(rss_bytes)?;
+    let counted = sys_bytes?.saturating_sub(heap_released_bytes?);
+    Some(charged.saturating_sub(counted))
+}
+
 /// What the detector and the advice look at: settings in force and what was
 /// observed of the process and its cgroup over a window.
 #[derive(Debug, Clone, PartialEq)]

@@ -113,6 +113,8 @@ const PROCESS: &[(&str, &str, f64, &str)] = &[
     ("go_threads", "memlens_go_threads", 1.0, "Go: OS threads created by the runtime (from the service's /metrics)."),
     ("go_gogc_percent", "memlens_go_gogc_percent", 1.0, "Go: the GOGC setting (from the service's /metrics)."),
     ("go_gomemlimit_bytes", "memlens_go_gomemlimit_bytes", 1.0, "Go: the GOMEMLIMIT setting (from the service's /metrics)."),
+    ("go_env_gomemlimit_bytes", "memlens_go_env_gomemlimit_bytes", 1.0, "Go: GOMEMLIMIT as the process's environment sets it (9.2e18: none), every Go process."),
+    ("go_env_gogc_percent", "memlens_go_env_gogc_percent", 1.0, "Go: GOGC as the process's environment sets it (-1: off; 100 when unset), every Go process."),
 ];
 
 /// Memory cgroup series.

@@ -214,12 +214,12 @@ impl Sample {
     /// even when another cgroup was charged for them (they are charged here
     /// once re-read). `None` without the runtime's numbers or either charge.
     pub fn outside_runtime_bytes(&self) -> Option<u64> {
-        let charged = self.usage_bytes.max(self.rss_bytes)?;
-        let counted = self
-            .runtime
-            .sys_bytes?
-            .saturating_sub(self.runtime.heap_released_bytes?);
-        Some(charged.saturating_sub(counted))
+        memlens_analyze::gomemconfig::outside_runtime_bytes(
+            self.usage_bytes,
+            self.rss_bytes,
+            self.runtime.sys_bytes,
+            self.runtime.heap_released_bytes,
+        )
     }
 
     /// RSS minus the Go heap in use (stacks, runtime metadata, idle heap

@@ -112,9 +112,47 @@ pub fn finding_text(ts_ms: i64, word: &str, f: &Finding, comm: Option<&str>) -> 
 /// One line: `HH:MM:SS WORD severity id target: headline`, where the
 /// headline is the time left for a forecast, else the first evidence.
 pub fn finding_summary(ts_ms: i64, word: &str, f: &Finding, comm: Option<&str>) -> String {
-    let headline = match f.evidence("time_left_seconds") {
-        Some(left) => format!("OOM kill in {:.1} min", left / 60.0),
-        None => f.evidence.first().map(evidence_text).unwrap_or_default(),
+    let first = || f.evidence.first().map(evidence_text).unwrap_or_default();
+    // The number each finding is about (its evidence names, docs/findings.md).
+    let about = |names: &[&str]| {
+        names
+            .iter()
+            .filter_map(|n| f.evidence.iter().find(|e| e.name == *n))
+            .map(evidence_text)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let headline = match f.id {
+        memlens_analyze::fds::FD_EXHAUSTION => {
+            about(&["fds", "fd_soft_limit", "time_left_seconds"])
+        }
+        memlens_analyze::vmas::VMA_COUNT => about(&["vmas", "max_map_count", "time_left_seconds"]),
+        memlens_analyze::goroutine_leak::GOROUTINE_LEAK => about(&[
+            "goroutines",
+            "oldest_quarter_max_goroutines",
+            "leaking_goroutines",
+        ]),
+        memlens_analyze::gcpressure::GC_PRESSURE => {
+            about(&["gc_cpu_fraction", "cycles_per_minute", "pause_fraction"])
+        }
+        id if id.starts_with("go.gomemlimit_")
+            || id == memlens_analyze::gomemconfig::GOGC_OFF_WITHOUT_LIMIT =>
+        {
+            about(&[
+                "gomemlimit_bytes",
+                "cgroup_limit_bytes",
+                "recommended_gomemlimit_bytes",
+            ])
+        }
+        _ => match f.evidence("time_left_seconds") {
+            Some(left) => format!("OOM kill in {:.1} min", left / 60.0),
+            None => first(),
+        },
+    };
+    let headline = if headline.is_empty() {
+        first()
+    } else {
+        headline
     };
     let time = format_utc(ts_ms);
     let clock = time.rsplit(' ').next().unwrap_or(&time);

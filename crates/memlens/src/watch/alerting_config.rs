@@ -3,7 +3,8 @@
 
 use super::config::{positive, ConfigError};
 use crate::duration;
-use memlens_alert::catalogue::{Basis, Catalogue};
+use memlens_alert::catalogue::Catalogue;
+use memlens_alert::live::builtin;
 use memlens_alert::live::http::HttpUrl;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -77,7 +78,7 @@ impl AlertingConfig {
         let known: Vec<&str> = catalogue
             .alerts
             .iter()
-            .filter(|a| matches!(a.basis, Basis::Finding(_)))
+            .filter(|a| builtin::is_builtin(a))
             .map(|a| a.spec.name)
             .collect();
         let mut out = BTreeMap::new();

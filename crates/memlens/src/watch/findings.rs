@@ -9,6 +9,7 @@
 use crate::collect::kmsg::KernelLog;
 use crate::show::findings::evidence_json;
 use anyhow::Context;
+use memlens_analyze::engine::{ChecksConfig, GO_ENV_GOGC, GO_ENV_GOMEMLIMIT, UNSET};
 use memlens_analyze::finding::TIME_TO_OOM;
 use memlens_analyze::{Config, Engine, Finding, KernelKill, Severity, OOM_KILL};
 use memlens_linux::fs::Root;
@@ -184,6 +185,78 @@ impl LiveFindings {
             }
         }
         Ok(())
+    }
+}
+
+/// GOMEMLIMIT and GOGC as each Go process's environment sets them, as
+/// points (`go_env_gomemlimit_bytes`, `go_env_gogc_percent`): the engine's
+/// settings checks take the runtime's own values when the target serves
+/// them and these otherwise; stored, so a replay sees them too. An unset or
+/// malformed GOMEMLIMIT is "none" (the runtime would not start with a
+/// malformed one); GOGC=off is -1.
+pub fn settings_points(snapshot: &Snapshot) -> Vec<Point> {
+    use memlens_analyze::gomemconfig::{parse_gogc, parse_gomemlimit};
+    let mut points = Vec::new();
+    for p in &snapshot.processes {
+        let Some(go) = &p.go else {
+            continue;
+        };
+        let entity = Entity::Process {
+            pid: p.pid,
+            start_time: p.start_time,
+        };
+        let limit = go
+            .gomemlimit
+            .as_deref()
+            .filter(|raw| !raw.is_empty())
+            .and_then(|raw| parse_gomemlimit(raw).ok().flatten());
+        let gogc = match go.gogc.as_deref().filter(|raw| !raw.is_empty()) {
+            Some(raw) => parse_gogc(raw).map_or(-1.0, |p| p as f64),
+            None => 100.0,
+        };
+        points.push(Point {
+            entity: entity.clone(),
+            metric: GO_ENV_GOMEMLIMIT,
+            value: limit.map_or(UNSET, |b| b as f64),
+        });
+        points.push(Point {
+            entity,
+            metric: GO_ENV_GOGC,
+            value: gogc,
+        });
+    }
+    points
+}
+
+/// The live checks' thresholds: the alert catalogue's (`[alerts]`), so a
+/// built-in alert means what the same alert means in Prometheus.
+pub fn checks_config(t: &memlens_alert::Thresholds) -> ChecksConfig {
+    let d = ChecksConfig::default();
+    ChecksConfig {
+        fds: memlens_analyze::fds::Config {
+            warning_ratio: t.limit_warning_ratio,
+            critical_ratio: t.limit_critical_ratio,
+            ..d.fds
+        },
+        vmas: memlens_analyze::vmas::Config {
+            warning_ratio: t.limit_warning_ratio,
+            critical_ratio: t.limit_critical_ratio,
+            ..d.vmas
+        },
+        gomem: memlens_analyze::gomemconfig::Config {
+            margin_ratio: t.gomemlimit_margin_ratio,
+            margin_min_bytes: t.gomemlimit_min_margin_bytes as u64,
+            ..d.gomem
+        },
+        goroutine_min: t.goroutine_min,
+        goroutine_growth_ratio: t.goroutine_growth_ratio,
+        goroutine_window_seconds: t.goroutine_window,
+        gc: memlens_analyze::gcpressure::Config {
+            cpu_fraction_critical: t.gc_cpu_ratio,
+            ..d.gc
+        },
+        gc_window_seconds: t.gc_window,
+        ..d
     }
 }
 

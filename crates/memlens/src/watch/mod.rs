@@ -245,7 +245,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         .iter()
         .map(|rw| RemoteWriter::start(&rw.target(), &agent))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut alerting = alerting::Alerting::start(&config)?;
+    let mut alerting = alerting::Alerting::start(&config, exporter.addr())?;
     let mut status = status::Status::new(config.quiet);
     if let Some(addr) = exporter.addr() {
         status.info(&format!(
@@ -291,8 +291,11 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         root.clone(),
     )
     .context("cannot start the Go-targets thread")?;
-    let (mut live, kernel_log) =
-        findings::LiveFindings::new(&root, config.findings.engine_config());
+    let engine_config = memlens_analyze::Config {
+        checks: findings::checks_config(&config.alerts.0),
+        ..config.findings.engine_config()
+    };
+    let (mut live, kernel_log) = findings::LiveFindings::new(&root, engine_config);
     if let Err(why) = kernel_log {
         status.info(&format!(
             "memlens watch: OOM kills from the cgroup and host counters only ({why})"
@@ -325,6 +328,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
                     }
                 }
                 let mut points = snapshot_points(&snapshot);
+                points.extend(findings::settings_points(&snapshot));
                 let go_alive: Vec<(i32, u64)> = snapshot
                     .processes
                     .iter()
