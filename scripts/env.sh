@@ -29,6 +29,7 @@ declare -A memlens_packages=(
   [/usr/bin/chromium]=chromium  # the dashboard tests drive headless Chromium (web_live.rs)
   [/usr/bin/openssl]=openssl  # test CAs and certificates made at run time (remote_write_tls.rs)
   [/usr/bin/curl]=curl  # reads back a TLS + basic-auth receiver (remote_write_tls.rs)
+  [/usr/sbin/ip]=iproute2  # network namespaces, veth pairs and test-made addresses (fleet_live.rs, watch_metrics.rs)
 )
 memlens_missing=()
 for memlens_path in "${!memlens_packages[@]}"; do

@@ -76,11 +76,32 @@ fn ip(args: &[&str]) {
 struct Netns {
     name: String,
     host_if: String,
-    host_addr: String,
+}
+
+/// The receiver's address: a /32 the test adds to the host's loopback
+/// (removed on drop), reached from every namespace through its own veth, so
+/// that no server of the test listens on an address it did not make.
+struct ReceiverAddr(String);
+
+impl ReceiverAddr {
+    fn create(octet: u32) -> ReceiverAddr {
+        let addr = ReceiverAddr(format!("10.{octet}.255.1"));
+        ip(&["addr", "add", &format!("{}/32", addr.0), "dev", "lo"]);
+        addr
+    }
+}
+
+impl Drop for ReceiverAddr {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["addr", "del", &format!("{}/32", self.0), "dev", "lo"])
+            .output();
+    }
 }
 
 impl Netns {
-    fn create(index: usize, octet: u32) -> Netns {
+    /// The namespace `index`, routing `receiver` through its veth.
+    fn create(index: usize, octet: u32, receiver: &str) -> Netns {
         let pid = std::process::id();
         let name = format!("memlens-fleet-{pid}-{index}");
         let host_if = format!("mlf{}h{index}", pid % 100_000);
@@ -92,7 +113,6 @@ impl Netns {
         let netns = Netns {
             name: name.clone(),
             host_if: host_if.clone(),
-            host_addr: host_addr.clone(),
         };
         ip(&["netns", "add", &name]);
         ip(&[
@@ -111,6 +131,15 @@ impl Netns {
         ]);
         ip(&["-n", &name, "link", "set", &ns_if, "up"]);
         ip(&["-n", &name, "link", "set", "lo", "up"]);
+        ip(&[
+            "-n",
+            &name,
+            "route",
+            "add",
+            &format!("{receiver}/32"),
+            "via",
+            &host_addr,
+        ]);
         netns
     }
 
@@ -332,19 +361,19 @@ fn four_agents_in_their_own_netns_lose_nothing_through_a_link_outage() {
     let dir = TempDir::new();
     // A /16 of 10/8 picked by pid, so two runs at once do not collide.
     let octet = 100 + std::process::id() % 100;
+    let receiver = ReceiverAddr::create(octet);
     let mut nets = Vec::new();
     for i in 0..AGENTS {
-        nets.push(Netns::create(i, octet));
+        nets.push(Netns::create(i, octet, &receiver.0));
     }
-    let ips: Vec<String> = nets.iter().map(|n| n.host_addr.clone()).collect();
-    make_certs(&dir, &ips);
+    make_certs(&dir, std::slice::from_ref(&receiver.0));
     let ca = dir.path("ca.pem");
-    // VictoriaMetrics listens on every host-side address (0.0.0.0: the
-    // machine has no other network) with TLS and basic auth.
+    // VictoriaMetrics listens on the receiver's address only, with TLS and
+    // basic auth.
     let port = free_loopback_port();
     let _vm = ChildGuard(
         Command::new("/usr/bin/victoria-metrics")
-            .arg(format!("-httpListenAddr=0.0.0.0:{port}"))
+            .arg(format!("-httpListenAddr={}:{port}", receiver.0))
             .arg(format!("-storageDataPath={}", dir.path("vmdata")))
             .arg("-retentionPeriod=1d")
             .arg("-search.latencyOffset=0s")
@@ -358,7 +387,7 @@ fn four_agents_in_their_own_netns_lose_nothing_through_a_link_outage() {
             .spawn()
             .expect("start victoria-metrics: install the Debian package victoria-metrics"),
     );
-    let vm_addr = format!("{}:{port}", ips[0]);
+    let vm_addr = format!("{}:{port}", receiver.0);
     wait_for("VictoriaMetrics on https", Duration::from_secs(60), || {
         vm_get(&ca, &vm_addr, "/health").filter(|b| b.trim() == "OK")
     });
@@ -383,7 +412,7 @@ fn four_agents_in_their_own_netns_lose_nothing_through_a_link_outage() {
                  basic_auth_password_file = \"{password_file}\"\n\
                  extra_labels = {{ host = \"{host}\" }}\ntimeout = \"3s\"\nmax_backoff = \"4s\"\n\
                  flush_timeout = \"30s\"\n",
-                netns.host_addr
+                receiver.0
             ),
         )
         .unwrap();

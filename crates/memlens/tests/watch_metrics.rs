@@ -209,12 +209,38 @@ fn metrics_pass_promtool_and_match_vmrss_and_prometheus_scrapes_them() {
     );
 }
 
+/// A non-loopback address the test adds to the host's `lo` (a /32 of
+/// 10/8 picked by pid), removed on drop: the agent listens there, never on
+/// an address the test did not make.
+struct LoAlias(String);
+
+impl LoAlias {
+    fn create() -> LoAlias {
+        let alias = LoAlias(format!("10.{}.254.1", 100 + std::process::id() % 100));
+        let out = Command::new("ip")
+            .args(["addr", "add", &format!("{}/32", alias.0), "dev", "lo"])
+            .output()
+            .expect("run ip (iproute2)");
+        assert!(out.status.success(), "ip addr add: {out:?}");
+        alias
+    }
+}
+
+impl Drop for LoAlias {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["addr", "del", &format!("{}/32", self.0), "dev", "lo"])
+            .output();
+    }
+}
+
 #[test]
 fn non_loopback_needs_a_token_and_the_token_is_checked() {
     let data = TempDir::new("token");
+    let alias = LoAlias::create();
     let port = free_loopback_port();
     let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
-        .args(["watch", "--listen", &format!("0.0.0.0:{port}")])
+        .args(["watch", "--listen", &format!("{}:{port}", alias.0)])
         .args(["--data", &data.path("data"), "--cycles", "1"])
         .output()
         .unwrap();
@@ -232,7 +258,7 @@ fn non_loopback_needs_a_token_and_the_token_is_checked() {
         format!("bearer_token_file = {:?}\n", data.path("token")),
     )
     .unwrap();
-    let listen = format!("0.0.0.0:{port}");
+    let listen = format!("{}:{port}", alias.0);
     let _agent = agent(&[
         "--config",
         &data.path("config.toml"),
@@ -243,7 +269,7 @@ fn non_loopback_needs_a_token_and_the_token_is_checked() {
         "--interval",
         "0.5",
     ]);
-    let addr = format!("127.0.0.1:{port}");
+    let addr = listen.clone();
     let body = wait_for("/metrics with the token", Duration::from_secs(30), || {
         TcpStream::connect(&addr).ok()?;
         let (status, body) = get(&addr, "/metrics", Some(token));
