@@ -19,8 +19,6 @@ use std::time::{Duration, SystemTime};
 
 /// How much of a response body is kept for messages.
 const BODY_EXCERPT_BYTES: usize = 512;
-/// The most bytes of response headers read.
-const MAX_HEADER_BYTES: usize = 64 << 10;
 /// The most bytes of a response body read to keep the connection; a longer
 /// body ends the connection instead.
 const MAX_BODY_BYTES: usize = 1 << 20;
@@ -302,37 +300,8 @@ fn handshake_error(err: std::io::Error) -> std::io::Error {
 /// Reads a response to its end: the answer, and whether the connection
 /// may carry another request.
 fn read_answer(stream: &mut impl Read) -> std::io::Result<(Answer, bool)> {
-    let mut buf = Vec::with_capacity(1024);
+    let (status, head, mut body) = crate::http::read_head(stream)?;
     let mut chunk = [0u8; 4096];
-    let header_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        if buf.len() > MAX_HEADER_BYTES {
-            return Err(std::io::Error::other("response headers over 64 KiB"));
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the connection closed before a complete response",
-            ));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
-    let status = head
-        .lines()
-        .next()
-        .filter(|l| l.starts_with("HTTP/"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| {
-            std::io::Error::other(format!(
-                "not an HTTP response: {:?}",
-                head.lines().next().unwrap_or("")
-            ))
-        })?;
     let header = |name: &str| {
         head.lines().skip(1).find_map(|line| {
             let (n, v) = line.split_once(':')?;
@@ -344,7 +313,6 @@ fn read_answer(stream: &mut impl Read) -> std::io::Result<(Answer, bool)> {
     let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v, SystemTime::now()));
     let mut keep = !header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
         && !head.starts_with("HTTP/1.0");
-    let mut body = buf[header_end..].to_vec();
     let chunked =
         header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     if let Some(length) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {

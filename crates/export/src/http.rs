@@ -147,9 +147,10 @@ pub fn post(
     read_response(&mut stream)
 }
 
-/// Reads the status line and headers, then up to [`BODY_EXCERPT_BYTES`] of
-/// the body.
-fn read_response(stream: &mut impl Read) -> std::io::Result<Response> {
+/// Reads a response's status line and headers, up to their blank line:
+/// its status, the head's text and the bytes already read past it (the
+/// body's first bytes). Shared by [`post`] and the keep-alive client.
+pub(crate) fn read_head(stream: &mut impl Read) -> std::io::Result<(u16, String, Vec<u8>)> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     let header_end = loop {
@@ -181,7 +182,14 @@ fn read_response(stream: &mut impl Read) -> std::io::Result<Response> {
                 head.lines().next().unwrap_or("")
             ))
         })?;
-    let mut body = buf[header_end..].to_vec();
+    Ok((status, head, buf[header_end..].to_vec()))
+}
+
+/// Reads the status line and headers, then up to [`BODY_EXCERPT_BYTES`] of
+/// the body.
+fn read_response(stream: &mut impl Read) -> std::io::Result<Response> {
+    let (status, _, mut body) = read_head(stream)?;
+    let mut chunk = [0u8; 4096];
     // A body is read only for messages; a slow or endless one is cut short.
     while body.len() < BODY_EXCERPT_BYTES {
         match stream.read(&mut chunk) {
