@@ -85,29 +85,42 @@ mod tests {
     use memlens_linux::fs::Root;
     use std::path::Path;
 
-    /// A v1 tree: the captured hybrid mountinfo, the captured v1 root and
-    /// the cgroup captured while the file-thrash workload thrashed.
-    fn thrash_tree() -> std::path::PathBuf {
-        let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../linux/testdata");
-        let dir = std::env::temp_dir().join(format!("memlens-thrash-tree-{}", std::process::id()));
+    /// A tree in a temporary directory named `name`: each captured
+    /// directory of `testdata` copied to its path in the tree, and the
+    /// captured `mountinfo` as /proc/self/mountinfo.
+    fn fixture_tree(
+        name: &str,
+        testdata: &Path,
+        dirs: &[(&str, &str)],
+        mountinfo: &str,
+    ) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let copy_dir = |from: &str, to: &Path| {
-            std::fs::create_dir_all(to).unwrap();
+        for (from, to) in dirs {
+            let to = dir.join(to);
+            std::fs::create_dir_all(&to).unwrap();
             for entry in std::fs::read_dir(testdata.join(from)).unwrap() {
                 let entry = entry.unwrap();
                 std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
             }
-        };
-        let memory = dir.join("sys/fs/cgroup/memory");
-        copy_dir("linux6.18-v1-root", &memory);
-        copy_dir("linux6.18-v1-filethrash", &memory.join("thrash"));
+        }
         std::fs::create_dir_all(dir.join("proc/self")).unwrap();
-        std::fs::copy(
-            testdata.join("linux6.18-mountinfo-hybrid-v1memory.txt"),
-            dir.join("proc/self/mountinfo"),
-        )
-        .unwrap();
+        std::fs::copy(testdata.join(mountinfo), dir.join("proc/self/mountinfo")).unwrap();
         dir
+    }
+
+    /// A v1 tree: the captured hybrid mountinfo, the captured v1 root and
+    /// the cgroup captured while the file-thrash workload thrashed.
+    fn thrash_tree() -> std::path::PathBuf {
+        fixture_tree(
+            "memlens-thrash-tree",
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../linux/testdata"),
+            &[
+                ("linux6.18-v1-root", "sys/fs/cgroup/memory"),
+                ("linux6.18-v1-filethrash", "sys/fs/cgroup/memory/thrash"),
+            ],
+            "linux6.18-mountinfo-hybrid-v1memory.txt",
+        )
     }
 
     #[test]
@@ -148,27 +161,15 @@ mod tests {
 
     /// The captured v2 tree (Linux 6.1 under qemu) laid out as a root.
     fn v2_tree() -> std::path::PathBuf {
-        let testdata =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../linux/testdata/linux6.1-v2-qemu");
-        let dir = std::env::temp_dir().join(format!("memlens-v2-tree-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let copy_dir = |from: &str, to: &Path| {
-            std::fs::create_dir_all(to).unwrap();
-            for entry in std::fs::read_dir(testdata.join(from)).unwrap() {
-                let entry = entry.unwrap();
-                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-            }
-        };
-        let cgroup = dir.join("sys/fs/cgroup");
-        copy_dir("root", &cgroup);
-        copy_dir("memlens-oom", &cgroup.join("memlens-oom"));
-        std::fs::create_dir_all(dir.join("proc/self")).unwrap();
-        std::fs::copy(
-            testdata.join("mountinfo.txt"),
-            dir.join("proc/self/mountinfo"),
+        fixture_tree(
+            "memlens-v2-tree",
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../linux/testdata/linux6.1-v2-qemu"),
+            &[
+                ("root", "sys/fs/cgroup"),
+                ("memlens-oom", "sys/fs/cgroup/memlens-oom"),
+            ],
+            "mountinfo.txt",
         )
-        .unwrap();
-        dir
     }
 
     #[test]
