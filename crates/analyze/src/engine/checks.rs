@@ -42,7 +42,7 @@ const GC_COUNTERS: [&str; 4] = [
     "go_mallocs_total",
 ];
 
-/// The metrics the checks read (the engine's [`super::METRICS`] has them).
+/// The metrics the checks read ([`crate::metric_name`] knows them too).
 pub const CHECK_METRICS: &[&str] = &[
     "fd_count",
     "fd_limit",

@@ -52,8 +52,9 @@ use crate::trend::{analyse, analyse_for_forecast, Trend, TrendConfig, Window};
 use memlens_model::series::{Entity, Point};
 use std::collections::{BTreeMap, HashMap};
 
-/// Every metric the engine reads (the rest are ignored). Use it to map
-/// stored metric names to the `&'static str` of [`Point::metric`].
+/// The metrics the engine reads besides the checks' [`CHECK_METRICS`] (the
+/// rest are ignored); [`metric_name`] maps a stored metric name to the
+/// `&'static str` of [`Point::metric`] over both.
 pub const METRICS: &[&str] = &[
     "rss_bytes",
     "go_heap_inuse_bytes",
@@ -95,30 +96,19 @@ pub const METRICS: &[&str] = &[
     "mysql_pool_range_found",
     "mysql_log_buffer_bytes",
     "mysql_threads_memory_bytes",
-    // The process and Go runtime checks (checks.rs).
-    "fd_count",
-    "fd_limit",
-    "vma_count",
-    "anon_vma_count",
-    "mapped_bytes",
-    "max_map_count",
-    "go_goroutines",
-    "go_gc_cycles_total",
-    "go_gc_pause_ns_total",
-    "go_alloc_bytes_total",
-    "go_mallocs_total",
-    "go_gc_cpu_fraction",
-    "go_heap_alloc_bytes",
-    GO_ENV_GOMEMLIMIT,
-    GO_ENV_GOGC,
 ];
 
 /// The OOM kill counters (of cgroups and of the host).
 const KILL_COUNTERS: &[&str] = &["oom_kill_count", "oom_kills"];
 
-/// The `&'static str` of a metric name the engine reads; `None` otherwise.
+/// The `&'static str` of a metric name the engine reads ([`METRICS`] and
+/// the checks' [`CHECK_METRICS`]); `None` otherwise.
 pub fn metric_name(name: &str) -> Option<&'static str> {
-    METRICS.iter().copied().find(|m| *m == name)
+    METRICS
+        .iter()
+        .chain(CHECK_METRICS)
+        .copied()
+        .find(|m| *m == name)
 }
 
 const TRENDED: &[&str] = &[
