@@ -30,7 +30,9 @@ pub struct Case {
 
 /// Starts `mode` with `args` in a new cgroup of `limit_bytes`; its leak is
 /// taken to start when it is spawned (a leak measured from then is never
-/// shorter than the real one).
+/// shorter than the real one). A healthy workload is also configured as a
+/// healthy service is: GOMEMLIMIT at 3/4 of its cgroup's limit (without one,
+/// `go.gomemlimit_missing` rightly warns about it; docs/findings.md).
 pub fn start(
     toolchain: &GoToolchain,
     name: &str,
@@ -44,6 +46,9 @@ pub fn start(
     let mut spec = WorkloadSpec::new(toolchain, mode).arg("--duration=0");
     for a in args {
         spec = spec.arg(*a);
+    }
+    if !leaks {
+        spec = spec.env("GOMEMLIMIT", &format!("{}MiB", limit_bytes * 3 / 4 >> 20));
     }
     let workload = spec.start_in(&cgroup);
     Case {
