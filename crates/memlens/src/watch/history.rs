@@ -119,11 +119,17 @@ impl History {
             ts_ms,
         };
         for profile in profiles {
-            // A process gone from this cycle (a trace of a process the OOM
-            // killer took since) keeps its stored labels.
+            // A trace of a process gone from this cycle (the OOM killer
+            // took it since) keeps its stored labels. A heap or goroutine
+            // profile of a gone process is dropped: fetched before it went,
+            // it would be stored after its kill, and a report of the kill
+            // would not find it among what was kept by then.
             let entity_id = match ids.get(&profile.entity) {
                 Some(&id) => id,
-                None => self.store.entity_keeping_labels(&profile.entity)?,
+                None if profile.kind == super::evidence::KIND => {
+                    self.store.entity_keeping_labels(&profile.entity)?
+                }
+                None => continue,
             };
             self.store
                 .put_profile(entity_id, profile.kind, ts_ms, &profile.bytes)
