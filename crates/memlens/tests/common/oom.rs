@@ -48,7 +48,7 @@ pub fn start(
         spec = spec.arg(*a);
     }
     if !leaks {
-        spec = spec.env("GOMEMLIMIT", &format!("{}MiB", limit_bytes * 3 / 4 >> 20));
+        spec = spec.env("GOMEMLIMIT", &format!("{}MiB", (limit_bytes * 3 / 4) >> 20));
     }
     let workload = spec.start_in(&cgroup);
     Case {
