@@ -59,7 +59,11 @@ pub struct RemoteWriteConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub basic_auth_username: Option<String>,
     /// Basic auth: the password (prefer `basic_auth_password_file`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `--print-config` shows it as `<secret>`, as Prometheus shows its own.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_secret"
+    )]
     pub basic_auth_password: Option<String>,
     /// Basic auth: a file holding the password.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,6 +91,17 @@ pub fn one_or_many<'de, D: serde::Deserializer<'de>>(
         OneOrMany::Many(list) => list,
         OneOrMany::One(one) => vec![*one],
     })
+}
+
+/// A secret as `--print-config` shows it: never its value.
+fn serialize_secret<S: serde::Serializer>(
+    secret: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_str("<secret>"),
+        None => serializer.serialize_none(),
+    }
 }
 
 impl Default for RemoteWriteConfig {
@@ -233,6 +248,24 @@ mod tests {
             let key = line.split(' ').next().unwrap();
             assert!(docs.contains(&format!("\n{key} = ")), "{key}");
         }
+    }
+
+    #[test]
+    fn print_config_never_shows_the_password() {
+        let with = RemoteWriteConfig {
+            url: "https://vm.example:8428/api/v1/write".into(),
+            basic_auth_username: Some("agent".into()),
+            basic_auth_password: Some("hunter2".into()),
+            ..RemoteWriteConfig::default()
+        };
+        let text = toml::to_string(&with).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("basic_auth_password = \"<secret>\""),
+            "{text}"
+        );
+        let without = toml::to_string(&RemoteWriteConfig::default()).unwrap();
+        assert!(!without.contains("basic_auth_password"), "{without}");
     }
 
     #[test]
