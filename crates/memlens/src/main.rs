@@ -23,6 +23,7 @@ mod query;
 mod replay;
 mod report;
 mod runtime;
+mod secret;
 mod serve;
 mod show;
 mod snapshot;

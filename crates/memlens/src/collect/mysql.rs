@@ -25,7 +25,9 @@ pub struct MysqlConfig {
     /// The user (a dedicated one with a password: socket-authenticated root
     /// logins are not supported).
     pub user: Option<String>,
-    /// Its password (keep the config file readable by root only).
+    /// Its password (keep the config file readable by root only;
+    /// `--print-config` shows it as `<secret>`).
+    #[serde(serialize_with = "crate::secret::serialize")]
     pub password: Option<String>,
     /// A unix socket to connect to.
     pub socket: Option<PathBuf>,

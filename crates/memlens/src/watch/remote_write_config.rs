@@ -62,7 +62,7 @@ pub struct RemoteWriteConfig {
     /// `--print-config` shows it as `<secret>`, as Prometheus shows its own.
     #[serde(
         skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_secret"
+        serialize_with = "crate::secret::serialize"
     )]
     pub basic_auth_password: Option<String>,
     /// Basic auth: a file holding the password.
@@ -91,17 +91,6 @@ pub fn one_or_many<'de, D: serde::Deserializer<'de>>(
         OneOrMany::Many(list) => list,
         OneOrMany::One(one) => vec![*one],
     })
-}
-
-/// A secret as `--print-config` shows it: never its value.
-fn serialize_secret<S: serde::Serializer>(
-    secret: &Option<String>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match secret {
-        Some(_) => serializer.serialize_str("<secret>"),
-        None => serializer.serialize_none(),
-    }
 }
 
 impl Default for RemoteWriteConfig {
