@@ -10,7 +10,9 @@
 //! after its first watermark, timestamp by timestamp, and as many samples in
 //! all as the agent stored; the catch-up rate is printed.
 
-use memlens_testkit::{free_loopback_port, ChildGuard, GoToolchain, Workload, WorkloadSpec};
+use memlens_testkit::{
+    free_loopback_port, ChildGuard, GoToolchain, TempDir, Workload, WorkloadSpec,
+};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,30 +23,6 @@ const USER: &str = "memlens";
 const PASSWORD: &str = "fleet-pw-7";
 /// How long the first agent's link is down.
 const OUTAGE: Duration = Duration::from_secs(60);
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "memlens-fleet-{}-{}",
-            std::process::id(),
-            free_loopback_port()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
@@ -165,7 +143,7 @@ impl Drop for Netns {
 
 /// A CA and a server certificate for `ips`, made with the openssl CLI.
 fn make_certs(dir: &TempDir, ips: &[String]) {
-    let openssl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(&dir.0));
+    let openssl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(dir.path()));
     let ec = [
         "-newkey",
         "ec",
@@ -199,7 +177,7 @@ fn make_certs(dir: &TempDir, ips: &[String]) {
     openssl(&args);
     let sans: Vec<String> = ips.iter().map(|ip| format!("IP:{ip}")).collect();
     std::fs::write(
-        dir.0.join("san.ext"),
+        dir.join("san.ext"),
         format!(
             "subjectAltName={}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
             sans.join(",")
@@ -358,7 +336,7 @@ fn four_agents_in_their_own_netns_lose_nothing_through_a_link_outage() {
         unsafe { libc::geteuid() } == 0,
         "the fleet test creates network namespaces: run it as root"
     );
-    let dir = TempDir::new();
+    let dir = TempDir::new("fleet");
     // A /16 of 10/8 picked by pid, so two runs at once do not collide.
     let octet = 100 + std::process::id() % 100;
     let receiver = ReceiverAddr::create(octet);
@@ -367,19 +345,19 @@ fn four_agents_in_their_own_netns_lose_nothing_through_a_link_outage() {
         nets.push(Netns::create(i, octet, &receiver.0));
     }
     make_certs(&dir, std::slice::from_ref(&receiver.0));
-    let ca = dir.path("ca.pem");
+    let ca = dir.file("ca.pem");
     // VictoriaMetrics listens on the receiver's address only, with TLS and
     // basic auth.
     let port = free_loopback_port();
     let _vm = ChildGuard(
         Command::new("/usr/bin/victoria-metrics")
             .arg(format!("-httpListenAddr={}:{port}", receiver.0))
-            .arg(format!("-storageDataPath={}", dir.path("vmdata")))
+            .arg(format!("-storageDataPath={}", dir.file("vmdata")))
             .arg("-retentionPeriod=1d")
             .arg("-search.latencyOffset=0s")
             .arg("-tls")
-            .arg(format!("-tlsCertFile={}", dir.path("server.pem")))
-            .arg(format!("-tlsKeyFile={}", dir.path("server.key")))
+            .arg(format!("-tlsCertFile={}", dir.file("server.pem")))
+            .arg(format!("-tlsKeyFile={}", dir.file("server.key")))
             .arg(format!("-httpAuth.username={USER}"))
             .arg(format!("-httpAuth.password={PASSWORD}"))
             .stdout(Stdio::null())
@@ -391,7 +369,7 @@ fn four_agents_in_their_own_netns_lose_nothing_through_a_link_outage() {
     wait_for("VictoriaMetrics on https", Duration::from_secs(60), || {
         vm_get(&ca, &vm_addr, "/health").filter(|b| b.trim() == "OK")
     });
-    let password_file = dir.path("password");
+    let password_file = dir.file("password");
     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
 
     let mut fleet: Vec<Member> = Vec::new();
@@ -402,8 +380,8 @@ fn four_agents_in_their_own_netns_lose_nothing_through_a_link_outage() {
             .in_netns(netns.path())
             .start();
         workload.wait_for_line("TICK", Duration::from_secs(60));
-        let data = dir.path(&format!("data-{i}"));
-        let config = dir.path(&format!("agent-{i}.toml"));
+        let data = dir.file(&format!("data-{i}"));
+        let config = dir.file(&format!("agent-{i}.toml"));
         std::fs::write(
             &config,
             format!(

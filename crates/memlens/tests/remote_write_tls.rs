@@ -9,38 +9,15 @@
 //! A real Prometheus with TLS and basic auth (`--web.config.file`) takes two
 //! agents. Two receivers, one unreachable, keep their own watermarks.
 
-use memlens_testkit::{free_loopback_port, http_get, ChildGuard, GoToolchain, WorkloadSpec};
+use memlens_testkit::{
+    free_loopback_port, http_get, ChildGuard, GoToolchain, TempDir, WorkloadSpec,
+};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "memlens-rwtls-{tag}-{}-{}",
-            std::process::id(),
-            free_loopback_port()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Polls `probe` until it gives a value; fails after `timeout`.
 fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
@@ -75,7 +52,7 @@ fn run(cmd: &mut Command) {
 /// A CA (`NAME-ca.pem`) and a server certificate for 127.0.0.1 signed by
 /// it (`NAME-server.pem`, `NAME-server.key`), made with the openssl CLI.
 fn make_ca_and_server_cert(dir: &TempDir, name: &str) {
-    let openssl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(&dir.0));
+    let openssl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(dir.path()));
     let (ca_key, ca) = (format!("{name}-ca.key"), format!("{name}-ca.pem"));
     let (key, csr, cert) = (
         format!("{name}-server.key"),
@@ -114,7 +91,7 @@ fn make_ca_and_server_cert(dir: &TempDir, name: &str) {
         &csr,
     ]);
     std::fs::write(
-        dir.0.join("san.ext"),
+        dir.join("san.ext"),
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
@@ -158,17 +135,17 @@ impl Vm {
         let child = ChildGuard(
             Command::new(binary)
                 .arg(format!("-httpListenAddr={addr}"))
-                .arg(format!("-storageDataPath={}", dir.path("vmdata")))
+                .arg(format!("-storageDataPath={}", dir.file("vmdata")))
                 .arg("-retentionPeriod=1d")
                 .arg("-search.latencyOffset=0s")
                 .arg("-tls")
                 .arg(format!(
                     "-tlsCertFile={}",
-                    dir.path(&format!("{name}-server.pem"))
+                    dir.file(&format!("{name}-server.pem"))
                 ))
                 .arg(format!(
                     "-tlsKeyFile={}",
-                    dir.path(&format!("{name}-server.key"))
+                    dir.file(&format!("{name}-server.key"))
                 ))
                 .arg(format!("-httpAuth.username={USER}"))
                 .arg(format!("-httpAuth.password={PASSWORD}"))
@@ -180,7 +157,7 @@ impl Vm {
         let vm = Vm {
             _child: child,
             addr,
-            ca: dir.path(&format!("{name}-ca.pem")),
+            ca: dir.file(&format!("{name}-ca.pem")),
         };
         wait_for("VictoriaMetrics on https", Duration::from_secs(60), || {
             vm.get("/health").filter(|b| b.trim() == "OK")
@@ -288,7 +265,7 @@ fn agent(
 }
 
 fn write_config(dir: &TempDir, name: &str, vm: &Vm, ca: &str, password_file: &str) -> String {
-    let path = dir.path(name);
+    let path = dir.file(name);
     std::fs::write(
         &path,
         format!(
@@ -312,8 +289,8 @@ fn a_wrong_password_is_counted_and_backed_off_and_loses_nothing_over_https() {
         .start();
     workload.wait_for_line("TICK", Duration::from_secs(60));
     let pid = workload.pid() as u32;
-    let data = dir.path("data");
-    let password_file = dir.path("password");
+    let data = dir.file("data");
+    let password_file = dir.file("password");
     std::fs::write(&password_file, "wrong-pw\n").unwrap();
     let config = write_config(&dir, "watch.toml", &vm, &vm.ca, &password_file);
     let listen = format!("127.0.0.1:{}", free_loopback_port());
@@ -422,10 +399,10 @@ fn a_certificate_the_ca_did_not_sign_is_one_clear_error() {
         .arg("--duration=120s")
         .start();
     workload.wait_for_line("TICK", Duration::from_secs(60));
-    let data = dir.path("data");
-    let password_file = dir.path("password");
+    let data = dir.file("data");
+    let password_file = dir.file("password");
     std::fs::write(&password_file, PASSWORD).unwrap();
-    let good_ca = dir.path("good-ca.pem");
+    let good_ca = dir.file("good-ca.pem");
     let config = write_config(&dir, "watch.toml", &vm, &good_ca, &password_file);
     let (mut child, lines) = agent(&data, &config, workload.pid() as u32, None);
     let line = wait_for("the TLS error", Duration::from_secs(60), || {
@@ -505,8 +482,8 @@ fn a_429_with_retry_after_is_waited_for() {
         .arg("--duration=120s")
         .start();
     workload.wait_for_line("TICK", Duration::from_secs(60));
-    let data = dir.path("data");
-    let config = dir.path("watch.toml");
+    let data = dir.file("data");
+    let config = dir.file("watch.toml");
     std::fs::write(
         &config,
         format!("[[remote_write]]\nurl = \"http://{addr}/api/v1/write\"\nmax_backoff = \"30s\"\n"),
@@ -579,8 +556,8 @@ fn two_receivers_have_their_own_watermarks() {
         .arg("--duration=120s")
         .start();
     workload.wait_for_line("TICK", Duration::from_secs(60));
-    let data = dir.path("data");
-    let config = dir.path("watch.toml");
+    let data = dir.file("data");
+    let config = dir.file("watch.toml");
     std::fs::write(
         &config,
         format!(
@@ -645,23 +622,23 @@ impl Prom {
             "/usr/bin/prometheus missing: install the Debian package prometheus"
         );
         let addr = format!("127.0.0.1:{}", free_loopback_port());
-        let config = dir.path("prometheus.yml");
+        let config = dir.file("prometheus.yml");
         std::fs::write(&config, "global:\n  scrape_interval: 15s\n").unwrap();
-        let web = dir.path("web.yml");
+        let web = dir.file("web.yml");
         let hash = bcrypt::hash(PASSWORD, 4).unwrap();
         std::fs::write(
             &web,
             format!(
                 "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  {USER}: {hash}\n",
-                dir.path(&format!("{name}-server.pem")),
-                dir.path(&format!("{name}-server.key"))
+                dir.file(&format!("{name}-server.pem")),
+                dir.file(&format!("{name}-server.key"))
             ),
         )
         .unwrap();
         let child = ChildGuard(
             Command::new(binary)
                 .arg(format!("--config.file={config}"))
-                .arg(format!("--storage.tsdb.path={}", dir.path("tsdb")))
+                .arg(format!("--storage.tsdb.path={}", dir.file("tsdb")))
                 .arg(format!("--web.listen-address={addr}"))
                 .arg(format!("--web.config.file={web}"))
                 .arg("--web.enable-remote-write-receiver")
@@ -673,7 +650,7 @@ impl Prom {
         let prom = Prom {
             _child: child,
             addr,
-            ca: dir.path(&format!("{name}-ca.pem")),
+            ca: dir.file(&format!("{name}-ca.pem")),
         };
         wait_for("Prometheus on https", Duration::from_secs(60), || {
             prom.get("/-/ready")
@@ -719,7 +696,7 @@ fn prometheus_over_tls_with_basic_auth_takes_two_agents() {
     let dir = TempDir::new("prom");
     make_ca_and_server_cert(&dir, "good");
     let prom = Prom::start(&dir, "good");
-    let password_file = dir.path("password");
+    let password_file = dir.file("password");
     std::fs::write(&password_file, PASSWORD).unwrap();
     let mut agents = Vec::new();
     for host in ["agent-a", "agent-b"] {
@@ -728,8 +705,8 @@ fn prometheus_over_tls_with_basic_auth_takes_two_agents() {
             .start();
         workload.wait_for_line("TICK", Duration::from_secs(60));
         let pid = workload.pid() as u32;
-        let data = dir.path(&format!("data-{host}"));
-        let config = dir.path(&format!("{host}.toml"));
+        let data = dir.file(&format!("data-{host}"));
+        let config = dir.file(&format!("{host}.toml"));
         std::fs::write(
             &config,
             format!(
