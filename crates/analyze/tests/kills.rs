@@ -218,6 +218,38 @@ fn a_kill_the_log_names_in_an_unwatched_cgroup_is_no_finding_and_explains_the_ho
 }
 
 #[test]
+fn a_logged_kill_in_an_unwatched_cgroup_explains_a_host_counter_that_moves_a_cycle_later() {
+    // The log is read before the host's counter moves (the counter is read
+    // a cycle later on a loaded host): that move is the same kill, in a
+    // cgroup nobody watches, so no finding, not one pinned on the host.
+    let mut engine = Engine::new(Config::default());
+    engine.read_kernel_log(true);
+    let mut kills = run(&mut engine, |_, _| {}, 55);
+    engine.note_kernel_kill(KernelKill {
+        pid: 999,
+        comm: Some("elsewhere".to_string()),
+        oom_cgroup: Some("/someone-else".to_string()),
+        task_cgroup: Some("/someone-else".to_string()),
+        rss_at_kill_bytes: None,
+    });
+    for t in [60_000, 65_000, 70_000, 75_000, 80_000, 85_000, 90_000] {
+        let host_kills = if t == 60_000 { 3.0 } else { 4.0 };
+        kills.extend(engine.observe(
+            t,
+            &[
+                p(&process(10), "rss_bytes", 180.0 * MIB),
+                p(&process(11), "rss_bytes", 20.0 * MIB),
+                p(&process(12), "rss_bytes", 500.0 * MIB),
+                p(&app(), "oom_kill_count", 0.0),
+                p(&Entity::Host, "oom_kills", host_kills),
+            ],
+        ));
+    }
+    let kills: Vec<&Finding> = kills.iter().filter(|f| f.id == OOM_KILL).collect();
+    assert!(kills.is_empty(), "{kills:#?}");
+}
+
+#[test]
 fn with_the_log_read_a_host_kill_nobody_names_is_the_hosts_not_a_guess() {
     let mut engine = Engine::new(Config::default());
     engine.read_kernel_log(true);

@@ -135,6 +135,15 @@ impl Engine {
                 self.entities
                     .contains_key(&Entity::Cgroup { path: path.clone() })
             });
+            if !matches!(
+                pending.as_ref().map(|p| &p.scope),
+                Some(Entity::Cgroup { .. })
+            ) {
+                // Its counter may move at a later instant (read a cycle
+                // after the log): that move is this kill, not another,
+                // also when the kill is in a cgroup nobody watches.
+                self.log_only_kills.push((cgroup.clone(), ts_ms));
+            }
             let reported = victim.as_ref().is_some_and(|v| self.killed.contains(v));
             if reported || (victim.is_none() && !watched_cgroup) {
                 continue;
@@ -154,14 +163,6 @@ impl Engine {
                     "bytes",
                     Layer::Kernel,
                 ));
-            }
-            if !matches!(
-                pending.as_ref().map(|p| &p.scope),
-                Some(Entity::Cgroup { .. })
-            ) {
-                // Its counter may move at a later instant (read a cycle
-                // after the log): that move is this kill, not another.
-                self.log_only_kills.push((cgroup.clone(), ts_ms));
             }
             let detected_ms = pending.as_ref().map_or(ts_ms, |p| p.detected_ms);
             out.push(self.kill_finding(
