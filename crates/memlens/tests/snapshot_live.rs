@@ -5,7 +5,7 @@
 use memlens_testkit::{ChildGuard, GoToolchain, TestCgroup, WorkloadSpec};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[path = "common/stat_rss.rs"]
@@ -203,13 +203,16 @@ fn go_environment_comes_back_and_nothing_else() {
 
 #[test]
 fn secrets_in_the_command_line_are_redacted() {
-    // bash stays the process (`; :` keeps it from exec'ing sleep), and its
-    // command line carries the arguments after the script.
+    // bash stays the process, and its command line carries the arguments
+    // after the script. It waits in its builtin `read` on a pipe this test
+    // holds open, so it has no child that would outlive it holding the
+    // test's output (a `sleep` child did: nextest called the test leaky).
     let mut child = ChildGuard(
         Command::new("bash")
+            .stdin(Stdio::piped())
             .args([
                 "-c",
-                "sleep 30; :",
+                "read -r -t 30 _ || :",
                 "app",
                 "--password=hunter2",
                 "--token",
