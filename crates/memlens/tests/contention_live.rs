@@ -24,8 +24,11 @@
 //!   near the plateau). memlens's contention finding names the `go` cgroup
 //!   and the workload's pid as aggressor and mariadbd as victim; the
 //!   signals the test measures itself (mariadbd's major faults from
-//!   /proc/PID/stat, `db`'s refaults from memory.stat, the lookups'
-//!   latency) move the same way.
+//!   /proc/PID/stat, `db`'s refaults from memory.stat) move the same way.
+//!   The lookups' latency is printed, not judged: a batch's wall time
+//!   includes a client's start on a busy CPU, and a refault from this VM's
+//!   disk (cached by its host) costs little (CI once measured 0.131 ms
+//!   before and 0.121 ms during a squeeze whose refaults rose 700-fold).
 //!
 //! Why it holds on a loaded 2-core machine: the load is paced by the wall
 //! clock and bounded; the squeeze is set by bytes (the plateau and the
@@ -451,10 +454,6 @@ fn contention_names_the_growing_go_workload_and_stays_silent_without_it() {
     assert!(
         squeeze_majflt >= control_majflt,
         "majflt {control_majflt} -> {squeeze_majflt}"
-    );
-    assert!(
-        squeeze_latency > control_latency,
-        "latency {control_latency} -> {squeeze_latency}"
     );
     assert_eq!(parent.oom_kill_count(), 0, "the squeeze must not kill");
     drop(grower);
