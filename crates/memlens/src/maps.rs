@@ -243,13 +243,16 @@ pub fn run(args: &MapsArgs) -> anyhow::Result<()> {
         max_depth: limits.max_depth,
         max_maps: limits.max_maps,
     };
-    let mut out = std::io::stdout().lock();
+    // Stdout is line-buffered: one write per line would be one system call per
+    // JSON line (about 190,000 for 10,000 maps).
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
         write_table(&mut out, &report)?;
     }
+    out.flush()?;
     Ok(())
 }
 
