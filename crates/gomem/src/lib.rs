@@ -41,5 +41,5 @@ pub use layout::{
     bytes_held, bytes_needed, count_tombstones, for_each_group, map_entries, read_map, slot_full,
     EntryLayout, MapLayout, MapStats, CTRL_DELETED, MAX_DIRECTORY_ENTRIES,
 };
-pub use memory::{Memory, ProcMemory, ReadError};
+pub use memory::{read_batch, Memory, ProcMemory, ReadError, MERGE_GAP_BYTES};
 pub use walk::{walk, FoundMap, Limits, Walk};

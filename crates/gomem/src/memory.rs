@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Why a read of the target's memory failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +38,94 @@ pub trait Memory {
         self.read(addr, &mut b)?;
         Ok(u64::from_le_bytes(b))
     }
+
+    /// Fills every `(addr, buf)` of `reqs`, each as [`Memory::read`] would:
+    /// one result per request, in order (a failed range fails alone). The
+    /// default reads them one by one; [`ProcMemory`] batches them into a few
+    /// system calls.
+    fn read_many(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<Result<(), ReadError>> {
+        reqs.iter_mut()
+            .map(|(addr, buf)| self.read(*addr, buf))
+            .collect()
+    }
+}
+
+/// Requests closer than this many bytes are read as one range by
+/// [`read_batch`] (less than a page: the bytes between two readable ranges
+/// then lie in the pages holding them, so the merged range is readable too).
+pub const MERGE_GAP_BYTES: u64 = 2048;
+
+/// The longest range [`read_batch`] merges requests into.
+const MAX_MERGED_BYTES: u64 = 1 << 20;
+
+/// Reads `(addr, len_bytes)` ranges of `mem` in one batch: ranges that overlap
+/// or lie within [`MERGE_GAP_BYTES`] of each other are merged into one read,
+/// and the merged reads go to [`Memory::read_many`] together. A merged read
+/// that fails is redone range by range, so an unreadable range fails alone.
+/// One result per range, in order.
+pub fn read_batch(mem: &dyn Memory, ranges: &[(u64, usize)]) -> Vec<Result<Vec<u8>, ReadError>> {
+    let mut order: Vec<usize> = (0..ranges.len()).collect();
+    order.sort_unstable_by_key(|&i| ranges[i].0);
+    // Merged runs: start, end, and the requests (indices into `order`) they hold.
+    let mut runs: Vec<(u64, u64, std::ops::Range<usize>)> = Vec::new();
+    for (k, &i) in order.iter().enumerate() {
+        let (addr, len) = ranges[i];
+        let end = addr.saturating_add(len as u64);
+        if let Some((start, run_end, members)) = runs.last_mut() {
+            let merged_end = (*run_end).max(end);
+            if addr <= run_end.saturating_add(MERGE_GAP_BYTES)
+                && merged_end - *start <= MAX_MERGED_BYTES
+            {
+                *run_end = merged_end;
+                members.end = k + 1;
+                continue;
+            }
+        }
+        runs.push((addr, end, k..k + 1));
+    }
+    let mut out: Vec<Option<Result<Vec<u8>, ReadError>>> = vec![None; ranges.len()];
+    let mut bufs: Vec<Vec<u8>> = runs
+        .iter()
+        .map(|(start, end, _)| vec![0u8; (end - start) as usize])
+        .collect();
+    let mut reqs: Vec<(u64, &mut [u8])> = runs
+        .iter()
+        .zip(bufs.iter_mut())
+        .map(|((start, _, _), b)| (*start, b.as_mut_slice()))
+        .collect();
+    let results = mem.read_many(&mut reqs);
+    drop(reqs);
+    let mut retry = Vec::new();
+    for (((start, _, members), buf), r) in runs.iter().zip(&bufs).zip(results) {
+        match r {
+            Ok(()) => {
+                for &i in &order[members.clone()] {
+                    let (addr, len) = ranges[i];
+                    let from = (addr - start) as usize;
+                    out[i] = Some(Ok(buf[from..from + len].to_vec()));
+                }
+            }
+            Err(e) if members.len() == 1 => out[order[members.start]] = Some(Err(e)),
+            Err(_) => retry.extend_from_slice(&order[members.clone()]),
+        }
+    }
+    drop(bufs);
+    if !retry.is_empty() {
+        let mut bufs: Vec<Vec<u8>> = retry.iter().map(|&i| vec![0u8; ranges[i].1]).collect();
+        let mut reqs: Vec<(u64, &mut [u8])> = retry
+            .iter()
+            .zip(bufs.iter_mut())
+            .map(|(&i, b)| (ranges[i].0, b.as_mut_slice()))
+            .collect();
+        let results = mem.read_many(&mut reqs);
+        drop(reqs);
+        for ((&i, buf), r) in retry.iter().zip(bufs).zip(results) {
+            out[i] = Some(r.map(|()| buf));
+        }
+    }
+    out.into_iter()
+        .map(|r| r.expect("every range has a result"))
+        .collect()
 }
 
 /// A process's memory through `/proc/PID/mem` (needs ptrace access to it:
@@ -46,6 +135,10 @@ pub struct ProcMemory {
     pid: u32,
     proc_dir: PathBuf,
     file: File,
+    /// `process_vm_readv` works here (cleared when the kernel refuses it for
+    /// another reason than an unreadable range: every read then goes through
+    /// `/proc/PID/mem`).
+    vectored: AtomicBool,
 }
 
 impl ProcMemory {
@@ -57,6 +150,7 @@ impl ProcMemory {
             pid,
             proc_dir,
             file,
+            vectored: AtomicBool::new(true),
         })
     }
 
@@ -72,7 +166,96 @@ impl ProcMemory {
     }
 }
 
+/// Iovecs per `process_vm_readv` call (the kernel's `UIO_MAXIOV`).
+const IOV_MAX: usize = 1024;
+
 impl Memory for ProcMemory {
+    /// `process_vm_readv`, up to [`IOV_MAX`] ranges per call. The kernel stops
+    /// at the first range it cannot read: that one is read again alone through
+    /// `/proc/PID/mem` (for its error) and the batch goes on after it.
+    fn read_many(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<Result<(), ReadError>> {
+        let mut out: Vec<Result<(), ReadError>> = Vec::with_capacity(reqs.len());
+        let mut i = 0;
+        while i < reqs.len() {
+            if !self.vectored.load(Ordering::Relaxed) {
+                let (addr, buf) = &mut reqs[i];
+                out.push(self.read(*addr, buf));
+                i += 1;
+                continue;
+            }
+            let n = (reqs.len() - i).min(IOV_MAX);
+            let batch = &mut reqs[i..i + n];
+            // A range past the top of the address space goes the slow way.
+            let fits = |(addr, buf): &(u64, &mut [u8])| addr.checked_add(buf.len() as u64).is_some();
+            let ok_prefix = batch.iter().take_while(|r| fits(r)).count();
+            if ok_prefix == 0 {
+                let (addr, buf) = &mut batch[0];
+                out.push(self.read(*addr, buf));
+                i += 1;
+                continue;
+            }
+            let batch = &mut batch[..ok_prefix];
+            let local: Vec<libc::iovec> = batch
+                .iter_mut()
+                .map(|(_, buf)| libc::iovec {
+                    iov_base: buf.as_mut_ptr().cast(),
+                    iov_len: buf.len(),
+                })
+                .collect();
+            let remote: Vec<libc::iovec> = batch
+                .iter()
+                .map(|(addr, buf)| libc::iovec {
+                    iov_base: *addr as usize as *mut libc::c_void,
+                    iov_len: buf.len(),
+                })
+                .collect();
+            // SAFETY: every local iovec is a live, exclusively borrowed buffer of
+            // its length; the remote ones are only read by the kernel.
+            let got = unsafe {
+                libc::process_vm_readv(
+                    self.pid as libc::pid_t,
+                    local.as_ptr(),
+                    local.len() as libc::c_ulong,
+                    remote.as_ptr(),
+                    remote.len() as libc::c_ulong,
+                    0,
+                )
+            };
+            // Ranges read in full: the returned bytes cover a prefix of them.
+            let mut done = 0;
+            if got >= 0 {
+                let mut left = got as usize;
+                for (_, buf) in batch.iter() {
+                    if buf.len() > left {
+                        break;
+                    }
+                    left -= buf.len();
+                    done += 1;
+                }
+            } else {
+                match std::io::Error::last_os_error().raw_os_error() {
+                    Some(libc::ESRCH) => {
+                        out.extend((i..reqs.len()).map(|_| Err(ReadError::Exited { pid: self.pid })));
+                        return out;
+                    }
+                    // The first range is unreadable: read alone below.
+                    Some(libc::EFAULT) => {}
+                    _ => self.vectored.store(false, Ordering::Relaxed),
+                }
+            }
+            out.extend((0..done).map(|_| Ok(())));
+            i += done;
+            if done < ok_prefix {
+                // The range the kernel stopped at (or every range, when the call
+                // itself is refused), read alone.
+                let (addr, buf) = &mut reqs[i];
+                out.push(self.read(*addr, buf));
+                i += 1;
+            }
+        }
+        out
+    }
+
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
         let len_bytes = buf.len();
         let unmapped = |reason: String| ReadError::Unmapped {
