@@ -2,6 +2,7 @@
 //! [`Memory`], consistent against a target that keeps running.
 
 use crate::memory::{read_batch, Memory, ReadError};
+use crate::hash::FastSet;
 use std::collections::HashSet;
 
 /// Slots in a classic bucket and in a Swiss group.
@@ -294,9 +295,10 @@ fn read_once_many(
     let pointers: Vec<(u64, usize)> = maps.iter().map(|(addr, _)| (*addr, 8)).collect();
     let mut headers: Vec<(usize, u64)> = Vec::new();
     let mut ranges: Vec<(u64, usize)> = Vec::new();
-    for (i, r) in read_batch(mem, &pointers).into_iter().enumerate() {
-        let header = match r {
-            Ok(b) => le::<8>(&b, 0),
+    let read = read_batch(mem, &pointers);
+    for i in 0..maps.len() {
+        let header = match read.get(i) {
+            Ok(b) => le::<8>(b, 0),
             Err(e) => {
                 out[i] = Err(e);
                 continue;
@@ -323,8 +325,9 @@ fn read_once_many(
     }
     // The headers; Swiss maps with a directory go on below.
     let mut directories: Vec<(usize, u64, u64)> = Vec::new();
-    for (&(i, header), r) in headers.iter().zip(read_batch(mem, &ranges)) {
-        let h = match r {
+    let read = read_batch(mem, &ranges);
+    for (k, &(i, header)) in headers.iter().enumerate() {
+        let h = match read.get(k) {
             Ok(h) => h,
             Err(e) => {
                 out[i] = Err(e);
@@ -341,25 +344,25 @@ fn read_once_many(
                 oldbuckets_offset,
                 nevacuate_offset,
             } => {
-                let b = le::<1>(&h, b_offset) as u32;
+                let b = le::<1>(h, b_offset) as u32;
                 // B is at most 63 in any real map; a larger value is a torn read.
                 let capacity_slots = SLOTS_PER_GROUP.checked_shl(b).unwrap_or(0);
-                let growing = le::<8>(&h, oldbuckets_offset) != 0;
+                let growing = le::<8>(h, oldbuckets_offset) != 0;
                 let old_buckets = if !growing {
                     0
-                } else if le::<1>(&h, flags_offset) & SAME_SIZE_GROW != 0 {
+                } else if le::<1>(h, flags_offset) & SAME_SIZE_GROW != 0 {
                     capacity_slots / SLOTS_PER_GROUP
                 } else {
                     capacity_slots / SLOTS_PER_GROUP / 2
                 };
                 MapStats {
                     header_addr: header,
-                    length: le::<8>(&h, count_offset),
+                    length: le::<8>(h, count_offset),
                     capacity_slots,
-                    overflow_buckets: Some(le::<2>(&h, noverflow_offset)),
+                    overflow_buckets: Some(le::<2>(h, noverflow_offset)),
                     old_buckets: Some(old_buckets),
                     evacuated_buckets: Some(if growing {
-                        le::<8>(&h, nevacuate_offset).min(old_buckets)
+                        le::<8>(h, nevacuate_offset).min(old_buckets)
                     } else {
                         0
                     }),
@@ -375,15 +378,15 @@ fn read_once_many(
                 tombstone_possible_offset,
                 ..
             } => {
-                let dir_ptr = le::<8>(&h, dir_ptr_offset);
-                let dir_len = le::<8>(&h, dir_len_offset);
+                let dir_ptr = le::<8>(h, dir_ptr_offset);
+                let dir_len = le::<8>(h, dir_len_offset);
                 let mut stats = MapStats {
                     header_addr: header,
-                    length: le::<8>(&h, used_offset),
+                    length: le::<8>(h, used_offset),
                     ..MapStats::default()
                 };
                 // Go ≥ 1.25: no delete left a tombstone since the last clear.
-                if tombstone_possible_offset.is_some_and(|o| le::<1>(&h, o) == 0) {
+                if tombstone_possible_offset.is_some_and(|o| le::<1>(h, o) == 0) {
                     stats.tombstones = Some(0);
                 }
                 if dir_len == 0 {
@@ -430,8 +433,9 @@ fn read_tables(
     // Per map: its tables' capacity fields in directory order, up to the first
     // whose address overflows.
     let mut fields: Vec<(usize, Vec<Result<u64, ReadError>>)> = Vec::new();
-    for (&(i, _, _), r) in directories.iter().zip(read_batch(mem, &ranges)) {
-        let dir = match r {
+    let read = read_batch(mem, &ranges);
+    for (k, &(i, _, _)) in directories.iter().enumerate() {
+        let dir = match read.get(k) {
             Ok(d) => d,
             Err(e) => {
                 out[i] = Err(e);
@@ -445,10 +449,17 @@ fn read_tables(
         else {
             continue;
         };
-        let mut seen = HashSet::new();
+        let mut seen = FastSet::default();
         let mut tables = Vec::new();
+        let mut previous = 0;
         for chunk in dir.chunks_exact(8) {
             let table = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            // Entries sharing a table are next to each other (a table covers
+            // a run of the directory): most repeats need no lookup.
+            if table == previous {
+                continue;
+            }
+            previous = table;
             if table != 0 && seen.insert(table) {
                 let f = field(table, table_capacity_offset);
                 let bad = f.is_err();
@@ -464,15 +475,15 @@ fn read_tables(
         .iter()
         .flat_map(|(_, t)| t.iter().filter_map(|f| f.as_ref().ok()).map(|a| (*a, 2)))
         .collect();
-    let mut capacities = read_batch(mem, &ranges).into_iter();
+    let read = read_batch(mem, &ranges);
+    let mut capacities = 0..read.len();
     for (i, tables) in fields {
         let mut total = Ok(0u64);
         for f in &tables {
             let cap = match f {
-                Ok(_) => capacities
-                    .next()
-                    .expect("one capacity read per table")
-                    .map(|b| le::<2>(&b, 0)),
+                Ok(_) => read
+                    .get(capacities.next().expect("one capacity read per table"))
+                    .map(|b| le::<2>(b, 0)),
                 Err(e) => Err(e.clone()),
             };
             total = match (total, cap) {

@@ -28,6 +28,7 @@
 mod debuglink;
 mod dwarf;
 mod error;
+mod hash;
 mod layout;
 mod memory;
 mod walk;
@@ -41,5 +42,5 @@ pub use layout::{
     bytes_held, bytes_needed, count_tombstones, for_each_group, map_entries, read_map, slot_full,
     EntryLayout, MapLayout, MapStats, CTRL_DELETED, MAX_DIRECTORY_ENTRIES,
 };
-pub use memory::{read_batch, Memory, ProcMemory, ReadError, MERGE_GAP_BYTES};
+pub use memory::{read_batch, Batch, Memory, ProcMemory, ReadError, MERGE_GAP_BYTES};
 pub use walk::{walk, FoundMap, Limits, Walk};

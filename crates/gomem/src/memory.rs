@@ -58,15 +58,45 @@ pub const MERGE_GAP_BYTES: u64 = 2048;
 /// The longest range [`read_batch`] merges requests into.
 const MAX_MERGED_BYTES: u64 = 1 << 20;
 
+/// What [`read_batch`] read: each range's bytes, or why it could not be read.
+#[derive(Debug)]
+pub struct Batch {
+    /// The merged reads' bytes, one buffer each.
+    bufs: Vec<Vec<u8>>,
+    /// Per range: the buffer and offset of its bytes and its length, or its error.
+    slots: Vec<Result<(usize, usize, usize), ReadError>>,
+}
+
+impl Batch {
+    /// The bytes of range `i`, or why they could not be read.
+    pub fn get(&self, i: usize) -> Result<&[u8], ReadError> {
+        match &self.slots[i] {
+            Ok((buf, from, len)) => Ok(&self.bufs[*buf][*from..*from + *len]),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// Ranges read or not.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// No range at all.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
 /// Reads `(addr, len_bytes)` ranges of `mem` in one batch: ranges that overlap
 /// or lie within [`MERGE_GAP_BYTES`] of each other are merged into one read,
 /// and the merged reads go to [`Memory::read_many`] together. A merged read
 /// that fails is redone range by range, so an unreadable range fails alone.
-/// One result per range, in order.
-pub fn read_batch(mem: &dyn Memory, ranges: &[(u64, usize)]) -> Vec<Result<Vec<u8>, ReadError>> {
+pub fn read_batch(mem: &dyn Memory, ranges: &[(u64, usize)]) -> Batch {
     let mut order: Vec<usize> = (0..ranges.len()).collect();
-    order.sort_unstable_by_key(|&i| ranges[i].0);
-    // Merged runs: start, end, and the requests (indices into `order`) they hold.
+    if !ranges.is_sorted_by_key(|r| r.0) {
+        order.sort_unstable_by_key(|&i| ranges[i].0);
+    }
+    // Merged runs: start, end, and the requests (a range of `order`) they hold.
     let mut runs: Vec<(u64, u64, std::ops::Range<usize>)> = Vec::new();
     for (k, &i) in order.iter().enumerate() {
         let (addr, len) = ranges[i];
@@ -83,7 +113,6 @@ pub fn read_batch(mem: &dyn Memory, ranges: &[(u64, usize)]) -> Vec<Result<Vec<u
         }
         runs.push((addr, end, k..k + 1));
     }
-    let mut out: Vec<Option<Result<Vec<u8>, ReadError>>> = vec![None; ranges.len()];
     let mut bufs: Vec<Vec<u8>> = runs
         .iter()
         .map(|(start, end, _)| vec![0u8; (end - start) as usize])
@@ -95,37 +124,35 @@ pub fn read_batch(mem: &dyn Memory, ranges: &[(u64, usize)]) -> Vec<Result<Vec<u
         .collect();
     let results = mem.read_many(&mut reqs);
     drop(reqs);
+    let mut slots: Vec<Result<(usize, usize, usize), ReadError>> = vec![Ok((0, 0, 0)); ranges.len()];
     let mut retry = Vec::new();
-    for (((start, _, members), buf), r) in runs.iter().zip(&bufs).zip(results) {
+    for (run, ((start, _, members), r)) in runs.iter().zip(results).enumerate() {
         match r {
             Ok(()) => {
                 for &i in &order[members.clone()] {
                     let (addr, len) = ranges[i];
-                    let from = (addr - start) as usize;
-                    out[i] = Some(Ok(buf[from..from + len].to_vec()));
+                    slots[i] = Ok((run, (addr - start) as usize, len));
                 }
             }
-            Err(e) if members.len() == 1 => out[order[members.start]] = Some(Err(e)),
+            Err(e) if members.len() == 1 => slots[order[members.start]] = Err(e),
             Err(_) => retry.extend_from_slice(&order[members.clone()]),
         }
     }
-    drop(bufs);
     if !retry.is_empty() {
-        let mut bufs: Vec<Vec<u8>> = retry.iter().map(|&i| vec![0u8; ranges[i].1]).collect();
+        let first = bufs.len();
+        bufs.extend(retry.iter().map(|&i| vec![0u8; ranges[i].1]));
         let mut reqs: Vec<(u64, &mut [u8])> = retry
             .iter()
-            .zip(bufs.iter_mut())
+            .zip(bufs[first..].iter_mut())
             .map(|(&i, b)| (ranges[i].0, b.as_mut_slice()))
             .collect();
         let results = mem.read_many(&mut reqs);
         drop(reqs);
-        for ((&i, buf), r) in retry.iter().zip(bufs).zip(results) {
-            out[i] = Some(r.map(|()| buf));
+        for (k, (&i, r)) in retry.iter().zip(results).enumerate() {
+            slots[i] = r.map(|()| (first + k, 0, ranges[i].1));
         }
     }
-    out.into_iter()
-        .map(|r| r.expect("every range has a result"))
-        .collect()
+    Batch { bufs, slots }
 }
 
 /// A process's memory through `/proc/PID/mem` (needs ptrace access to it:
