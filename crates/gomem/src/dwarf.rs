@@ -3,12 +3,12 @@
 //! layout of each map type's runtime header and buckets or groups, all read
 //! from the binary's own DWARF.
 
+use crate::hash::FastMap;
 use crate::layout::{EntryLayout, MapLayout};
 use crate::GomemError;
 use gimli::{AttributeValue, EndianSlice, LittleEndian, SectionId};
 use object::{Object, ObjectSection, ObjectSegment};
 use std::borrow::Cow;
-use crate::hash::FastMap;
 use std::collections::{HashMap, HashSet};
 
 /// A type in the index: the offset of its DWARF entry.

@@ -1,8 +1,8 @@
 //! Map header layouts and reading one map's length and capacity through
 //! [`Memory`], consistent against a target that keeps running.
 
-use crate::memory::{read_batch, Memory, ReadError};
 use crate::hash::FastSet;
+use crate::memory::{read_batch, Memory, ReadError};
 use std::collections::HashSet;
 
 /// Slots in a classic bucket and in a Swiss group.
@@ -286,10 +286,7 @@ fn header_span(layout: &MapLayout) -> u64 {
 /// One read of each map's header (and directory and tables), `consistent`
 /// left false: four batches (header pointers, headers, directories, table
 /// capacities), each map failing alone.
-fn read_once_many(
-    mem: &dyn Memory,
-    maps: &[(u64, MapLayout)],
-) -> Vec<Result<MapStats, ReadError>> {
+fn read_once_many(mem: &dyn Memory, maps: &[(u64, MapLayout)]) -> Vec<Result<MapStats, ReadError>> {
     let mut out: Vec<Result<MapStats, ReadError>> = vec![Ok(MapStats::default()); maps.len()];
     // The header pointers; a nil map stays empty.
     let pointers: Vec<(u64, usize)> = maps.iter().map(|(addr, _)| (*addr, 8)).collect();
@@ -546,13 +543,28 @@ pub fn for_each_group(
     max_bytes: u64,
     f: &mut dyn FnMut(u64, &[u8]) -> bool,
 ) -> Result<bool, ReadError> {
+    let Some(runs) = group_runs(mem, var_addr, layout, entries)? else {
+        return Ok(false);
+    };
+    scan_runs(mem, runs, entries, max_bytes, f)
+}
+
+/// The bucket or group arrays of the map held at `var_addr` (classic: the
+/// buckets and old buckets, overflow buckets not included; Swiss: the small
+/// group or each table's groups); `None` when they cannot be laid out.
+fn group_runs(
+    mem: &dyn Memory,
+    var_addr: u64,
+    layout: &MapLayout,
+    entries: &EntryLayout,
+) -> Result<Option<Vec<GroupRun>>, ReadError> {
     let gb = entries.group_bytes;
     if gb == 0 || gb > SCAN_CHUNK_BYTES || span(&[entries.ctrl_offset]) > gb {
-        return Ok(false);
+        return Ok(None);
     }
     let header = mem.read_u64(var_addr)?;
     if header == 0 {
-        return Ok(true);
+        return Ok(Some(Vec::new()));
     }
     let mut runs = Vec::new();
     match *layout {
@@ -565,12 +577,12 @@ pub fn for_each_group(
         } => {
             let len = span(&[flags_offset, b_offset, buckets_offset, oldbuckets_offset]);
             if len > MAX_HEADER_BYTES {
-                return Ok(false);
+                return Ok(None);
             }
             let h = read_vec(mem, header, len)?;
             let b = le::<1>(&h, b_offset);
             if b > 40 {
-                return Ok(false);
+                return Ok(None);
             }
             let buckets = 1u64 << b;
             runs.push(GroupRun {
@@ -595,7 +607,7 @@ pub fn for_each_group(
         } => {
             let len = span(&[dir_ptr_offset, dir_len_offset]);
             if len > MAX_HEADER_BYTES {
-                return Ok(false);
+                return Ok(None);
             }
             let h = read_vec(mem, header, len)?;
             let dir_ptr = le::<8>(&h, dir_ptr_offset);
@@ -620,6 +632,19 @@ pub fn for_each_group(
             }
         }
     }
+    Ok(Some(runs))
+}
+
+/// Calls `f` on every group of `runs` and every classic overflow bucket, as
+/// [`for_each_group`] does.
+fn scan_runs(
+    mem: &dyn Memory,
+    runs: Vec<GroupRun>,
+    entries: &EntryLayout,
+    max_bytes: u64,
+    f: &mut dyn FnMut(u64, &[u8]) -> bool,
+) -> Result<bool, ReadError> {
+    let gb = entries.group_bytes;
     let mut budget = max_bytes;
     let per_chunk = (SCAN_CHUNK_BYTES / gb).max(1);
     let mut overflow = Vec::new();
@@ -719,9 +744,20 @@ pub fn count_tombstones(
             return Ok(Some(0));
         }
     }
+    let Some(runs) = group_runs(mem, var_addr, layout, entries)? else {
+        return Ok(None);
+    };
+    // Groups past the budget: give up before reading any (a map of 10 million
+    // entries has over 1 GiB of groups).
+    let total_bytes = runs.iter().fold(0u64, |sum, r| {
+        sum.saturating_add(r.count.saturating_mul(entries.group_bytes))
+    });
+    if total_bytes > max_bytes {
+        return Ok(None);
+    }
     let mut deleted = 0u64;
     let ctrl = entries.ctrl_offset as usize;
-    let complete = for_each_group(mem, var_addr, layout, entries, max_bytes, &mut |_, g| {
+    let complete = scan_runs(mem, runs, entries, max_bytes, &mut |_, g| {
         deleted += g[ctrl..ctrl + 8]
             .iter()
             .filter(|c| **c == CTRL_DELETED)
@@ -966,6 +1002,75 @@ mod tests {
         m.put(0x3000, &u64::MAX.to_le_bytes());
         let e = read_map(&m, 0x1000, &SWISS).unwrap_err();
         assert!(e.to_string().contains("overflows"), "{e}");
+    }
+
+    #[test]
+    fn maps_read_together_fail_alone_and_equal_maps_read_alone() {
+        let mut m = Fake::default();
+        // Three maps: a directory of two tables, an unmapped header, a small one.
+        m.put(0x1000, &0x2000u64.to_le_bytes());
+        m.put(0x1008, &0xdead0u64.to_le_bytes());
+        m.put(0x1010, &0x2100u64.to_le_bytes());
+        m.put(0x2000, &swiss_header(900, 0x3000, 2));
+        m.put(0x2100, &swiss_header(3, 0x9000, 0));
+        let dir: Vec<u8> = [0x4000u64, 0x5000]
+            .iter()
+            .flat_map(|p| p.to_le_bytes())
+            .collect();
+        m.put(0x3000, &dir);
+        for (addr, cap) in [(0x4000u64, 1024u16), (0x5000, 512)] {
+            let mut t = vec![0u8; 32];
+            t[2..4].copy_from_slice(&cap.to_le_bytes());
+            m.put(addr, &t);
+        }
+        let vars = [(0x1000, SWISS), (0x1008, SWISS), (0x1010, SWISS)];
+        let all = read_maps(&m, &vars);
+        let a = all[0].as_ref().unwrap();
+        assert_eq!((a.length, a.capacity_slots, a.tables), (900, 1536, Some(2)));
+        assert!(all[1].as_ref().unwrap_err().to_string().contains("0xdead0"));
+        assert_eq!(all[2].as_ref().unwrap().capacity_slots, 8);
+        for (r, (addr, layout)) in all.iter().zip(vars) {
+            assert_eq!(r, &read_map(&m, addr, &layout));
+        }
+    }
+
+    #[test]
+    fn tombstones_past_the_budget_are_not_read_at_all() {
+        let mut m = Fake::default();
+        m.put(0x1000, &0x2000u64.to_le_bytes());
+        let mut h = swiss_header(100, 0x3000, 2);
+        h[40] = 1; // tombstonePossible
+        m.put(0x2000, &h);
+        let dir: Vec<u8> = [0x4000u64, 0x5000]
+            .iter()
+            .flat_map(|p| p.to_le_bytes())
+            .collect();
+        m.put(0x3000, &dir);
+        // Two tables of 128 groups (mask 127); the groups are not mapped.
+        for (addr, data) in [(0x4000u64, 0x10_0000u64), (0x5000, 0x20_0000)] {
+            let mut t = vec![0u8; 32];
+            t[2..4].copy_from_slice(&1024u16.to_le_bytes());
+            t[16..24].copy_from_slice(&data.to_le_bytes());
+            t[24..32].copy_from_slice(&127u64.to_le_bytes());
+            m.put(addr, &t);
+        }
+        let entries = EntryLayout {
+            group_bytes: 136,
+            ctrl_offset: 0,
+            key_offset: 8,
+            key_stride: 16,
+            value_offset: 16,
+            value_stride: 16,
+            overflow_offset: None,
+            key_ty: None,
+            value_ty: None,
+        };
+        // 2 × 128 × 136 bytes of groups over a budget of one table's worth.
+        let t = count_tombstones(&m, 0x1000, &SWISS, &entries, 128 * 136 + 1);
+        assert_eq!(t, Ok(None));
+        // Within the budget the (unmapped) groups are read.
+        let t = count_tombstones(&m, 0x1000, &SWISS, &entries, 1 << 20);
+        assert!(t.unwrap_err().to_string().contains("0x100000"));
     }
 
     #[test]

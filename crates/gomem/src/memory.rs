@@ -124,7 +124,8 @@ pub fn read_batch(mem: &dyn Memory, ranges: &[(u64, usize)]) -> Batch {
         .collect();
     let results = mem.read_many(&mut reqs);
     drop(reqs);
-    let mut slots: Vec<Result<(usize, usize, usize), ReadError>> = vec![Ok((0, 0, 0)); ranges.len()];
+    let mut slots: Vec<Result<(usize, usize, usize), ReadError>> =
+        vec![Ok((0, 0, 0)); ranges.len()];
     let mut retry = Vec::new();
     for (run, ((start, _, members), r)) in runs.iter().zip(results).enumerate() {
         match r {
@@ -213,7 +214,8 @@ impl Memory for ProcMemory {
             let n = (reqs.len() - i).min(IOV_MAX);
             let batch = &mut reqs[i..i + n];
             // A range past the top of the address space goes the slow way.
-            let fits = |(addr, buf): &(u64, &mut [u8])| addr.checked_add(buf.len() as u64).is_some();
+            let fits =
+                |(addr, buf): &(u64, &mut [u8])| addr.checked_add(buf.len() as u64).is_some();
             let ok_prefix = batch.iter().take_while(|r| fits(r)).count();
             if ok_prefix == 0 {
                 let (addr, buf) = &mut batch[0];
@@ -262,7 +264,9 @@ impl Memory for ProcMemory {
             } else {
                 match std::io::Error::last_os_error().raw_os_error() {
                     Some(libc::ESRCH) => {
-                        out.extend((i..reqs.len()).map(|_| Err(ReadError::Exited { pid: self.pid })));
+                        out.extend(
+                            (i..reqs.len()).map(|_| Err(ReadError::Exited { pid: self.pid })),
+                        );
                         return out;
                     }
                     // The first range is unreadable: read alone below.
@@ -320,4 +324,105 @@ impl Memory for ProcMemory {
 /// ESRCH on Linux (no such process).
 const fn libc_esrch() -> i32 {
     3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::collections::BTreeMap;
+
+    /// Byte runs at addresses; counts the reads it serves.
+    #[derive(Default)]
+    struct Runs {
+        runs: BTreeMap<u64, Vec<u8>>,
+        reads: Cell<usize>,
+    }
+
+    impl Memory for Runs {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+            self.reads.set(self.reads.get() + 1);
+            let (start, run) = self
+                .runs
+                .range(..=addr)
+                .next_back()
+                .filter(|(s, r)| addr + buf.len() as u64 <= **s + r.len() as u64)
+                .ok_or(ReadError::Unmapped {
+                    addr,
+                    len_bytes: buf.len(),
+                    reason: "unmapped".into(),
+                })?;
+            let from = (addr - start) as usize;
+            buf.copy_from_slice(&run[from..from + buf.len()]);
+            Ok(())
+        }
+    }
+
+    fn bytes(from: u8, n: usize) -> Vec<u8> {
+        (0..n).map(|i| from.wrapping_add(i as u8)).collect()
+    }
+
+    #[test]
+    fn nearby_ranges_are_one_read_and_come_back_in_order() {
+        let mut m = Runs::default();
+        m.runs.insert(0x1000, bytes(0, 4096));
+        // Out of order, overlapping, and one far away.
+        let b = read_batch(&m, &[(0x1100, 4), (0x1000, 8), (0x1004, 8), (0x1800, 8)]);
+        assert_eq!(m.reads.get(), 1, "one merged read");
+        assert_eq!(b.get(0).unwrap(), &bytes(0, 4096)[0x100..0x104]);
+        assert_eq!(b.get(1).unwrap(), &bytes(0, 8)[..]);
+        assert_eq!(b.get(2).unwrap(), &bytes(4, 8)[..]);
+        assert_eq!(b.get(3).unwrap(), &bytes(0, 4096)[0x800..0x808]);
+        m.reads.set(0);
+        m.runs.insert(0x10_0000, bytes(9, 16));
+        let b = read_batch(&m, &[(0x1000, 8), (0x10_0000, 8)]);
+        assert_eq!(m.reads.get(), 2, "too far apart to merge");
+        assert_eq!(b.get(1).unwrap(), &bytes(9, 8)[..]);
+    }
+
+    #[test]
+    fn a_merged_read_over_a_hole_falls_back_to_each_range() {
+        let mut m = Runs::default();
+        m.runs.insert(0x1000, bytes(1, 16));
+        m.runs.insert(0x1200, bytes(2, 16));
+        // 0x1010..0x1200 is unmapped: the merged read fails, each range is
+        // read again alone; the range in the hole fails alone.
+        let b = read_batch(&m, &[(0x1000, 16), (0x1100, 8), (0x1200, 16)]);
+        assert_eq!(b.get(0).unwrap(), &bytes(1, 16)[..]);
+        assert!(b.get(1).unwrap_err().to_string().contains("0x1100"));
+        assert_eq!(b.get(2).unwrap(), &bytes(2, 16)[..]);
+        assert_eq!(m.reads.get(), 4, "one merged read, then three alone");
+    }
+
+    #[test]
+    fn process_vm_readv_batch_survives_unreadable_ranges() {
+        // This process's own memory: 3000 readable ranges (three system calls'
+        // worth) with unreadable ones among them.
+        let data: Vec<u64> = (0..3000u64).map(|i| i * 7 + 1).collect();
+        let mem = ProcMemory::open(std::path::Path::new("/proc"), std::process::id()).unwrap();
+        let mut bufs = vec![[0u8; 8]; 3003];
+        let mut addrs: Vec<u64> = data.iter().map(|w| w as *const u64 as u64).collect();
+        // Page 0 is never mapped; the last one sits at the top of the address space.
+        addrs.insert(0, 0x10);
+        addrs.insert(1500, 0x18);
+        addrs.push(u64::MAX - 3);
+        let mut reqs: Vec<(u64, &mut [u8])> = addrs
+            .iter()
+            .zip(bufs.iter_mut())
+            .map(|(a, b)| (*a, b.as_mut_slice()))
+            .collect();
+        let results = mem.read_many(&mut reqs);
+        assert_eq!(results.len(), 3003);
+        let bad: Vec<usize> = (0..3003).filter(|&i| results[i].is_err()).collect();
+        assert_eq!(bad, [0, 1500, 3002]);
+        assert!(matches!(
+            results[1500],
+            Err(ReadError::Unmapped { addr: 0x18, .. })
+        ));
+        let read: Vec<u64> = (0..3003)
+            .filter(|i| !bad.contains(i))
+            .map(|i| u64::from_le_bytes(bufs[i]))
+            .collect();
+        assert_eq!(read, data);
+    }
 }
