@@ -1,5 +1,7 @@
-//! Reading another process's memory: the [`Memory`] trait and its
-//! `/proc/PID/mem` implementation.
+//! Reading another process's memory: the [`Memory`] trait, its live
+//! implementation ([`ProcMemory`]: `process_vm_readv` in batches of up to
+//! 1,024 ranges, `/proc/PID/mem` for a range the kernel refuses) and
+//! [`read_batch`], which merges nearby ranges into few reads.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -156,8 +158,9 @@ pub fn read_batch(mem: &dyn Memory, ranges: &[(u64, usize)]) -> Batch {
     Batch { bufs, slots }
 }
 
-/// A process's memory through `/proc/PID/mem` (needs ptrace access to it:
-/// same user and not forbidden by Yama, or root). The target never stops.
+/// A process's memory through `process_vm_readv` and `/proc/PID/mem` (both
+/// need ptrace access to it: same user and not forbidden by Yama, or root).
+/// The target never stops.
 #[derive(Debug)]
 pub struct ProcMemory {
     pid: u32,
