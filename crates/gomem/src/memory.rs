@@ -100,10 +100,18 @@ pub fn read_batch(mem: &dyn Memory, ranges: &[(u64, usize)]) -> Batch {
     }
     // Merged runs: start, end, and the requests (a range of `order`) they hold.
     let mut runs: Vec<(u64, u64, std::ops::Range<usize>)> = Vec::new();
+    // Ranges past the top of the address space are read alone, to fail with
+    // their own length (and a run never spans one).
+    let mut retry = Vec::new();
+    let mut open_run = false;
     for (k, &i) in order.iter().enumerate() {
         let (addr, len) = ranges[i];
-        let end = addr.saturating_add(len as u64);
-        if let Some((start, run_end, members)) = runs.last_mut() {
+        let Some(end) = addr.checked_add(len as u64) else {
+            retry.push(i);
+            open_run = false;
+            continue;
+        };
+        if let Some((start, run_end, members)) = runs.last_mut().filter(|_| open_run) {
             let merged_end = (*run_end).max(end);
             if addr <= run_end.saturating_add(MERGE_GAP_BYTES)
                 && merged_end - *start <= MAX_MERGED_BYTES
@@ -114,6 +122,7 @@ pub fn read_batch(mem: &dyn Memory, ranges: &[(u64, usize)]) -> Batch {
             }
         }
         runs.push((addr, end, k..k + 1));
+        open_run = true;
     }
     let mut bufs: Vec<Vec<u8>> = runs
         .iter()
@@ -128,7 +137,6 @@ pub fn read_batch(mem: &dyn Memory, ranges: &[(u64, usize)]) -> Batch {
     drop(reqs);
     let mut slots: Vec<Result<(usize, usize, usize), ReadError>> =
         vec![Ok((0, 0, 0)); ranges.len()];
-    let mut retry = Vec::new();
     for (run, ((start, _, members), r)) in runs.iter().zip(results).enumerate() {
         match r {
             Ok(()) => {
@@ -349,7 +357,10 @@ mod tests {
                 .runs
                 .range(..=addr)
                 .next_back()
-                .filter(|(s, r)| addr + buf.len() as u64 <= **s + r.len() as u64)
+                .filter(|(s, r)| {
+                    addr.checked_add(buf.len() as u64)
+                        .is_some_and(|end| end <= **s + r.len() as u64)
+                })
                 .ok_or(ReadError::Unmapped {
                     addr,
                     len_bytes: buf.len(),
@@ -395,6 +406,27 @@ mod tests {
         assert!(b.get(1).unwrap_err().to_string().contains("0x1100"));
         assert_eq!(b.get(2).unwrap(), &bytes(2, 16)[..]);
         assert_eq!(m.reads.get(), 4, "one merged read, then three alone");
+    }
+
+    #[test]
+    fn a_range_past_the_top_of_the_address_space_fails_with_its_length() {
+        // Found by the fuzzer: the merged range's end saturated, and the
+        // range was read as 0 bytes.
+        let mut m = Runs::default();
+        m.runs.insert(u64::MAX - 64, bytes(3, 64));
+        let b = read_batch(
+            &m,
+            &[(u64::MAX - 10, 100), (u64::MAX - 8, 4), (u64::MAX - 1, 2)],
+        );
+        assert!(matches!(
+            b.get(0),
+            Err(ReadError::Unmapped { len_bytes: 100, .. })
+        ));
+        assert_eq!(b.get(1).unwrap(), &bytes(3, 64)[56..60]);
+        assert!(matches!(
+            b.get(2),
+            Err(ReadError::Unmapped { len_bytes: 2, .. })
+        ));
     }
 
     #[test]
