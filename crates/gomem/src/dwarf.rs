@@ -3,6 +3,7 @@
 //! layout of each map type's runtime header and buckets or groups, all read
 //! from the binary's own DWARF.
 
+use crate::hash::FastMap;
 use crate::layout::{EntryLayout, MapLayout};
 use crate::GomemError;
 use gimli::{AttributeValue, EndianSlice, LittleEndian, SectionId};
@@ -166,23 +167,29 @@ impl DwarfIndex {
         DwarfIndex::from_split_elf(path, data, path, data)
     }
 
+    /// [`DwarfIndex::from_elf`] on an open file, reading only what it needs
+    /// (the ELF headers, the symbol table and the debug sections kept by the
+    /// index: about a fifth of a Go binary) instead of all of it.
+    pub fn from_elf_file(path: &str, file: &std::fs::File) -> Result<DwarfIndex, GomemError> {
+        let cache = object::ReadCache::new(file);
+        DwarfIndex::from_split_elf(path, &cache, path, &cache)
+    }
+
     /// Indexes a binary whose DWARF is in a separate debug file (`objcopy
     /// --only-keep-debug`): `debug` gives the DWARF, `binary` the segments and
     /// whether it is position-independent.
-    pub fn from_split_elf(
+    pub fn from_split_elf<'b, 'd, B: object::ReadRef<'b>, D: object::ReadRef<'d>>(
         binary_path: &str,
-        binary: &[u8],
+        binary: B,
         debug_path: &str,
-        debug: &[u8],
+        debug: D,
     ) -> Result<DwarfIndex, GomemError> {
-        let parse = |path: &str, data| {
-            object::File::parse(data).map_err(|e| GomemError::Elf {
-                path: path.to_string(),
-                reason: e.to_string(),
-            })
+        let elf_error = |path: &str, e: object::Error| GomemError::Elf {
+            path: path.to_string(),
+            reason: e.to_string(),
         };
-        let elf = parse(binary_path, binary)?;
-        let dbg = parse(debug_path, debug)?;
+        let elf = object::File::parse(binary).map_err(|e| elf_error(binary_path, e))?;
+        let dbg = object::File::parse(debug).map_err(|e| elf_error(debug_path, e))?;
         if dbg.section_by_name(".debug_info").is_none() {
             return Err(GomemError::NoDwarf {
                 path: debug_path.to_string(),
@@ -193,17 +200,7 @@ impl DwarfIndex {
             reason,
         };
         let mut sections: HashMap<SectionId, Cow<[u8]>> = HashMap::new();
-        for id in [
-            SectionId::DebugAbbrev,
-            SectionId::DebugInfo,
-            SectionId::DebugStr,
-            SectionId::DebugLineStr,
-            SectionId::DebugStrOffsets,
-            SectionId::DebugAddr,
-            SectionId::DebugLine,
-            SectionId::DebugRanges,
-            SectionId::DebugRngLists,
-        ] {
+        for id in SECTIONS {
             if let Some(s) = dbg.section_by_name(id.name()) {
                 let bytes = s
                     .uncompressed_data()
@@ -305,7 +302,34 @@ impl DwarfIndex {
     }
 }
 
-/// Builds the index from the (inflated) debug sections.
+/// The debug sections the index reads (no line tables, ranges or locations:
+/// the variables are located by `DW_OP_addr`, and the names are inline or in
+/// the string sections).
+const SECTIONS: [SectionId; 5] = [
+    SectionId::DebugAbbrev,
+    SectionId::DebugInfo,
+    SectionId::DebugStr,
+    SectionId::DebugLineStr,
+    SectionId::DebugStrOffsets,
+];
+
+/// The attributes of one entry the index keeps.
+#[derive(Default)]
+struct EntryAttrs<'d> {
+    name: Option<AttributeValue<EndianSlice<'d, LittleEndian>>>,
+    type_ref: Option<u64>,
+    byte_size: Option<u64>,
+    encoding: Option<u8>,
+    count: Option<u64>,
+    upper_bound: Option<u64>,
+    member_offset: Option<u64>,
+    location: Option<AttributeValue<EndianSlice<'d, LittleEndian>>>,
+    str_offsets_base: Option<gimli::DebugStrOffsetsBase<usize>>,
+}
+
+/// Builds the index from the (inflated) debug sections. Reads every entry's
+/// abbreviation but the attributes only of the entries it keeps (types,
+/// members, subranges, package-level variables).
 fn index_sections(sections: &HashMap<SectionId, Cow<[u8]>>) -> Result<DwarfIndex, String> {
     let dwarf = gimli::Dwarf::load(|id| {
         Ok::<_, String>(EndianSlice::new(
@@ -313,151 +337,204 @@ fn index_sections(sections: &HashMap<SectionId, Cow<[u8]>>) -> Result<DwarfIndex
             LittleEndian,
         ))
     })?;
-    let mut types: HashMap<u64, TypeDie> = HashMap::new();
-    let mut by_name: HashMap<String, u64> = HashMap::new();
+    let err = |e: gimli::Error| e.to_string();
+    // Type entries in DWARF order (offsets increase), and where each is.
+    let mut dies: Vec<(u64, TypeDie)> = Vec::new();
     let mut vars: Vec<(String, u64, u64)> = Vec::new();
     let mut units = dwarf.units();
-    while let Some(header) = units.next().map_err(|e| e.to_string())? {
-        let unit = dwarf.unit(header).map_err(|e| e.to_string())?;
-        let mut cursor = unit.entries();
-        let mut parent: Option<u64> = None;
-        while let Some(entry) = cursor.next_dfs().map_err(|e| e.to_string())? {
-            let Some(offset) = entry.offset().to_debug_info_offset(&unit.header) else {
+    while let Some(header) = units.next().map_err(err)? {
+        let abbrevs = dwarf.abbreviations(&header).map_err(err)?;
+        let mut raw = header.entries_raw(&abbrevs, None).map_err(err)?;
+        let mut str_offsets_base = gimli::DebugStrOffsetsBase(0);
+        // The struct or array whose members and subranges come next (an index
+        // into `dies`).
+        let mut parent: Option<usize> = None;
+        while !raw.is_empty() {
+            let depth = raw.next_depth();
+            let unit_offset = raw.next_offset();
+            let Some(abbrev) = raw.read_abbreviation().map_err(err)? else {
                 continue;
             };
-            let offset = offset.0 as u64;
-            let tag = entry.tag();
-            let type_ref = match entry.attr_value(gimli::DW_AT_type) {
-                Some(AttributeValue::UnitRef(r)) => {
-                    r.to_debug_info_offset(&unit.header).map(|o| o.0 as u64)
-                }
-                Some(AttributeValue::DebugInfoRef(r)) => Some(r.0 as u64),
-                _ => None,
+            let tag = abbrev.tag();
+            let wanted = match tag {
+                gimli::DW_TAG_subrange_type
+                | gimli::DW_TAG_member
+                | gimli::DW_TAG_typedef
+                | gimli::DW_TAG_pointer_type
+                | gimli::DW_TAG_structure_type
+                | gimli::DW_TAG_array_type
+                | gimli::DW_TAG_base_type => true,
+                // Package-level variables are the unit's children.
+                gimli::DW_TAG_variable => depth == 1,
+                gimli::DW_TAG_compile_unit => depth == 0,
+                _ => false,
             };
+            if !wanted {
+                raw.skip_attributes(abbrev.attributes()).map_err(err)?;
+                if depth <= 1 {
+                    parent = None;
+                }
+                continue;
+            }
+            let mut a = EntryAttrs::default();
+            for spec in abbrev.attributes() {
+                let attr = raw.read_attribute(*spec).map_err(err)?;
+                match attr.name() {
+                    gimli::DW_AT_name => a.name = Some(attr.value()),
+                    gimli::DW_AT_type => {
+                        a.type_ref = match attr.value() {
+                            AttributeValue::UnitRef(r) => {
+                                r.to_debug_info_offset(&header).map(|o| o.0 as u64)
+                            }
+                            AttributeValue::DebugInfoRef(r) => Some(r.0 as u64),
+                            _ => None,
+                        }
+                    }
+                    gimli::DW_AT_byte_size => a.byte_size = attr.udata_value(),
+                    gimli::DW_AT_encoding => {
+                        if let AttributeValue::Encoding(e) = attr.value() {
+                            a.encoding = Some(e.0);
+                        }
+                    }
+                    gimli::DW_AT_count => a.count = attr.udata_value(),
+                    gimli::DW_AT_upper_bound => a.upper_bound = attr.udata_value(),
+                    gimli::DW_AT_data_member_location => a.member_offset = attr.udata_value(),
+                    gimli::DW_AT_location => a.location = Some(attr.value()),
+                    gimli::DW_AT_str_offsets_base => {
+                        if let AttributeValue::DebugStrOffsetsBase(b) = attr.value() {
+                            a.str_offsets_base = Some(b);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if tag == gimli::DW_TAG_compile_unit {
+                if let Some(b) = a.str_offsets_base {
+                    str_offsets_base = b;
+                }
+                parent = None;
+                continue;
+            }
             if tag == gimli::DW_TAG_subrange_type {
-                let count = entry
-                    .attr(gimli::DW_AT_count)
-                    .and_then(|a| a.udata_value())
-                    .or_else(|| {
-                        entry
-                            .attr(gimli::DW_AT_upper_bound)
-                            .and_then(|a| a.udata_value())
-                            .and_then(|u| u.checked_add(1))
-                    });
-                if let Some(t) = parent.and_then(|p| types.get_mut(&p)) {
+                let count = a
+                    .count
+                    .or_else(|| a.upper_bound.and_then(|u| u.checked_add(1)));
+                if let Some((_, t)) = parent.map(|p| &mut dies[p]) {
                     if t.tag == gimli::DW_TAG_array_type.0 {
                         t.count = count;
                     }
                 }
                 continue;
             }
-            let interesting = matches!(
-                tag,
-                gimli::DW_TAG_member
-                    | gimli::DW_TAG_variable
-                    | gimli::DW_TAG_typedef
-                    | gimli::DW_TAG_pointer_type
-                    | gimli::DW_TAG_structure_type
-                    | gimli::DW_TAG_array_type
-                    | gimli::DW_TAG_base_type
-            );
-            if !interesting {
-                if entry.depth() <= 1 {
-                    parent = None;
-                }
-                continue;
-            }
-            let name = match entry.attr_value(gimli::DW_AT_name) {
-                Some(v) => dwarf
-                    .attr_string(&unit, v)
-                    .map(|s| String::from_utf8_lossy(s.slice()).into_owned())
-                    .unwrap_or_default(),
-                None => String::new(),
-            };
+            let name = a
+                .name
+                .and_then(|v| attr_bytes(&dwarf, &header, str_offsets_base, v))
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
             if tag == gimli::DW_TAG_member {
-                let member_offset = entry
-                    .attr(gimli::DW_AT_data_member_location)
-                    .and_then(|a| a.udata_value());
-                if let (Some(t), Some(off)) =
-                    (parent.and_then(|p| types.get_mut(&p)), member_offset)
-                {
+                if let (Some((_, t)), Some(off)) = (parent.map(|p| &mut dies[p]), a.member_offset) {
                     if t.tag == gimli::DW_TAG_structure_type.0 {
-                        t.members.push((name, off, type_ref));
+                        t.members.push((name, off, a.type_ref));
                     }
                 }
                 continue;
             }
-            if entry.depth() <= 1 {
+            if depth <= 1 {
                 parent = None;
             }
             if tag == gimli::DW_TAG_variable {
-                if let (Some(addr), Some(t)) = (variable_addr(entry), type_ref) {
+                if let (Some(addr), Some(t)) = (a.location.and_then(variable_addr), a.type_ref) {
                     vars.push((name, addr, t));
                 }
                 continue;
             }
+            let Some(offset) = unit_offset.to_debug_info_offset(&header) else {
+                continue;
+            };
             if matches!(tag, gimli::DW_TAG_structure_type | gimli::DW_TAG_array_type) {
-                parent = Some(offset);
+                parent = Some(dies.len());
             }
-            if tag == gimli::DW_TAG_structure_type {
-                by_name.entry(name.clone()).or_insert(offset);
-            }
-            types.insert(
-                offset,
+            dies.push((
+                offset.0 as u64,
                 TypeDie {
                     tag: tag.0,
                     name,
-                    type_ref,
-                    byte_size: entry
-                        .attr(gimli::DW_AT_byte_size)
-                        .and_then(|a| a.udata_value()),
-                    encoding: match entry.attr_value(gimli::DW_AT_encoding) {
-                        Some(AttributeValue::Encoding(e)) => Some(e.0),
-                        _ => None,
-                    },
+                    type_ref: a.type_ref,
+                    byte_size: a.byte_size,
+                    encoding: a.encoding,
                     count: None,
                     members: Vec::new(),
                 },
-            );
+            ));
         }
     }
+    let mut by_name: FastMap<String, u64> = FastMap::default();
+    for (offset, t) in &dies {
+        if t.tag == gimli::DW_TAG_structure_type.0 && !by_name.contains_key(&t.name) {
+            by_name.insert(t.name.clone(), *offset);
+        }
+    }
+    let types: FastMap<u64, TypeDie> = dies.into_iter().collect();
     Ok(build_index(&types, &by_name, vars))
 }
 
+/// The bytes of a string attribute (inline, or in `.debug_str`,
+/// `.debug_line_str` or through `.debug_str_offsets`).
+fn attr_bytes<'d>(
+    dwarf: &gimli::Dwarf<EndianSlice<'d, LittleEndian>>,
+    header: &gimli::UnitHeader<EndianSlice<'d, LittleEndian>>,
+    str_offsets_base: gimli::DebugStrOffsetsBase<usize>,
+    value: AttributeValue<EndianSlice<'d, LittleEndian>>,
+) -> Option<&'d [u8]> {
+    let s = match value {
+        AttributeValue::String(s) => s,
+        AttributeValue::DebugStrRef(o) => dwarf.debug_str.get_str(o).ok()?,
+        AttributeValue::DebugLineStrRef(o) => dwarf.debug_line_str.get_str(o).ok()?,
+        AttributeValue::DebugStrOffsetsIndex(i) => {
+            let o = dwarf
+                .debug_str_offsets
+                .get_str_offset(header.format(), str_offsets_base, i)
+                .ok()?;
+            dwarf.debug_str.get_str(o).ok()?
+        }
+        _ => return None,
+    };
+    Some(s.slice())
+}
+
 /// Resolves the raw entries into [`Ty`]s, finds which reach a map and keeps
-/// the variables whose type does.
+/// the variables whose type does. Only the types reachable from a variable
+/// are resolved.
 fn build_index(
-    raw: &HashMap<u64, TypeDie>,
-    by_name: &HashMap<String, u64>,
+    raw: &FastMap<u64, TypeDie>,
+    by_name: &FastMap<String, u64>,
     vars: Vec<(String, u64, u64)>,
 ) -> DwarfIndex {
     let mut index = DwarfIndex::default();
     let resolver = Resolver { raw, by_name };
-    for &offset in raw.keys() {
-        if let Some(id) = resolver.resolve(offset) {
-            if id == offset {
-                index.types.insert(id, resolver.ty(id));
-            }
-        }
-    }
     // Typedefs that are not maps stand for what they name: every reference to
     // one goes to the resolved type.
-    let remap =
-        |index: &DwarfIndex, t: TypeId| resolver.resolve(t).filter(|r| index.types.contains_key(r));
-    let ids: Vec<TypeId> = index.types.keys().copied().collect();
-    for id in ids {
-        let fixed = match index.types.get(&id).cloned() {
-            Some(Ty::Struct { fields }) => Ty::Struct {
+    let mut stack: Vec<TypeId> = vars
+        .iter()
+        .filter_map(|(_, _, t)| resolver.resolve(*t))
+        .collect();
+    while let Some(id) = stack.pop() {
+        if index.types.contains_key(&id) {
+            continue;
+        }
+        let remap = |t: TypeId| resolver.resolve(t);
+        let fixed = match resolver.ty(id) {
+            Ty::Struct { fields } => Ty::Struct {
                 fields: fields
                     .into_iter()
-                    .filter_map(|(n, o, t)| remap(&index, t).map(|t| (n, o, t)))
+                    .filter_map(|(n, o, t)| remap(t).map(|t| (n, o, t)))
                     .collect(),
             },
-            Some(Ty::Array {
+            Ty::Array {
                 elem,
                 count,
                 stride_bytes,
-            }) => match remap(&index, elem) {
+            } => match remap(elem) {
                 Some(elem) => Ty::Array {
                     elem,
                     count,
@@ -465,12 +542,12 @@ fn build_index(
                 },
                 None => Ty::Other,
             },
-            Some(Ty::Slice {
+            Ty::Slice {
                 elem,
                 stride_bytes,
                 array_offset,
                 len_offset,
-            }) => match remap(&index, elem) {
+            } => match remap(elem) {
                 Some(elem) => Ty::Slice {
                     elem,
                     stride_bytes,
@@ -479,17 +556,27 @@ fn build_index(
                 },
                 None => Ty::Other,
             },
-            Some(Ty::Pointer(Some(t))) => Ty::Pointer(remap(&index, t)),
-            Some(Ty::Map(mut m)) => {
+            Ty::Pointer(Some(t)) => Ty::Pointer(remap(t)),
+            Ty::Map(mut m) => {
                 if let Some(e) = m.entries.as_mut() {
-                    e.key_ty = e.key_ty.and_then(|t| remap(&index, t));
-                    e.value_ty = e.value_ty.and_then(|t| remap(&index, t));
+                    e.key_ty = e.key_ty.and_then(remap);
+                    e.value_ty = e.value_ty.and_then(remap);
                 }
                 Ty::Map(m)
             }
-            Some(other) => other,
-            None => continue,
+            other => other,
         };
+        match &fixed {
+            Ty::Struct { fields } => stack.extend(fields.iter().map(|(_, _, t)| *t)),
+            Ty::Array { elem, .. } | Ty::Slice { elem, .. } => stack.push(*elem),
+            Ty::Pointer(Some(t)) => stack.push(*t),
+            Ty::Map(m) => {
+                if let Some(e) = &m.entries {
+                    stack.extend(e.key_ty.into_iter().chain(e.value_ty));
+                }
+            }
+            _ => {}
+        }
         index.types.insert(id, fixed);
     }
     // Which types reach a map: a fixed point over the type graph.
@@ -518,7 +605,7 @@ fn build_index(
         }
     }
     for (name, addr, type_ref) in vars {
-        let Some(ty) = remap(&index, type_ref) else {
+        let Some(ty) = resolver.resolve(type_ref) else {
             continue;
         };
         if !index.reaches_map.contains(&ty) {
@@ -535,8 +622,8 @@ fn build_index(
 
 /// Turns raw DWARF entries into [`Ty`]s.
 struct Resolver<'a> {
-    raw: &'a HashMap<u64, TypeDie>,
-    by_name: &'a HashMap<String, u64>,
+    raw: &'a FastMap<u64, TypeDie>,
+    by_name: &'a FastMap<String, u64>,
 }
 
 impl Resolver<'_> {
@@ -717,11 +804,8 @@ impl Resolver<'_> {
 }
 
 /// The address of a variable located by a lone `DW_OP_addr`.
-fn variable_addr(
-    entry: &gimli::DebuggingInformationEntry<EndianSlice<LittleEndian>>,
-) -> Option<u64> {
-    let expr = entry.attr_value(gimli::DW_AT_location)?;
-    let AttributeValue::Exprloc(expr) = expr else {
+fn variable_addr(location: AttributeValue<EndianSlice<LittleEndian>>) -> Option<u64> {
+    let AttributeValue::Exprloc(expr) = location else {
         return None;
     };
     let bytes = expr.0.slice();
@@ -733,7 +817,7 @@ fn variable_addr(
 }
 
 /// The name of the header struct a map typedef points to (`hash<K,V>`, `map<K,V>`).
-fn header_name(map_type: &TypeDie, types: &HashMap<u64, TypeDie>) -> Option<String> {
+fn header_name(map_type: &TypeDie, types: &FastMap<u64, TypeDie>) -> Option<String> {
     let pointer = types.get(&map_type.type_ref?)?;
     Some(types.get(&pointer.type_ref?)?.name.clone())
 }
@@ -742,8 +826,8 @@ fn header_name(map_type: &TypeDie, types: &HashMap<u64, TypeDie>) -> Option<Stri
 /// `*map<K,V>` -> the struct whose fields name the layout.
 fn layout_of(
     map_type: &TypeDie,
-    types: &HashMap<u64, TypeDie>,
-    by_name: &HashMap<String, u64>,
+    types: &FastMap<u64, TypeDie>,
+    by_name: &FastMap<String, u64>,
 ) -> Result<MapLayout, GomemError> {
     let missing = |struct_name: &str, field: &str| GomemError::Layout {
         type_name: map_type.name.clone(),

@@ -1,7 +1,8 @@
 //! Map header layouts and reading one map's length and capacity through
 //! [`Memory`], consistent against a target that keeps running.
 
-use crate::memory::{Memory, ReadError};
+use crate::hash::FastSet;
+use crate::memory::{read_batch, Memory, ReadError};
 use std::collections::HashSet;
 
 /// Slots in a classic bucket and in a Swiss group.
@@ -172,18 +173,42 @@ pub fn read_map(
     var_addr: u64,
     layout: &MapLayout,
 ) -> Result<MapStats, ReadError> {
-    let mut last = read_once(mem, var_addr, layout)?;
+    read_maps(mem, &[(var_addr, *layout)])
+        .pop()
+        .expect("one result per map")
+}
+
+/// [`read_map`] for many maps at once (`(var_addr, layout)` each): every read
+/// is one batch over all the maps still to read ([`read_batch`]: a few system
+/// calls for thousands of headers), so the two reads that must agree are one
+/// batch apart. One result per map, in order.
+pub fn read_maps(mem: &dyn Memory, maps: &[(u64, MapLayout)]) -> Vec<Result<MapStats, ReadError>> {
+    let mut last = read_once_many(mem, maps);
+    let mut pending: Vec<usize> = (0..maps.len()).filter(|&i| last[i].is_ok()).collect();
     for _ in 1..READ_ATTEMPTS {
-        let next = read_once(mem, var_addr, layout)?;
-        if next == last {
-            return Ok(MapStats {
-                consistent: true,
-                ..next
-            });
+        if pending.is_empty() {
+            break;
         }
-        last = next;
+        let again: Vec<(u64, MapLayout)> = pending.iter().map(|&i| maps[i]).collect();
+        let mut changing = Vec::new();
+        for (&i, next) in pending.iter().zip(read_once_many(mem, &again)) {
+            match next {
+                Ok(s) if last[i].as_ref() == Ok(&s) => {
+                    last[i] = Ok(MapStats {
+                        consistent: true,
+                        ..s
+                    })
+                }
+                Ok(s) => {
+                    last[i] = Ok(s);
+                    changing.push(i);
+                }
+                Err(e) => last[i] = Err(e),
+            }
+        }
+        pending = changing;
     }
-    Ok(last)
+    last
 }
 
 /// The address of the field at `offset` past `base`; a sum past the top of the
@@ -220,17 +245,12 @@ fn span(offsets: &[u64]) -> u64 {
 /// malformed layout).
 const MAX_HEADER_BYTES: u64 = 4096;
 
-/// One read of the header (and directory), `consistent` left false.
-fn read_once(mem: &dyn Memory, var_addr: u64, layout: &MapLayout) -> Result<MapStats, ReadError> {
-    let header = mem.read_u64(var_addr)?;
-    if header == 0 {
-        return Ok(MapStats::default());
-    }
-    let too_big = |len: u64| ReadError::Unmapped {
-        addr: header,
-        len_bytes: len as usize,
-        reason: "header layout larger than 4096 bytes".into(),
-    };
+/// Bytes of Swiss directories read in one batch (bounds the memory a batch of
+/// torn `dirLen`s can take).
+const MAX_DIRECTORY_BATCH_BYTES: u64 = 8 << 20;
+
+/// Bytes of the header [`read_once_many`] reads for `layout`.
+fn header_span(layout: &MapLayout) -> u64 {
     match *layout {
         MapLayout::Classic {
             count_offset,
@@ -240,92 +260,241 @@ fn read_once(mem: &dyn Memory, var_addr: u64, layout: &MapLayout) -> Result<MapS
             buckets_offset: _,
             oldbuckets_offset,
             nevacuate_offset,
-        } => {
-            let len = span(&[
-                count_offset,
-                flags_offset,
-                b_offset,
-                noverflow_offset,
-                oldbuckets_offset,
-                nevacuate_offset,
-            ]);
-            if len > MAX_HEADER_BYTES {
-                return Err(too_big(len));
-            }
-            field(header, len)?;
-            let h = read_vec(mem, header, len)?;
-            let b = le::<1>(&h, b_offset) as u32;
-            // B is at most 63 in any real map; a larger value is a torn read.
-            let capacity_slots = SLOTS_PER_GROUP.checked_shl(b).unwrap_or(0);
-            let growing = le::<8>(&h, oldbuckets_offset) != 0;
-            let old_buckets = if !growing {
-                0
-            } else if le::<1>(&h, flags_offset) & SAME_SIZE_GROW != 0 {
-                capacity_slots / SLOTS_PER_GROUP
-            } else {
-                capacity_slots / SLOTS_PER_GROUP / 2
-            };
-            Ok(MapStats {
-                header_addr: header,
-                length: le::<8>(&h, count_offset),
-                capacity_slots,
-                overflow_buckets: Some(le::<2>(&h, noverflow_offset)),
-                old_buckets: Some(old_buckets),
-                evacuated_buckets: Some(if growing {
-                    le::<8>(&h, nevacuate_offset).min(old_buckets)
-                } else {
-                    0
-                }),
-                tables: None,
-                tombstones: None,
-                consistent: false,
-            })
-        }
+        } => span(&[
+            count_offset,
+            flags_offset,
+            b_offset,
+            noverflow_offset,
+            oldbuckets_offset,
+            nevacuate_offset,
+        ]),
         MapLayout::Swiss {
             used_offset,
             dir_ptr_offset,
             dir_len_offset,
-            table_capacity_offset,
             tombstone_possible_offset,
             ..
-        } => {
-            let len = span(&[
+        } => span(&[
+            used_offset,
+            dir_ptr_offset,
+            dir_len_offset,
+            tombstone_possible_offset.unwrap_or(0),
+        ]),
+    }
+}
+
+/// One read of each map's header (and directory and tables), `consistent`
+/// left false: four batches (header pointers, headers, directories, table
+/// capacities), each map failing alone.
+fn read_once_many(mem: &dyn Memory, maps: &[(u64, MapLayout)]) -> Vec<Result<MapStats, ReadError>> {
+    let mut out: Vec<Result<MapStats, ReadError>> = vec![Ok(MapStats::default()); maps.len()];
+    // The header pointers; a nil map stays empty.
+    let pointers: Vec<(u64, usize)> = maps.iter().map(|(addr, _)| (*addr, 8)).collect();
+    let mut headers: Vec<(usize, u64)> = Vec::new();
+    let mut ranges: Vec<(u64, usize)> = Vec::new();
+    let read = read_batch(mem, &pointers);
+    for i in 0..maps.len() {
+        let header = match read.get(i) {
+            Ok(b) => le::<8>(b, 0),
+            Err(e) => {
+                out[i] = Err(e);
+                continue;
+            }
+        };
+        if header == 0 {
+            continue;
+        }
+        let len = header_span(&maps[i].1);
+        if len > MAX_HEADER_BYTES {
+            out[i] = Err(ReadError::Unmapped {
+                addr: header,
+                len_bytes: len as usize,
+                reason: "header layout larger than 4096 bytes".into(),
+            });
+            continue;
+        }
+        if let Err(e) = field(header, len) {
+            out[i] = Err(e);
+            continue;
+        }
+        headers.push((i, header));
+        ranges.push((header, len as usize));
+    }
+    // The headers; Swiss maps with a directory go on below.
+    let mut directories: Vec<(usize, u64, u64)> = Vec::new();
+    let read = read_batch(mem, &ranges);
+    for (k, &(i, header)) in headers.iter().enumerate() {
+        let h = match read.get(k) {
+            Ok(h) => h,
+            Err(e) => {
+                out[i] = Err(e);
+                continue;
+            }
+        };
+        out[i] = Ok(match maps[i].1 {
+            MapLayout::Classic {
+                count_offset,
+                flags_offset,
+                b_offset,
+                noverflow_offset,
+                buckets_offset: _,
+                oldbuckets_offset,
+                nevacuate_offset,
+            } => {
+                let b = le::<1>(h, b_offset) as u32;
+                // B is at most 63 in any real map; a larger value is a torn read.
+                let capacity_slots = SLOTS_PER_GROUP.checked_shl(b).unwrap_or(0);
+                let growing = le::<8>(h, oldbuckets_offset) != 0;
+                let old_buckets = if !growing {
+                    0
+                } else if le::<1>(h, flags_offset) & SAME_SIZE_GROW != 0 {
+                    capacity_slots / SLOTS_PER_GROUP
+                } else {
+                    capacity_slots / SLOTS_PER_GROUP / 2
+                };
+                MapStats {
+                    header_addr: header,
+                    length: le::<8>(h, count_offset),
+                    capacity_slots,
+                    overflow_buckets: Some(le::<2>(h, noverflow_offset)),
+                    old_buckets: Some(old_buckets),
+                    evacuated_buckets: Some(if growing {
+                        le::<8>(h, nevacuate_offset).min(old_buckets)
+                    } else {
+                        0
+                    }),
+                    tables: None,
+                    tombstones: None,
+                    consistent: false,
+                }
+            }
+            MapLayout::Swiss {
                 used_offset,
                 dir_ptr_offset,
                 dir_len_offset,
-                tombstone_possible_offset.unwrap_or(0),
-            ]);
-            if len > MAX_HEADER_BYTES {
-                return Err(too_big(len));
+                tombstone_possible_offset,
+                ..
+            } => {
+                let dir_ptr = le::<8>(h, dir_ptr_offset);
+                let dir_len = le::<8>(h, dir_len_offset);
+                let mut stats = MapStats {
+                    header_addr: header,
+                    length: le::<8>(h, used_offset),
+                    ..MapStats::default()
+                };
+                // Go ≥ 1.25: no delete left a tombstone since the last clear.
+                if tombstone_possible_offset.is_some_and(|o| le::<1>(h, o) == 0) {
+                    stats.tombstones = Some(0);
+                }
+                if dir_len == 0 {
+                    stats.capacity_slots = if dir_ptr == 0 { 0 } else { SLOTS_PER_GROUP };
+                    stats.tables = Some(0);
+                } else {
+                    directories.push((i, dir_ptr, dir_len.min(MAX_DIRECTORY_ENTRIES)));
+                }
+                stats
             }
-            field(header, len)?;
-            let h = read_vec(mem, header, len)?;
-            let dir_ptr = le::<8>(&h, dir_ptr_offset);
-            let dir_len = le::<8>(&h, dir_len_offset);
-            let mut stats = MapStats {
-                header_addr: header,
-                length: le::<8>(&h, used_offset),
-                ..MapStats::default()
+        });
+    }
+    // The directories and their tables' capacities, a bounded batch at a time.
+    let mut rest = directories.as_slice();
+    while !rest.is_empty() {
+        let mut bytes = 0;
+        let n = rest
+            .iter()
+            .take_while(|(_, _, entries)| {
+                bytes += entries * 8;
+                bytes <= MAX_DIRECTORY_BATCH_BYTES
+            })
+            .count()
+            .max(1);
+        let (batch, more) = rest.split_at(n);
+        rest = more;
+        read_tables(mem, maps, batch, &mut out);
+    }
+    out
+}
+
+/// Reads the directories `(map, dir_ptr, entries)` and sums the capacity of
+/// each map's distinct tables into `out`.
+fn read_tables(
+    mem: &dyn Memory,
+    maps: &[(u64, MapLayout)],
+    directories: &[(usize, u64, u64)],
+    out: &mut [Result<MapStats, ReadError>],
+) {
+    let ranges: Vec<(u64, usize)> = directories
+        .iter()
+        .map(|&(_, dir_ptr, entries)| (dir_ptr, (entries * 8) as usize))
+        .collect();
+    // Per map: its tables' capacity fields in directory order, up to the first
+    // whose address overflows.
+    let mut fields: Vec<(usize, Vec<Result<u64, ReadError>>)> = Vec::new();
+    let read = read_batch(mem, &ranges);
+    for (k, &(i, _, _)) in directories.iter().enumerate() {
+        let dir = match read.get(k) {
+            Ok(d) => d,
+            Err(e) => {
+                out[i] = Err(e);
+                continue;
+            }
+        };
+        let MapLayout::Swiss {
+            table_capacity_offset,
+            ..
+        } = maps[i].1
+        else {
+            continue;
+        };
+        let mut seen = FastSet::default();
+        let mut tables = Vec::new();
+        let mut previous = 0;
+        for chunk in dir.chunks_exact(8) {
+            let table = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            // Entries sharing a table are next to each other (a table covers
+            // a run of the directory): most repeats need no lookup.
+            if table == previous {
+                continue;
+            }
+            previous = table;
+            if table != 0 && seen.insert(table) {
+                let f = field(table, table_capacity_offset);
+                let bad = f.is_err();
+                tables.push(f);
+                if bad {
+                    break;
+                }
+            }
+        }
+        fields.push((i, tables));
+    }
+    let ranges: Vec<(u64, usize)> = fields
+        .iter()
+        .flat_map(|(_, t)| t.iter().filter_map(|f| f.as_ref().ok()).map(|a| (*a, 2)))
+        .collect();
+    let read = read_batch(mem, &ranges);
+    let mut capacities = 0..read.len();
+    for (i, tables) in fields {
+        let mut total = Ok(0u64);
+        for f in &tables {
+            let cap = match f {
+                Ok(_) => read
+                    .get(capacities.next().expect("one capacity read per table"))
+                    .map(|b| le::<2>(b, 0)),
+                Err(e) => Err(e.clone()),
             };
-            // Go ≥ 1.25: no delete left a tombstone since the last clear.
-            if tombstone_possible_offset.is_some_and(|o| le::<1>(&h, o) == 0) {
-                stats.tombstones = Some(0);
+            total = match (total, cap) {
+                (Ok(sum), Ok(c)) => Ok(sum.saturating_add(c)),
+                (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+            };
+        }
+        match (total, &mut out[i]) {
+            (Ok(capacity), Ok(stats)) => {
+                stats.capacity_slots = capacity;
+                stats.tables = Some(tables.len() as u64);
             }
-            if dir_len == 0 {
-                stats.capacity_slots = if dir_ptr == 0 { 0 } else { SLOTS_PER_GROUP };
-                stats.tables = Some(0);
-                return Ok(stats);
-            }
-            let tables = distinct_tables(mem, dir_ptr, dir_len)?;
-            for &table in &tables {
-                let mut cap = [0u8; 2];
-                mem.read(field(table, table_capacity_offset)?, &mut cap)?;
-                stats.capacity_slots = stats
-                    .capacity_slots
-                    .saturating_add(u64::from(u16::from_le_bytes(cap)));
-            }
-            stats.tables = Some(tables.len() as u64);
-            Ok(stats)
+            (Err(e), slot) => *slot = Err(e),
+            (Ok(_), Err(_)) => {}
         }
     }
 }
@@ -374,13 +543,28 @@ pub fn for_each_group(
     max_bytes: u64,
     f: &mut dyn FnMut(u64, &[u8]) -> bool,
 ) -> Result<bool, ReadError> {
+    let Some(runs) = group_runs(mem, var_addr, layout, entries)? else {
+        return Ok(false);
+    };
+    scan_runs(mem, runs, entries, max_bytes, f)
+}
+
+/// The bucket or group arrays of the map held at `var_addr` (classic: the
+/// buckets and old buckets, overflow buckets not included; Swiss: the small
+/// group or each table's groups); `None` when they cannot be laid out.
+fn group_runs(
+    mem: &dyn Memory,
+    var_addr: u64,
+    layout: &MapLayout,
+    entries: &EntryLayout,
+) -> Result<Option<Vec<GroupRun>>, ReadError> {
     let gb = entries.group_bytes;
     if gb == 0 || gb > SCAN_CHUNK_BYTES || span(&[entries.ctrl_offset]) > gb {
-        return Ok(false);
+        return Ok(None);
     }
     let header = mem.read_u64(var_addr)?;
     if header == 0 {
-        return Ok(true);
+        return Ok(Some(Vec::new()));
     }
     let mut runs = Vec::new();
     match *layout {
@@ -393,12 +577,12 @@ pub fn for_each_group(
         } => {
             let len = span(&[flags_offset, b_offset, buckets_offset, oldbuckets_offset]);
             if len > MAX_HEADER_BYTES {
-                return Ok(false);
+                return Ok(None);
             }
             let h = read_vec(mem, header, len)?;
             let b = le::<1>(&h, b_offset);
             if b > 40 {
-                return Ok(false);
+                return Ok(None);
             }
             let buckets = 1u64 << b;
             runs.push(GroupRun {
@@ -423,7 +607,7 @@ pub fn for_each_group(
         } => {
             let len = span(&[dir_ptr_offset, dir_len_offset]);
             if len > MAX_HEADER_BYTES {
-                return Ok(false);
+                return Ok(None);
             }
             let h = read_vec(mem, header, len)?;
             let dir_ptr = le::<8>(&h, dir_ptr_offset);
@@ -448,6 +632,19 @@ pub fn for_each_group(
             }
         }
     }
+    Ok(Some(runs))
+}
+
+/// Calls `f` on every group of `runs` and every classic overflow bucket, as
+/// [`for_each_group`] does.
+fn scan_runs(
+    mem: &dyn Memory,
+    runs: Vec<GroupRun>,
+    entries: &EntryLayout,
+    max_bytes: u64,
+    f: &mut dyn FnMut(u64, &[u8]) -> bool,
+) -> Result<bool, ReadError> {
+    let gb = entries.group_bytes;
     let mut budget = max_bytes;
     let per_chunk = (SCAN_CHUNK_BYTES / gb).max(1);
     let mut overflow = Vec::new();
@@ -547,9 +744,20 @@ pub fn count_tombstones(
             return Ok(Some(0));
         }
     }
+    let Some(runs) = group_runs(mem, var_addr, layout, entries)? else {
+        return Ok(None);
+    };
+    // Groups past the budget: give up before reading any (a map of 10 million
+    // entries has over 1 GiB of groups).
+    let total_bytes = runs.iter().fold(0u64, |sum, r| {
+        sum.saturating_add(r.count.saturating_mul(entries.group_bytes))
+    });
+    if total_bytes > max_bytes {
+        return Ok(None);
+    }
     let mut deleted = 0u64;
     let ctrl = entries.ctrl_offset as usize;
-    let complete = for_each_group(mem, var_addr, layout, entries, max_bytes, &mut |_, g| {
+    let complete = scan_runs(mem, runs, entries, max_bytes, &mut |_, g| {
         deleted += g[ctrl..ctrl + 8]
             .iter()
             .filter(|c| **c == CTRL_DELETED)
@@ -794,6 +1002,75 @@ mod tests {
         m.put(0x3000, &u64::MAX.to_le_bytes());
         let e = read_map(&m, 0x1000, &SWISS).unwrap_err();
         assert!(e.to_string().contains("overflows"), "{e}");
+    }
+
+    #[test]
+    fn maps_read_together_fail_alone_and_equal_maps_read_alone() {
+        let mut m = Fake::default();
+        // Three maps: a directory of two tables, an unmapped header, a small one.
+        m.put(0x1000, &0x2000u64.to_le_bytes());
+        m.put(0x1008, &0xdead0u64.to_le_bytes());
+        m.put(0x1010, &0x2100u64.to_le_bytes());
+        m.put(0x2000, &swiss_header(900, 0x3000, 2));
+        m.put(0x2100, &swiss_header(3, 0x9000, 0));
+        let dir: Vec<u8> = [0x4000u64, 0x5000]
+            .iter()
+            .flat_map(|p| p.to_le_bytes())
+            .collect();
+        m.put(0x3000, &dir);
+        for (addr, cap) in [(0x4000u64, 1024u16), (0x5000, 512)] {
+            let mut t = vec![0u8; 32];
+            t[2..4].copy_from_slice(&cap.to_le_bytes());
+            m.put(addr, &t);
+        }
+        let vars = [(0x1000, SWISS), (0x1008, SWISS), (0x1010, SWISS)];
+        let all = read_maps(&m, &vars);
+        let a = all[0].as_ref().unwrap();
+        assert_eq!((a.length, a.capacity_slots, a.tables), (900, 1536, Some(2)));
+        assert!(all[1].as_ref().unwrap_err().to_string().contains("0xdead0"));
+        assert_eq!(all[2].as_ref().unwrap().capacity_slots, 8);
+        for (r, (addr, layout)) in all.iter().zip(vars) {
+            assert_eq!(r, &read_map(&m, addr, &layout));
+        }
+    }
+
+    #[test]
+    fn tombstones_past_the_budget_are_not_read_at_all() {
+        let mut m = Fake::default();
+        m.put(0x1000, &0x2000u64.to_le_bytes());
+        let mut h = swiss_header(100, 0x3000, 2);
+        h[40] = 1; // tombstonePossible
+        m.put(0x2000, &h);
+        let dir: Vec<u8> = [0x4000u64, 0x5000]
+            .iter()
+            .flat_map(|p| p.to_le_bytes())
+            .collect();
+        m.put(0x3000, &dir);
+        // Two tables of 128 groups (mask 127); the groups are not mapped.
+        for (addr, data) in [(0x4000u64, 0x10_0000u64), (0x5000, 0x20_0000)] {
+            let mut t = vec![0u8; 32];
+            t[2..4].copy_from_slice(&1024u16.to_le_bytes());
+            t[16..24].copy_from_slice(&data.to_le_bytes());
+            t[24..32].copy_from_slice(&127u64.to_le_bytes());
+            m.put(addr, &t);
+        }
+        let entries = EntryLayout {
+            group_bytes: 136,
+            ctrl_offset: 0,
+            key_offset: 8,
+            key_stride: 16,
+            value_offset: 16,
+            value_stride: 16,
+            overflow_offset: None,
+            key_ty: None,
+            value_ty: None,
+        };
+        // 2 × 128 × 136 bytes of groups over a budget of one table's worth.
+        let t = count_tombstones(&m, 0x1000, &SWISS, &entries, 128 * 136 + 1);
+        assert_eq!(t, Ok(None));
+        // Within the budget the (unmapped) groups are read.
+        let t = count_tombstones(&m, 0x1000, &SWISS, &entries, 1 << 20);
+        assert!(t.unwrap_err().to_string().contains("0x100000"));
     }
 
     #[test]

@@ -22,12 +22,18 @@
 //! `.gnu_debuglink`, `.note.gnu.build-id`); [`DwarfIndex::from_split_elf`]
 //! indexes the two together.
 //!
-//! Everything here is pure except [`ProcMemory`], the thin reader of
-//! `/proc/PID/mem`; tests feed bytes through [`Memory`] instead.
+//! Reads are batched: [`read_maps`] reads thousands of headers with a few
+//! calls of [`Memory::read_many`] ([`read_batch`] merges nearby ranges), and
+//! the walk reads the maps it reaches a batch at a time.
+//!
+//! Everything here is pure except [`ProcMemory`], the thin reader of the
+//! target's memory (`process_vm_readv`, `/proc/PID/mem` for what it refuses);
+//! tests feed bytes through [`Memory`] instead.
 
 mod debuglink;
 mod dwarf;
 mod error;
+mod hash;
 mod layout;
 mod memory;
 mod walk;
@@ -38,8 +44,8 @@ pub use dwarf::{
 };
 pub use error::GomemError;
 pub use layout::{
-    bytes_held, bytes_needed, count_tombstones, for_each_group, map_entries, read_map, slot_full,
-    EntryLayout, MapLayout, MapStats, CTRL_DELETED, MAX_DIRECTORY_ENTRIES,
+    bytes_held, bytes_needed, count_tombstones, for_each_group, map_entries, read_map, read_maps,
+    slot_full, EntryLayout, MapLayout, MapStats, CTRL_DELETED, MAX_DIRECTORY_ENTRIES,
 };
-pub use memory::{Memory, ProcMemory, ReadError};
+pub use memory::{read_batch, Batch, Memory, ProcMemory, ReadError, MERGE_GAP_BYTES};
 pub use walk::{walk, FoundMap, Limits, Walk};

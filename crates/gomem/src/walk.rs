@@ -4,7 +4,7 @@
 //! count.
 
 use crate::dwarf::{DwarfIndex, MapType, Ty, TypeId};
-use crate::layout::{count_tombstones, map_entries, read_map, MapStats};
+use crate::layout::{count_tombstones, map_entries, read_map, read_maps, MapLayout, MapStats};
 use crate::memory::{Memory, ReadError};
 use std::collections::HashSet;
 
@@ -78,6 +78,7 @@ pub fn walk<'a>(
         visits: 0,
         seen_headers: HashSet::new(),
         seen_pointers: HashSet::new(),
+        pending: Vec::new(),
     };
     for (name, reason) in &index.skipped {
         w.out.skipped.push((name.clone(), reason.clone()));
@@ -85,7 +86,19 @@ pub fn walk<'a>(
     for root in &index.roots {
         w.visit(root.name.clone(), root.addr.wrapping_add(bias), root.ty, 0)?;
     }
+    w.flush()?;
     Ok(w.out)
+}
+
+/// Maps whose values hold no map are read this many at a time
+/// ([`read_maps`]: a few system calls per batch instead of several per map).
+const MAP_BATCH: usize = 1024;
+
+/// A map reached, to be read with the next batch.
+struct PendingMap<'a> {
+    path: String,
+    var_addr: u64,
+    map: &'a MapType,
 }
 
 struct Walker<'a, 'm> {
@@ -96,6 +109,10 @@ struct Walker<'a, 'm> {
     visits: u64,
     seen_headers: HashSet<u64>,
     seen_pointers: HashSet<(u64, TypeId)>,
+    /// Maps reached but not read yet, in walk order: they are read (and
+    /// listed, or skipped) in that order before anything after them is
+    /// listed or skipped, so batching changes no result.
+    pending: Vec<PendingMap<'a>>,
 }
 
 /// The longest string key printed in a path.
@@ -108,10 +125,62 @@ impl<'a> Walker<'a, '_> {
             Ok(v) => Ok(Some(v)),
             Err(e @ ReadError::Exited { .. }) => Err(e),
             Err(e) => {
+                // Maps reached before this place are skipped before it.
+                self.flush()?;
                 self.out.skipped.push((path.to_string(), e.to_string()));
                 Ok(None)
             }
         }
+    }
+
+    /// Maps listed so far, counting those not read yet (an upper bound).
+    fn maps_reached(&self) -> usize {
+        self.out.maps.len() + self.pending.len()
+    }
+
+    /// Reads the pending maps in one batch and lists them.
+    fn flush(&mut self) -> Result<(), ReadError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let items: Vec<(u64, MapLayout)> =
+            batch.iter().map(|p| (p.var_addr, p.map.layout)).collect();
+        for (p, r) in batch.into_iter().zip(read_maps(self.mem, &items)) {
+            self.list(p.path, p.var_addr, p.map, r)?;
+        }
+        Ok(())
+    }
+
+    /// Lists a map read (once: a header already listed is a revisit), its
+    /// tombstones counted when the header leaves them open. The header, or
+    /// `None` when the map was not listed.
+    fn list(
+        &mut self,
+        path: String,
+        addr: u64,
+        m: &'a MapType,
+        read: Result<MapStats, ReadError>,
+    ) -> Result<Option<u64>, ReadError> {
+        let Some(mut stats) = self.soft(&path, read)? else {
+            return Ok(None);
+        };
+        let header = stats.header_addr;
+        if header != 0 && !self.seen_headers.insert(header) {
+            self.out.cycles += 1;
+            return Ok(None);
+        }
+        if let (Some(e), None) = (&m.entries, stats.tombstones) {
+            let t = count_tombstones(self.mem, addr, &m.layout, e, self.limits.max_scan_bytes);
+            stats.tombstones = self.soft(&path, t)?.flatten();
+        }
+        self.out.maps.push(FoundMap {
+            path,
+            var_addr: addr,
+            map: m,
+            stats,
+        });
+        Ok(Some(header))
     }
 
     fn visit(
@@ -124,6 +193,10 @@ impl<'a> Walker<'a, '_> {
         let index = self.index;
         if !index.reaches_map.contains(&ty) {
             return Ok(());
+        }
+        if self.maps_reached() >= self.limits.max_maps {
+            // Some pending maps may be revisits: count exactly.
+            self.flush()?;
         }
         if self.visits >= self.limits.max_visits || self.out.maps.len() >= self.limits.max_maps {
             self.out.truncated = true;
@@ -213,28 +286,27 @@ impl<'a> Walker<'a, '_> {
         m: &'a MapType,
         depth: usize,
     ) -> Result<(), ReadError> {
-        let Some(mut stats) = self.soft(&path, read_map(self.mem, addr, &m.layout))? else {
+        let value_ty = m
+            .entries
+            .as_ref()
+            .and_then(|e| e.value_ty)
+            .filter(|t| self.index.reaches_map.contains(t));
+        let (Some(e), Some(value_ty)) = (&m.entries, value_ty) else {
+            // Nothing to follow inside: read with the next batch.
+            self.pending.push(PendingMap {
+                path,
+                var_addr: addr,
+                map: m,
+            });
+            if self.pending.len() >= MAP_BATCH || self.maps_reached() >= self.limits.max_maps {
+                self.flush()?;
+            }
             return Ok(());
         };
-        let header = stats.header_addr;
-        if header != 0 && !self.seen_headers.insert(header) {
-            self.out.cycles += 1;
-            return Ok(());
-        }
-        if let (Some(e), None) = (&m.entries, stats.tombstones) {
-            let t = count_tombstones(self.mem, addr, &m.layout, e, self.limits.max_scan_bytes);
-            stats.tombstones = self.soft(&path, t)?.flatten();
-        }
-        self.out.maps.push(FoundMap {
-            path: path.clone(),
-            var_addr: addr,
-            map: m,
-            stats,
-        });
-        let Some(e) = &m.entries else {
-            return Ok(());
-        };
-        let Some(value_ty) = e.value_ty.filter(|t| self.index.reaches_map.contains(t)) else {
+        // Its entries are walked now: the maps reached before it are listed first.
+        self.flush()?;
+        let read = read_map(self.mem, addr, &m.layout);
+        let Some(header) = self.list(path.clone(), addr, m, read)? else {
             return Ok(());
         };
         if depth >= self.limits.max_depth || header == 0 {

@@ -11,7 +11,7 @@ use memlens_gomem::{
     bytes_held, bytes_needed, walk, DebugLink, DwarfIndex, FoundMap, GomemError, Limits, ProcMemory,
 };
 use serde::Serialize;
-use std::io::Write;
+use std::io::{Read, Seek, Write};
 use std::path::Path;
 
 /// Options of `memlens maps`.
@@ -110,20 +110,25 @@ fn pie_load_bias(
         })
 }
 
-/// Indexes the binary's DWARF, or that of the separate debug file it names
-/// (`.note.gnu.build-id`, `.gnu_debuglink`), looked up inside the target's root
-/// (`/proc/PID/root`).
+/// Indexes the binary's DWARF (reading only the parts of `file` it needs), or
+/// that of the separate debug file it names (`.note.gnu.build-id`,
+/// `.gnu_debuglink`), looked up inside the target's root (`/proc/PID/root`).
 fn index_binary(
     proc_root: &Path,
     pid: u32,
     binary: &str,
-    data: &[u8],
+    file: &std::fs::File,
 ) -> anyhow::Result<DwarfIndex> {
-    match DwarfIndex::from_elf(binary, data) {
+    match DwarfIndex::from_elf_file(binary, file) {
         Err(GomemError::NoDwarf { .. }) => {}
         other => return Ok(other?),
     }
-    let link = DebugLink::from_elf(data);
+    let mut data = Vec::new();
+    (&*file)
+        .seek(std::io::SeekFrom::Start(0))
+        .and_then(|_| (&*file).read_to_end(&mut data))
+        .with_context(|| format!("process {pid}: cannot read its binary {binary}"))?;
+    let link = DebugLink::from_elf(&data);
     let root = proc_root.join(pid.to_string()).join("root");
     let candidates = link.candidates(binary);
     for candidate in &candidates {
@@ -134,9 +139,9 @@ fn index_binary(
         if link.matches(&debug) {
             return Ok(DwarfIndex::from_split_elf(
                 binary,
-                data,
+                data.as_slice(),
                 &path.display().to_string(),
-                &debug,
+                debug.as_slice(),
             )?);
         }
     }
@@ -200,9 +205,9 @@ fn load(proc_root: &Path, pid: u32) -> anyhow::Result<(std::path::PathBuf, Dwarf
     let exe_link = proc_root.join(pid.to_string()).join("exe");
     let binary = std::fs::read_link(&exe_link)
         .with_context(|| format!("process {pid}: cannot read {}", exe_link.display()))?;
-    let data = std::fs::read(&exe_link)
+    let file = std::fs::File::open(&exe_link)
         .with_context(|| format!("process {pid}: cannot read its binary {}", binary.display()))?;
-    let index = index_binary(proc_root, pid, &binary.display().to_string(), &data)?;
+    let index = index_binary(proc_root, pid, &binary.display().to_string(), &file)?;
     Ok((binary, index))
 }
 
@@ -243,13 +248,16 @@ pub fn run(args: &MapsArgs) -> anyhow::Result<()> {
         max_depth: limits.max_depth,
         max_maps: limits.max_maps,
     };
-    let mut out = std::io::stdout().lock();
+    // Stdout is line-buffered: one write per line would be one system call per
+    // JSON line (about 190,000 for 10,000 maps).
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
         write_table(&mut out, &report)?;
     }
+    out.flush()?;
     Ok(())
 }
 

@@ -5,8 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use memlens_gomem::{
-    count_tombstones, map_entries, parse_build_id_note, parse_debuglink, read_map, walk, DebugLink,
-    DwarfIndex, EntryLayout, Limits, MapLayout, Memory, ReadError,
+    count_tombstones, map_entries, parse_build_id_note, parse_debuglink, read_batch, read_map,
+    read_maps, walk, DebugLink, DwarfIndex, EntryLayout, Limits, MapLayout, Memory, ReadError,
 };
 
 /// The fuzz input as an address space starting at 0.
@@ -74,6 +74,28 @@ fuzz_target!(|data: &[u8]| {
         let var = u64::from(data[5] % 32);
         if let Ok(s) = read_map(&mem, var, &layout) {
             let _ = s.load();
+        }
+        // Read in one batch, maps at several places (overlapping, repeated,
+        // past the end) read as each read alone: the bytes do not change.
+        let vars: Vec<(u64, MapLayout)> = data
+            .iter()
+            .take(16)
+            .map(|b| (u64::from(*b) * 3, layout))
+            .chain([(u64::MAX - 4, layout), (var, layout)])
+            .collect();
+        for (batched, (addr, layout)) in read_maps(&mem, &vars).iter().zip(&vars) {
+            assert_eq!(batched, &read_map(&mem, *addr, layout));
+        }
+        let ranges: Vec<(u64, usize)> = data
+            .chunks(2)
+            .take(32)
+            .map(|c| (u64::from(c[0]) * 5, usize::from(*c.last().unwrap_or(&0) % 40)))
+            .collect();
+        let batch = read_batch(&mem, &ranges);
+        for (i, (addr, len)) in ranges.iter().enumerate() {
+            let mut alone = vec![0u8; *len];
+            let expect = mem.read(*addr, &mut alone).map(|()| alone);
+            assert_eq!(batch.get(i).map(<[u8]>::to_vec), expect);
         }
         // Buckets or groups laid out by the next bytes.
         let entries = EntryLayout {
