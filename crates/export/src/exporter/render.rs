@@ -2,6 +2,8 @@
 //! Prometheus text format 0.0.4. Pure: values in, text out.
 
 use super::names::{family_for, FamilySpec, Kind};
+use memlens_cardinality::select::{selected, Candidate};
+use memlens_cardinality::{process_labels, ProcessIdentity, Relabeler, SeriesOptions};
 use memlens_model::series::{Entity, Point};
 use memlens_model::Snapshot;
 use std::collections::{BTreeMap, HashMap};
@@ -94,9 +96,16 @@ pub struct EntitySeries {
     pub values: Vec<(&'static str, f64)>,
 }
 
-/// The entities of a cycle: the snapshot's host, cgroups and processes with
-/// the values of `points` (which may also hold Go runtime points of them).
-pub fn entities(snapshot: &Snapshot, points: &[Point]) -> Vec<EntitySeries> {
+/// The entities of a cycle: the snapshot's host, cgroups and the selected
+/// processes (`series.processes`) with the values of `points` (which may
+/// also hold Go runtime points of them), labelled by their identity
+/// (`memlens_cardinality::process_labels`, `indexes` from the agent).
+pub fn entities(
+    snapshot: &Snapshot,
+    points: &[Point],
+    indexes: &HashMap<Entity, u32>,
+    series: &SeriesOptions,
+) -> Vec<EntitySeries> {
     let mut by_entity: HashMap<&Entity, Vec<(&'static str, f64)>> = HashMap::new();
     for point in points {
         by_entity
@@ -132,18 +141,41 @@ pub fn entities(snapshot: &Snapshot, points: &[Point]) -> Vec<EntitySeries> {
             0.0,
         );
     }
-    for p in &snapshot.processes {
-        let mut labels = vec![("pid", p.pid.to_string()), ("comm", p.comm.clone())];
-        if let Some(cgroup) = &p.cgroup {
-            labels.push(("cgroup", cgroup.path.clone()));
-        }
-        if let Some(go) = &p.go {
-            labels.push(("go_version", go.version.clone()));
-        }
+    let candidates: Vec<Candidate<(i32, u64)>> = snapshot
+        .processes
+        .iter()
+        .map(|p| Candidate {
+            key: (p.pid, p.start_time),
+            rss_bytes: p.rss_bytes.map(|b| b as f64),
+            go: p.go.is_some(),
+        })
+        .collect();
+    let chosen = selected(series.processes, series.top_processes, &candidates);
+    let identity = |p: &memlens_model::ProcessSample| {
         let entity = Entity::Process {
             pid: p.pid,
             start_time: p.start_time,
         };
+        let index = indexes.get(&entity).copied().unwrap_or(0);
+        let labels = process_labels(
+            &ProcessIdentity {
+                pid: p.pid,
+                comm: &p.comm,
+                cgroup: p.cgroup.as_ref().map(|c| c.path.as_str()),
+                index,
+            },
+            series.pid_label,
+        );
+        (entity, labels)
+    };
+    for p in &snapshot.processes {
+        if !chosen.contains(&(p.pid, p.start_time)) {
+            continue;
+        }
+        let (entity, mut labels) = identity(p);
+        if let Some(go) = &p.go {
+            labels.push(("go_version", go.version.clone()));
+        }
         take(entity, labels, p.rss_bytes.unwrap_or(0) as f64);
     }
     for m in &snapshot.mysql {
@@ -152,13 +184,11 @@ pub fn entities(snapshot: &Snapshot, points: &[Point]) -> Vec<EntitySeries> {
             .processes
             .iter()
             .find(|p| p.pid == pid && p.start_time == start_time);
-        let mut labels = vec![("pid", pid.to_string())];
-        if let Some(p) = process {
-            labels.push(("comm", p.comm.clone()));
-            if let Some(cgroup) = &p.cgroup {
-                labels.push(("cgroup", cgroup.path.clone()));
-            }
-        }
+        let mut labels = match process {
+            Some(p) => identity(p).1,
+            None if series.pid_label => vec![("pid", pid.to_string())],
+            None => Vec::new(),
+        };
         labels.push(("endpoint", m.endpoint.clone()));
         take(Entity::Mysql { pid, start_time }, labels, 0.0);
     }
@@ -205,22 +235,48 @@ pub fn cap(mut entities: Vec<EntitySeries>, max_series: usize) -> (Vec<EntitySer
     (kept, dropped)
 }
 
-/// The exposition of `entities` and the agent's health.
-pub fn render(entities: &[EntitySeries], health: &AgentHealth) -> String {
+/// The exposition of `entities` (each series after `relabel`; a series it
+/// drops is left out) and the agent's health.
+pub fn render(entities: &[EntitySeries], health: &AgentHealth, relabel: &Relabeler) -> String {
     let mut families: BTreeMap<String, (FamilySpec, String)> = BTreeMap::new();
     for e in entities {
         let kind = e.entity.kind();
         for &(metric, value) in &e.values {
             let spec = family_for(kind, metric);
+            // Go runtime series carry the process's identity, not its
+            // build's Go version.
             let go = kind == "process" && metric.starts_with("go_");
-            let entry = families
-                .entry(spec.name.clone())
-                .or_insert_with(|| (spec.clone(), String::new()));
             let labels = e
                 .labels
                 .iter()
-                .filter(|(name, _)| !go || matches!(*name, "pid" | "comm"));
-            sample(&mut entry.1, &spec.name, labels, value * spec.scale);
+                .filter(|(name, _)| !go || *name != "go_version");
+            if relabel.is_empty() {
+                let entry = families
+                    .entry(spec.name.clone())
+                    .or_insert_with(|| (spec.clone(), String::new()));
+                sample(&mut entry.1, &spec.name, labels, value * spec.scale);
+                continue;
+            }
+            let mut named: Vec<(String, String)> = vec![("__name__".to_string(), spec.name.clone())];
+            named.extend(labels.map(|(n, v)| (n.to_string(), v.clone())));
+            if !relabel.apply(&mut named) {
+                continue;
+            }
+            let name = named
+                .iter()
+                .find(|(n, _)| n == "__name__")
+                .map_or(spec.name.clone(), |(_, v)| v.clone());
+            let entry = families.entry(name.clone()).or_insert_with(|| {
+                (
+                    FamilySpec {
+                        name: name.clone(),
+                        ..spec.clone()
+                    },
+                    String::new(),
+                )
+            });
+            let rest = named.into_iter().filter(|(n, _)| n != "__name__");
+            sample_owned(&mut entry.1, &name, rest, value * spec.scale);
         }
     }
     let mut out = String::with_capacity(families.values().map(|f| f.1.len() + 128).sum());
@@ -385,6 +441,30 @@ fn sample<'a>(
     out.push('\n');
 }
 
+/// [`sample`] with owned label names (after relabelling).
+fn sample_owned(
+    out: &mut String,
+    name: &str,
+    labels: impl Iterator<Item = (String, String)>,
+    value: f64,
+) {
+    let labels: Vec<(String, String)> = labels.collect();
+    out.push_str(name);
+    for (i, (label, text)) in labels.iter().enumerate() {
+        out.push(if i == 0 { '{' } else { ',' });
+        out.push_str(label);
+        out.push_str("=\"");
+        escape_label_value(out, text);
+        out.push('"');
+    }
+    if !labels.is_empty() {
+        out.push('}');
+    }
+    out.push(' ');
+    format_value(out, value);
+    out.push('\n');
+}
+
 /// Escapes a label value: backslash, double quote and line feed.
 pub fn escape_label_value(out: &mut String, text: &str) {
     for c in text.chars() {
@@ -454,7 +534,7 @@ fn remote_write(out: &mut String, senders: &[crate::remote_write::SenderTotals])
         header(out, name, Kind::Counter, help);
         sample(out, name, std::iter::empty(), sum(field));
     }
-    let per_url: [(&str, &str, Field); 5] = [
+    let per_url: [(&str, &str, Field); 7] = [
         (
             "memlens_remote_write_samples_sent_total",
             "Samples this remote-write URL accepted.",
@@ -474,6 +554,16 @@ fn remote_write(out: &mut String, senders: &[crate::remote_write::SenderTotals])
             "memlens_remote_write_sent_bytes_total",
             "Compressed request bytes this URL accepted.",
             |t| t.sent_bytes,
+        ),
+        (
+            "memlens_remote_write_series_sent_total",
+            "Series in requests this URL accepted, one per series and request.",
+            |t| t.series_sent,
+        ),
+        (
+            "memlens_remote_write_new_series_total",
+            "Series this URL accepted that the agent had not sent it in the hour before (or since it started): what the agent adds to the receiver's index.",
+            |t| t.new_series,
         ),
         (
             "memlens_remote_write_auth_failures_total",
@@ -526,7 +616,7 @@ mod tests {
             ],
             ..AgentHealth::default()
         };
-        let text = render(&[], &health);
+        let text = render(&[], &health, &Relabeler::default());
         if std::env::var_os("MEMLENS_PRINT_EXPOSITION").is_some() {
             println!("{text}");
         }
@@ -586,7 +676,11 @@ mod tests {
 
     #[test]
     fn the_exposition_parses_back_with_escaped_labels() {
-        let text = render(&[process(7, 4096.0, 1)], &AgentHealth::default());
+        let text = render(
+            &[process(7, 4096.0, 1)],
+            &AgentHealth::default(),
+            &Relabeler::default(),
+        );
         assert!(text.contains(
             "memlens_process_resident_memory_bytes{pid=\"7\",comm=\"a\\\"b\\\\c\\nd\"} 4096\n"
         ));
@@ -606,11 +700,11 @@ mod tests {
     }
 
     #[test]
-    fn go_series_carry_pid_and_comm_only_and_are_scaled() {
+    fn go_series_carry_the_identity_without_go_version_and_are_scaled() {
         let mut e = process(9, 1.0, 0);
         e.labels.push(("go_version", "go1.27.3".to_string()));
         e.values = vec![("go_gc_pause_ns_total", 2e9), ("go_heap_inuse_bytes", 5.0)];
-        let text = render(&[e], &AgentHealth::default());
+        let text = render(&[e], &AgentHealth::default(), &Relabeler::default());
         assert!(text.contains("memlens_go_gc_pause_seconds_total{pid=\"9\",comm="));
         assert!(text.contains("} 2\n"), "{text}");
         assert!(!text.contains("go_version"), "{text}");
