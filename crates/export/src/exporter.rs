@@ -154,13 +154,11 @@ impl Exporter {
 
     /// The labels naming `target`: `target` (a process's by its identity,
     /// `memlens_cardinality::process_target`), and `comm` (+ `instance_index`,
-    /// `pid` with `pid_label`) or `cgroup` (with `cgroup` also for a process
-    /// when `with_cgroup` and known).
+    /// `pid` with `pid_label`, and its `cgroup` when known) or `cgroup`.
     fn target_labels(
         &self,
         target: &Entity,
         comm: &impl Fn(&Entity) -> Option<String>,
-        with_cgroup: bool,
     ) -> Vec<(&'static str, String)> {
         match target {
             Entity::Process { pid, .. } | Entity::Mysql { pid, .. } => {
@@ -195,7 +193,7 @@ impl Exporter {
                 if self.series.pid_label {
                     labels.push(("pid", pid.to_string()));
                 }
-                if let Some(cgroup) = cgroup.filter(|_| with_cgroup) {
+                if let Some(cgroup) = cgroup {
                     labels.push(("cgroup", cgroup));
                 }
                 labels
@@ -214,7 +212,7 @@ impl Exporter {
         comm: impl Fn(&Entity) -> Option<String>,
     ) {
         for kill in events.iter().filter(|f| f.id == memlens_analyze::OOM_KILL) {
-            let labels = self.target_labels(&kill.target, &comm, true);
+            let labels = self.target_labels(&kill.target, &comm);
             *self.health.oom_kills_observed.entry(labels).or_insert(0) += 1;
         }
         self.health.findings = active
@@ -224,7 +222,7 @@ impl Exporter {
                     ("finding", f.id.to_string()),
                     ("severity", f.severity.as_str().to_string()),
                 ];
-                labels.extend(self.target_labels(&f.target, &comm, false));
+                labels.extend(self.target_labels(&f.target, &comm));
                 let left = f.evidence("time_left_seconds").map(|seconds| TimeLeft {
                     seconds,
                     earliest_seconds: f.evidence("time_left_earliest_seconds").unwrap_or(seconds),

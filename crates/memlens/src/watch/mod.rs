@@ -114,6 +114,11 @@ pub struct WatchArgs {
     #[arg(long, value_name = "[HOST:]PORT")]
     pub listen: Option<String>,
 
+    /// Label process series with `pid` too (config `[series] pid_label`):
+    /// each restart of a service then makes new series.
+    #[arg(long)]
+    pub pid_label: bool,
+
     /// The most series /metrics shows [default: 20000].
     #[arg(long, value_name = "N")]
     pub max_series: Option<usize>,
@@ -175,6 +180,9 @@ pub fn effective_config(args: &WatchArgs) -> anyhow::Result<WatchConfig> {
     }
     if args.listen.is_some() {
         config.listen = args.listen.clone();
+    }
+    if args.pid_label {
+        config.series.pid_label = true;
     }
     if let Some(n) = args.max_series {
         config.max_series = n;
