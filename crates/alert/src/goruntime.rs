@@ -8,7 +8,9 @@
 //! cAdvisor's limit on the Kubernetes labels `namespace`, `pod`, `container`
 //! that service discovery gives both.
 
-use crate::catalogue::{with_process_target, with_target, Alert, Basis, Naming, Recording, Severity, Spec};
+use crate::catalogue::{
+    with_process_target, with_target, Alert, Basis, Naming, Recording, Severity, Spec,
+};
 use crate::memory::LIMIT;
 use crate::thresholds::{prom_duration as d, Thresholds};
 

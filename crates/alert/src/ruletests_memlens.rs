@@ -145,11 +145,19 @@ fn go_process(
     let who = format!("comm=\"svc{pid}\",cgroup=\"/go\",service=\"/go\"");
     let mut series = vec![
         (
-            format!("memlens_process_resident_memory_bytes{{{who},go_version=\"go1.27\",{SCRAPE}}}"),
+            format!(
+                "memlens_process_resident_memory_bytes{{{who},go_version=\"go1.27\",{SCRAPE}}}"
+            ),
             flat(rss, span),
         ),
-        (format!("memlens_go_gomemlimit_bytes{{{who},{SCRAPE}}}"), flat(gomemlimit, span)),
-        (format!("memlens_go_gogc_percent{{{who},{SCRAPE}}}"), flat(gogc, span)),
+        (
+            format!("memlens_go_gomemlimit_bytes{{{who},{SCRAPE}}}"),
+            flat(gomemlimit, span),
+        ),
+        (
+            format!("memlens_go_gogc_percent{{{who},{SCRAPE}}}"),
+            flat(gogc, span),
+        ),
     ];
     if sys > 0.0 {
         series.push((

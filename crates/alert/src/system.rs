@@ -3,7 +3,8 @@
 //! the agent (or the exporters) stale or failing. All PromQL over raw series.
 
 use crate::catalogue::{
-    with_fixed_target, with_process_target, with_target, Alert, Basis, Naming, Recording, Severity, Spec,
+    with_fixed_target, with_process_target, with_target, Alert, Basis, Naming, Recording, Severity,
+    Spec,
 };
 use crate::thresholds::{prom_duration as d, Thresholds};
 

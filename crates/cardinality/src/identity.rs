@@ -39,7 +39,11 @@ pub fn service_of(cgroup: &str) -> String {
             let name = part.strip_suffix(".slice").unwrap_or(part);
             if let Some(at) = name.rfind("pod") {
                 let uid = &name[at + 3..];
-                if uid.len() >= 32 && uid.chars().all(|c| c.is_ascii_hexdigit() || c == '-' || c == '_') {
+                if uid.len() >= 32
+                    && uid
+                        .chars()
+                        .all(|c| c.is_ascii_hexdigit() || c == '-' || c == '_')
+                {
                     return format!("pod:{}", uid.replace('_', "-"));
                 }
             }
@@ -47,7 +51,8 @@ pub fn service_of(cgroup: &str) -> String {
     }
     if let Some(last) = parts.last() {
         let hex12 = |id: &str| -> Option<String> {
-            (id.len() >= 12 && id.chars().all(|c| c.is_ascii_hexdigit())).then(|| id[..12].to_string())
+            (id.len() >= 12 && id.chars().all(|c| c.is_ascii_hexdigit()))
+                .then(|| id[..12].to_string())
         };
         let scoped = last.strip_suffix(".scope").unwrap_or(last);
         for (prefix, runtime) in [
@@ -60,7 +65,8 @@ pub fn service_of(cgroup: &str) -> String {
                 return format!("{runtime}:{id}");
             }
         }
-        if parts.len() >= 2 && matches!(parts[parts.len() - 2], "docker" | "libpod" | "containerd") {
+        if parts.len() >= 2 && matches!(parts[parts.len() - 2], "docker" | "libpod" | "containerd")
+        {
             if let Some(id) = hex12(last) {
                 return format!("{}:{id}", parts[parts.len() - 2]);
             }
@@ -118,10 +124,12 @@ impl Identities {
             start_time: p.start_time,
         };
         let key = |p: &Live<'_>| (p.cgroup.unwrap_or("").to_string(), p.comm.to_string());
-        let current: HashMap<Entity, &Live<'_>> = processes.iter().map(|p| (entity(p), p)).collect();
+        let current: HashMap<Entity, &Live<'_>> =
+            processes.iter().map(|p| (entity(p), p)).collect();
         // A process gone, or one whose cgroup or comm changed (an exec, a
         // move), gives its index up.
-        self.live.retain(|e, (k, _)| current.get(e).is_some_and(|p| key(p) == *k));
+        self.live
+            .retain(|e, (k, _)| current.get(e).is_some_and(|p| key(p) == *k));
         let mut taken: HashMap<(String, String), HashSet<u32>> = HashMap::new();
         for (k, index) in self.live.values() {
             taken.entry(k.clone()).or_default().insert(*index);
@@ -138,7 +146,10 @@ impl Identities {
             used.insert(index);
             self.live.insert(entity(p), (k, index));
         }
-        self.live.iter().map(|(e, (_, i))| (e.clone(), *i)).collect()
+        self.live
+            .iter()
+            .map(|(e, (_, i))| (e.clone(), *i))
+            .collect()
     }
 }
 

@@ -93,12 +93,27 @@ mod tests {
             cgroup: Some("/system.slice/api.service"),
             index: 0,
         };
-        let names = |l: Vec<(&str, String)>| l.into_iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>();
+        let names = |l: Vec<(&str, String)>| {
+            l.into_iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
             names(process_labels(&id, false)),
-            ["comm=api", "cgroup=/system.slice/api.service", "service=api.service"]
+            [
+                "comm=api",
+                "cgroup=/system.slice/api.service",
+                "service=api.service"
+            ]
         );
-        let second = ProcessIdentity { index: 1, cgroup: None, ..id };
-        assert_eq!(names(process_labels(&second, true)), ["comm=api", "instance_index=1", "pid=42"]);
+        let second = ProcessIdentity {
+            index: 1,
+            cgroup: None,
+            ..id
+        };
+        assert_eq!(
+            names(process_labels(&second, true)),
+            ["comm=api", "instance_index=1", "pid=42"]
+        );
     }
 }

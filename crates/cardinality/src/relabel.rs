@@ -125,7 +125,9 @@ impl Relabeler {
                     return Err(at("action replace needs target_label".to_string()));
                 }
                 if !target_label.contains('$') && !valid_label_name(&target_label) {
-                    return Err(at(format!("target_label {target_label:?} is not a label name")));
+                    return Err(at(format!(
+                        "target_label {target_label:?} is not a label name"
+                    )));
                 }
             }
             rules.push(Rule {
@@ -186,8 +188,12 @@ impl Relabeler {
                     }
                     set(labels, &target, replaced);
                 }
-                Action::LabelDrop => labels.retain(|(n, _)| n == "__name__" || !rule.regex.is_match(n)),
-                Action::LabelKeep => labels.retain(|(n, _)| n == "__name__" || rule.regex.is_match(n)),
+                Action::LabelDrop => {
+                    labels.retain(|(n, _)| n == "__name__" || !rule.regex.is_match(n))
+                }
+                Action::LabelKeep => {
+                    labels.retain(|(n, _)| n == "__name__" || rule.regex.is_match(n))
+                }
                 Action::LabelMap => {
                     let mut added = Vec::new();
                     for (name, value) in labels.iter() {
@@ -233,18 +239,29 @@ mod tests {
     }
 
     fn series(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn keep_and_drop_match_the_whole_value() {
-        let drop = Relabeler::compile(&[rule("drop", &["__name__"], "memlens_process_oom_.*")]).unwrap();
+        let drop =
+            Relabeler::compile(&[rule("drop", &["__name__"], "memlens_process_oom_.*")]).unwrap();
         assert!(!drop.apply(&mut series(&[("__name__", "memlens_process_oom_score")])));
         // Anchored: a match inside the value is not a match.
         assert!(drop.apply(&mut series(&[("__name__", "x_memlens_process_oom_score")])));
-        let keep = Relabeler::compile(&[rule("keep", &["__name__", "comm"], "memlens_go_.*;api")]).unwrap();
-        assert!(keep.apply(&mut series(&[("__name__", "memlens_go_goroutines"), ("comm", "api")])));
-        assert!(!keep.apply(&mut series(&[("__name__", "memlens_go_goroutines"), ("comm", "db")])));
+        let keep = Relabeler::compile(&[rule("keep", &["__name__", "comm"], "memlens_go_.*;api")])
+            .unwrap();
+        assert!(keep.apply(&mut series(&[
+            ("__name__", "memlens_go_goroutines"),
+            ("comm", "api")
+        ])));
+        assert!(!keep.apply(&mut series(&[
+            ("__name__", "memlens_go_goroutines"),
+            ("comm", "db")
+        ])));
         assert!(!keep.apply(&mut series(&[("__name__", "memlens_go_goroutines")])));
     }
 
@@ -267,7 +284,12 @@ mod tests {
         assert!(rules.apply(&mut labels));
         assert_eq!(
             labels,
-            series(&[("__name__", "m"), ("cgroup", "/a/b"), ("program", "api"), ("team", "t-a")])
+            series(&[
+                ("__name__", "m"),
+                ("cgroup", "/a/b"),
+                ("program", "api"),
+                ("team", "t-a")
+            ])
         );
         // No match: nothing written; an empty result removes the label.
         let mut labels = series(&[("__name__", "m"), ("cgroup", "/")]);
@@ -296,13 +318,19 @@ mod tests {
         .unwrap();
         let mut labels = series(&[("__name__", "m"), ("service", "pod:1"), ("pid", "4")]);
         assert!(rules.apply(&mut labels));
-        assert_eq!(labels, series(&[("__name__", "m"), ("k8s_service", "pod:1")]));
+        assert_eq!(
+            labels,
+            series(&[("__name__", "m"), ("k8s_service", "pod:1")])
+        );
     }
 
     #[test]
     fn bad_rules_are_named() {
         for (config, want) in [
-            (rule("explode", &["a"], "x"), "relabel[0]: action \"explode\""),
+            (
+                rule("explode", &["a"], "x"),
+                "relabel[0]: action \"explode\"",
+            ),
             (rule("drop", &["a"], "("), "relabel[0]: regex \"(\""),
             (rule("drop", &[], "x"), "needs source_labels"),
             (rule("replace", &["a"], "x"), "needs target_label"),

@@ -62,7 +62,11 @@ pub fn selected<K: Hash + Eq + Clone + Ord>(
                 let rss = |c: &Candidate<K>| c.rss_bytes.unwrap_or(f64::NEG_INFINITY);
                 rss(b).total_cmp(&rss(a)).then_with(|| a.key.cmp(&b.key))
             });
-            ranked.into_iter().take(top).map(|c| c.key.clone()).collect()
+            ranked
+                .into_iter()
+                .take(top)
+                .map(|c| c.key.clone())
+                .collect()
         }
     }
 }

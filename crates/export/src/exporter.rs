@@ -114,7 +114,11 @@ impl Exporter {
             );
         }
         let published = Published::default();
-        published.publish(render::render(&[], &exporter.health, &exporter.series.relabel));
+        published.publish(render::render(
+            &[],
+            &exporter.health,
+            &exporter.series.relabel,
+        ));
         let bound = server::start(ServerConfig {
             addr,
             token,

@@ -257,7 +257,8 @@ pub fn render(entities: &[EntitySeries], health: &AgentHealth, relabel: &Relabel
                 sample(&mut entry.1, &spec.name, labels, value * spec.scale);
                 continue;
             }
-            let mut named: Vec<(String, String)> = vec![("__name__".to_string(), spec.name.clone())];
+            let mut named: Vec<(String, String)> =
+                vec![("__name__".to_string(), spec.name.clone())];
             named.extend(labels.map(|(n, v)| (n.to_string(), v.clone())));
             if !relabel.apply(&mut named) {
                 continue;

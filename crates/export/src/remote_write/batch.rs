@@ -4,9 +4,9 @@
 
 use super::proto::{Label, Sample, TimeSeries, WriteRequest};
 use crate::exporter::names::family_for;
-use memlens_store::{Store, StoreError, Value};
 use memlens_cardinality::select::{selected, Candidate};
 use memlens_cardinality::{process_labels, ProcessIdentity, Processes, Relabeler, INDEX_LABEL};
+use memlens_store::{Store, StoreError, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// One stored sample.
@@ -249,8 +249,7 @@ pub fn to_request(
                 // Go runtime series carry the process's identity, not its
                 // build's Go version, as on /metrics.
                 let go = entity.kind == "process" && row.metric.starts_with("go_");
-                let mut labels: Vec<(String, String)> =
-                    vec![("__name__".to_string(), spec.name)];
+                let mut labels: Vec<(String, String)> = vec![("__name__".to_string(), spec.name)];
                 labels.extend(
                     entity
                         .labels
@@ -448,17 +447,16 @@ mod tests {
             row(2000, 1, "rss_bytes", 9.0),
             row(2000, 2, "rss_bytes", 5.0),
         ];
-        let relabel = memlens_cardinality::Relabeler::compile(&[
-            memlens_cardinality::RelabelConfig {
+        let relabel =
+            memlens_cardinality::Relabeler::compile(&[memlens_cardinality::RelabelConfig {
                 source_labels: vec!["__name__".into()],
                 separator: ";".into(),
                 regex: "memlens_process_threads".into(),
                 target_label: None,
                 replacement: "$1".into(),
                 action: "drop".into(),
-            },
-        ])
-        .unwrap();
+            }])
+            .unwrap();
         let top = Shaping {
             processes: (Processes::Top, 1),
             relabel: &relabel,
@@ -472,7 +470,13 @@ mod tests {
             .timeseries
             .iter()
             .flat_map(|t| {
-                let comm = t.labels.iter().find(|l| l.name == "comm").unwrap().value.clone();
+                let comm = t
+                    .labels
+                    .iter()
+                    .find(|l| l.name == "comm")
+                    .unwrap()
+                    .value
+                    .clone();
                 t.samples.iter().map(move |s| (comm.clone(), s.timestamp))
             })
             .collect();

@@ -28,8 +28,8 @@ mod state;
 
 use crate::client::{self, Client, TlsFiles};
 use crate::{format_duration, http, millis_i64, unix_ms};
-use memlens_cardinality::SeriesOptions;
 use anyhow::Context;
+use memlens_cardinality::SeriesOptions;
 use memlens_store::Store;
 use state::SenderState;
 use std::collections::{BTreeMap, HashMap};

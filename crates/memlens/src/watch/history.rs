@@ -326,7 +326,9 @@ mod tests {
         snapshot.processes.clear();
         for ts in [2_000, 3_000] {
             snapshot.taken_at_unix_ms = ts;
-            history.record_cycle(&snapshot, &[], &[], &HashMap::new()).unwrap();
+            history
+                .record_cycle(&snapshot, &[], &[], &HashMap::new())
+                .unwrap();
         }
         snapshot.taken_at_unix_ms = 4_000;
         history
