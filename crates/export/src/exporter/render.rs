@@ -700,6 +700,108 @@ mod tests {
         assert_eq!(s, "+InfNaN");
     }
 
+    fn snapshot_of(processes: Vec<memlens_model::ProcessSample>) -> Snapshot {
+        Snapshot {
+            taken_at_unix_ms: 0,
+            host: Default::default(),
+            processes,
+            emptied_cgroups: Vec::new(),
+            mysql: Vec::new(),
+        }
+    }
+
+    fn worker(pid: i32, rss_bytes: u64) -> memlens_model::ProcessSample {
+        memlens_model::ProcessSample {
+            pid,
+            start_time: pid as u64,
+            comm: "worker".to_string(),
+            rss_bytes: Some(rss_bytes),
+            cgroup: Some(memlens_model::CgroupSample {
+                path: "/system.slice/w.service".to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn processes_are_named_by_identity_pid_on_request_and_selected() {
+        let snapshot = snapshot_of(vec![worker(10, 100), worker(11, 300)]);
+        let points = memlens_model::series::snapshot_points(&snapshot);
+        let indexes: HashMap<Entity, u32> = [(10, 0), (11, 1)]
+            .into_iter()
+            .map(|(pid, i)| {
+                (
+                    Entity::Process {
+                        pid,
+                        start_time: pid as u64,
+                    },
+                    i,
+                )
+            })
+            .collect();
+        let rss_lines = |series: &SeriesOptions| {
+            let text = render(
+                &entities(&snapshot, &points, &indexes, series),
+                &AgentHealth::default(),
+                &series.relabel,
+            );
+            text.lines()
+                .filter(|l| l.starts_with("memlens_process_resident_memory_bytes{"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let base = "comm=\"worker\",cgroup=\"/system.slice/w.service\",service=\"w.service\"";
+        assert_eq!(
+            rss_lines(&SeriesOptions::default()),
+            [
+                format!("memlens_process_resident_memory_bytes{{{base}}} 100"),
+                format!("memlens_process_resident_memory_bytes{{{base},instance_index=\"1\"}} 300"),
+            ]
+        );
+        let with_pid = SeriesOptions {
+            pid_label: true,
+            ..SeriesOptions::default()
+        };
+        assert_eq!(
+            rss_lines(&with_pid),
+            [
+                format!("memlens_process_resident_memory_bytes{{{base},pid=\"10\"}} 100"),
+                format!(
+                    "memlens_process_resident_memory_bytes{{{base},instance_index=\"1\",pid=\"11\"}} 300"
+                ),
+            ]
+        );
+        let top = SeriesOptions {
+            processes: memlens_cardinality::Processes::Top,
+            top_processes: 1,
+            ..SeriesOptions::default()
+        };
+        assert_eq!(rss_lines(&top).len(), 1);
+        assert!(rss_lines(&top)[0].ends_with(" 300"));
+        // A rule renaming the family: the samples move under the new name.
+        let renamed = SeriesOptions {
+            relabel: Relabeler::compile(&[memlens_cardinality::RelabelConfig {
+                source_labels: vec!["__name__".into()],
+                separator: ";".into(),
+                regex: "memlens_process_resident_memory_bytes".into(),
+                target_label: Some("__name__".into()),
+                replacement: "rss".into(),
+                action: "replace".into(),
+            }])
+            .unwrap(),
+            ..SeriesOptions::default()
+        };
+        let text = render(
+            &entities(&snapshot, &points, &indexes, &renamed),
+            &AgentHealth::default(),
+            &renamed.relabel,
+        );
+        assert!(text.contains("# TYPE rss gauge\n"), "{text}");
+        assert!(text.contains(&format!("rss{{{base}}} 100\n")), "{text}");
+        assert!(!text.contains("memlens_process_resident_memory_bytes"));
+    }
+
     #[test]
     fn go_series_carry_the_identity_without_go_version_and_are_scaled() {
         let mut e = process(9, 1.0, 0);

@@ -548,6 +548,45 @@ mod tests {
     }
 
     #[test]
+    fn the_series_table_reads_back_and_refuses_bad_rules() {
+        let text = "[series]\npid_label = true\nprocesses = \"top\"\ntop_processes = 5\n\
+                    [[series.relabel]]\nsource_labels = [\"__name__\"]\nregex = \"memlens_go_.*\"\n\
+                    action = \"drop\"\n";
+        let config = WatchConfig::from_toml("t.toml", text).unwrap();
+        config.validate().unwrap();
+        assert!(config.series.pid_label);
+        assert_eq!(config.series.processes, memlens_cardinality::Processes::Top);
+        assert_eq!(config.series.relabel[0].action, "drop");
+        let printed = config.to_toml();
+        let again = WatchConfig::from_toml("printed", &printed).unwrap();
+        assert_eq!(again.series, config.series, "{printed}");
+        assert!(!WatchConfig::default().series.pid_label);
+        for (bad, want) in [
+            (
+                "[[series.relabel]]\nsource_labels = [\"a\"]\nregex = \"(\"\n",
+                "relabel[0]: regex",
+            ),
+            (
+                "[[series.relabel]]\naction = \"explode\"\n",
+                "relabel[0]: action",
+            ),
+            (
+                "[series]\nprocesses = \"top\"\ntop_processes = 0\n",
+                "series.top_processes",
+            ),
+        ] {
+            let err = WatchConfig::from_toml("t.toml", bad)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{bad}: {err}");
+        }
+        let err = WatchConfig::from_toml("t.toml", "[series]\nprocesses = \"some\"\n").unwrap_err();
+        assert!(err.to_string().contains("some"), "{err}");
+    }
+
+    #[test]
     fn a_file_sets_only_what_it_names() {
         let config = WatchConfig::from_toml(
             "t.toml",
