@@ -295,7 +295,7 @@ impl Exporter {
             self.max_series,
         );
         self.entities = kept;
-        self.health.series = self.entities.iter().map(|e| e.values.len() as u64).sum();
+        self.health.series = render::kept_after_relabel(&self.entities, &self.series.relabel);
         self.health.series_dropped_total += dropped;
     }
 

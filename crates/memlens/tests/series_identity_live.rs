@@ -306,6 +306,17 @@ fn restarts_keep_one_identity_pids_opt_in_collisions_stay_apart_and_relabel_rule
         "go_version not renamed to go: {text}"
     );
     assert!(!text.contains("go_version="), "go_version left: {text}");
+    // What the agent sent to the URL, counted on /metrics.
+    let url_label = format!("url=\"{url}\"");
+    for name in [
+        "memlens_remote_write_series_sent_total",
+        "memlens_remote_write_new_series_total",
+        "memlens_remote_write_samples_sent_total",
+        "memlens_remote_write_sent_bytes_total",
+    ] {
+        let value = sample(&text, name, &[&url_label]);
+        assert!(value.is_some_and(|v| v > 0.0), "{name}: {value:?}");
+    }
     // Both agents sample the pair a little longer, then flush and stop.
     let last = default_agent.cycles();
     wait_for("two more cycles", Duration::from_secs(30), || {

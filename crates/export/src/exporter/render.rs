@@ -195,6 +195,32 @@ pub fn entities(
     out
 }
 
+/// How many series of `entities` `relabel` keeps (all without rules).
+pub fn kept_after_relabel(entities: &[EntitySeries], relabel: &Relabeler) -> u64 {
+    let all: u64 = entities.iter().map(|e| e.values.len() as u64).sum();
+    if relabel.is_empty() {
+        return all;
+    }
+    let mut kept = 0;
+    for e in entities {
+        let kind = e.entity.kind();
+        for &(metric, _) in &e.values {
+            let go = kind == "process" && metric.starts_with("go_");
+            let mut named = vec![("__name__".to_string(), family_for(kind, metric).name)];
+            named.extend(
+                e.labels
+                    .iter()
+                    .filter(|(name, _)| !go || *name != "go_version")
+                    .map(|(n, v)| (n.to_string(), v.clone())),
+            );
+            if relabel.apply(&mut named) {
+                kept += 1;
+            }
+        }
+    }
+    kept
+}
+
 /// Keeps at most `max_series` series: the host's first, then the cgroups',
 /// then processes by RSS, largest first (an entity is kept whole or not at
 /// all). Returns the kept entities and how many series were left out.
