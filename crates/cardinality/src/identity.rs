@@ -127,9 +127,13 @@ impl Identities {
         let current: HashMap<Entity, &Live<'_>> =
             processes.iter().map(|p| (entity(p), p)).collect();
         // A process gone, or one whose cgroup or comm changed (an exec, a
-        // move), gives its index up.
-        self.live
-            .retain(|e, (k, _)| current.get(e).is_some_and(|p| key(p) == *k));
+        // move), gives its index up; one that reads back without its
+        // cgroup (on its way out) keeps it.
+        self.live.retain(|e, (k, _)| {
+            current
+                .get(e)
+                .is_some_and(|p| key(p) == *k || (p.cgroup.is_none() && p.comm == k.1))
+        });
         let mut taken: HashMap<(String, String), HashSet<u32>> = HashMap::new();
         for (k, index) in self.live.values() {
             taken.entry(k.clone()).or_default().insert(*index);
@@ -229,6 +233,15 @@ mod tests {
         let after = ids.assign(&[live(21, 500, "api", "/svc"), live(22, 700, "api", "/svc")]);
         assert_eq!(index(&after, 21, 500), 1);
         assert_eq!(index(&after, 22, 700), 0);
+        // Read back without its cgroup (a zombie): it keeps its index.
+        let dying = ids.assign(&[
+            Live {
+                cgroup: None,
+                ..live(21, 500, "api", "/svc")
+            },
+            live(22, 700, "api", "/svc"),
+        ]);
+        assert_eq!(index(&dying, 21, 500), 1);
         // An exec (new comm) gives the index up.
         let exec = ids.assign(&[live(21, 500, "sh", "/svc"), live(22, 700, "api", "/svc")]);
         assert_eq!(index(&exec, 21, 500), 0);

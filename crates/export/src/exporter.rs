@@ -75,11 +75,11 @@ pub struct Exporter {
     series: SeriesOptions,
 }
 
-/// What the exporter remembers of a process for its findings.
+/// What the exporter remembers of a process for its series and findings.
 #[derive(Debug, Clone)]
 struct Known {
-    cgroup: Option<String>,
-    index: u32,
+    comm: String,
+    names: render::ProcessNames,
     seen_in_cycle: u64,
 }
 
@@ -174,8 +174,8 @@ impl Exporter {
                     other => other.clone(),
                 };
                 let known = self.known.get(&process);
-                let cgroup = known.and_then(|k| k.cgroup.clone());
-                let index = known.map_or(0, |k| k.index);
+                let cgroup = known.and_then(|k| k.names.cgroup.clone());
+                let index = known.map_or(0, |k| k.names.index);
                 let name = comm(target).or_else(|| comm(&process));
                 let key = match &name {
                     Some(name) => {
@@ -275,14 +275,34 @@ impl Exporter {
             }));
         }
         self.cycle_number += 1;
+        let mut names = HashMap::with_capacity(snapshot.processes.len());
         for p in &snapshot.processes {
             let entity = Entity::Process {
                 pid: p.pid,
                 start_time: p.start_time,
             };
-            let known = Known {
-                cgroup: p.cgroup.as_ref().map(|c| c.path.clone()),
+            // A process on its way out (killed, a zombie) reads back
+            // without cgroup or build info: it keeps the ones it had, so
+            // its last samples stay in its series (an exec, a new comm,
+            // takes the new ones).
+            let before = self.known.get(&entity).filter(|k| k.comm == p.comm);
+            let own = render::ProcessNames {
+                cgroup: p
+                    .cgroup
+                    .as_ref()
+                    .map(|c| c.path.clone())
+                    .or_else(|| before.and_then(|k| k.names.cgroup.clone())),
+                go_version: p
+                    .go
+                    .as_ref()
+                    .map(|g| g.version.clone())
+                    .or_else(|| before.and_then(|k| k.names.go_version.clone())),
                 index: indexes.get(&entity).copied().unwrap_or(0),
+            };
+            names.insert(entity.clone(), own.clone());
+            let known = Known {
+                comm: p.comm.clone(),
+                names: own,
                 seen_in_cycle: self.cycle_number,
             };
             self.known.insert(entity, known);
@@ -291,7 +311,7 @@ impl Exporter {
         self.known
             .retain(|_, k| now - k.seen_in_cycle <= CGROUP_MEMORY_CYCLES);
         let (kept, dropped) = render::cap(
-            render::entities(snapshot, &merged, indexes, &self.series),
+            render::entities(snapshot, &merged, &names, &self.series),
             self.max_series,
         );
         self.entities = kept;
@@ -421,6 +441,55 @@ mod tests {
             text.contains("memlens_oom_kills_observed_total{target=\"host\"} 1\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_dying_process_keeps_the_cgroup_and_go_version_of_its_series() {
+        let mut exporter = Exporter::start(&ExporterConfig {
+            max_series: 10_000,
+            ..ExporterConfig::default()
+        })
+        .unwrap();
+        exporter.published = Some(Published::default());
+        let alive = memlens_model::ProcessSample {
+            pid: 42,
+            start_time: 7,
+            comm: "api".to_string(),
+            rss_bytes: Some(4096),
+            cgroup: Some(memlens_model::CgroupSample {
+                path: "/svc".to_string(),
+                ..Default::default()
+            }),
+            go: Some(memlens_model::GoInfo {
+                version: "go1.27.3".to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        // The zombie reads back without cgroup and build info.
+        let dying = memlens_model::ProcessSample {
+            cgroup: None,
+            go: None,
+            ..alive.clone()
+        };
+        let mut labels = Vec::new();
+        for p in [alive, dying] {
+            let snap = snapshot(vec![p]);
+            let points = memlens_model::series::snapshot_points(&snap);
+            exporter.cycle(&snap, &points, &HashMap::new());
+            let process = exporter
+                .entities
+                .iter()
+                .find(|e| e.entity.kind() == "process")
+                .unwrap();
+            labels.push(process.labels.clone());
+        }
+        assert_eq!(labels[0], labels[1]);
+        assert!(
+            labels[1].contains(&("cgroup", "/svc".to_string())),
+            "{labels:?}"
+        );
+        assert!(labels[1].contains(&("go_version", "go1.27.3".to_string())));
     }
 
     #[test]

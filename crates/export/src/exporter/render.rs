@@ -96,14 +96,28 @@ pub struct EntitySeries {
     pub values: Vec<(&'static str, f64)>,
 }
 
+/// What names a process's series besides its `comm`: its cgroup and Go
+/// version (the last known ones, when a dying process reads back without
+/// them) and its `instance_index`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcessNames {
+    /// The memory cgroup's path.
+    pub cgroup: Option<String>,
+    /// The Go version of its build.
+    pub go_version: Option<String>,
+    /// Its `instance_index`.
+    pub index: u32,
+}
+
 /// The entities of a cycle: the snapshot's host, cgroups and the selected
 /// processes (`series.processes`) with the values of `points` (which may
 /// also hold Go runtime points of them), labelled by their identity
-/// (`memlens_cardinality::process_labels`, `indexes` from the agent).
+/// (`memlens_cardinality::process_labels`, with `names` of each process;
+/// the snapshot's own values and index 0 for one missing there).
 pub fn entities(
     snapshot: &Snapshot,
     points: &[Point],
-    indexes: &HashMap<Entity, u32>,
+    names: &HashMap<Entity, ProcessNames>,
     series: &SeriesOptions,
 ) -> Vec<EntitySeries> {
     let mut by_entity: HashMap<&Entity, Vec<(&'static str, f64)>> = HashMap::new();
@@ -151,18 +165,26 @@ pub fn entities(
         })
         .collect();
     let chosen = selected(series.processes, series.top_processes, &candidates);
-    let identity = |p: &memlens_model::ProcessSample| {
+    let names_of = |p: &memlens_model::ProcessSample| {
         let entity = Entity::Process {
             pid: p.pid,
             start_time: p.start_time,
         };
-        let index = indexes.get(&entity).copied().unwrap_or(0);
+        let own = names.get(&entity).cloned().unwrap_or_else(|| ProcessNames {
+            cgroup: p.cgroup.as_ref().map(|c| c.path.clone()),
+            go_version: p.go.as_ref().map(|g| g.version.clone()),
+            index: 0,
+        });
+        (entity, own)
+    };
+    let identity = |p: &memlens_model::ProcessSample| {
+        let (entity, own) = names_of(p);
         let labels = process_labels(
             &ProcessIdentity {
                 pid: p.pid,
                 comm: &p.comm,
-                cgroup: p.cgroup.as_ref().map(|c| c.path.as_str()),
-                index,
+                cgroup: own.cgroup.as_deref(),
+                index: own.index,
             },
             series.pid_label,
         );
@@ -173,8 +195,8 @@ pub fn entities(
             continue;
         }
         let (entity, mut labels) = identity(p);
-        if let Some(go) = &p.go {
-            labels.push(("go_version", go.version.clone()));
+        if let Some(version) = names_of(p).1.go_version {
+            labels.push(("go_version", version));
         }
         take(entity, labels, p.rss_bytes.unwrap_or(0) as f64);
     }
@@ -754,15 +776,19 @@ mod tests {
     fn processes_are_named_by_identity_pid_on_request_and_selected() {
         let snapshot = snapshot_of(vec![worker(10, 100), worker(11, 300)]);
         let points = memlens_model::series::snapshot_points(&snapshot);
-        let indexes: HashMap<Entity, u32> = [(10, 0), (11, 1)]
+        let indexes: HashMap<Entity, ProcessNames> = [(10, 0), (11, 1)]
             .into_iter()
-            .map(|(pid, i)| {
+            .map(|(pid, index)| {
                 (
                     Entity::Process {
                         pid,
                         start_time: pid as u64,
                     },
-                    i,
+                    ProcessNames {
+                        cgroup: Some("/system.slice/w.service".to_string()),
+                        go_version: None,
+                        index,
+                    },
                 )
             })
             .collect();
