@@ -122,6 +122,20 @@ pub fn with_target(expr: &str, prefix: &str, source: &str) -> String {
     format!("label_replace({expr}, \"target\", \"{prefix}$1\", \"{source}\", \"(.+)\")")
 }
 
+/// Gives a memlens process series the `target` its findings carry
+/// (`memlens_cardinality::process_target`): `process:COMM@CGROUP`, with
+/// `#N` appended when it has an `instance_index` N. Built from the labels
+/// that name a process's series whether or not `pid` is exported too.
+pub fn with_process_target(expr: &str) -> String {
+    let joined = format!("label_join({expr}, \"target\", \"@\", \"comm\", \"cgroup\")");
+    let prefixed =
+        format!("label_replace({joined}, \"target\", \"process:$1\", \"target\", \"(.*)\")");
+    let indexed =
+        format!("label_join({prefixed}, \"target\", \"#\", \"target\", \"instance_index\")");
+    // Without an index the join leaves a trailing `#`.
+    format!("label_replace({indexed}, \"target\", \"$1\", \"target\", \"(.*)#\")")
+}
+
 /// A target label that is the same for every series (`host`).
 pub fn with_fixed_target(expr: &str, target: &str) -> String {
     format!("label_replace({expr}, \"target\", \"{target}\", \"\", \"\")")

@@ -2,19 +2,22 @@
 //! close, unset), GOGC=off without a limit, a GC death spiral, goroutine
 //! leaks. The settings come from the service's own `/metrics`
 //! (runtime/metrics `/gc/gomemlimit:bytes`, `/gc/gogc:percent`): over
-//! memlens names as memlens read them (`memlens_go_*`, by `pid`), over
+//! memlens names as memlens read them (`memlens_go_*`, by the process's
+//! series identity: `comm`, `cgroup`, `instance_index`), over
 //! standard names as client_golang serves them (`go_gc_*`), joined to
 //! cAdvisor's limit on the Kubernetes labels `namespace`, `pod`, `container`
 //! that service discovery gives both.
 
-use crate::catalogue::{with_target, Alert, Basis, Naming, Recording, Severity, Spec};
+use crate::catalogue::{
+    with_process_target, with_target, Alert, Basis, Naming, Recording, Severity, Spec,
+};
 use crate::memory::LIMIT;
 use crate::thresholds::{prom_duration as d, Thresholds};
 
-/// memlens names: each Go process's cgroup limit (`pid`, `comm`, `cgroup`).
+/// memlens names: each Go process's cgroup limit (`comm`, `cgroup`, `instance_index`).
 pub const PROCESS_LIMIT: &str = "memlens:process_cgroup_limit_bytes";
 /// memlens names: memory charged besides what the runtime counts against
-/// its limit: RSS - (Sys - HeapReleased) (`pid`, `comm`, `cgroup`).
+/// its limit: RSS - (Sys - HeapReleased) (`comm`, `cgroup`, `instance_index`).
 pub const OUTSIDE: &str = "memlens:go_outside_runtime_bytes";
 /// Standard names: each container's limit (`namespace`, `pod`, `container`).
 pub const CONTAINER_LIMIT: &str = "memlens:go_container_limit_bytes";
@@ -72,17 +75,17 @@ pub(crate) fn rules(
         Naming::Memlens => {
             rec.push(Recording {
                 record: PROCESS_LIMIT,
-                expr: "max by (instance, job, pid, comm, cgroup) (0 * memlens_process_resident_memory_bytes) \
+                expr: "max by (instance, job, comm, cgroup, instance_index) (0 * memlens_process_resident_memory_bytes) \
                        + on (instance, job, cgroup) group_left () memlens_cgroup_memory_effective_limit_bytes"
                     .to_string(),
             });
             rec.push(Recording {
                 record: OUTSIDE,
-                expr: "max by (instance, job, pid, comm, cgroup) (memlens_process_resident_memory_bytes) \
-                       - on (instance, job, pid, comm) group_left () (memlens_go_sys_bytes - memlens_go_heap_released_bytes)"
+                expr: "max by (instance, job, comm, cgroup, instance_index) (memlens_process_resident_memory_bytes) \
+                       - on (instance, job, comm, cgroup, instance_index) group_left () (memlens_go_sys_bytes - memlens_go_heap_released_bytes)"
                     .to_string(),
             });
-            let on = "on (instance, job, pid, comm)";
+            let on = "on (instance, job, comm, cgroup, instance_index)";
             (
                 PROCESS_LIMIT,
                 format!("max_over_time({OUTSIDE}[1h])"),
@@ -107,7 +110,10 @@ pub(crate) fn rules(
             )
         }
     };
-    let target = |expr: String| with_target(&expr, n.target_prefix, n.target_label);
+    let target = |expr: String| match naming {
+        Naming::Memlens => with_process_target(&expr),
+        Naming::Standard => with_target(&expr, n.target_prefix, n.target_label),
+    };
     let set = format!("({} < {UNSET})", n.gomemlimit);
     let unset = format!("({} >= {UNSET})", n.gomemlimit);
     let settings = |spec: Spec, severity: Severity, expr: String, summary: &str| Alert {
@@ -212,7 +218,7 @@ impl Names {
                 released: "memlens_go_heap_released_bytes",
                 goroutines: "memlens_go_goroutines",
                 target_prefix: "process:",
-                target_label: "pid",
+                target_label: "comm",
             },
             Naming::Standard => Names {
                 gomemlimit: "go_gc_gomemlimit_bytes",

@@ -96,10 +96,10 @@ fn panels() -> Vec<Value> {
             "bytes",
             "timeseries",
             vec![
-                q(format!("memlens_process_resident_memory_bytes{{{PROCESS}}}"), "{{comm}} {{pid}} RSS"),
-                q(format!("memlens_go_heap_inuse_bytes{{{PROCESS}}}"), "{{comm}} {{pid}} heap in use"),
-                q(format!("memlens_go_next_gc_bytes{{{PROCESS}}}"), "{{comm}} {{pid}} heap goal"),
-                q(format!("memlens_go_gomemlimit_bytes{{{PROCESS}}} < 9e18"), "{{comm}} {{pid}} GOMEMLIMIT"),
+                q(format!("memlens_process_resident_memory_bytes{{{PROCESS}}}"), "{{comm}} {{service}} {{instance_index}} RSS"),
+                q(format!("memlens_go_heap_inuse_bytes{{{PROCESS}}}"), "{{comm}} {{service}} {{instance_index}} heap in use"),
+                q(format!("memlens_go_next_gc_bytes{{{PROCESS}}}"), "{{comm}} {{service}} {{instance_index}} heap goal"),
+                q(format!("memlens_go_gomemlimit_bytes{{{PROCESS}}} < 9e18"), "{{comm}} {{service}} {{instance_index}} GOMEMLIMIT"),
             ],
         ),
         (
@@ -128,15 +128,15 @@ fn panels() -> Vec<Value> {
             "Goroutines",
             "short",
             "timeseries",
-            vec![q(format!("memlens_go_goroutines{{{PROCESS}}}"), "{{comm}} {{pid}}")],
+            vec![q(format!("memlens_go_goroutines{{{PROCESS}}}"), "{{comm}} {{service}} {{instance_index}}")],
         ),
         (
             "GC: cycles a minute and CPU fraction since start",
             "short",
             "timeseries",
             vec![
-                q(format!("60 * {}", rate("memlens_go_gc_cycles_total", PROCESS)), "{{comm}} {{pid}} cycles/min"),
-                q(format!("memlens_go_gc_cpu_fraction{{{PROCESS}}}"), "{{comm}} {{pid}} GC CPU fraction"),
+                q(format!("60 * {}", rate("memlens_go_gc_cycles_total", PROCESS)), "{{comm}} {{service}} {{instance_index}} cycles/min"),
+                q(format!("memlens_go_gc_cpu_fraction{{{PROCESS}}}"), "{{comm}} {{service}} {{instance_index}} GC CPU fraction"),
             ],
         ),
         (
@@ -144,8 +144,8 @@ fn panels() -> Vec<Value> {
             "short",
             "timeseries",
             vec![
-                q(rate("memlens_process_minor_faults_total", PROCESS), "{{comm}} {{pid}} minor"),
-                q(rate("memlens_process_major_faults_total", PROCESS), "{{comm}} {{pid}} major"),
+                q(rate("memlens_process_minor_faults_total", PROCESS), "{{comm}} {{service}} {{instance_index}} minor"),
+                q(rate("memlens_process_major_faults_total", PROCESS), "{{comm}} {{service}} {{instance_index}} major"),
             ],
         ),
         (
@@ -153,8 +153,8 @@ fn panels() -> Vec<Value> {
             "short",
             "timeseries",
             vec![
-                q(format!("memlens_process_open_fds{{{PROCESS}}}"), "{{comm}} {{pid}} open"),
-                q(format!("memlens_process_max_fds{{{PROCESS}}}"), "{{comm}} {{pid}} limit"),
+                q(format!("memlens_process_open_fds{{{PROCESS}}}"), "{{comm}} {{service}} {{instance_index}} open"),
+                q(format!("memlens_process_max_fds{{{PROCESS}}}"), "{{comm}} {{service}} {{instance_index}} limit"),
             ],
         ),
         (

@@ -42,29 +42,29 @@ fn findings(t: &Thresholds) -> Scenario {
             flat(1.0, span),
         )
     };
-    let process = "pid=\"42\",comm=\"leaky\"";
+    let process = "comm=\"leaky\"";
     Scenario {
         name: "memlens names: each active finding fires its alert".to_string(),
         series: vec![
             active("memory.near_limit", "warning", "cgroup:/svc", "cgroup=\"/svc\""),
             active("memory.thrashing", "critical", "cgroup:/thrash", "cgroup=\"/thrash\""),
-            active("memory.growth", "warning", "process:43:100", "pid=\"43\",comm=\"grower\""),
-            active("memory.time_to_oom", "critical", "process:42:100", process),
+            active("memory.growth", "warning", "process:grower@/g", "comm=\"grower\""),
+            active("memory.time_to_oom", "critical", "process:leaky@/svc", process),
             (
-                format!("memlens_time_to_oom_seconds{{finding=\"memory.time_to_oom\",severity=\"critical\",target=\"process:42:100\",{process},{SCRAPE}}}"),
+                format!("memlens_time_to_oom_seconds{{finding=\"memory.time_to_oom\",severity=\"critical\",target=\"process:leaky@/svc\",{process},{SCRAPE}}}"),
                 join((0..steps(span)).map(|i| 500.0 - i as f64)),
             ),
             (
-                format!("memlens_time_to_oom_seconds{{finding=\"memory.time_to_oom\",severity=\"warning\",target=\"process:44:100\",pid=\"44\",comm=\"slow\",{SCRAPE}}}"),
+                format!("memlens_time_to_oom_seconds{{finding=\"memory.time_to_oom\",severity=\"warning\",target=\"process:slow@/s#1\",comm=\"slow\",instance_index=\"1\",{SCRAPE}}}"),
                 flat(1500.0, span),
             ),
         ],
         checks: vec![
             firing("MemoryNearLimit", "warning", "cgroup:/svc", at),
             firing("MemoryThrashing", "critical", "cgroup:/thrash", at),
-            firing("MemoryGrowing", "warning", "process:43:100", at),
-            firing("MemoryFillingUp", "critical", "process:42:100", at),
-            firing("MemoryFillingUp", "warning", "process:44:100", at),
+            firing("MemoryGrowing", "warning", "process:grower@/g", at),
+            firing("MemoryFillingUp", "critical", "process:leaky@/svc", at),
+            firing("MemoryFillingUp", "warning", "process:slow@/s#1", at),
         ],
     }
 }
@@ -89,7 +89,7 @@ fn kills(t: &Thresholds) -> Scenario {
     // counter appearing at its kill, 10 minutes apart.
     let victims = (1..=t.repeated_oom_kills.ceil() as u32).map(|n| {
         (
-            format!("memlens_oom_kills_observed_total{{target=\"process:{n}0:5\",pid=\"{n}0\",comm=\"svc2\",cgroup=\"/svc2\",{SCRAPE}}}"),
+            format!("memlens_oom_kills_observed_total{{target=\"process:svc2@/svc2#{n}\",comm=\"svc2\",instance_index=\"{n}\",cgroup=\"/svc2\",{SCRAPE}}}"),
             appearing(600.0 * n as f64, span),
         )
     });
@@ -102,7 +102,7 @@ fn kills(t: &Thresholds) -> Scenario {
         name: "memlens names: a victim's kill counter fires OOM killed when it appears; a cgroup's repeated kills fire, by its own counter or its victims'; one kill is not repeated".to_string(),
         series: victims.chain([
             (
-                format!("memlens_oom_kills_observed_total{{target=\"process:42:100\",pid=\"42\",comm=\"leaky\",cgroup=\"/svc\",{SCRAPE}}}"),
+                format!("memlens_oom_kills_observed_total{{target=\"process:leaky@/svc\",comm=\"leaky\",cgroup=\"/svc\",{SCRAPE}}}"),
                 victim,
             ),
             (format!("memlens_cgroup_memory_oom_kills_total{{cgroup=\"/loop\",{SCRAPE}}}"), repeated),
@@ -111,7 +111,7 @@ fn kills(t: &Thresholds) -> Scenario {
         ])
         .collect(),
         checks: vec![
-            quiet("process:42:100", 0.0, appears_at - 60.0),
+            quiet("process:leaky@/svc", 0.0, appears_at - 60.0),
             firing(
                 "MemoryOOMKilledRepeatedly",
                 "critical",
@@ -119,7 +119,7 @@ fn kills(t: &Thresholds) -> Scenario {
                 600.0 * t.repeated_oom_kills + 60.0,
             ),
             quiet("cgroup:/svc", 0.0, span),
-            firing("MemoryOOMKilled", "critical", "process:42:100", appears_at + 120.0),
+            firing("MemoryOOMKilled", "critical", "process:leaky@/svc", appears_at + 120.0),
             firing(
                 "MemoryOOMKilledRepeatedly",
                 "critical",
@@ -141,14 +141,23 @@ fn go_process(
     sys: f64,
     span: f64,
 ) -> Vec<(String, String)> {
-    let who = format!("pid=\"{pid}\",comm=\"svc{pid}\"");
+    // As the agent labels a Go process in cgroup /go: its identity.
+    let who = format!("comm=\"svc{pid}\",cgroup=\"/go\",service=\"/go\"");
     let mut series = vec![
         (
-            format!("memlens_process_resident_memory_bytes{{{who},cgroup=\"/go\",go_version=\"go1.27\",{SCRAPE}}}"),
+            format!(
+                "memlens_process_resident_memory_bytes{{{who},go_version=\"go1.27\",{SCRAPE}}}"
+            ),
             flat(rss, span),
         ),
-        (format!("memlens_go_gomemlimit_bytes{{{who},{SCRAPE}}}"), flat(gomemlimit, span)),
-        (format!("memlens_go_gogc_percent{{{who},{SCRAPE}}}"), flat(gogc, span)),
+        (
+            format!("memlens_go_gomemlimit_bytes{{{who},{SCRAPE}}}"),
+            flat(gomemlimit, span),
+        ),
+        (
+            format!("memlens_go_gogc_percent{{{who},{SCRAPE}}}"),
+            flat(gogc, span),
+        ),
     ];
     if sys > 0.0 {
         series.push((
@@ -193,11 +202,11 @@ fn settings(t: &Thresholds) -> Scenario {
         name: "memlens names: GOMEMLIMIT above the limit, too close, unset; GOGC=off without a limit; a sound GOMEMLIMIT fires nothing".to_string(),
         series,
         checks: vec![
-            firing("GoMemLimitAboveLimit", "critical", "process:10", at),
-            firing("GoMemLimitTooClose", "warning", "process:11", at),
-            firing("GoMemLimitMissing", "warning", "process:12", at),
-            firing("GoGCOffWithoutLimit", "critical", "process:13", at),
-            quiet("process:14", 0.0, span),
+            firing("GoMemLimitAboveLimit", "critical", "process:svc10@/go", at),
+            firing("GoMemLimitTooClose", "warning", "process:svc11@/go", at),
+            firing("GoMemLimitMissing", "warning", "process:svc12@/go", at),
+            firing("GoGCOffWithoutLimit", "critical", "process:svc13@/go", at),
+            quiet("process:svc14@/go", 0.0, span),
         ],
     }
 }
@@ -214,7 +223,13 @@ fn gc(t: &Thresholds) -> Scenario {
         // Flat at the same level: the window's share is not known to be.
         (21, flat(t.gc_cpu_ratio + 0.05, span)),
     ] {
-        let who = format!("pid=\"{pid}\",comm=\"svc{pid}\",{SCRAPE}");
+        // Two processes of one name and cgroup, kept apart by instance_index.
+        // (index 0 is not written).
+        let index = match pid - 20 {
+            0 => String::new(),
+            n => format!("instance_index=\"{n}\","),
+        };
+        let who = format!("comm=\"svc\",cgroup=\"/gc\",service=\"/gc\",{index}{SCRAPE}");
         series.push((format!("memlens_go_gc_cpu_fraction{{{who}}}"), fraction));
         series.push((
             format!("memlens_go_gomemlimit_bytes{{{who}}}"),
@@ -233,8 +248,8 @@ fn gc(t: &Thresholds) -> Scenario {
         name: "memlens names: a GC death spiral next to GOMEMLIMIT fires; a high since-start GC fraction that does not rise does not".to_string(),
         series,
         checks: vec![
-            firing("GoGCDeathSpiral", "critical", "process:20", t.gc_window + t.gc_for + 180.0),
-            quiet("process:21", 0.0, span),
+            firing("GoGCDeathSpiral", "critical", "process:svc@/gc", t.gc_window + t.gc_for + 180.0),
+            quiet("process:svc@/gc#1", 0.0, span),
         ],
     }
 }
@@ -247,10 +262,10 @@ fn limits(t: &Thresholds) -> Scenario {
     Scenario {
         name: "memlens names: FDs and VMAs near their limits, host memory pressure, a stale agent; a live agent is quiet".to_string(),
         series: vec![
-            (format!("memlens_process_open_fds{{pid=\"30\",comm=\"fds\",{SCRAPE}}}"), flat(990.0, span)),
-            (format!("memlens_process_max_fds{{pid=\"30\",comm=\"fds\",{SCRAPE}}}"), flat(1000.0, span)),
+            (format!("memlens_process_open_fds{{comm=\"fds\",cgroup=\"/f\",service=\"/f\",{SCRAPE}}}"), flat(990.0, span)),
+            (format!("memlens_process_max_fds{{comm=\"fds\",cgroup=\"/f\",service=\"/f\",{SCRAPE}}}"), flat(1000.0, span)),
             (
-                format!("memlens_process_memory_maps{{pid=\"31\",comm=\"maps\",{SCRAPE}}}"),
+                format!("memlens_process_memory_maps{{comm=\"maps\",instance_index=\"2\",pid=\"31\",{SCRAPE}}}"),
                 flat((t.limit_warning_ratio + t.limit_critical_ratio) / 2.0 * 65530.0, span),
             ),
             (format!("memlens_host_max_memory_maps{{{SCRAPE}}}"), flat(65530.0, span)),
@@ -275,9 +290,9 @@ fn limits(t: &Thresholds) -> Scenario {
             ),
         ],
         checks: vec![
-            firing("FDExhaustion", "critical", "process:30", at),
-            firing("FDExhaustion", "warning", "process:30", at),
-            firing("VMACountNearLimit", "warning", "process:31", at),
+            firing("FDExhaustion", "critical", "process:fds@/f", at),
+            firing("FDExhaustion", "warning", "process:fds@/f", at),
+            firing("VMACountNearLimit", "warning", "process:maps@#2", at),
             firing("HostMemoryPressure", "warning", "host", at),
             firing("MemlensAgentStale", "warning", "agent:host-1:9464", at),
             firing("MemlensAgentFailing", "warning", "agent:host-1:9464", 720.0),

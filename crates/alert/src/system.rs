@@ -3,7 +3,8 @@
 //! the agent (or the exporters) stale or failing. All PromQL over raw series.
 
 use crate::catalogue::{
-    with_fixed_target, with_target, Alert, Basis, Naming, Recording, Severity, Spec,
+    with_fixed_target, with_process_target, with_target, Alert, Basis, Naming, Recording, Severity,
+    Spec,
 };
 use crate::thresholds::{prom_duration as d, Thresholds};
 
@@ -51,15 +52,18 @@ pub(crate) fn rules(
     alerts: &mut Vec<Alert>,
 ) {
     let memlens = naming == Naming::Memlens;
-    let (fds, max_fds, prefix, label) = if memlens {
-        (
-            "memlens_process_open_fds",
-            "memlens_process_max_fds",
-            "process:",
-            "pid",
-        )
+    let (fds, max_fds) = if memlens {
+        ("memlens_process_open_fds", "memlens_process_max_fds")
     } else {
-        ("process_open_fds", "process_max_fds", "", "instance")
+        ("process_open_fds", "process_max_fds")
+    };
+    // A process's target: its identity (memlens), or the scrape target.
+    let target = |expr: &str| {
+        if memlens {
+            with_process_target(expr)
+        } else {
+            with_target(expr, "", "instance")
+        }
     };
     for (severity, ratio) in [
         (Severity::Critical, t.limit_critical_ratio),
@@ -69,7 +73,7 @@ pub(crate) fn rules(
             spec: FDS,
             severity,
             for_seconds: t.limit_for,
-            expr: with_target(&format!("{fds} / {max_fds} >= {ratio}"), prefix, label),
+            expr: target(&format!("{fds} / {max_fds} >= {ratio}")),
             summary:
                 "{{ $labels.target }}: {{ $value | humanizePercentage }} of its open files limit"
                     .to_string(),
@@ -80,13 +84,9 @@ pub(crate) fn rules(
                 spec: VMAS,
                 severity,
                 for_seconds: t.limit_for,
-                expr: with_target(
-                    &format!(
-                        "memlens_process_memory_maps / on (instance, job) group_left () memlens_host_max_memory_maps >= {ratio}"
-                    ),
-                    prefix,
-                    label,
-                ),
+                expr: target(&format!(
+                    "memlens_process_memory_maps / on (instance, job) group_left () memlens_host_max_memory_maps >= {ratio}"
+                )),
                 summary: "{{ $labels.target }}: {{ $value | humanizePercentage }} of vm.max_map_count".to_string(),
                 basis: Basis::Raw,
             });

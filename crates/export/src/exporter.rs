@@ -15,6 +15,7 @@ pub(crate) mod names;
 mod render;
 
 use anyhow::{bail, Context};
+use memlens_cardinality::{process_target, SeriesOptions};
 use memlens_model::series::{Entity, Point};
 use memlens_model::Snapshot;
 use memlens_web::server::{self, Published, ServerConfig};
@@ -34,6 +35,8 @@ pub struct ExporterConfig {
     pub max_series: usize,
     /// The history's directory (the dashboard on the same listener reads it).
     pub data_dir: PathBuf,
+    /// Labels, process selection and relabel rules of the series.
+    pub series: SeriesOptions,
 }
 
 /// One notifier's totals, for `/metrics`.
@@ -63,11 +66,21 @@ pub struct Exporter {
     go_values: HashMap<Entity, Vec<(&'static str, f64)>>,
     entities: Vec<EntitySeries>,
     health: AgentHealth,
-    /// The cgroup of each process seen lately, with the cycle it was last
-    /// seen in: a kill is found up to three intervals after its victim
-    /// vanished, and its counter is labelled with the victim's cgroup.
-    cgroups: HashMap<Entity, (String, u64)>,
+    /// The cgroup and index of each process seen lately, with the cycle it
+    /// was last seen in: a kill is found up to three intervals after its
+    /// victim vanished, and its counter is labelled with the victim's
+    /// identity.
+    known: HashMap<Entity, Known>,
     cycle_number: u64,
+    series: SeriesOptions,
+}
+
+/// What the exporter remembers of a process for its series and findings.
+#[derive(Debug, Clone)]
+struct Known {
+    comm: String,
+    names: render::ProcessNames,
+    seen_in_cycle: u64,
 }
 
 /// How many cycles a vanished process's cgroup is remembered.
@@ -84,8 +97,9 @@ impl Exporter {
             go_values: HashMap::new(),
             entities: Vec::new(),
             health: AgentHealth::default(),
-            cgroups: HashMap::new(),
+            known: HashMap::new(),
             cycle_number: 0,
+            series: config.series.clone(),
         };
         let Some(listen) = &config.listen else {
             return Ok(exporter);
@@ -100,7 +114,11 @@ impl Exporter {
             );
         }
         let published = Published::default();
-        published.publish(render::render(&[], &exporter.health));
+        published.publish(render::render(
+            &[],
+            &exporter.health,
+            &exporter.series.relabel,
+        ));
         let bound = server::start(ServerConfig {
             addr,
             token,
@@ -138,29 +156,55 @@ impl Exporter {
         self.health.alerting = Some((notifiers, states));
     }
 
-    /// The labels naming `target`: `target`, and `pid` + `comm` or `cgroup`
-    /// (with `cgroup` also for a process when `with_cgroup` and known).
+    /// The labels naming `target`: `target` (a process's by its identity,
+    /// `memlens_cardinality::process_target`), and `comm` (+ `instance_index`,
+    /// `pid` with `pid_label`, and its `cgroup` when known) or `cgroup`.
     fn target_labels(
         &self,
         target: &Entity,
         comm: &impl Fn(&Entity) -> Option<String>,
-        with_cgroup: bool,
     ) -> Vec<(&'static str, String)> {
-        let mut labels = vec![("target", target.key())];
         match target {
             Entity::Process { pid, .. } | Entity::Mysql { pid, .. } => {
-                labels.push(("pid", pid.to_string()));
-                if let Some(name) = comm(target) {
+                let process = match target {
+                    Entity::Mysql { pid, start_time } => Entity::Process {
+                        pid: *pid,
+                        start_time: *start_time,
+                    },
+                    other => other.clone(),
+                };
+                let known = self.known.get(&process);
+                let cgroup = known.and_then(|k| k.names.cgroup.clone());
+                let index = known.map_or(0, |k| k.names.index);
+                let name = comm(target).or_else(|| comm(&process));
+                let key = match &name {
+                    Some(name) => {
+                        let key = process_target(name, cgroup.as_deref(), index);
+                        match target {
+                            Entity::Mysql { .. } => key.replacen("process:", "mysql:", 1),
+                            _ => key,
+                        }
+                    }
+                    None => target.key(),
+                };
+                let mut labels = vec![("target", key)];
+                if let Some(name) = name {
                     labels.push(("comm", name));
                 }
-                if let Some((cgroup, _)) = self.cgroups.get(target).filter(|_| with_cgroup) {
-                    labels.push(("cgroup", cgroup.clone()));
+                if index > 0 {
+                    labels.push((memlens_cardinality::INDEX_LABEL, index.to_string()));
                 }
+                if self.series.pid_label {
+                    labels.push(("pid", pid.to_string()));
+                }
+                if let Some(cgroup) = cgroup {
+                    labels.push(("cgroup", cgroup));
+                }
+                labels
             }
-            Entity::Cgroup { path } => labels.push(("cgroup", path.clone())),
-            Entity::Host => {}
+            Entity::Cgroup { path } => vec![("target", target.key()), ("cgroup", path.clone())],
+            Entity::Host => vec![("target", target.key())],
         }
-        labels
     }
 
     /// Shows the active findings and counts this cycle's kills, by victim
@@ -172,7 +216,7 @@ impl Exporter {
         comm: impl Fn(&Entity) -> Option<String>,
     ) {
         for kill in events.iter().filter(|f| f.id == memlens_analyze::OOM_KILL) {
-            let labels = self.target_labels(&kill.target, &comm, true);
+            let labels = self.target_labels(&kill.target, &comm);
             *self.health.oom_kills_observed.entry(labels).or_insert(0) += 1;
         }
         self.health.findings = active
@@ -182,7 +226,7 @@ impl Exporter {
                     ("finding", f.id.to_string()),
                     ("severity", f.severity.as_str().to_string()),
                 ];
-                labels.extend(self.target_labels(&f.target, &comm, false));
+                labels.extend(self.target_labels(&f.target, &comm));
                 let left = f.evidence("time_left_seconds").map(|seconds| TimeLeft {
                     seconds,
                     earliest_seconds: f.evidence("time_left_earliest_seconds").unwrap_or(seconds),
@@ -196,8 +240,9 @@ impl Exporter {
     }
 
     /// Takes a cycle's snapshot and points (its Go points, if any, replace
-    /// the kept ones of their process).
-    pub fn cycle(&mut self, snapshot: &Snapshot, points: &[Point]) {
+    /// the kept ones of their process), with each process's
+    /// `instance_index` (from `memlens_cardinality::Identities`).
+    pub fn cycle(&mut self, snapshot: &Snapshot, points: &[Point], indexes: &HashMap<Entity, u32>) {
         if self.published.is_none() {
             return;
         }
@@ -230,22 +275,47 @@ impl Exporter {
             }));
         }
         self.cycle_number += 1;
+        let mut names = HashMap::with_capacity(snapshot.processes.len());
         for p in &snapshot.processes {
-            if let Some(cgroup) = &p.cgroup {
-                let entity = Entity::Process {
-                    pid: p.pid,
-                    start_time: p.start_time,
-                };
-                self.cgroups
-                    .insert(entity, (cgroup.path.clone(), self.cycle_number));
-            }
+            let entity = Entity::Process {
+                pid: p.pid,
+                start_time: p.start_time,
+            };
+            // A process on its way out (killed, a zombie) reads back
+            // without cgroup or build info: it keeps the ones it had, so
+            // its last samples stay in its series (an exec, a new comm,
+            // takes the new ones).
+            let before = self.known.get(&entity).filter(|k| k.comm == p.comm);
+            let own = render::ProcessNames {
+                cgroup: p
+                    .cgroup
+                    .as_ref()
+                    .map(|c| c.path.clone())
+                    .or_else(|| before.and_then(|k| k.names.cgroup.clone())),
+                go_version: p
+                    .go
+                    .as_ref()
+                    .map(|g| g.version.clone())
+                    .or_else(|| before.and_then(|k| k.names.go_version.clone())),
+                index: indexes.get(&entity).copied().unwrap_or(0),
+            };
+            names.insert(entity.clone(), own.clone());
+            let known = Known {
+                comm: p.comm.clone(),
+                names: own,
+                seen_in_cycle: self.cycle_number,
+            };
+            self.known.insert(entity, known);
         }
         let now = self.cycle_number;
-        self.cgroups
-            .retain(|_, (_, seen)| now - *seen <= CGROUP_MEMORY_CYCLES);
-        let (kept, dropped) = render::cap(render::entities(snapshot, &merged), self.max_series);
+        self.known
+            .retain(|_, k| now - k.seen_in_cycle <= CGROUP_MEMORY_CYCLES);
+        let (kept, dropped) = render::cap(
+            render::entities(snapshot, &merged, &names, &self.series),
+            self.max_series,
+        );
         self.entities = kept;
-        self.health.series = self.entities.iter().map(|e| e.values.len() as u64).sum();
+        self.health.series = render::kept_after_relabel(&self.entities, &self.series.relabel);
         self.health.series_dropped_total += dropped;
     }
 
@@ -258,7 +328,11 @@ impl Exporter {
         self.health.last_cycle_seconds = cycle_seconds;
         self.health.last_cycle_unix_seconds = crate::unix_ms() as f64 / 1000.0;
         self.health.store_size_bytes = store_size_bytes;
-        published.publish(render::render(&self.entities, &self.health));
+        published.publish(render::render(
+            &self.entities,
+            &self.health,
+            &self.series.relabel,
+        ));
     }
 }
 
@@ -339,10 +413,10 @@ mod tests {
             }),
             ..Default::default()
         };
-        exporter.cycle(&snapshot(vec![victim]), &[]);
+        exporter.cycle(&snapshot(vec![victim]), &[], &HashMap::new());
         // The kill is found two cycles after the victim vanished.
-        exporter.cycle(&snapshot(Vec::new()), &[]);
-        exporter.cycle(&snapshot(Vec::new()), &[]);
+        exporter.cycle(&snapshot(Vec::new()), &[], &HashMap::new());
+        exporter.cycle(&snapshot(Vec::new()), &[], &HashMap::new());
         let target = Entity::Process {
             pid: 42,
             start_time: 7,
@@ -360,13 +434,62 @@ mod tests {
         let name = |_: &Entity| Some("leaky".to_string());
         exporter.findings(&[], &[kill(target.clone())], name);
         exporter.findings(&[], &[kill(target), kill(Entity::Host)], name);
-        let text = render::render(&[], &exporter.health);
-        let victim = "memlens_oom_kills_observed_total{target=\"process:42:7\",pid=\"42\",comm=\"leaky\",cgroup=\"/svc\"} 2\n";
+        let text = render::render(&[], &exporter.health, &Default::default());
+        let victim = "memlens_oom_kills_observed_total{target=\"process:leaky@/svc\",comm=\"leaky\",cgroup=\"/svc\"} 2\n";
         assert!(text.contains(victim), "{text}");
         assert!(
             text.contains("memlens_oom_kills_observed_total{target=\"host\"} 1\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_dying_process_keeps_the_cgroup_and_go_version_of_its_series() {
+        let mut exporter = Exporter::start(&ExporterConfig {
+            max_series: 10_000,
+            ..ExporterConfig::default()
+        })
+        .unwrap();
+        exporter.published = Some(Published::default());
+        let alive = memlens_model::ProcessSample {
+            pid: 42,
+            start_time: 7,
+            comm: "api".to_string(),
+            rss_bytes: Some(4096),
+            cgroup: Some(memlens_model::CgroupSample {
+                path: "/svc".to_string(),
+                ..Default::default()
+            }),
+            go: Some(memlens_model::GoInfo {
+                version: "go1.27.3".to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        // The zombie reads back without cgroup and build info.
+        let dying = memlens_model::ProcessSample {
+            cgroup: None,
+            go: None,
+            ..alive.clone()
+        };
+        let mut labels = Vec::new();
+        for p in [alive, dying] {
+            let snap = snapshot(vec![p]);
+            let points = memlens_model::series::snapshot_points(&snap);
+            exporter.cycle(&snap, &points, &HashMap::new());
+            let process = exporter
+                .entities
+                .iter()
+                .find(|e| e.entity.kind() == "process")
+                .unwrap();
+            labels.push(process.labels.clone());
+        }
+        assert_eq!(labels[0], labels[1]);
+        assert!(
+            labels[1].contains(&("cgroup", "/svc".to_string())),
+            "{labels:?}"
+        );
+        assert!(labels[1].contains(&("go_version", "go1.27.3".to_string())));
     }
 
     #[test]

@@ -506,6 +506,10 @@ fn four_agents_in_their_own_netns_lose_nothing_through_a_link_outage() {
             m.host
         );
         let pid = m.workload.pid() as u32;
+        // The agent watches the workload alone (--pid): its series are the
+        // ones of its comm (no pid label by default).
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        let comm = comm.trim_end();
         let stored = stored_rss(&m.data, pid, m.first_ms);
         let stored_all = stored_count(&m.data, m.first_ms);
         let got = wait_for(
@@ -520,7 +524,8 @@ fn four_agents_in_their_own_netns_lose_nothing_through_a_link_outage() {
             .iter()
             .filter(|((name, labels, _), _)| {
                 name == "memlens_process_resident_memory_bytes"
-                    && labels.split(',').any(|l| l == format!("pid={pid}"))
+                    && labels.split(',').any(|l| l == format!("comm={comm}"))
+                    && !labels.split(',').any(|l| l.starts_with("pid="))
             })
             .map(|((_, _, ts), v)| (*ts, *v))
             .collect();

@@ -267,6 +267,13 @@ fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<
     }
 }
 
+/// The label naming the server's series on /metrics: the agent watches it
+/// alone (`--pid`), and names its series by comm and cgroup, not pid.
+fn server_label(pid: &str) -> String {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    format!("comm=\"{}\"", comm.trim_end())
+}
+
 fn agent(config: &str, data: &str, addr: &str, pid: &str) -> ChildGuard {
     ChildGuard(
         Command::new(env!("CARGO_BIN_EXE_memlens"))
@@ -303,7 +310,7 @@ fn watch_stores_and_exports_the_server_and_survives_bad_inputs() {
         &addr,
         &pid,
     );
-    let label = format!("pid=\"{pid}\"");
+    let label = server_label(&pid);
     let up = |text: &str| sample(text, "memlens_mysql_up", &label);
     let text = wait_for("the server on /metrics", Duration::from_secs(60), || {
         http_get(&addr, "/metrics")
@@ -410,7 +417,7 @@ fn a_shrunk_pool_under_read_load_is_named_as_the_cause() {
         &addr,
         &pid,
     );
-    let label = format!("pid=\"{pid}\"");
+    let label = server_label(&pid);
     wait_for("the server on /metrics", Duration::from_secs(60), || {
         http_get(&addr, "/metrics")
             .ok()
@@ -838,7 +845,7 @@ fn a_new_query_mix_on_the_same_pool_is_named_as_the_cause() {
         &addr,
         &pid,
     );
-    let label = format!("pid=\"{pid}\"");
+    let label = server_label(&pid);
     wait_for("the server on /metrics", Duration::from_secs(60), || {
         http_get(&addr, "/metrics")
             .ok()

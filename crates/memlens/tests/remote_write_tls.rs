@@ -235,7 +235,8 @@ fn stored_rss(data: &str, pid: u32, after_ms: i64) -> Vec<(i64, f64)> {
         .collect()
 }
 
-/// The agent at a 0.5 s interval watching `pid` with `config`, stderr kept.
+/// The agent at a 0.5 s interval watching `pid` with `config`, stderr kept;
+/// with pid labels (opt-in), so the receivers' series of `pid` are found by it.
 fn agent(
     data: &str,
     config: &str,
@@ -246,6 +247,7 @@ fn agent(
     cmd.args(["watch", "--quiet", "--no-profiles", "--interval", "0.5"])
         .args(["--data", data, "--config", config])
         .arg(format!("--pid={pid}"))
+        .arg("--pid-label")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     if let Some(listen) = listen {

@@ -3,7 +3,9 @@
 //! scraped by a real Prometheus whose stored value must be exactly one the
 //! agent stored; the bearer-token rules and the series cap.
 
-use memlens_testkit::{free_loopback_port, http_get, ChildGuard, GoToolchain, WorkloadSpec};
+use memlens_testkit::{
+    free_loopback_port, http_get, ChildGuard, GoToolchain, TestCgroup, WorkloadSpec,
+};
 
 #[path = "common/metrics.rs"]
 mod metrics;
@@ -108,23 +110,23 @@ fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
     (status, body.to_string())
 }
 
-fn steady_workload() -> memlens_testkit::Workload {
-    let workload = WorkloadSpec::new(&GoToolchain::go127(), "steady")
-        .arg("--duration=300s")
-        .start();
-    workload.wait_for_line("TICK", Duration::from_secs(60));
-    workload
-}
-
 #[test]
 fn metrics_pass_promtool_and_match_vmrss_and_prometheus_scrapes_them() {
-    let workload = steady_workload();
+    // In a cgroup of its own: its series are named by that cgroup and its
+    // comm (the default identity, no pid label), and no other process has
+    // them.
+    let cgroup = TestCgroup::with_limit(1 << 30);
+    let workload = WorkloadSpec::new(&GoToolchain::go127(), "steady")
+        .arg("--duration=300s")
+        .start_in(&cgroup);
+    workload.wait_for_line("TICK", Duration::from_secs(60));
     let pid = workload.pid();
+    let path = cgroup.path_in_hierarchy();
     let data = TempDir::new("promtool");
     let addr = format!("127.0.0.1:{}", free_loopback_port());
     let data_dir = data.path("data");
     let mut agent = agent(&["--listen", &addr, "--data", &data_dir, "--interval", "0.5"]);
-    let rss_label = format!("pid=\"{pid}\"");
+    let rss_label = format!("cgroup=\"{path}\"");
     // The workload's RSS still grows as it starts: wait until the agent's
     // value agrees with VmRSS (a wrong value never does, and times out).
     let mut seen = None;
@@ -139,6 +141,8 @@ fn metrics_pass_promtool_and_match_vmrss_and_prometheus_scrapes_them() {
     });
     eprintln!("/metrics RSS vs VmRSS: {seen:?}");
     promtool_check(&text);
+    // The default labels name no incarnation.
+    assert!(!text.contains(&format!("pid=\"{pid}\"")), "{text}");
     assert!(text.contains("# TYPE memlens_agent_cycles_total counter"));
 
     // A real Prometheus scraping the agent every second.
@@ -172,8 +176,9 @@ fn metrics_pass_promtool_and_match_vmrss_and_prometheus_scrapes_them() {
     // values the agent exported, each of which the agent also stored in its
     // history (one per cycle). Compared exactly, after the agent stopped, so
     // nothing races: no tolerance, no timing.
-    let query =
-        format!("/api/v1/query?query=memlens_process_resident_memory_bytes%7Bpid%3D%22{pid}%22%7D");
+    let query = format!(
+        "/api/v1/query?query=memlens_process_resident_memory_bytes%7Bcgroup%3D%22{path}%22%7D"
+    );
     let scraped = poll(Duration::from_secs(90), || {
         let body = http_get(&prom_addr, &query).ok()?;
         let json: serde_json::Value = serde_json::from_str(&body).ok()?;

@@ -63,10 +63,6 @@ fn terminate(child: &mut ChildGuard, what: &str) -> bool {
     status.success()
 }
 
-fn agent(data: &str, url: &str, pid: u32) -> ChildGuard {
-    agent_with(data, url, pid, &[])
-}
-
 /// The agent at a 0.5 s interval pushing process `pid` to `url`, with `extra` flags.
 fn agent_with(data: &str, url: &str, pid: u32, extra: &[&str]) -> ChildGuard {
     ChildGuard(
@@ -271,7 +267,8 @@ fn lossless_through_a_restart(mut receiver: Receiver, tag: &str) {
     let dir = TempDir::new(tag);
     let data = dir.path("data");
     let url = format!("http://{}/api/v1/write", receiver.addr);
-    let mut agent = agent(&data, &url, pid);
+    // With pid labels (opt-in): the receiver's series of this incarnation.
+    let mut agent = agent_with(&data, &url, pid, &["--pid-label"]);
     let start_ms = first_watermark(&data);
     let pause = |seconds| std::thread::sleep(Duration::from_secs(seconds));
     // Timed phases (not synchronisation): the outage must span several cycles.
@@ -559,13 +556,15 @@ fn a_receiver_failing_with_500_for_a_while_loses_nothing() {
     assert_eq!(state_u64(&data, "dropped_samples_total"), 0);
     assert!(state_u64(&data, "failed_requests_total") >= 3);
     // The RSS series of this process, as the history has it, labelled as on /metrics.
-    let me = std::process::id();
+    // The agent watches this process alone (--pid): its series are the
+    // ones of its comm (no pid label by default).
+    let me = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let me = me.trim_end();
     let rss: Vec<(i64, f64)> = accepted
         .iter()
         .filter(|((labels, _), _)| {
-            labels
-                .iter()
-                .any(|(n, v)| n == "pid" && *v == me.to_string())
+            labels.iter().all(|(n, _)| n != "pid")
+                && labels.iter().any(|(n, v)| n == "comm" && v == me)
                 && labels
                     .iter()
                     .any(|(n, v)| n == "__name__" && v == "memlens_process_resident_memory_bytes")
@@ -573,7 +572,7 @@ fn a_receiver_failing_with_500_for_a_while_loses_nothing() {
         })
         .map(|((_, ts), v)| (*ts, *v))
         .collect();
-    assert_eq!(rss, stored_rss(&data, me, start_ms));
+    assert_eq!(rss, stored_rss(&data, std::process::id(), start_ms));
     let names: BTreeSet<&str> = accepted
         .keys()
         .flat_map(|(labels, _)| labels.iter().filter(|l| l.0 == "__name__"))

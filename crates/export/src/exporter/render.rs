@@ -2,6 +2,8 @@
 //! Prometheus text format 0.0.4. Pure: values in, text out.
 
 use super::names::{family_for, FamilySpec, Kind};
+use memlens_cardinality::select::{selected, Candidate};
+use memlens_cardinality::{process_labels, ProcessIdentity, Relabeler, SeriesOptions};
 use memlens_model::series::{Entity, Point};
 use memlens_model::Snapshot;
 use std::collections::{BTreeMap, HashMap};
@@ -94,9 +96,30 @@ pub struct EntitySeries {
     pub values: Vec<(&'static str, f64)>,
 }
 
-/// The entities of a cycle: the snapshot's host, cgroups and processes with
-/// the values of `points` (which may also hold Go runtime points of them).
-pub fn entities(snapshot: &Snapshot, points: &[Point]) -> Vec<EntitySeries> {
+/// What names a process's series besides its `comm`: its cgroup and Go
+/// version (the last known ones, when a dying process reads back without
+/// them) and its `instance_index`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcessNames {
+    /// The memory cgroup's path.
+    pub cgroup: Option<String>,
+    /// The Go version of its build.
+    pub go_version: Option<String>,
+    /// Its `instance_index`.
+    pub index: u32,
+}
+
+/// The entities of a cycle: the snapshot's host, cgroups and the selected
+/// processes (`series.processes`) with the values of `points` (which may
+/// also hold Go runtime points of them), labelled by their identity
+/// (`memlens_cardinality::process_labels`, with `names` of each process;
+/// the snapshot's own values and index 0 for one missing there).
+pub fn entities(
+    snapshot: &Snapshot,
+    points: &[Point],
+    names: &HashMap<Entity, ProcessNames>,
+    series: &SeriesOptions,
+) -> Vec<EntitySeries> {
     let mut by_entity: HashMap<&Entity, Vec<(&'static str, f64)>> = HashMap::new();
     for point in points {
         by_entity
@@ -132,18 +155,49 @@ pub fn entities(snapshot: &Snapshot, points: &[Point]) -> Vec<EntitySeries> {
             0.0,
         );
     }
-    for p in &snapshot.processes {
-        let mut labels = vec![("pid", p.pid.to_string()), ("comm", p.comm.clone())];
-        if let Some(cgroup) = &p.cgroup {
-            labels.push(("cgroup", cgroup.path.clone()));
-        }
-        if let Some(go) = &p.go {
-            labels.push(("go_version", go.version.clone()));
-        }
+    let candidates: Vec<Candidate<(i32, u64)>> = snapshot
+        .processes
+        .iter()
+        .map(|p| Candidate {
+            key: (p.pid, p.start_time),
+            rss_bytes: p.rss_bytes.map(|b| b as f64),
+            go: p.go.is_some(),
+        })
+        .collect();
+    let chosen = selected(series.processes, series.top_processes, &candidates);
+    let names_of = |p: &memlens_model::ProcessSample| {
         let entity = Entity::Process {
             pid: p.pid,
             start_time: p.start_time,
         };
+        let own = names.get(&entity).cloned().unwrap_or_else(|| ProcessNames {
+            cgroup: p.cgroup.as_ref().map(|c| c.path.clone()),
+            go_version: p.go.as_ref().map(|g| g.version.clone()),
+            index: 0,
+        });
+        (entity, own)
+    };
+    let identity = |p: &memlens_model::ProcessSample| {
+        let (entity, own) = names_of(p);
+        let labels = process_labels(
+            &ProcessIdentity {
+                pid: p.pid,
+                comm: &p.comm,
+                cgroup: own.cgroup.as_deref(),
+                index: own.index,
+            },
+            series.pid_label,
+        );
+        (entity, labels)
+    };
+    for p in &snapshot.processes {
+        if !chosen.contains(&(p.pid, p.start_time)) {
+            continue;
+        }
+        let (entity, mut labels) = identity(p);
+        if let Some(version) = names_of(p).1.go_version {
+            labels.push(("go_version", version));
+        }
         take(entity, labels, p.rss_bytes.unwrap_or(0) as f64);
     }
     for m in &snapshot.mysql {
@@ -152,17 +206,41 @@ pub fn entities(snapshot: &Snapshot, points: &[Point]) -> Vec<EntitySeries> {
             .processes
             .iter()
             .find(|p| p.pid == pid && p.start_time == start_time);
-        let mut labels = vec![("pid", pid.to_string())];
-        if let Some(p) = process {
-            labels.push(("comm", p.comm.clone()));
-            if let Some(cgroup) = &p.cgroup {
-                labels.push(("cgroup", cgroup.path.clone()));
-            }
-        }
+        let mut labels = match process {
+            Some(p) => identity(p).1,
+            None if series.pid_label => vec![("pid", pid.to_string())],
+            None => Vec::new(),
+        };
         labels.push(("endpoint", m.endpoint.clone()));
         take(Entity::Mysql { pid, start_time }, labels, 0.0);
     }
     out
+}
+
+/// How many series of `entities` `relabel` keeps (all without rules).
+pub fn kept_after_relabel(entities: &[EntitySeries], relabel: &Relabeler) -> u64 {
+    let all: u64 = entities.iter().map(|e| e.values.len() as u64).sum();
+    if relabel.is_empty() {
+        return all;
+    }
+    let mut kept = 0;
+    for e in entities {
+        let kind = e.entity.kind();
+        for &(metric, _) in &e.values {
+            let go = kind == "process" && metric.starts_with("go_");
+            let mut named = vec![("__name__".to_string(), family_for(kind, metric).name)];
+            named.extend(
+                e.labels
+                    .iter()
+                    .filter(|(name, _)| !go || *name != "go_version")
+                    .map(|(n, v)| (n.to_string(), v.clone())),
+            );
+            if relabel.apply(&mut named) {
+                kept += 1;
+            }
+        }
+    }
+    kept
 }
 
 /// Keeps at most `max_series` series: the host's first, then the cgroups',
@@ -205,22 +283,49 @@ pub fn cap(mut entities: Vec<EntitySeries>, max_series: usize) -> (Vec<EntitySer
     (kept, dropped)
 }
 
-/// The exposition of `entities` and the agent's health.
-pub fn render(entities: &[EntitySeries], health: &AgentHealth) -> String {
+/// The exposition of `entities` (each series after `relabel`; a series it
+/// drops is left out) and the agent's health.
+pub fn render(entities: &[EntitySeries], health: &AgentHealth, relabel: &Relabeler) -> String {
     let mut families: BTreeMap<String, (FamilySpec, String)> = BTreeMap::new();
     for e in entities {
         let kind = e.entity.kind();
         for &(metric, value) in &e.values {
             let spec = family_for(kind, metric);
+            // Go runtime series carry the process's identity, not its
+            // build's Go version.
             let go = kind == "process" && metric.starts_with("go_");
-            let entry = families
-                .entry(spec.name.clone())
-                .or_insert_with(|| (spec.clone(), String::new()));
             let labels = e
                 .labels
                 .iter()
-                .filter(|(name, _)| !go || matches!(*name, "pid" | "comm"));
-            sample(&mut entry.1, &spec.name, labels, value * spec.scale);
+                .filter(|(name, _)| !go || *name != "go_version");
+            if relabel.is_empty() {
+                let entry = families
+                    .entry(spec.name.clone())
+                    .or_insert_with(|| (spec.clone(), String::new()));
+                sample(&mut entry.1, &spec.name, labels, value * spec.scale);
+                continue;
+            }
+            let mut named: Vec<(String, String)> =
+                vec![("__name__".to_string(), spec.name.clone())];
+            named.extend(labels.map(|(n, v)| (n.to_string(), v.clone())));
+            if !relabel.apply(&mut named) {
+                continue;
+            }
+            let name = named
+                .iter()
+                .find(|(n, _)| n == "__name__")
+                .map_or(spec.name.clone(), |(_, v)| v.clone());
+            let entry = families.entry(name.clone()).or_insert_with(|| {
+                (
+                    FamilySpec {
+                        name: name.clone(),
+                        ..spec.clone()
+                    },
+                    String::new(),
+                )
+            });
+            let rest = named.into_iter().filter(|(n, _)| n != "__name__");
+            sample_owned(&mut entry.1, &name, rest, value * spec.scale);
         }
     }
     let mut out = String::with_capacity(families.values().map(|f| f.1.len() + 128).sum());
@@ -385,6 +490,30 @@ fn sample<'a>(
     out.push('\n');
 }
 
+/// [`sample`] with owned label names (after relabelling).
+fn sample_owned(
+    out: &mut String,
+    name: &str,
+    labels: impl Iterator<Item = (String, String)>,
+    value: f64,
+) {
+    let labels: Vec<(String, String)> = labels.collect();
+    out.push_str(name);
+    for (i, (label, text)) in labels.iter().enumerate() {
+        out.push(if i == 0 { '{' } else { ',' });
+        out.push_str(label);
+        out.push_str("=\"");
+        escape_label_value(out, text);
+        out.push('"');
+    }
+    if !labels.is_empty() {
+        out.push('}');
+    }
+    out.push(' ');
+    format_value(out, value);
+    out.push('\n');
+}
+
 /// Escapes a label value: backslash, double quote and line feed.
 pub fn escape_label_value(out: &mut String, text: &str) {
     for c in text.chars() {
@@ -454,7 +583,7 @@ fn remote_write(out: &mut String, senders: &[crate::remote_write::SenderTotals])
         header(out, name, Kind::Counter, help);
         sample(out, name, std::iter::empty(), sum(field));
     }
-    let per_url: [(&str, &str, Field); 5] = [
+    let per_url: [(&str, &str, Field); 7] = [
         (
             "memlens_remote_write_samples_sent_total",
             "Samples this remote-write URL accepted.",
@@ -474,6 +603,16 @@ fn remote_write(out: &mut String, senders: &[crate::remote_write::SenderTotals])
             "memlens_remote_write_sent_bytes_total",
             "Compressed request bytes this URL accepted.",
             |t| t.sent_bytes,
+        ),
+        (
+            "memlens_remote_write_series_sent_total",
+            "Series in requests this URL accepted, one per series and request.",
+            |t| t.series_sent,
+        ),
+        (
+            "memlens_remote_write_new_series_total",
+            "Series this URL accepted that the agent had not sent it in the hour before (or since it started): what the agent adds to the receiver's index.",
+            |t| t.new_series,
         ),
         (
             "memlens_remote_write_auth_failures_total",
@@ -526,7 +665,7 @@ mod tests {
             ],
             ..AgentHealth::default()
         };
-        let text = render(&[], &health);
+        let text = render(&[], &health, &Relabeler::default());
         if std::env::var_os("MEMLENS_PRINT_EXPOSITION").is_some() {
             println!("{text}");
         }
@@ -586,7 +725,11 @@ mod tests {
 
     #[test]
     fn the_exposition_parses_back_with_escaped_labels() {
-        let text = render(&[process(7, 4096.0, 1)], &AgentHealth::default());
+        let text = render(
+            &[process(7, 4096.0, 1)],
+            &AgentHealth::default(),
+            &Relabeler::default(),
+        );
         assert!(text.contains(
             "memlens_process_resident_memory_bytes{pid=\"7\",comm=\"a\\\"b\\\\c\\nd\"} 4096\n"
         ));
@@ -605,12 +748,118 @@ mod tests {
         assert_eq!(s, "+InfNaN");
     }
 
+    fn snapshot_of(processes: Vec<memlens_model::ProcessSample>) -> Snapshot {
+        Snapshot {
+            taken_at_unix_ms: 0,
+            host: Default::default(),
+            processes,
+            emptied_cgroups: Vec::new(),
+            mysql: Vec::new(),
+        }
+    }
+
+    fn worker(pid: i32, rss_bytes: u64) -> memlens_model::ProcessSample {
+        memlens_model::ProcessSample {
+            pid,
+            start_time: pid as u64,
+            comm: "worker".to_string(),
+            rss_bytes: Some(rss_bytes),
+            cgroup: Some(memlens_model::CgroupSample {
+                path: "/system.slice/w.service".to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn go_series_carry_pid_and_comm_only_and_are_scaled() {
+    fn processes_are_named_by_identity_pid_on_request_and_selected() {
+        let snapshot = snapshot_of(vec![worker(10, 100), worker(11, 300)]);
+        let points = memlens_model::series::snapshot_points(&snapshot);
+        let indexes: HashMap<Entity, ProcessNames> = [(10, 0), (11, 1)]
+            .into_iter()
+            .map(|(pid, index)| {
+                (
+                    Entity::Process {
+                        pid,
+                        start_time: pid as u64,
+                    },
+                    ProcessNames {
+                        cgroup: Some("/system.slice/w.service".to_string()),
+                        go_version: None,
+                        index,
+                    },
+                )
+            })
+            .collect();
+        let rss_lines = |series: &SeriesOptions| {
+            let text = render(
+                &entities(&snapshot, &points, &indexes, series),
+                &AgentHealth::default(),
+                &series.relabel,
+            );
+            text.lines()
+                .filter(|l| l.starts_with("memlens_process_resident_memory_bytes{"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let base = "comm=\"worker\",cgroup=\"/system.slice/w.service\",service=\"w.service\"";
+        assert_eq!(
+            rss_lines(&SeriesOptions::default()),
+            [
+                format!("memlens_process_resident_memory_bytes{{{base}}} 100"),
+                format!("memlens_process_resident_memory_bytes{{{base},instance_index=\"1\"}} 300"),
+            ]
+        );
+        let with_pid = SeriesOptions {
+            pid_label: true,
+            ..SeriesOptions::default()
+        };
+        assert_eq!(
+            rss_lines(&with_pid),
+            [
+                format!("memlens_process_resident_memory_bytes{{{base},pid=\"10\"}} 100"),
+                format!(
+                    "memlens_process_resident_memory_bytes{{{base},instance_index=\"1\",pid=\"11\"}} 300"
+                ),
+            ]
+        );
+        let top = SeriesOptions {
+            processes: memlens_cardinality::Processes::Top,
+            top_processes: 1,
+            ..SeriesOptions::default()
+        };
+        assert_eq!(rss_lines(&top).len(), 1);
+        assert!(rss_lines(&top)[0].ends_with(" 300"));
+        // A rule renaming the family: the samples move under the new name.
+        let renamed = SeriesOptions {
+            relabel: Relabeler::compile(&[memlens_cardinality::RelabelConfig {
+                source_labels: vec!["__name__".into()],
+                separator: ";".into(),
+                regex: "memlens_process_resident_memory_bytes".into(),
+                target_label: Some("__name__".into()),
+                replacement: "rss".into(),
+                action: "replace".into(),
+            }])
+            .unwrap(),
+            ..SeriesOptions::default()
+        };
+        let text = render(
+            &entities(&snapshot, &points, &indexes, &renamed),
+            &AgentHealth::default(),
+            &renamed.relabel,
+        );
+        assert!(text.contains("# TYPE rss gauge\n"), "{text}");
+        assert!(text.contains(&format!("rss{{{base}}} 100\n")), "{text}");
+        assert!(!text.contains("memlens_process_resident_memory_bytes"));
+    }
+
+    #[test]
+    fn go_series_carry_the_identity_without_go_version_and_are_scaled() {
         let mut e = process(9, 1.0, 0);
         e.labels.push(("go_version", "go1.27.3".to_string()));
         e.values = vec![("go_gc_pause_ns_total", 2e9), ("go_heap_inuse_bytes", 5.0)];
-        let text = render(&[e], &AgentHealth::default());
+        let text = render(&[e], &AgentHealth::default(), &Relabeler::default());
         assert!(text.contains("memlens_go_gc_pause_seconds_total{pid=\"9\",comm="));
         assert!(text.contains("} 2\n"), "{text}");
         assert!(!text.contains("go_version"), "{text}");

@@ -4,8 +4,10 @@
 
 use super::proto::{Label, Sample, TimeSeries, WriteRequest};
 use crate::exporter::names::family_for;
+use memlens_cardinality::select::{selected, Candidate};
+use memlens_cardinality::{process_labels, ProcessIdentity, Processes, Relabeler, INDEX_LABEL};
 use memlens_store::{Store, StoreError, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// One stored sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,18 +105,25 @@ fn collect(store: &Store, sql: &str) -> Result<Vec<Row>, StoreError> {
 /// What the series of one entity are labelled with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityLabels {
-    /// `host`, `process` or `cgroup`.
+    /// `host`, `process`, `cgroup` or `mysql`.
     pub kind: String,
-    /// Labels as on `/metrics`: `pid`, `comm`, `cgroup`, `go_version` of a
-    /// process; `cgroup` of a cgroup; none for the host. Empty values are left out.
+    /// Labels as on `/metrics`: a process's identity
+    /// (`memlens_cardinality::process_labels`) and `go_version`; `cgroup`
+    /// of a cgroup; a MySQL server's process identity and `endpoint`; none
+    /// for the host. Empty values are left out.
     pub labels: Vec<(&'static str, String)>,
+    /// A Go program (for `processes = "go"`).
+    pub go: bool,
 }
 
-/// Every entity's labels, by `entities.id`.
-pub fn entity_labels(store: &Store) -> Result<HashMap<i64, EntityLabels>, StoreError> {
+/// Every entity's labels, by `entities.id`, with `pid` when `pid_label`.
+pub fn entity_labels(
+    store: &Store,
+    pid_label: bool,
+) -> Result<HashMap<i64, EntityLabels>, StoreError> {
     let mut out = HashMap::new();
     store.query_each(
-        "SELECT id, kind, pid, comm, cgroup, go_version FROM entities",
+        "SELECT id, kind, pid, comm, cgroup, go_version, labels FROM entities",
         |_, row| {
             let text = |v: &Value| match v {
                 Value::Text(s) if !s.is_empty() => Some(s.clone()),
@@ -124,13 +133,48 @@ pub fn entity_labels(store: &Store) -> Result<HashMap<i64, EntityLabels>, StoreE
             let (Value::Integer(id), Some(kind)) = (&row[0], text(&row[1])) else {
                 return true;
             };
+            // The other labels: a JSON object of strings (instance_index,
+            // a MySQL server's endpoint, ...).
+            let other: BTreeMap<String, String> = text(&row[6])
+                .and_then(|json| serde_json::from_str(&json).ok())
+                .unwrap_or_default();
+            let identity = || {
+                let pid = match &row[2] {
+                    Value::Integer(pid) => *pid as i32,
+                    _ => 0,
+                };
+                let comm = text(&row[3]).unwrap_or_default();
+                let cgroup = text(&row[4]);
+                let index = other
+                    .get(INDEX_LABEL)
+                    .and_then(|i| i.parse().ok())
+                    .unwrap_or(0);
+                process_labels(
+                    &ProcessIdentity {
+                        pid,
+                        comm: &comm,
+                        cgroup: cgroup.as_deref(),
+                        index,
+                    },
+                    pid_label,
+                )
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .collect::<Vec<_>>()
+            };
+            let go_version = text(&row[5]);
             let mut labels = Vec::new();
             match kind.as_str() {
                 "process" => {
-                    for (i, name) in [(2, "pid"), (3, "comm"), (4, "cgroup"), (5, "go_version")] {
-                        if let Some(value) = text(&row[i]) {
-                            labels.push((name, value));
-                        }
+                    labels = identity();
+                    if let Some(version) = &go_version {
+                        labels.push(("go_version", version.clone()));
+                    }
+                }
+                "mysql" => {
+                    labels = identity();
+                    if let Some(endpoint) = other.get("endpoint") {
+                        labels.push(("endpoint", endpoint.clone()));
                     }
                 }
                 "cgroup" => {
@@ -140,69 +184,143 @@ pub fn entity_labels(store: &Store) -> Result<HashMap<i64, EntityLabels>, StoreE
                 }
                 _ => {}
             }
-            out.insert(*id, EntityLabels { kind, labels });
+            out.insert(
+                *id,
+                EntityLabels {
+                    kind,
+                    labels,
+                    go: go_version.is_some(),
+                },
+            );
             true
         },
     )?;
     Ok(out)
 }
 
+/// What goes out besides the rows: which processes, the relabel rules,
+/// the labels added to every series.
+pub struct Shaping<'a> {
+    /// Which processes get series, and how many with `top`.
+    pub processes: (Processes, usize),
+    /// Applied to every series (after `extra` labels are added).
+    pub relabel: &'a Relabeler,
+    /// Added to every series.
+    pub extra: &'a BTreeMap<String, String>,
+}
+
+/// What [`to_request`] made of a batch besides the request.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Shaped {
+    /// Rows of entities missing from `entities`: skipped.
+    pub unknown: usize,
+    /// Rows of processes not selected or series dropped by relabelling:
+    /// not sent, by the config's choice.
+    pub filtered: usize,
+}
+
 /// The request of `rows`: one `TimeSeries` per (entity, metric), named and
-/// scaled as `/metrics` does, with `extra` labels added, labels sorted by
-/// name. Rows of entities missing from `entities` are skipped (counted in
-/// the second value).
+/// scaled as `/metrics` does, of the processes `shaping` selects at each
+/// instant (by the RSS of that instant for `top`), with its `extra` labels
+/// added and its relabel rules applied, labels sorted by name.
 pub fn to_request(
     rows: &[Row],
     entities: &HashMap<i64, EntityLabels>,
-    extra: &BTreeMap<String, String>,
-) -> (WriteRequest, usize) {
-    let mut index: HashMap<(i64, &str), usize> = HashMap::new();
+    shaping: &Shaping<'_>,
+) -> (WriteRequest, Shaped) {
+    let chosen = chosen_processes(rows, entities, shaping.processes);
+    let mut index: HashMap<(i64, &str), Option<usize>> = HashMap::new();
     let mut scales: Vec<f64> = Vec::new();
     let mut timeseries: Vec<TimeSeries> = Vec::new();
-    let mut unknown = 0;
+    let mut shaped = Shaped::default();
     for row in rows {
         let Some(entity) = entities.get(&row.entity) else {
-            unknown += 1;
+            shaped.unknown += 1;
             continue;
         };
-        let i = *index
+        if entity.kind == "process" && !chosen.contains(&(row.ts_ms, row.entity)) {
+            shaped.filtered += 1;
+            continue;
+        }
+        let slot = *index
             .entry((row.entity, row.metric.as_str()))
             .or_insert_with(|| {
                 let spec = family_for(&entity.kind, &row.metric);
-                // Go runtime series carry only pid and comm, as on /metrics.
+                // Go runtime series carry the process's identity, not its
+                // build's Go version, as on /metrics.
                 let go = entity.kind == "process" && row.metric.starts_with("go_");
-                let mut labels: Vec<Label> = vec![Label {
-                    name: "__name__".to_string(),
-                    value: spec.name,
-                }];
+                let mut labels: Vec<(String, String)> = vec![("__name__".to_string(), spec.name)];
                 labels.extend(
                     entity
                         .labels
                         .iter()
-                        .filter(|(name, _)| !go || matches!(*name, "pid" | "comm"))
-                        .map(|(name, value)| Label {
-                            name: name.to_string(),
-                            value: value.clone(),
-                        }),
+                        .filter(|(name, _)| !go || *name != "go_version")
+                        .map(|(name, value)| (name.to_string(), value.clone())),
                 );
-                labels.extend(extra.iter().map(|(name, value)| Label {
-                    name: name.clone(),
-                    value: value.clone(),
-                }));
+                labels.extend(extra_pairs(shaping.extra));
+                if !shaping.relabel.apply(&mut labels) {
+                    return None;
+                }
+                let mut labels: Vec<Label> = labels
+                    .into_iter()
+                    .map(|(name, value)| Label { name, value })
+                    .collect();
                 labels.sort_by(|a, b| a.name.cmp(&b.name));
                 timeseries.push(TimeSeries {
                     labels,
                     samples: Vec::new(),
                 });
                 scales.push(spec.scale);
-                timeseries.len() - 1
+                Some(timeseries.len() - 1)
             });
+        let Some(i) = slot else {
+            shaped.filtered += 1;
+            continue;
+        };
         timeseries[i].samples.push(Sample {
             value: row.value * scales[i],
             timestamp: row.ts_ms,
         });
     }
-    (WriteRequest { timeseries }, unknown)
+    (WriteRequest { timeseries }, shaped)
+}
+
+fn extra_pairs(extra: &BTreeMap<String, String>) -> impl Iterator<Item = (String, String)> + '_ {
+    extra.iter().map(|(n, v)| (n.clone(), v.clone()))
+}
+
+/// The (instant, process entity) pairs that get series.
+fn chosen_processes(
+    rows: &[Row],
+    entities: &HashMap<i64, EntityLabels>,
+    (mode, top): (Processes, usize),
+) -> HashSet<(i64, i64)> {
+    let mut by_ts: BTreeMap<i64, HashMap<i64, Candidate<i64>>> = BTreeMap::new();
+    for row in rows {
+        let Some(entity) = entities.get(&row.entity).filter(|e| e.kind == "process") else {
+            continue;
+        };
+        let candidate = by_ts
+            .entry(row.ts_ms)
+            .or_default()
+            .entry(row.entity)
+            .or_insert_with(|| Candidate {
+                key: row.entity,
+                rss_bytes: None,
+                go: entity.go,
+            });
+        if row.metric == "rss_bytes" {
+            candidate.rss_bytes = Some(row.value);
+        }
+    }
+    let mut out = HashSet::new();
+    for (ts, candidates) in by_ts {
+        let candidates: Vec<Candidate<i64>> = candidates.into_values().collect();
+        for id in selected(mode, top, &candidates) {
+            out.insert((ts, id));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -221,6 +339,7 @@ mod tests {
                     ("comm", "api".into()),
                     ("go_version", "go1.27.3".into()),
                 ],
+                go: true,
             },
         );
         entities.insert(
@@ -228,6 +347,7 @@ mod tests {
             EntityLabels {
                 kind: "host".into(),
                 labels: vec![],
+                go: false,
             },
         );
         let row = |ts_ms, entity, metric: &str, value| Row {
@@ -244,8 +364,19 @@ mod tests {
             row(2000, 1, "rss_bytes", 6.0),
         ];
         let extra = BTreeMap::from([("host".to_string(), "h1".to_string())]);
-        let (request, unknown) = to_request(&rows, &entities, &extra);
-        assert_eq!(unknown, 1);
+        let all = Shaping {
+            processes: (Processes::All, 0),
+            relabel: &Relabeler::default(),
+            extra: &extra,
+        };
+        let (request, shaped) = to_request(&rows, &entities, &all);
+        assert_eq!(
+            shaped,
+            Shaped {
+                unknown: 1,
+                filtered: 0
+            }
+        );
         let names = |ts: &TimeSeries| -> Vec<String> {
             ts.labels
                 .iter()
@@ -292,5 +423,63 @@ mod tests {
             names(&request.timeseries[2]),
             ["__name__=memlens_host_oom_kills_total", "host=h1"]
         );
+    }
+
+    #[test]
+    fn the_largest_process_of_each_instant_and_relabelled_series_go_out() {
+        let process = |comm: &str| EntityLabels {
+            kind: "process".into(),
+            labels: vec![("comm", comm.into())],
+            go: false,
+        };
+        let entities = HashMap::from([(1, process("a")), (2, process("b"))]);
+        let row = |ts_ms, entity, metric: &str, value| Row {
+            ts_ms,
+            entity,
+            metric: metric.into(),
+            value,
+        };
+        // b is larger at 1000, a at 2000.
+        let rows = [
+            row(1000, 1, "rss_bytes", 5.0),
+            row(1000, 1, "threads", 3.0),
+            row(1000, 2, "rss_bytes", 9.0),
+            row(2000, 1, "rss_bytes", 9.0),
+            row(2000, 2, "rss_bytes", 5.0),
+        ];
+        let relabel =
+            memlens_cardinality::Relabeler::compile(&[memlens_cardinality::RelabelConfig {
+                source_labels: vec!["__name__".into()],
+                separator: ";".into(),
+                regex: "memlens_process_threads".into(),
+                target_label: None,
+                replacement: "$1".into(),
+                action: "drop".into(),
+            }])
+            .unwrap();
+        let top = Shaping {
+            processes: (Processes::Top, 1),
+            relabel: &relabel,
+            extra: &BTreeMap::new(),
+        };
+        let (request, shaped) = to_request(&rows, &entities, &top);
+        // Not sent: a's two rows at 1000 (threads dropped by the rule in
+        // any case), b's at 2000.
+        assert_eq!(shaped.filtered, 3);
+        let sent: Vec<(String, i64)> = request
+            .timeseries
+            .iter()
+            .flat_map(|t| {
+                let comm = t
+                    .labels
+                    .iter()
+                    .find(|l| l.name == "comm")
+                    .unwrap()
+                    .value
+                    .clone();
+                t.samples.iter().map(move |s| (comm.clone(), s.timestamp))
+            })
+            .collect();
+        assert_eq!(sent, [("b".to_string(), 1000), ("a".to_string(), 2000)]);
     }
 }

@@ -29,6 +29,7 @@ mod state;
 use crate::client::{self, Client, TlsFiles};
 use crate::{format_duration, http, millis_i64, unix_ms};
 use anyhow::Context;
+use memlens_cardinality::SeriesOptions;
 use memlens_store::Store;
 use state::SenderState;
 use std::collections::{BTreeMap, HashMap};
@@ -210,10 +211,21 @@ pub struct AgentContext {
     pub interval: Duration,
     /// No progress lines on stderr (errors are still printed).
     pub quiet: bool,
+    /// Labels, process selection and relabel rules of the series sent.
+    pub series: SeriesOptions,
 }
 
 /// Label names a series already carries.
-const OWN_LABELS: [&str; 5] = ["__name__", "pid", "comm", "cgroup", "go_version"];
+const OWN_LABELS: [&str; 8] = [
+    "__name__",
+    "pid",
+    "comm",
+    "cgroup",
+    "service",
+    memlens_cardinality::INDEX_LABEL,
+    "go_version",
+    "endpoint",
+];
 
 /// Checks labels to add to every series: valid names, not one memlens sets
 /// itself, no empty value. The error names the label.
@@ -253,6 +265,13 @@ pub struct Counters {
     pub sent_bytes_total: AtomicU64,
     /// Requests refused with 401 or 403 (kept, retried).
     pub auth_failures_total: AtomicU64,
+    /// Series in requests the receiver accepted (one per series and
+    /// request).
+    pub series_sent_total: AtomicU64,
+    /// Series the receiver accepted that this sender had not sent in the
+    /// hour before (since the agent started): the series it adds to the
+    /// receiver's index.
+    pub new_series_total: AtomicU64,
 }
 
 /// One sender's totals, for `/metrics`.
@@ -272,6 +291,10 @@ pub struct SenderTotals {
     pub sent_bytes: u64,
     /// Requests refused with 401 or 403.
     pub auth_failures: u64,
+    /// Series in accepted requests, one per series and request.
+    pub series_sent: u64,
+    /// Series new to this sender (or unsent for an hour) when accepted.
+    pub new_series: u64,
 }
 
 /// The running sender.
@@ -346,6 +369,12 @@ impl RemoteWriter {
         counters
             .auth_failures_total
             .store(state.auth_failures_total, Ordering::Relaxed);
+        counters
+            .series_sent_total
+            .store(state.series_sent_total, Ordering::Relaxed);
+        counters
+            .new_series_total
+            .store(state.new_series_total, Ordering::Relaxed);
         let (stop, stop_rx) = mpsc::channel();
         let sender = Sender {
             store,
@@ -364,6 +393,9 @@ impl RemoteWriter {
             flush_deadline: None,
             failures_in_a_row: 0,
             last_drop_log: None,
+            series: config.series.clone(),
+            seen_series: HashMap::new(),
+            last_seen_prune_ms: unix_ms(),
         };
         let handle = std::thread::Builder::new()
             .name("remote-write".to_string())
@@ -390,6 +422,8 @@ impl RemoteWriter {
             retried_samples: load(&c.retried_samples_total),
             sent_bytes: load(&c.sent_bytes_total),
             auth_failures: load(&c.auth_failures_total),
+            series_sent: load(&c.series_sent_total),
+            new_series: load(&c.new_series_total),
         }
     }
 
@@ -448,7 +482,14 @@ struct Sender {
     flush_deadline: Option<Instant>,
     failures_in_a_row: u64,
     last_drop_log: Option<Instant>,
+    series: SeriesOptions,
+    /// A hash of each series sent lately, with when it was last sent.
+    seen_series: HashMap<u64, i64>,
+    last_seen_prune_ms: i64,
 }
+
+/// A series not sent for this long counts as new when it comes back.
+const SEEN_SERIES_MS: i64 = 3_600_000;
 
 impl Sender {
     fn run(mut self) {
@@ -609,15 +650,19 @@ impl Sender {
             .iter()
             .any(|r| !self.entities.contains_key(&r.entity))
         {
-            match batch::entity_labels(&self.store) {
+            match batch::entity_labels(&self.store, self.series.pid_label) {
                 Ok(entities) => self.entities = entities,
                 Err(err) => return Round::Failed(format!("cannot read the entities: {err}")),
             }
         }
-        let (request, unknown) =
-            batch::to_request(&batch.rows, &self.entities, &self.config.extra_labels);
+        let shaping = batch::Shaping {
+            processes: (self.series.processes, self.series.top_processes),
+            relabel: &self.series.relabel,
+            extra: &self.config.extra_labels,
+        };
+        let (request, shaped) = batch::to_request(&batch.rows, &self.entities, &shaping);
         let samples: usize = request.timeseries.iter().map(|t| t.samples.len()).sum();
-        let mut dropped = unknown as u64;
+        let mut dropped = shaped.unknown as u64;
         if samples > 0 {
             let body = match proto::encode_body(&request) {
                 Ok(body) => body,
@@ -634,6 +679,7 @@ impl Sender {
                         .sent_bytes_total
                         .fetch_add(bytes, Ordering::Relaxed);
                     self.state.sent_bytes_total += bytes;
+                    self.count_series(&request, now);
                 }
                 Ok(r) if r.status == 401 || r.status == 403 => {
                     // Credentials are wrong or missing: the samples are
@@ -707,6 +753,36 @@ impl Sender {
         } else {
             Round::CaughtUp
         }
+    }
+
+    /// Counts the series of an accepted request, and those new to it.
+    fn count_series(&mut self, request: &proto::WriteRequest, now_ms: i64) {
+        use std::hash::{Hash, Hasher};
+        let series = request.timeseries.len() as u64;
+        let mut new = 0u64;
+        for t in &request.timeseries {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            for label in &t.labels {
+                label.name.hash(&mut hasher);
+                label.value.hash(&mut hasher);
+            }
+            if self.seen_series.insert(hasher.finish(), now_ms).is_none() {
+                new += 1;
+            }
+        }
+        if now_ms - self.last_seen_prune_ms >= SEEN_SERIES_MS / 4 {
+            self.last_seen_prune_ms = now_ms;
+            self.seen_series
+                .retain(|_, last| now_ms - *last < SEEN_SERIES_MS);
+        }
+        self.counters
+            .series_sent_total
+            .fetch_add(series, Ordering::Relaxed);
+        self.state.series_sent_total += series;
+        self.counters
+            .new_series_total
+            .fetch_add(new, Ordering::Relaxed);
+        self.state.new_series_total += new;
     }
 
     /// Counts the samples of a failed request, sent again.

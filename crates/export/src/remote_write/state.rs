@@ -32,6 +32,12 @@ pub struct SenderState {
     /// Requests refused with 401 or 403.
     #[serde(default)]
     pub auth_failures_total: u64,
+    /// Series in accepted requests, one per series and request.
+    #[serde(default)]
+    pub series_sent_total: u64,
+    /// Series new to the sender (or unsent for an hour) when accepted.
+    #[serde(default)]
+    pub new_series_total: u64,
 }
 
 impl SenderState {
@@ -47,6 +53,8 @@ impl SenderState {
             retried_samples_total: 0,
             sent_bytes_total: 0,
             auth_failures_total: 0,
+            series_sent_total: 0,
+            new_series_total: 0,
         }
     }
 }

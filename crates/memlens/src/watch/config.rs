@@ -77,6 +77,64 @@ pub struct WatchConfig {
     /// A short trace of the target of a time-to-OOM that turns critical,
     /// kept as `trace-faults` profiles (docs/trace.md).
     pub trace_on_critical: TraceOnCriticalConfig,
+    /// What series leave the agent (`/metrics` and remote write): `pid`
+    /// labels, which processes, relabel rules (docs/metrics.md).
+    pub series: SeriesConfig,
+}
+
+/// `[series]`: the labels and number of the series that leave the agent
+/// (the history keeps everything).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SeriesConfig {
+    /// Label process, Go and MySQL series and findings with `pid` too:
+    /// every restart of a service then makes new series.
+    pub pid_label: bool,
+    /// Which processes get series: `all`, `go` (Go programs), `top` (the
+    /// `top_processes` largest by RSS at each instant). The host, cgroups
+    /// and MySQL servers always do.
+    pub processes: memlens_cardinality::Processes,
+    /// With `processes = "top"`: how many.
+    pub top_processes: usize,
+    /// Relabel rules as Prometheus's `metric_relabel_configs`
+    /// (`[[series.relabel]]`), applied to every series in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub relabel: Vec<memlens_cardinality::RelabelConfig>,
+}
+
+impl Default for SeriesConfig {
+    fn default() -> Self {
+        SeriesConfig {
+            pid_label: false,
+            processes: memlens_cardinality::Processes::All,
+            top_processes: memlens_cardinality::DEFAULT_TOP_PROCESSES,
+            relabel: Vec::new(),
+        }
+    }
+}
+
+impl SeriesConfig {
+    /// The options the exporter and senders take (the rules compiled).
+    pub fn options(&self) -> Result<memlens_cardinality::SeriesOptions, ConfigError> {
+        let relabel = memlens_cardinality::Relabeler::compile(&self.relabel).map_err(|reason| {
+            ConfigError::Invalid {
+                field: "series",
+                reason,
+            }
+        })?;
+        if self.processes == memlens_cardinality::Processes::Top && self.top_processes == 0 {
+            return Err(ConfigError::Invalid {
+                field: "series.top_processes",
+                reason: "must be at least 1 with processes = \"top\"".to_string(),
+            });
+        }
+        Ok(memlens_cardinality::SeriesOptions {
+            pid_label: self.pid_label,
+            processes: self.processes,
+            top_processes: self.top_processes,
+            relabel,
+        })
+    }
 }
 
 /// `[trace_on_critical]`: when a time-to-OOM turns critical, the agent
@@ -259,6 +317,7 @@ impl Default for WatchConfig {
             alerting: AlertingConfig::default(),
             mysql: None,
             trace_on_critical: TraceOnCriticalConfig::default(),
+            series: SeriesConfig::default(),
         }
     }
 }
@@ -389,6 +448,7 @@ impl WatchConfig {
             });
         }
         self.smaps_policy()?;
+        self.series.options()?;
         self.alerts
             .0
             .validate()
@@ -485,6 +545,45 @@ mod tests {
             let err = config.validate().unwrap_err().to_string();
             assert!(err.contains(field), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn the_series_table_reads_back_and_refuses_bad_rules() {
+        let text = "[series]\npid_label = true\nprocesses = \"top\"\ntop_processes = 5\n\
+                    [[series.relabel]]\nsource_labels = [\"__name__\"]\nregex = \"memlens_go_.*\"\n\
+                    action = \"drop\"\n";
+        let config = WatchConfig::from_toml("t.toml", text).unwrap();
+        config.validate().unwrap();
+        assert!(config.series.pid_label);
+        assert_eq!(config.series.processes, memlens_cardinality::Processes::Top);
+        assert_eq!(config.series.relabel[0].action, "drop");
+        let printed = config.to_toml();
+        let again = WatchConfig::from_toml("printed", &printed).unwrap();
+        assert_eq!(again.series, config.series, "{printed}");
+        assert!(!WatchConfig::default().series.pid_label);
+        for (bad, want) in [
+            (
+                "[[series.relabel]]\nsource_labels = [\"a\"]\nregex = \"(\"\n",
+                "relabel[0]: regex",
+            ),
+            (
+                "[[series.relabel]]\naction = \"explode\"\n",
+                "relabel[0]: action",
+            ),
+            (
+                "[series]\nprocesses = \"top\"\ntop_processes = 0\n",
+                "series.top_processes",
+            ),
+        ] {
+            let err = WatchConfig::from_toml("t.toml", bad)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{bad}: {err}");
+        }
+        let err = WatchConfig::from_toml("t.toml", "[series]\nprocesses = \"some\"\n").unwrap_err();
+        assert!(err.to_string().contains("some"), "{err}");
     }
 
     #[test]

@@ -69,13 +69,14 @@ impl History {
         snapshot: &Snapshot,
         points: &[Point],
         profiles: &[FetchedProfile],
+        indexes: &HashMap<Entity, u32>,
     ) -> anyhow::Result<Written> {
         // Instants must ascend: a clock stepped back shifts ours just past the last.
         let mut ts_ms = snapshot.taken_at_unix_ms as i64;
         if let Some(last) = self.last_ts_ms {
             ts_ms = ts_ms.max(last + 1);
         }
-        let mut labels = entity_labels(snapshot);
+        let mut labels = entity_labels(snapshot, indexes);
         for (entity, current) in labels.iter_mut() {
             if let Some(previous) = self.previous_labels.get(entity) {
                 keep_known_labels(previous, current);
@@ -210,17 +211,21 @@ fn keep_known_labels(previous: &Labels, current: &mut Labels) {
     }
 }
 
-/// The labels of every process, cgroup and MySQL server entity of a snapshot.
-fn entity_labels(snapshot: &Snapshot) -> HashMap<Entity, Labels> {
+/// The labels of every process, cgroup and MySQL server entity of a
+/// snapshot; a process's `instance_index` when above 0 (the identity its
+/// exported series carry, `memlens_cardinality`).
+fn entity_labels(snapshot: &Snapshot, indexes: &HashMap<Entity, u32>) -> HashMap<Entity, Labels> {
     let mut labels = HashMap::with_capacity(snapshot.processes.len() + 8);
     for process in &snapshot.processes {
-        labels.insert(
-            Entity::Process {
-                pid: process.pid,
-                start_time: process.start_time,
-            },
-            process_labels(process),
-        );
+        let entity = Entity::Process {
+            pid: process.pid,
+            start_time: process.start_time,
+        };
+        let mut own = process_labels(process);
+        if let Some(index) = indexes.get(&entity).filter(|i| **i > 0) {
+            own.insert(memlens_cardinality::INDEX_LABEL, index.to_string());
+        }
+        labels.insert(entity, own);
         if let Some(cgroup) = &process.cgroup {
             labels
                 .entry(Entity::Cgroup {
@@ -242,7 +247,7 @@ fn entity_labels(snapshot: &Snapshot) -> HashMap<Entity, Labels> {
         // The server's process and cgroup are linked through its labels.
         let mut own = mysql_labels(server);
         if let Some(p) = labels.get(&process) {
-            for key in ["comm", "cgroup"] {
+            for key in ["comm", "cgroup", memlens_cardinality::INDEX_LABEL] {
                 if let Some(v) = p.get(key) {
                     own.insert(key, v.clone());
                 }
@@ -315,17 +320,19 @@ mod tests {
             mysql: Vec::new(),
         };
         history
-            .record_cycle(&snapshot, &[point("rss_bytes")], &[])
+            .record_cycle(&snapshot, &[point("rss_bytes")], &[], &HashMap::new())
             .unwrap();
         // Two cycles without it, then its Go read arrives.
         snapshot.processes.clear();
         for ts in [2_000, 3_000] {
             snapshot.taken_at_unix_ms = ts;
-            history.record_cycle(&snapshot, &[], &[]).unwrap();
+            history
+                .record_cycle(&snapshot, &[], &[], &HashMap::new())
+                .unwrap();
         }
         snapshot.taken_at_unix_ms = 4_000;
         history
-            .record_cycle(&snapshot, &[point("go_goroutines")], &[])
+            .record_cycle(&snapshot, &[point("go_goroutines")], &[], &HashMap::new())
             .unwrap();
         history.close().unwrap();
         let store = Store::open_read_only(&dir).unwrap();

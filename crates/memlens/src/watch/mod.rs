@@ -114,6 +114,11 @@ pub struct WatchArgs {
     #[arg(long, value_name = "[HOST:]PORT")]
     pub listen: Option<String>,
 
+    /// Label process series with `pid` too (config `[series] pid_label`):
+    /// each restart of a service then makes new series.
+    #[arg(long)]
+    pub pid_label: bool,
+
     /// The most series /metrics shows [default: 20000].
     #[arg(long, value_name = "N")]
     pub max_series: Option<usize>,
@@ -176,6 +181,9 @@ pub fn effective_config(args: &WatchArgs) -> anyhow::Result<WatchConfig> {
     if args.listen.is_some() {
         config.listen = args.listen.clone();
     }
+    if args.pid_label {
+        config.series.pid_label = true;
+    }
     if let Some(n) = args.max_series {
         config.max_series = n;
     }
@@ -226,12 +234,14 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         Some(dir) => Root::at(dir),
         None => Root::host(),
     };
+    let series = config.series.options()?;
     // A bad --listen is refused before the history is touched.
     let mut exporter = Exporter::start(&ExporterConfig {
         listen: config.listen.clone(),
         bearer_token_file: config.bearer_token_file.clone(),
         max_series: config.max_series,
         data_dir: config.data_dir.clone(),
+        series: series.clone(),
     })?;
     let mut history = history::History::open(&config)?;
     let agent = AgentContext {
@@ -239,6 +249,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         history_max_age: config.retention.max_age,
         interval: config.interval,
         quiet: config.quiet,
+        series,
     };
     let remote_writers = config
         .remote_write
@@ -307,6 +318,10 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         None => evidence::TraceEvidence::new(&config.trace_on_critical),
     };
     let mut collector = Collector::default();
+    // The instance_index of every live process (docs/metrics.md, "Series
+    // identity"), stored with its labels so remote write sends what
+    // /metrics shows.
+    let mut identities = memlens_cardinality::Identities::default();
     let mut mysql = match &config.mysql {
         Some(c) => Some(
             crate::collect::mysql::MysqlCollector::new(c.clone())
@@ -356,8 +371,19 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
                         status.info(note);
                     }
                 }
-                let written = history.record_cycle(&snapshot, &points, &profiles);
-                exporter.cycle(&snapshot, &points);
+                let live_processes: Vec<memlens_cardinality::identity::Live> = snapshot
+                    .processes
+                    .iter()
+                    .map(|p| memlens_cardinality::identity::Live {
+                        pid: p.pid,
+                        start_time: p.start_time,
+                        comm: &p.comm,
+                        cgroup: p.cgroup.as_ref().map(|c| c.path.as_str()),
+                    })
+                    .collect();
+                let indexes = identities.assign(&live_processes);
+                let written = history.record_cycle(&snapshot, &points, &profiles, &indexes);
+                exporter.cycle(&snapshot, &points, &indexes);
                 // The detectors see the instant as stored, so replay agrees.
                 let ts_ms = match &written {
                     Ok(w) => w.ts_ms,
