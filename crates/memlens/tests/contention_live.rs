@@ -368,12 +368,12 @@ fn contention_names_the_growing_go_workload_and_stays_silent_without_it() {
         .find(|s| s["name"] == "contention")
         .unwrap_or_else(|| panic!("no contention section: {report:#}"));
     let rows = section["data"]["findings"].as_array().unwrap();
-    let db_key = format!("cgroup:{}/db", parent.path_in_hierarchy());
+    let db_key = format!("cgroup:{}", db_cg.path_in_hierarchy());
     let row = rows
         .iter()
         .find(|r| r["victim"] == db_key.as_str())
         .unwrap_or_else(|| panic!("no contention on {db_key} in diagnose: {section:#}"));
-    let go_named = format!("aggressor {}/go ", parent.path_in_hierarchy());
+    let go_named = format!("aggressor {} ", go_cg.path_in_hierarchy());
     assert!(
         row["recommendation"].as_str().unwrap().contains(&go_named),
         "{row:#}"
@@ -389,8 +389,8 @@ fn contention_names_the_growing_go_workload_and_stays_silent_without_it() {
 
     let f = &found[0];
     eprintln!("{f:#}");
-    let db_path = format!("{}/db", parent.path_in_hierarchy());
-    let go_path = format!("{}/go", parent.path_in_hierarchy());
+    let db_path = db_cg.path_in_hierarchy();
+    let go_path = go_cg.path_in_hierarchy();
     assert_eq!(f["target"], format!("cgroup:{db_path}"), "{f:#}");
     let text = f["recommendation"].as_str().unwrap();
     assert!(text.contains(&format!("aggressor {go_path} ")), "{text}");

@@ -259,8 +259,7 @@ fn restarts_keep_one_identity_pids_opt_in_collisions_stay_apart_and_relabel_rule
     // takes index 0, the younger 1.
     let big = workload(96, &pair);
     let small = workload(8, &pair);
-    // (path_in_hierarchy names a child by its own name only.)
-    let pair_path = format!("{}/pair", parent.path_in_hierarchy());
+    let pair_path = pair.path_in_hierarchy();
     let cgroup_label = format!("cgroup=\"{pair_path}\"");
     let mut seen = String::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -338,7 +337,7 @@ fn restarts_keep_one_identity_pids_opt_in_collisions_stay_apart_and_relabel_rule
         },
     );
     // The receiver: what the default agent made of the 20 incarnations.
-    let restarted_path = format!("{}/restarted", parent.path_in_hierarchy());
+    let restarted_path = restarted.path_in_hierarchy();
     let of_restarts = |agent: &str| {
         let selector = format!(
             "{{__name__=~\"memlens_(process|go)_.*\",agent=\"{agent}\",cgroup=\"{restarted_path}\"}}"

@@ -18,6 +18,8 @@ const NAME_PREFIX: &str = "memlens-test-";
 pub struct TestCgroup {
     dir: PathBuf,
     version: CgroupVersion,
+    /// Where the memory hierarchy is mounted (the root cgroup's directory).
+    mount_point: PathBuf,
 }
 
 impl TestCgroup {
@@ -35,7 +37,7 @@ impl TestCgroup {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        TestCgroup::create(version, parent.join(name), Some(limit_bytes))
+        TestCgroup::create(version, &parent, parent.join(name), Some(limit_bytes))
     }
 
     /// Creates a child cgroup `name` of this one, limited to `limit_bytes`
@@ -43,17 +45,31 @@ impl TestCgroup {
     /// parent share it). Drop the children before the parent (declare them
     /// after it); a parent dropped first removes them too.
     pub fn child(&self, name: &str, limit_bytes: Option<u64>) -> TestCgroup {
-        TestCgroup::create(self.version, self.dir.join(name), limit_bytes)
+        TestCgroup::create(
+            self.version,
+            &self.mount_point,
+            self.dir.join(name),
+            limit_bytes,
+        )
     }
 
-    fn create(version: CgroupVersion, dir: PathBuf, limit_bytes: Option<u64>) -> TestCgroup {
+    fn create(
+        version: CgroupVersion,
+        mount_point: &Path,
+        dir: PathBuf,
+        limit_bytes: Option<u64>,
+    ) -> TestCgroup {
         std::fs::create_dir(&dir).unwrap_or_else(|e| {
             panic!(
                 "cannot create memory cgroup {}: {e} (tests with cgroups must run as root)",
                 dir.display()
             )
         });
-        let cgroup = TestCgroup { dir, version };
+        let cgroup = TestCgroup {
+            dir,
+            version,
+            mount_point: mount_point.to_path_buf(),
+        };
         if let CgroupVersion::V2 = version {
             // Children get the memory controller only when it is delegated.
             if let Some(parent) = cgroup.dir.parent() {
@@ -91,15 +107,14 @@ impl TestCgroup {
         self.version
     }
 
-    /// The cgroup's path as `/proc/PID/cgroup` shows it, e.g. `/memlens-test-12-0`.
+    /// The cgroup's path as `/proc/PID/cgroup` shows it, e.g.
+    /// `/memlens-test-12-0`, or `/memlens-test-12-0/db` for a child.
     pub fn path_in_hierarchy(&self) -> String {
-        format!(
-            "/{}",
-            self.dir
-                .file_name()
-                .expect("cgroup dir has a name")
-                .to_string_lossy()
-        )
+        let relative = self
+            .dir
+            .strip_prefix(&self.mount_point)
+            .expect("a test cgroup lies under its hierarchy's mount point");
+        format!("/{}", relative.to_string_lossy())
     }
 
     /// The `cgroup.procs` file a process writes its pid to in order to join.

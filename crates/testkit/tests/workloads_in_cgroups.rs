@@ -186,3 +186,35 @@ fn tail(text: &str, max: usize) -> &str {
 fn http_get(addr: &str, path: &str) -> String {
     memlens_testkit::http_get(addr, path).unwrap_or_else(|e| panic!("{e}"))
 }
+
+#[test]
+fn a_child_cgroups_path_is_the_one_its_processes_show() {
+    // The kernel's own view: /proc/PID/cgroup of a process placed in a
+    // child (its memory line on v1, the unified line on v2).
+    let toolchain = GoToolchain::go119();
+    let parent = TestCgroup::with_limit(256 * MIB);
+    let child = parent.child("inner", None);
+    let workload = WorkloadSpec::new(&toolchain, "steady")
+        .arg("--live-mib=4")
+        .arg("--duration=60s")
+        .start_in(&child);
+    let lines = std::fs::read_to_string(format!("/proc/{}/cgroup", workload.pid())).unwrap();
+    let shown: Vec<&str> = lines
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+            (controllers.split(',').any(|c| c == "memory") || controllers.is_empty())
+                .then_some(path)
+        })
+        .collect();
+    assert!(
+        shown.contains(&child.path_in_hierarchy().as_str()),
+        "{} not among {shown:?}",
+        child.path_in_hierarchy()
+    );
+    assert!(child
+        .path_in_hierarchy()
+        .starts_with(&parent.path_in_hierarchy()));
+    drop(workload);
+}
