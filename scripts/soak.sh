@@ -16,8 +16,14 @@
 # the binary itself, in its package's directory as cargo would, with the
 # environment of scripts/env.sh. Logs stay in target/soak/<time>/ (SOAK_DIR
 # overrides); a run taking longer than SOAK_TIMEOUT (default 1800 s) is killed
-# with its process group and counted as failed. SOAK_PARALLEL (default 2, as in
-# CI) sets how many run at once. Exit status 1 when anything failed.
+# with its process group and counted as failed. SOAK_PARALLEL (default 2) sets
+# how many binaries run at once; each runs its tests as libtest does (two at a
+# time on two cores), so the machine is loaded more than in CI.
+#
+# SOAK_LIKE_CI=1 loads it as CI's nextest does instead: at most two tests at a
+# time, one from the heavy group of .config/nextest.toml and one from the rest
+# (two lanes, each one binary at a time, RUST_TEST_THREADS=1). SOAK_PARALLEL
+# is then ignored. Exit status 1 when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +35,7 @@ shift
 selectors=("$@")
 timeout_seconds=${SOAK_TIMEOUT:-1800}
 parallel=${SOAK_PARALLEL:-2}
+like_ci=${SOAK_LIKE_CI:-0}
 [[ "$parallel" =~ ^[1-9][0-9]*$ ]] || { echo "soak.sh: SOAK_PARALLEL must be a positive integer, not '$parallel'" >&2; exit 2; }
 
 # shellcheck source=scripts/env.sh
@@ -85,7 +92,11 @@ else
   done
 fi
 total=$((runs * ${#targets[@]}))
-echo "soak: $runs run(s) of ${#targets[@]} target(s), $parallel at a time: ${targets[*]}"
+if [ "$like_ci" = 1 ]; then
+  echo "soak: $runs run(s) of ${#targets[@]} target(s), like CI: ${targets[*]}"
+else
+  echo "soak: $runs run(s) of ${#targets[@]} target(s), $parallel at a time: ${targets[*]}"
+fi
 
 # --- run --------------------------------------------------------------------
 # One job: a test binary (or one of its tests) once. Its stdout (libtest's
@@ -104,23 +115,62 @@ run_job() {
 }
 
 done_jobs=0
+lane_name="" # "heavy " or "rest " in a lane of SOAK_LIKE_CI (its own count)
 report_job() { # prints the line of a finished job
   local log=$1 rc
   rc=$(cat "$log.rc")
   done_jobs=$((done_jobs + 1))
-  printf 'soak: [%d/%d] %s: %s in %ss (load %s)\n' "$done_jobs" "$total" "$(basename "$log")" \
+  printf 'soak: %s[%d/%d] %s: %s in %ss (load %s)\n' "$lane_name" "$done_jobs" "$total" "$(basename "$log")" \
     "$([ "$rc" = 0 ] && echo ok || echo "FAILED (exit $rc)")" "$(cat "$log.seconds")" \
     "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
+# The log of TARGET's COPY-th copy in RUN: logs/RUN-BINARY[--TEST][+COPY].
+log_of() {
+  local log
+  log="$out/logs/$(printf '%03d' "$1")-${2//::/--}"
+  [ "$3" -eq 1 ] || log="$log+$3"
+  echo "$log"
+}
+
+if [ "$like_ci" = 1 ]; then
+  # The heavy group's binaries, from the filter of the override that puts
+  # them in test-group 'heavy'.
+  heavy=$(grep -B1 "test-group = 'heavy'" .config/nextest.toml | grep -o 'binary([a-z0-9_]*)' |
+    sed 's/binary(\(.*\))/\1/' | sort -u)
+  [ -n "$heavy" ] || { echo "soak.sh: no heavy test group in .config/nextest.toml" >&2; exit 2; }
+  export RUST_TEST_THREADS=1
+  # One lane: its targets, one at a time, RUNS times.
+  lane() {
+    local run target copy
+    for ((run = 1; run <= runs; run++)); do
+      declare -A copies=()
+      for target in "$@"; do
+        copies[$target]=$((${copies[$target]:-0} + 1))
+        copy=${copies[$target]}
+        run_job "$run" "$target" "$(log_of "$run" "$target" "$copy")"
+        report_job "$(log_of "$run" "$target" "$copy")"
+      done
+      unset copies
+    done
+  }
+  heavy_targets=() rest_targets=()
+  for target in "${targets[@]}"; do
+    if grep -qxF "${target%%::*}" <<<"$heavy"; then heavy_targets+=("$target"); else rest_targets+=("$target"); fi
+  done
+  echo "soak: like CI: ${#heavy_targets[@]} heavy target(s) one at a time beside ${#rest_targets[@]} other(s) one at a time, one test at a time each"
+  (lane_name="heavy " total=$((runs * ${#heavy_targets[@]})) && lane "${heavy_targets[@]}") &
+  heavy_lane=$!
+  (lane_name="rest " total=$((runs * ${#rest_targets[@]})) && lane "${rest_targets[@]}") &
+  rest_lane=$!
+  wait "$heavy_lane" "$rest_lane" || true
+else
 declare -A running # pid -> log
 for ((run = 1; run <= runs; run++)); do
   declare -A copies=()
   for target in "${targets[@]}"; do
-    # logs/RUN-BINARY[--TEST][+COPY]: the second and later copies of a TEST in one run
-    log="$out/logs/$(printf '%03d' "$run")-${target//::/--}"
     copies[$target]=$((${copies[$target]:-0} + 1))
-    [ "${copies[$target]}" -eq 1 ] || log="$log+${copies[$target]}"
+    log=$(log_of "$run" "$target" "${copies[$target]}")
     while [ "$(jobs -rp | grep -cv "^$sampler$")" -ge "$parallel" ]; do
       wait -n || true
       for pid in "${!running[@]}"; do
@@ -136,6 +186,7 @@ for pid in "${!running[@]}"; do
   wait "$pid" || true
   report_job "${running[$pid]}"
 done
+fi
 
 kill "$sampler" 2>/dev/null || true
 echo "$(date +%s) $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/load.txt"
