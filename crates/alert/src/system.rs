@@ -11,13 +11,13 @@ use crate::thresholds::{prom_duration as d, Thresholds};
 pub(crate) const FDS: Spec = Spec {
     name: "FDExhaustion",
     meaning: "Open file descriptors of a process at 80 % (warning) or 95 % (critical) of its soft RLIMIT_NOFILE: at the limit open, socket, accept and pipe fail with EMFILE.",
-    runbook: "`memlens diagnose --pid PID` forecasts when it runs out; find the leak (`ls -l /proc/PID/fd`), or raise the limit (LimitNOFILE=).",
+    runbook: "`memlens diagnose --cgroup CGROUP` (the alert's `cgroup`; the process is its `comm`, or its `pid` with `pid_label = true`) forecasts when it runs out; find the leak (`ls -l /proc/PID/fd`), or raise the limit (LimitNOFILE=).",
 };
 
 pub(crate) const VMAS: Spec = Spec {
     name: "VMACountNearLimit",
     meaning: "Memory mappings of a process at 80 % (warning) or 95 % (critical) of the host's vm.max_map_count: at the limit mmap, mprotect and brk fail with ENOMEM while memory is free, and a Go program dies.",
-    runbook: "`memlens diagnose --pid PID` shows the anonymous mappings and the fragmentation; fix what maps many small regions, or raise vm.max_map_count.",
+    runbook: "`memlens diagnose --cgroup CGROUP` (the alert's `cgroup`; the process is its `comm`, or its `pid` with `pid_label = true`) shows the anonymous mappings and the fragmentation; fix what maps many small regions, or raise vm.max_map_count.",
 };
 
 pub(crate) const HOST_PRESSURE: Spec = Spec {
