@@ -285,6 +285,13 @@ fn a_two_minute_leak_at_a_one_second_interval_is_critical_early_and_its_kill_ins
     }
     // Straight to the process's stderr, past the harness's capture.
     let _ = writeln!(std::io::stderr(), "{}", report.join("\n"));
+    oom::keep_recording(
+        "oom_fast_live",
+        &data,
+        &log_path,
+        &[&config],
+        &report.join("\n"),
+    );
     drop(cases);
     let _ = std::fs::remove_dir_all(&data);
     let _ = std::fs::remove_file(&log_path);

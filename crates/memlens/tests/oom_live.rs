@@ -374,6 +374,7 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
     // Straight to the process's stderr, past the harness's capture of the
     // print macros: the lead times and errors show in every CI log.
     let _ = writeln!(std::io::stderr(), "{}", report.join("\n"));
+    oom::keep_recording("oom_live", &data, &log_path, &[], &report.join("\n"));
     drop(cases);
     let _ = std::fs::remove_dir_all(&data);
     let _ = std::fs::remove_file(&log_path);

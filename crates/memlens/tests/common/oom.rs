@@ -164,3 +164,41 @@ pub fn measure(critical: &Value, kill_ms: i64, leak_ms: i64) -> Measured {
         line,
     }
 }
+
+/// With `MEMLENS_KEEP_RECORDING=DIR` in the environment, copies the agent's
+/// history (`data`), its log and `extra` files (the agent's config) into
+/// `DIR/NAME-PID/`, with the test's report, so that a run (e.g. a soak round whose lead was near its bound)
+/// can be replayed offline with any build (`memlens replay --data
+/// DIR/NAME-PID/history --json`). Without it, nothing is kept.
+pub fn keep_recording(
+    name: &str,
+    data: &std::path::Path,
+    log: &std::path::Path,
+    extra: &[&std::path::Path],
+    report: &str,
+) {
+    let Some(keep) = std::env::var_os("MEMLENS_KEEP_RECORDING") else {
+        return;
+    };
+    let dest = std::path::Path::new(&keep).join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dest).expect("MEMLENS_KEEP_RECORDING: create the directory");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(data)
+        .arg(dest.join("history"))
+        .status()
+        .expect("run cp");
+    assert!(
+        copied.success(),
+        "copy {} to {}",
+        data.display(),
+        dest.display()
+    );
+    let _ = std::fs::copy(log, dest.join("agent.log"));
+    for file in extra {
+        if let Some(name) = file.file_name() {
+            let _ = std::fs::copy(file, dest.join(name));
+        }
+    }
+    std::fs::write(dest.join("report.txt"), report).expect("write report.txt");
+}
