@@ -11,7 +11,7 @@
 //! all as the agent stored; the catch-up rate is printed.
 
 use memlens_testkit::{
-    free_loopback_port, ChildGuard, GoToolchain, TempDir, Workload, WorkloadSpec,
+    free_loopback_port, wait_for, ChildGuard, GoToolchain, TempDir, Workload, WorkloadSpec,
 };
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -23,17 +23,6 @@ const USER: &str = "memlens";
 const PASSWORD: &str = "fleet-pw-7";
 /// How long the first agent's link is down.
 const OUTAGE: Duration = Duration::from_secs(60);
-
-fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap();

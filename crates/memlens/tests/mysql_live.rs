@@ -12,8 +12,8 @@ mod metrics;
 
 use cli::{memlens, memlens_json, query};
 use memlens_testkit::{
-    free_loopback_port, http_get, ChildGuard, MariaDb, MariaDbSpec, TempDir, TEST_PASSWORD,
-    TEST_USER,
+    free_loopback_port, http_get, wait_for, ChildGuard, MariaDb, MariaDbSpec, TempDir,
+    TEST_PASSWORD, TEST_USER,
 };
 use metrics::sample;
 use serde_json::Value;
@@ -254,17 +254,6 @@ fn snapshot_reads_lie_between_the_servers_own_reads() {
         "{stdout}"
     );
     assert!(stderr.contains("Access denied"), "{stderr}");
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// The label naming the server's series on /metrics: the agent watches it

@@ -10,7 +10,7 @@
 //! agents. Two receivers, one unreachable, keep their own watermarks.
 
 use memlens_testkit::{
-    free_loopback_port, http_get, ChildGuard, GoToolchain, TempDir, WorkloadSpec,
+    free_loopback_port, http_get, wait_for, ChildGuard, GoToolchain, TempDir, WorkloadSpec,
 };
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -18,18 +18,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Polls `probe` until it gives a value; fails after `timeout`.
-fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 fn terminate(child: &mut ChildGuard, what: &str) -> bool {
     // SAFETY: kill has no memory preconditions; the pid is our own child, not yet reaped.

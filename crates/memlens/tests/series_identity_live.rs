@@ -14,7 +14,7 @@
 //!   series the receiver holds of it.
 
 use memlens_testkit::{
-    free_loopback_port, http_get, ChildGuard, GoToolchain, TempDir, TestCgroup, Workload,
+    free_loopback_port, http_get, wait_for, ChildGuard, GoToolchain, TempDir, TestCgroup, Workload,
     WorkloadSpec,
 };
 use serde_json::Value;
@@ -23,17 +23,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const RESTARTS: usize = 20;
-
-fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
