@@ -810,45 +810,8 @@ pub fn map_entries(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake::FakeMemory;
     use std::cell::Cell;
-    use std::collections::BTreeMap;
-
-    /// A sparse address space: byte runs at addresses; optionally failing as
-    /// an exited process after `fail_after` reads.
-    #[derive(Default)]
-    struct Fake {
-        runs: BTreeMap<u64, Vec<u8>>,
-        reads: Cell<usize>,
-        fail_after: Option<usize>,
-    }
-
-    impl Fake {
-        fn put(&mut self, addr: u64, bytes: &[u8]) {
-            self.runs.insert(addr, bytes.to_vec());
-        }
-    }
-
-    impl Memory for Fake {
-        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
-            self.reads.set(self.reads.get() + 1);
-            if self.fail_after.is_some_and(|n| self.reads.get() > n) {
-                return Err(ReadError::Exited { pid: 7 });
-            }
-            let (start, run) = self
-                .runs
-                .range(..=addr)
-                .next_back()
-                .filter(|(s, r)| addr + buf.len() as u64 <= **s + r.len() as u64)
-                .ok_or(ReadError::Unmapped {
-                    addr,
-                    len_bytes: buf.len(),
-                    reason: "unmapped".into(),
-                })?;
-            let from = (addr - start) as usize;
-            buf.copy_from_slice(&run[from..from + buf.len()]);
-            Ok(())
-        }
-    }
 
     /// The Go 1.19 hmap layout (offsets as its DWARF gives them).
     const CLASSIC: MapLayout = MapLayout::Classic {
@@ -890,7 +853,7 @@ mod tests {
 
     #[test]
     fn classic_capacity_is_eight_slots_per_bucket() {
-        let mut m = Fake::default();
+        let mut m = FakeMemory::default();
         m.put(0x1000, &0x2000u64.to_le_bytes());
         m.put(0x2000, &classic_header(1000, 17, 3));
         let s = read_map(&m, 0x1000, &CLASSIC).unwrap();
@@ -944,7 +907,7 @@ mod tests {
 
     #[test]
     fn nil_map_is_empty_without_slots() {
-        let mut m = Fake::default();
+        let mut m = FakeMemory::default();
         m.put(0x1000, &0u64.to_le_bytes());
         let s = read_map(&m, 0x1000, &SWISS).unwrap();
         assert_eq!((s.length, s.capacity_slots), (0, 0));
@@ -952,7 +915,7 @@ mod tests {
 
     #[test]
     fn swiss_tables_shared_by_directory_entries_count_once() {
-        let mut m = Fake::default();
+        let mut m = FakeMemory::default();
         m.put(0x1000, &0x2000u64.to_le_bytes());
         m.put(0x2000, &swiss_header(1500, 0x3000, 4));
         let dir: Vec<u8> = [0x4000u64, 0x4000, 0x5000, 0x6000]
@@ -974,7 +937,7 @@ mod tests {
 
     #[test]
     fn swiss_small_map_is_one_group() {
-        let mut m = Fake::default();
+        let mut m = FakeMemory::default();
         m.put(0x1000, &0x2000u64.to_le_bytes());
         m.put(0x2000, &swiss_header(5, 0x9000, 0));
         let s = read_map(&m, 0x1000, &SWISS).unwrap();
@@ -983,9 +946,9 @@ mod tests {
 
     #[test]
     fn exit_mid_read_is_reported_as_exit() {
-        let mut m = Fake {
+        let mut m = FakeMemory {
             fail_after: Some(2),
-            ..Fake::default()
+            ..FakeMemory::default()
         };
         m.put(0x1000, &0x2000u64.to_le_bytes());
         m.put(0x2000, &classic_header(1, 1, 0));
@@ -996,7 +959,7 @@ mod tests {
     #[test]
     fn header_pointer_at_the_top_of_the_address_space_is_unreadable() {
         // Found by the fuzzer: a garbage table pointer plus a field offset overflowed.
-        let mut m = Fake::default();
+        let mut m = FakeMemory::default();
         m.put(0x1000, &0x2000u64.to_le_bytes());
         m.put(0x2000, &swiss_header(1, 0x3000, 1));
         m.put(0x3000, &u64::MAX.to_le_bytes());
@@ -1006,7 +969,7 @@ mod tests {
 
     #[test]
     fn maps_read_together_fail_alone_and_equal_maps_read_alone() {
-        let mut m = Fake::default();
+        let mut m = FakeMemory::default();
         // Three maps: a directory of two tables, an unmapped header, a small one.
         m.put(0x1000, &0x2000u64.to_le_bytes());
         m.put(0x1008, &0xdead0u64.to_le_bytes());
@@ -1036,7 +999,7 @@ mod tests {
 
     #[test]
     fn tombstones_past_the_budget_are_not_read_at_all() {
-        let mut m = Fake::default();
+        let mut m = FakeMemory::default();
         m.put(0x1000, &0x2000u64.to_le_bytes());
         let mut h = swiss_header(100, 0x3000, 2);
         h[40] = 1; // tombstonePossible
@@ -1075,7 +1038,7 @@ mod tests {
 
     #[test]
     fn unmapped_header_names_the_address() {
-        let mut m = Fake::default();
+        let mut m = FakeMemory::default();
         m.put(0x1000, &0xdead0u64.to_le_bytes());
         let e = read_map(&m, 0x1000, &CLASSIC).unwrap_err();
         assert!(e.to_string().contains("0xdead0"), "{e}");

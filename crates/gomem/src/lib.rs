@@ -33,6 +33,8 @@
 mod debuglink;
 mod dwarf;
 mod error;
+#[cfg(test)]
+mod fake;
 mod hash;
 mod layout;
 mod memory;

@@ -340,37 +340,7 @@ const fn libc_esrch() -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
-    use std::collections::BTreeMap;
-
-    /// Byte runs at addresses; counts the reads it serves.
-    #[derive(Default)]
-    struct Runs {
-        runs: BTreeMap<u64, Vec<u8>>,
-        reads: Cell<usize>,
-    }
-
-    impl Memory for Runs {
-        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
-            self.reads.set(self.reads.get() + 1);
-            let (start, run) = self
-                .runs
-                .range(..=addr)
-                .next_back()
-                .filter(|(s, r)| {
-                    addr.checked_add(buf.len() as u64)
-                        .is_some_and(|end| end <= **s + r.len() as u64)
-                })
-                .ok_or(ReadError::Unmapped {
-                    addr,
-                    len_bytes: buf.len(),
-                    reason: "unmapped".into(),
-                })?;
-            let from = (addr - start) as usize;
-            buf.copy_from_slice(&run[from..from + buf.len()]);
-            Ok(())
-        }
-    }
+    use crate::fake::FakeMemory;
 
     fn bytes(from: u8, n: usize) -> Vec<u8> {
         (0..n).map(|i| from.wrapping_add(i as u8)).collect()
@@ -378,7 +348,7 @@ mod tests {
 
     #[test]
     fn nearby_ranges_are_one_read_and_come_back_in_order() {
-        let mut m = Runs::default();
+        let mut m = FakeMemory::default();
         m.runs.insert(0x1000, bytes(0, 4096));
         // Out of order, overlapping, and one far away.
         let b = read_batch(&m, &[(0x1100, 4), (0x1000, 8), (0x1004, 8), (0x1800, 8)]);
@@ -396,7 +366,7 @@ mod tests {
 
     #[test]
     fn a_merged_read_over_a_hole_falls_back_to_each_range() {
-        let mut m = Runs::default();
+        let mut m = FakeMemory::default();
         m.runs.insert(0x1000, bytes(1, 16));
         m.runs.insert(0x1200, bytes(2, 16));
         // 0x1010..0x1200 is unmapped: the merged read fails, each range is
@@ -412,7 +382,7 @@ mod tests {
     fn a_range_past_the_top_of_the_address_space_fails_with_its_length() {
         // Found by the fuzzer: the merged range's end saturated, and the
         // range was read as 0 bytes.
-        let mut m = Runs::default();
+        let mut m = FakeMemory::default();
         m.runs.insert(u64::MAX - 64, bytes(3, 64));
         let b = read_batch(
             &m,

@@ -412,44 +412,13 @@ impl<'a> Walker<'a, '_> {
 mod tests {
     use super::*;
     use crate::dwarf::Root;
+    use crate::fake::FakeMemory;
     use crate::layout::{EntryLayout, MapLayout};
-    use std::collections::BTreeMap;
 
-    /// A sparse address space of byte runs.
-    #[derive(Default)]
-    struct Fake(BTreeMap<u64, Vec<u8>>);
-
-    impl Fake {
-        fn put(&mut self, addr: u64, bytes: &[u8]) {
-            self.0.insert(addr, bytes.to_vec());
-        }
-        fn put_u64s(&mut self, addr: u64, words: &[u64]) {
-            let b: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-            self.put(addr, &b);
-        }
-        /// A Swiss map header: used, seed, dirPtr (one small group), dirLen 0,
-        /// then tombstonePossible false at 40.
-        fn small_map(&mut self, addr: u64, used: u64, group: u64) {
-            self.put_u64s(addr, &[used, 0, group, 0, 0, 0]);
-        }
-    }
-
-    impl Memory for Fake {
-        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
-            let (start, run) = self
-                .0
-                .range(..=addr)
-                .next_back()
-                .filter(|(s, r)| addr + buf.len() as u64 <= **s + r.len() as u64)
-                .ok_or(ReadError::Unmapped {
-                    addr,
-                    len_bytes: buf.len(),
-                    reason: "unmapped".into(),
-                })?;
-            let from = (addr - start) as usize;
-            buf.copy_from_slice(&run[from..from + buf.len()]);
-            Ok(())
-        }
+    /// A Swiss map header at `addr`: used, seed, dirPtr (one small group),
+    /// dirLen 0, then tombstonePossible false at 40.
+    fn small_map(m: &mut FakeMemory, addr: u64, used: u64, group: u64) {
+        m.put_u64s(addr, &[used, 0, group, 0, 0, 0]);
     }
 
     const SWISS: MapLayout = MapLayout::Swiss {
@@ -535,10 +504,10 @@ mod tests {
         ix
     }
 
-    fn memory() -> Fake {
-        let mut m = Fake::default();
+    fn memory() -> FakeMemory {
+        let mut m = FakeMemory::default();
         m.put_u64s(0x1000, &[0x2000]);
-        m.small_map(0x2000, 2, 0x3000);
+        small_map(&mut m, 0x2000, 2, 0x3000);
         // The outer map's one group: slots 0 and 2 full (high bit clear).
         let mut group = vec![0u8; 136];
         group[..8].copy_from_slice(&[0x01, 0x80, 0x05, 0x80, 0x80, 0x80, 0x80, 0x80]);
@@ -547,16 +516,16 @@ mod tests {
         group[40..48].copy_from_slice(&42i64.to_le_bytes());
         group[48..56].copy_from_slice(&0x4100u64.to_le_bytes());
         m.put(0x3000, &group);
-        m.small_map(0x4000, 3, 0x5000);
-        m.small_map(0x4100, 1, 0x5100);
+        small_map(&mut m, 0x4000, 3, 0x5000);
+        small_map(&mut m, 0x4100, 1, 0x5100);
         // main.node -> node{m, next: itself}.
         m.put_u64s(0x1100, &[0x6000]);
         m.put_u64s(0x6000, &[0x4200, 0x6000]);
-        m.small_map(0x4200, 4, 0x5200);
+        small_map(&mut m, 0x4200, 4, 0x5200);
         // main.list: two elements, the second a nil map.
         m.put_u64s(0x1200, &[0x7000, 2, 2]);
         m.put_u64s(0x7000, &[0x4300, 0]);
-        m.small_map(0x4300, 5, 0x5300);
+        small_map(&mut m, 0x4300, 5, 0x5300);
         m
     }
 
