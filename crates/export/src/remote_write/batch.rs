@@ -327,6 +327,16 @@ fn chosen_processes(
 mod tests {
     use super::*;
 
+    /// A stored row.
+    fn row(ts_ms: i64, entity: i64, metric: &str, value: f64) -> Row {
+        Row {
+            ts_ms,
+            entity,
+            metric: metric.into(),
+            value,
+        }
+    }
+
     #[test]
     fn series_are_named_and_labelled_as_on_metrics() {
         let mut entities = HashMap::new();
@@ -350,12 +360,6 @@ mod tests {
                 go: false,
             },
         );
-        let row = |ts_ms, entity, metric: &str, value| Row {
-            ts_ms,
-            entity,
-            metric: metric.into(),
-            value,
-        };
         let rows = [
             row(1000, 1, "rss_bytes", 5.0),
             row(1000, 1, "go_gc_pause_ns_total", 2e9),
@@ -433,12 +437,6 @@ mod tests {
             go: false,
         };
         let entities = HashMap::from([(1, process("a")), (2, process("b"))]);
-        let row = |ts_ms, entity, metric: &str, value| Row {
-            ts_ms,
-            entity,
-            metric: metric.into(),
-            value,
-        };
         // b is larger at 1000, a at 2000.
         let rows = [
             row(1000, 1, "rss_bytes", 5.0),
