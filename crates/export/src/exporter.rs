@@ -385,7 +385,8 @@ pub fn listen_addr(listen: &str) -> Result<SocketAddr, String> {
 mod tests {
     use super::*;
 
-    fn snapshot(processes: Vec<memlens_model::ProcessSample>) -> Snapshot {
+    /// A snapshot of `processes` alone (also for the render tests).
+    pub(crate) fn snapshot(processes: Vec<memlens_model::ProcessSample>) -> Snapshot {
         Snapshot {
             taken_at_unix_ms: 0,
             host: Default::default(),

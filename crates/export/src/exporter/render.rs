@@ -748,15 +748,7 @@ mod tests {
         assert_eq!(s, "+InfNaN");
     }
 
-    fn snapshot_of(processes: Vec<memlens_model::ProcessSample>) -> Snapshot {
-        Snapshot {
-            taken_at_unix_ms: 0,
-            host: Default::default(),
-            processes,
-            emptied_cgroups: Vec::new(),
-            mysql: Vec::new(),
-        }
-    }
+    use crate::exporter::tests::snapshot as snapshot_of;
 
     fn worker(pid: i32, rss_bytes: u64) -> memlens_model::ProcessSample {
         memlens_model::ProcessSample {
