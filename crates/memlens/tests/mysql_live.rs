@@ -525,12 +525,14 @@ fn wait_quiet(db: &MariaDb) {
 /// `(pages_data + pages_free) × page_size`. `--innodb-lru-scan-depth=100`
 /// (the minimum; the default 1536 is over a third of this 64 MiB pool: seen
 /// 1068 free pages of which 364 once used, 18 % of the data pages, in a
-/// 48 MiB pool) keeps the free list near 100-210 pages after the scan,
-/// 3-5.5 % of the ~3900 data pages; the test checks from its own reads that
-/// free pages are at most 10 % of the data pages, so that bracket (from the
-/// test's reads before and after) is at most 10 % wide. (It once required
-/// 5 % and a 5 % upper bound: a run with 211 free pages, all resident, was
-/// 5.5 % above the data pages, inside the bracket but failed.)
+/// 48 MiB pool) keeps the free list near 100-130 pages after the scan, ~3 %
+/// of the ~3900 data pages; the test checks from its own reads that free
+/// pages are at most 5 % of the data pages, so the pool's data part by the
+/// kernel's count is within 5 % of `pages_data × page_size`, bracketed by
+/// the test's reads. When the free list is longer (once 211 pages, 5.5 %,
+/// all resident: memlens's count was exactly data + free pages), nothing is
+/// judged: another scan turns free pages into data pages and the bracket is
+/// taken again.
 #[test]
 fn the_pool_ledger_matches_the_data_pages_after_a_full_scan() {
     let db = MariaDb::start(&MariaDbSpec {
@@ -561,9 +563,8 @@ fn the_pool_ledger_matches_the_data_pages_after_a_full_scan() {
         let (free_a, free_b) = pages("Innodb_buffer_pool_pages_free");
         let (total_a, total_b) = pages("Innodb_buffer_pool_pages_total");
         assert_eq!(total_a, total_b);
-        // The precondition that makes the bracket tight (at most 10 % wide),
-        // from the test's own reads.
-        let small_free = free_a.max(free_b) * 10 <= data_a.min(data_b);
+        // The precondition the 5 % rests on, from the test's own reads.
+        let small_free = free_a.max(free_b) * 20 <= data_a.min(data_b);
         // Descriptor frames: MariaDB's count, exactly.
         assert_eq!(
             f(&pool["descriptor_bytes"]) as u64,
@@ -574,10 +575,8 @@ fn the_pool_ledger_matches_the_data_pages_after_a_full_scan() {
         let resident = f(&pool["resident_bytes"]);
         assert!(resident <= pool_size as f64, "{pool}");
         let frames = f(&pool["page_frames_resident_bytes"]);
-        // Every data page's frame is resident (it holds the page); a free
-        // frame is resident once it has held one. 5 % below the data pages
-        // allows for pages counted as data while their frame is handed over.
         let lo = 0.95 * (data_a.min(data_b) * page) as f64;
+        let hi = 1.05 * (data_a.max(data_b) * page) as f64;
         let at_most = ((data_a.max(data_b) + free_a.max(free_b)) * page) as f64;
         // The anon RSS the ledger splits is the process's, between the
         // test's reads (4 MiB either side: the server allocates as it answers).
@@ -585,7 +584,7 @@ fn the_pool_ledger_matches_the_data_pages_after_a_full_scan() {
         let rss_ok = (rss_before.min(rss_after) - (4 << 20)) as f64 <= anon
             && anon <= (rss_before.max(rss_after) + (4 << 20)) as f64;
         assert!(rss_ok, "anon {anon} not near [{rss_before}, {rss_after}]");
-        if small_free && lo <= frames && frames <= at_most {
+        if small_free && lo <= frames && frames <= hi && frames <= at_most {
             let untracked = f(&ledger["untracked_bytes"]);
             eprintln!(
                 "pool ledger: resident {resident} B = descriptors {} + misc {} + page frames {frames} \
@@ -612,12 +611,18 @@ fn the_pool_ledger_matches_the_data_pages_after_a_full_scan() {
         }
         // InnoDB's background work (statistics, purge, LRU flushing) can
         // move pages between data and free inside the bracket: a bracket
-        // whose ends moved is taken again once the pool is quiet.
+        // whose ends moved is taken again once the pool is quiet. A free
+        // list too long for the 5 % is shortened by another scan first.
         let moved = data_a != data_b || free_a != free_b;
+        if !small_free && attempt < 5 {
+            scan(&db);
+            wait_quiet(&db);
+            continue;
+        }
         assert!(
             moved && attempt < 5,
             "attempt {attempt}: free pages {free_a}/{free_b}, data pages {data_a}/{data_b}: \
-             page frames {frames} B not within [{lo}, {at_most}]: {server}"
+             page frames {frames} B not within [{lo}, {hi}] (and <= {at_most}): {server}"
         );
         wait_quiet(&db);
     }
