@@ -45,7 +45,6 @@
 
 use memlens_testkit::{free_loopback_port, http_get, ChildGuard, GoToolchain, TempDir};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -69,36 +68,6 @@ use oom::{now_ms, start, Case};
 
 /// Webhook bodies received, with the test's clock (ms) at arrival.
 type Received = Arc<Mutex<Vec<(i64, Value)>>>;
-
-/// A webhook receiver on `listener`: answers 200 to each POST and keeps
-/// its JSON body.
-fn receive_webhooks(listener: TcpListener) -> Received {
-    let received: Received = Arc::default();
-    let keep = received.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut length = 0usize;
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                line.clear();
-            }
-            let mut body = vec![0u8; length];
-            if reader.read_exact(&mut body).is_err() {
-                continue;
-            }
-            let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            keep.lock().unwrap().push((now_ms(), json));
-            let _ = reader
-                .get_mut()
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    received
-}
 
 /// A listener that accepts connections and never answers.
 fn black_hole() -> String {
@@ -217,7 +186,7 @@ fn memlens_alerts_reach_alertmanager_and_a_webhook_before_and_after_a_real_kill(
     let am = Alertmanager::start(&dir);
     let hook_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let hook_addr = hook_listener.local_addr().unwrap().to_string();
-    let received = receive_webhooks(hook_listener);
+    let received = alertmanager::receive_webhooks(hook_listener, |body| (now_ms(), body));
     let fast = ["--leak-kib-per-second=720", "--garbage-kib=512"];
     let mut leak = start(&go127, "fast leak", "heap-leak", &fast, true, 160 << 20);
     // Its first forecast is a warning: the critical waits for a trend

@@ -34,7 +34,6 @@
 use memlens_testkit::{free_loopback_port, http_get, ChildGuard, GoToolchain, TempDir};
 use memlens_testkit::{TestCgroup, Workload, WorkloadSpec};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -49,36 +48,6 @@ use alertmanager::Alertmanager;
 
 /// Webhook bodies received.
 type Received = Arc<Mutex<Vec<Value>>>;
-
-/// A webhook receiver on `listener`: answers 200 to each POST and keeps
-/// its JSON body.
-fn receive_webhooks(listener: TcpListener) -> Received {
-    let received: Received = Arc::default();
-    let keep = received.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut length = 0usize;
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                line.clear();
-            }
-            let mut body = vec![0u8; length];
-            if reader.read_exact(&mut body).is_err() {
-                continue;
-            }
-            let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            keep.lock().unwrap().push(json);
-            let _ = reader
-                .get_mut()
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    received
-}
 
 /// One workload in its own cgroup.
 struct Case {
@@ -192,7 +161,7 @@ fn diagnose_checks_raise_their_alerts_live_on_the_workloads_that_have_the_proble
     let am = Alertmanager::start(&dir);
     let hook = TcpListener::bind("127.0.0.1:0").unwrap();
     let hook_addr = hook.local_addr().unwrap().to_string();
-    let received = receive_webhooks(hook);
+    let received = alertmanager::receive_webhooks(hook, |body| body);
     let mib = 1u64 << 20;
 
     let above = start(

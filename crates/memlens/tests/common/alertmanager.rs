@@ -50,3 +50,37 @@ impl Alertmanager {
         serde_json::from_str(&body).unwrap_or_default()
     }
 }
+
+/// A webhook receiver on `listener`: answers 200 to each POST and keeps its
+/// JSON body, as `keep` makes it into an entry (e.g. with the time it came).
+pub fn receive_webhooks<T: Send + 'static>(
+    listener: std::net::TcpListener,
+    keep: fn(Value) -> T,
+) -> std::sync::Arc<std::sync::Mutex<Vec<T>>> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = received.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0u8; length];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            kept.lock().unwrap().push(keep(json));
+            let _ = reader
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    received
+}
