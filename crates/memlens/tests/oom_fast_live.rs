@@ -92,6 +92,14 @@ fn a_two_minute_leak_at_a_one_second_interval_is_critical_early_and_its_kill_ins
     std::fs::write(&config, "[findings]\nforecast_coverage = 0.99\n").unwrap();
     let config_arg = config.to_str().unwrap().to_string();
     let log_path = data.with_extension("log");
+    // Declared before the agent: dropped after it, also on failure.
+    let mut recording = oom::Recording {
+        name: "oom_fast_live",
+        data: data.clone(),
+        log: log_path.clone(),
+        extra: vec![config.clone()],
+        report: Vec::new(),
+    };
     let addr = format!("127.0.0.1:{}", free_loopback_port());
     let mut args = vec![
         "watch".to_string(),
@@ -173,7 +181,6 @@ fn a_two_minute_leak_at_a_one_second_interval_is_critical_early_and_its_kill_ins
         "--json",
     ]))
     .unwrap();
-    let mut report = Vec::new();
     for case in &cases {
         let mine = findings_about(&findings, case);
         let traces = memlens_json(&[
@@ -203,7 +210,7 @@ fn a_two_minute_leak_at_a_one_second_interval_is_critical_early_and_its_kill_ins
         let m = measure(critical, kill_ms, leak_ms);
         let line = format!("{}: {}", case.name, m.line);
         println!("{line}");
-        report.push(line);
+        recording.report.push(line);
         assert!(
             leak_ms <= 150_000,
             "{}: killed {leak_ms} ms after its start: not a two-minute leak",
@@ -284,16 +291,6 @@ fn a_two_minute_leak_at_a_one_second_interval_is_critical_early_and_its_kill_ins
         let _ = std::fs::remove_file(&file);
     }
     // Straight to the process's stderr, past the harness's capture.
-    let _ = writeln!(std::io::stderr(), "{}", report.join("\n"));
-    oom::keep_recording(
-        "oom_fast_live",
-        &data,
-        &log_path,
-        &[&config],
-        &report.join("\n"),
-    );
+    let _ = writeln!(std::io::stderr(), "{}", recording.report.join("\n"));
     drop(cases);
-    let _ = std::fs::remove_dir_all(&data);
-    let _ = std::fs::remove_file(&log_path);
-    let _ = std::fs::remove_file(&config);
 }

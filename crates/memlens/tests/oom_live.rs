@@ -141,6 +141,14 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
     let _ = std::fs::remove_dir_all(&data);
     let data_arg = data.to_str().unwrap().to_string();
     let log_path = data.with_extension("log");
+    // Declared before the agent: dropped after it, also on failure.
+    let mut recording = oom::Recording {
+        name: "oom_live",
+        data: data.clone(),
+        log: log_path.clone(),
+        extra: Vec::new(),
+        report: Vec::new(),
+    };
     let mut args = vec!["watch".to_string(), "--data".to_string(), data_arg.clone()];
     for case in &cases {
         args.push("--pid".to_string());
@@ -201,7 +209,6 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
     );
     let replayed: Value =
         serde_json::from_str(&memlens(&["replay", "--data", &data_arg, "--json"])).unwrap();
-    let mut report = Vec::new();
     for case in &cases {
         let mine = findings_about(&findings, case);
         if !case.leaks {
@@ -220,11 +227,11 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
         // The range (90 %) is reported, not bounded: one kill per case.
         let line = format!("{}: {}", case.name, m.line);
         println!("{line}");
-        report.push(line);
+        recording.report.push(line);
         // Not bounded: the process's kill point is the limit minus what the
         // rest of the cgroup uses (usage - RSS), one more estimate.
         let process = measure(process_critical, kill_ms, leak_ms);
-        report.push(format!("{}: {}", case.name, process.line));
+        recording.report.push(format!("{}: {}", case.name, process.line));
         // Issue 14: a slow sawtooth leak is critical for 70 % of it, within
         // 20 % of the time left (was 60 % and 25 %; CI once saw 36.7 %).
         let (min_lead, max_error) = if case.name.starts_with("slow") {
@@ -353,7 +360,7 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
             &top[..top.len().min(3)]
         );
         println!("{line}");
-        report.push(line);
+        recording.report.push(line);
         if case.name.starts_with("fast") {
             assert_eq!(
                 top.first().map(String::as_str),
@@ -373,9 +380,6 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
     }
     // Straight to the process's stderr, past the harness's capture of the
     // print macros: the lead times and errors show in every CI log.
-    let _ = writeln!(std::io::stderr(), "{}", report.join("\n"));
-    oom::keep_recording("oom_live", &data, &log_path, &[], &report.join("\n"));
+    let _ = writeln!(std::io::stderr(), "{}", recording.report.join("\n"));
     drop(cases);
-    let _ = std::fs::remove_dir_all(&data);
-    let _ = std::fs::remove_file(&log_path);
 }

@@ -165,40 +165,64 @@ pub fn measure(critical: &Value, kill_ms: i64, leak_ms: i64) -> Measured {
     }
 }
 
-/// With `MEMLENS_KEEP_RECORDING=DIR` in the environment, copies the agent's
-/// history (`data`), its log and `extra` files (the agent's config) into
-/// `DIR/NAME-PID/`, with the test's report, so that a run (e.g. a soak round whose lead was near its bound)
-/// can be replayed offline with any build (`memlens replay --data
-/// DIR/NAME-PID/history --json`). Without it, nothing is kept.
-pub fn keep_recording(
-    name: &str,
-    data: &std::path::Path,
-    log: &std::path::Path,
-    extra: &[&std::path::Path],
-    report: &str,
-) {
-    let Some(keep) = std::env::var_os("MEMLENS_KEEP_RECORDING") else {
-        return;
-    };
-    let dest = std::path::Path::new(&keep).join(format!("{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dest).expect("MEMLENS_KEEP_RECORDING: create the directory");
-    let copied = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(data)
-        .arg(dest.join("history"))
-        .status()
-        .expect("run cp");
-    assert!(
-        copied.success(),
-        "copy {} to {}",
-        data.display(),
-        dest.display()
-    );
-    let _ = std::fs::copy(log, dest.join("agent.log"));
-    for file in extra {
-        if let Some(name) = file.file_name() {
-            let _ = std::fs::copy(file, dest.join(name));
+/// The agent's files of one real-kill run (its history directory, its log
+/// and `extra` files such as its config) and the test's report lines.
+/// Dropped, also when the test fails, it first keeps them with
+/// `MEMLENS_KEEP_RECORDING=DIR` in the environment: copied into
+/// `DIR/NAME-PID/` with the report (`report.txt`, ending in "test failed"
+/// when it did), so that a run (a soak round whose lead came near its
+/// bound, or one that failed) can be replayed offline with any build
+/// (`memlens replay --data DIR/NAME-PID/history --json`). Then it removes
+/// them.
+pub struct Recording {
+    pub name: &'static str,
+    pub data: std::path::PathBuf,
+    pub log: std::path::PathBuf,
+    pub extra: Vec<std::path::PathBuf>,
+    pub report: Vec<String>,
+}
+
+impl Recording {
+    fn keep(&self, keep: &std::ffi::OsStr) -> Result<std::path::PathBuf, String> {
+        let dest = std::path::Path::new(keep).join(format!("{}-{}", self.name, std::process::id()));
+        std::fs::create_dir_all(&dest).map_err(|e| format!("create {}: {e}", dest.display()))?;
+        let copied = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&self.data)
+            .arg(dest.join("history"))
+            .status()
+            .map_err(|e| format!("run cp: {e}"))?;
+        if !copied.success() {
+            return Err(format!("cp -a {} {}: {copied}", self.data.display(), dest.display()));
+        }
+        let _ = std::fs::copy(&self.log, dest.join("agent.log"));
+        for file in &self.extra {
+            if let Some(name) = file.file_name() {
+                let _ = std::fs::copy(file, dest.join(name));
+            }
+        }
+        let mut report = self.report.join("\n");
+        if std::thread::panicking() {
+            report.push_str("\ntest failed\n");
+        }
+        std::fs::write(dest.join("report.txt"), report)
+            .map_err(|e| format!("write report.txt: {e}"))?;
+        Ok(dest)
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if let Some(keep) = std::env::var_os("MEMLENS_KEEP_RECORDING") {
+            match self.keep(&keep) {
+                Ok(dest) => eprintln!("{}: recording kept in {}", self.name, dest.display()),
+                Err(e) => eprintln!("{}: MEMLENS_KEEP_RECORDING: {e}", self.name),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.data);
+        let _ = std::fs::remove_file(&self.log);
+        for file in &self.extra {
+            let _ = std::fs::remove_file(file);
         }
     }
-    std::fs::write(dest.join("report.txt"), report).expect("write report.txt");
 }
