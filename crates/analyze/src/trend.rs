@@ -188,6 +188,12 @@ pub struct Trend {
     /// whose peaks are sampled). The kill comes at a true peak: the
     /// earliest kill of the range allows for it.
     pub peak_shortfall: f64,
+    /// The longest wait between two rises of the series over the trend's
+    /// samples beyond one sampling interval (seconds), counting the wait
+    /// still open at the newest sample: a staircase (a Go heap's RSS, flat while the GC reuses the
+    /// spans it freed) reaches a new level only on a rise, so the kill can
+    /// come up to one such wait after the level says ([`plateau_seconds`]).
+    pub plateau_seconds: f64,
     /// The two-sided normal quantile of the coverage the interval and the
     /// sigma are meant for ([`coverage_z`]).
     pub coverage_z: f64,
@@ -345,6 +351,53 @@ pub(crate) fn widened_interval(
     let below = (slope - low).max(0.0);
     let above = (high - slope).max(0.0);
     (slope - below.hypot(drift), slope + above.hypot(drift))
+}
+
+/// How long `points` (ms, value; ascending) went without rising, beyond
+/// one sampling interval: the longest time between two rises (the wait
+/// still open at the newest sample included) less the median time between
+/// samples, in seconds; 0 unless the series is a clean staircase. A rise
+/// is a sample above the level of the previous rise by more than the step
+/// noise, three times the median fall between two samples (at least a
+/// 4 KiB page): a staircase (a high-water mark such as a Go heap's RSS)
+/// falls back by its jitter only, noise by as much as it rises. Clean: the
+/// median rise is at least twice that noise; where noise is as large as the
+/// rises, flat stretches are the noise's own (and already in the level's
+/// uncertainty). A steady climb rises at every sample (0).
+pub fn plateau_seconds(points: &[(i64, f64)]) -> f64 {
+    if points.len() < 2 {
+        return 0.0;
+    }
+    // The step noise, from the falls: a staircase (a high-water mark)
+    // falls back by its jitter only, noise by as much as it rises.
+    let falls: Vec<f64> = points
+        .windows(2)
+        .map(|w| w[0].1 - w[1].1)
+        .filter(|fall| *fall > 0.0)
+        .collect();
+    let tolerance = (3.0 * median(&falls).unwrap_or(0.0)).max(4096.0);
+    let (mut last_rise_ms, mut level) = points[0];
+    let mut longest_ms = 0;
+    let mut rises = Vec::new();
+    for &(ms, value) in &points[1..] {
+        if value > level + tolerance {
+            longest_ms = longest_ms.max(ms - last_rise_ms);
+            rises.push(value - level);
+            last_rise_ms = ms;
+            level = value;
+        }
+    }
+    if median(&rises).is_none_or(|rise| rise < 2.0 * tolerance) {
+        return 0.0;
+    }
+    let newest_ms = points[points.len() - 1].0;
+    longest_ms = longest_ms.max(newest_ms - last_rise_ms);
+    let gaps: Vec<f64> = points
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) as f64)
+        .collect();
+    let interval_ms = median(&gaps).unwrap_or(0.0);
+    ((longest_ms as f64 - interval_ms) / 1000.0).max(0.0)
 }
 
 /// The two-sided normal quantile of `config.coverage`.
@@ -579,6 +632,9 @@ fn analyse_with(points: &[(i64, f64)], config: &TrendConfig, cut: bool) -> Optio
             // the whole segment sees every phase.
             (sawtooth_height.max(spread) - trend_rise).max(0.0)
         },
+        plateau_seconds: plateau_seconds(
+            &points[points.partition_point(|p| p.0 < segment_start_ms)..],
+        ),
         coverage_z: z_coverage,
     })
 }
@@ -594,6 +650,30 @@ mod tests {
                 (ms, f(ms as f64 / 1000.0))
             })
             .collect()
+    }
+
+    #[test]
+    fn plateau_is_the_longest_wait_between_rises() {
+        // A steady climb rises at every 1 s sample: no wait beyond that.
+        let climb = series(60, 1000, |t| 1e8 + 1e6 * t);
+        assert_eq!(plateau_seconds(&climb), 0.0);
+        // A staircase: 8 MB every 10 s, with 100 kB of jitter on the flat
+        // stretches (no rise); its last flat stretch has lasted 7 s.
+        let stairs = series(58, 1000, |t| {
+            1e8 + 8e6 * (t / 10.0).floor() + [0.0, 1e5][(t as usize) % 2]
+        });
+        assert_eq!(plateau_seconds(&stairs), 9.0);
+        // Still open: the same staircase stopped 25 s ago.
+        let mut stopped = stairs.clone();
+        let last = stopped[stopped.len() - 1];
+        stopped.extend((1..=25).map(|k| (last.0 + k * 1000, last.1)));
+        assert_eq!(plateau_seconds(&stopped), 31.0);
+        assert_eq!(plateau_seconds(&climb[..1]), 0.0);
+        // Noise as large as the steps: no staircase to tell.
+        let noisy = series(58, 1000, |t| {
+            1e8 + 8e6 * (t / 10.0).floor() + [0.0, 6e6, 2e6, 9e6][(t as usize) % 4]
+        });
+        assert_eq!(plateau_seconds(&noisy), 0.0);
     }
 
     #[test]

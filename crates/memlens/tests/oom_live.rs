@@ -231,7 +231,9 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
         // Not bounded: the process's kill point is the limit minus what the
         // rest of the cgroup uses (usage - RSS), one more estimate.
         let process = measure(process_critical, kill_ms, leak_ms);
-        recording.report.push(format!("{}: {}", case.name, process.line));
+        recording
+            .report
+            .push(format!("{}: {}", case.name, process.line));
         // Issue 14: a slow sawtooth leak is critical for 70 % of it, within
         // 20 % of the time left (was 60 % and 25 %; CI once saw 36.7 %).
         let (min_lead, max_error) = if case.name.starts_with("slow") {

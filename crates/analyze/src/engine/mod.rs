@@ -659,6 +659,14 @@ impl Engine {
                 Layer::Cgroup,
             ));
         }
+        if f.rise_wait_seconds > 0.0 {
+            evidence.push(Evidence::new(
+                "rise_wait_seconds",
+                f.rise_wait_seconds,
+                "seconds",
+                Layer::Derived,
+            ));
+        }
         // Unbounded when the slope's interval reaches zero: left out.
         if let Some(latest_ms) = f.latest_kill_at_ms {
             evidence.push(Evidence::new(

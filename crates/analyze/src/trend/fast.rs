@@ -38,7 +38,7 @@
 //! `max_extrapolation` still requires the rise seen to be a quarter of the
 //! headroom left). Cost: O(n) for the scan, O(64²) for the fit.
 
-use super::{coverage_z, widened_interval, Trend, TrendConfig};
+use super::{coverage_z, plateau_seconds, widened_interval, Trend, TrendConfig};
 use crate::robust::{mad_sigma, theil_sen, theil_sen_interval};
 
 /// Most points the fit goes through.
@@ -179,6 +179,7 @@ pub fn analyse(points: &[(i64, f64)], config: &TrendConfig) -> Option<Trend> {
             .windows(2)
             .map(|w| w[1].1 - w[0].1 - line.slope_per_second * (w[1].0 - w[0].0) as f64 / 1000.0)
             .fold(0.0, f64::max),
+        plateau_seconds: plateau_seconds(suffix),
         coverage_z: z_coverage,
     })
 }

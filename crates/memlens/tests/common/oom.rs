@@ -193,7 +193,11 @@ impl Recording {
             .status()
             .map_err(|e| format!("run cp: {e}"))?;
         if !copied.success() {
-            return Err(format!("cp -a {} {}: {copied}", self.data.display(), dest.display()));
+            return Err(format!(
+                "cp -a {} {}: {copied}",
+                self.data.display(),
+                dest.display()
+            ));
         }
         let _ = std::fs::copy(&self.log, dest.join("agent.log"));
         for file in &self.extra {
