@@ -258,8 +258,14 @@ def start_go(case, binary, args, bound_seconds):
     argv += case.spec["args"]
     if case.spec.get("leak_after"):
         argv.append(f"--leak-after={args.leak_after}s")
+    env = dict(os.environ)
+    if not case.spec["leak"]:
+        # A healthy shape runs as a configured service does (as the real-kill
+        # tests' healthy workloads do): GOMEMLIMIT at 3/4 of its cgroup's
+        # limit. Without it `go.gomemlimit_missing` rightly warns.
+        env["GOMEMLIMIT"] = f"{args.limit_mib * 3 // 4}MiB"
     case.proc = start_in_cgroup(case.path, argv, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True)
+                                stderr=subprocess.DEVNULL, text=True, env=env)
     case.pids = [case.proc.pid]
     threading.Thread(target=drain, args=(case, case.proc.stdout), daemon=True).start()
 

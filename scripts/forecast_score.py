@@ -299,13 +299,20 @@ def leak_goals(c, step, m, e):
 def healthy_goals(c, step, fs):
     label = f"{c['name']} step {step}s"
     if c.get("level_off"):
-        # Issue 14: one near-limit finding, at most one time-to-OOM critical, no flapping.
-        crit = sum(1 for f in fs if f["id"] == OOM_ID and f["severity"] == "critical")
-        per_id = {}
+        # Issue 14: one near-limit finding, at most one time-to-OOM critical,
+        # no flapping; counted per target (the cgroup and its process each
+        # see the same episode).
+        crit, per_key = {}, {}
         for f in fs:
-            per_id[f["id"], f["severity"]] = per_id.get((f["id"], f["severity"]), 0) + 1
-        flaps = max(per_id.values(), default=0)
-        return [(f"{label}: <= 1 time-to-OOM critical ({crit}), no finding fired twice ({flaps})",
-                 crit <= 1 and flaps <= 1 and not c.get("kill_ms"))]
+            target = f["target"]["key"] if isinstance(f.get("target"), dict) else f.get("target")
+            if f["id"] == OOM_ID and f["severity"] == "critical":
+                crit[target] = crit.get(target, 0) + 1
+            key = (target, f["id"], f["severity"])
+            per_key[key] = per_key.get(key, 0) + 1
+        most_crit = max(crit.values(), default=0)
+        flaps = max(per_key.values(), default=0)
+        return [(f"{label}: <= 1 time-to-OOM critical per target ({most_crit}), "
+                 f"no finding fired twice on one target ({flaps})",
+                 most_crit <= 1 and flaps <= 1 and not c.get("kill_ms"))]
     return [(f"{label}: no finding ({len(fs)}), not killed", not fs and not c.get("kill_ms"))]
 
