@@ -13,8 +13,9 @@
 //!   its first half, from counter deltas (never lifetime totals), and the
 //!   cause: the pool shrank (its size or its data pages fell), its pages
 //!   were reclaimed or faulted back (the server's major faults or its
-//!   cgroup's refaults rose), or the query mix changed (read requests per
-//!   second rose with no memory signal).
+//!   cgroup's refaults rose), or the query mix changed (no memory signal,
+//!   and the read requests per second rose, or the pages read from disk per
+//!   second did: the queries now reach pages the pool does not hold).
 
 /// One instant of a server and its process.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -31,9 +32,10 @@ pub struct ServerPoint {
     pub reads: f64,
     /// The server process's RSS.
     pub rss_bytes: Option<f64>,
-    /// The process's major faults (counter).
+    /// The process's major faults that can be pool pages (counter): all of
+    /// them when the host has swap, none without (the engine's choice).
     pub major_faults: Option<f64>,
-    /// Its cgroup's refaults, file + anon (counter).
+    /// Its cgroup's anon refaults (counter): the pool is anonymous memory.
     pub refaults: Option<f64>,
 }
 
@@ -249,9 +251,11 @@ pub enum Cause {
     /// The server's major faults or its cgroup's refaults rose: the kernel
     /// took pool pages and they come back from disk.
     PagesReclaimed,
-    /// More read requests per second with no memory signal.
+    /// No memory signal, and more read requests per second, or (the
+    /// memory signals known) more pages read from disk per second.
     QueryMixChanged,
-    /// None of the above.
+    /// None of the above (a drop at the same load with no fault counters
+    /// to rule the kernel out).
     Unknown,
 }
 
@@ -280,6 +284,9 @@ pub struct HitRatioDrop {
     pub pages_data: (f64, f64),
     /// Read requests per second in each half.
     pub requests_per_second: (f64, f64),
+    /// Pages read from disk (`Innodb_buffer_pool_reads`) per second in each
+    /// half.
+    pub disk_reads_per_second: (f64, f64),
     /// Major faults + refaults per second in each half (0 when unknown).
     pub faults_per_second: (f64, f64),
     /// Whether the drop is large enough to report.
@@ -341,7 +348,17 @@ pub fn hit_ratio_drop(points: &[ServerPoint], config: &MysqlConfig) -> Option<Hi
         || pages_after <= pages_before * (1.0 - config.shrink_ratio);
     let faulted = fault_rates.1 >= config.min_faults_per_second
         && fault_rates.1 >= fault_rates.0 * config.fault_rise_factor;
-    let mix = requests.1 >= requests.0 * config.request_rise_factor;
+    // With no shrink and no memory signal, a drop at the same request rate
+    // still means the queries now reach pages the pool does not hold: the
+    // reads from disk rose. Only when the fault counters are known: without
+    // them the kernel's reclaim cannot be ruled out.
+    let misses = (
+        rate(a, m, |p| Some(p.reads)).unwrap_or(0.0),
+        rate(m, b, |p| Some(p.reads)).unwrap_or(0.0),
+    );
+    let faults_known = faults(a).is_some() && faults(b).is_some();
+    let mix = requests.1 >= requests.0 * config.request_rise_factor
+        || (faults_known && misses.1 > 0.0 && misses.1 >= misses.0 * config.request_rise_factor);
     let cause = if shrank {
         Cause::PoolShrank
     } else if faulted {
@@ -357,6 +374,7 @@ pub fn hit_ratio_drop(points: &[ServerPoint], config: &MysqlConfig) -> Option<Hi
         pool_size_bytes: (pool_before, b.pool_size_bytes),
         pages_data: (pages_before, pages_after),
         requests_per_second: requests,
+        disk_reads_per_second: misses,
         faults_per_second: fault_rates,
         fires: before - after >= config.min_hit_ratio_drop,
         cause,
@@ -450,6 +468,26 @@ mod tests {
         let d = hit_ratio_drop(&mix, &c).unwrap();
         assert!(d.fires, "{d:?}");
         assert_eq!(d.cause, Cause::QueryMixChanged);
+
+        // The same requests per second reaching pages the pool lacks: the
+        // reads from disk rose 19-fold, with the fault counters at zero.
+        let same_rate = series(200.0, 3800.0, |_| {});
+        let d = hit_ratio_drop(&same_rate, &c).unwrap();
+        assert!(
+            d.fires && d.requests_per_second.0 == d.requests_per_second.1,
+            "{d:?}"
+        );
+        assert_eq!(d.cause, Cause::QueryMixChanged);
+        // Without fault counters the kernel cannot be ruled out.
+        let blind: Vec<ServerPoint> = same_rate
+            .into_iter()
+            .map(|mut p| {
+                p.major_faults = None;
+                p.refaults = None;
+                p
+            })
+            .collect();
+        assert_eq!(hit_ratio_drop(&blind, &c).unwrap().cause, Cause::Unknown);
     }
 
     #[test]

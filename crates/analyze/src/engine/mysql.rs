@@ -36,10 +36,21 @@ impl Engine {
                 .get(&process)
                 .and_then(|path| self.entities.get(&Entity::Cgroup { path: path.clone() }));
             let get = |s: Option<&EntityState>, m: &str| s.and_then(|s| s.latest.get(m).copied());
-            let refaults = match (get(cgroup, "file_refaults"), get(cgroup, "anon_refaults")) {
-                (None, None) => None,
-                (f, a) => Some(f.unwrap_or(0.0) + a.unwrap_or(0.0)),
+            // The pool is anonymous memory: only its cgroup's anon refaults
+            // and, when the host has swap, the server's major faults (swap-ins)
+            // can be pool pages coming back. Without swap every major fault
+            // is a file page (its binary, libraries, data files read through
+            // the page cache), and file refaults are the page cache's: under
+            // another process's I/O they rose to 91/s beside an untouched pool.
+            let swap_bytes = self
+                .entities
+                .get(&Entity::Host)
+                .and_then(|h| h.latest.get("swap_total_bytes").copied());
+            let major_faults = match swap_bytes {
+                Some(swap) if swap <= 0.0 => Some(0.0),
+                _ => get(ps, "major_faults"),
             };
+            let refaults = get(cgroup, "anon_refaults");
             let (Some(pool), Some(requests), Some(reads)) = (
                 get(Some(state), "mysql_pool_size_bytes"),
                 get(Some(state), TRIGGER),
@@ -56,7 +67,7 @@ impl Engine {
                     read_requests: requests,
                     reads,
                     rss_bytes: get(ps, "rss_bytes"),
-                    major_faults: get(ps, "major_faults"),
+                    major_faults,
                     refaults,
                 },
             ));
@@ -108,12 +119,13 @@ impl Engine {
                         mib(d.pool_size_bytes.0), mib(d.pool_size_bytes.1), d.pages_data.0, d.pages_data.1
                     )),
                     Cause::PagesReclaimed => ("pool pages were reclaimed and faulted back", format!(
-                        "the server's major faults and its cgroup's refaults rose to {:.0}/s: the kernel is taking the pool's pages; on the host side, stop the neighbour's growth or raise the server's cgroup limit; on the server side, lower innodb_buffer_pool_size so the pool fits",
+                        "the server's swap-ins and its cgroup's anon refaults rose to {:.0}/s: the kernel is taking the pool's pages; on the host side, stop the neighbour's growth or raise the server's cgroup limit; on the server side, lower innodb_buffer_pool_size so the pool fits",
                         d.faults_per_second.1
                     )),
                     Cause::QueryMixChanged => ("the query mix changed", format!(
-                        "read requests rose from {:.0}/s to {:.0}/s with no memory signal: look for the new queries (slow log, performance_schema digests); memory is not the cause",
-                        d.requests_per_second.0, d.requests_per_second.1
+                        "read requests went from {:.0}/s to {:.0}/s and pages read from disk from {:.0}/s to {:.0}/s with no memory signal: look for the new queries (slow log, performance_schema digests); memory is not the cause",
+                        d.requests_per_second.0, d.requests_per_second.1,
+                        d.disk_reads_per_second.0, d.disk_reads_per_second.1
                     )),
                     Cause::Unknown => ("no memory or load signal explains it", "compare the slow log and the working set's size against the pool".to_string()),
                 };
@@ -126,6 +138,8 @@ impl Engine {
                     Evidence::new("pages_data_after", d.pages_data.1, "", Layer::Process),
                     Evidence::new("read_requests_per_second_before", d.requests_per_second.0, "1/s", Layer::Process),
                     Evidence::new("read_requests_per_second_after", d.requests_per_second.1, "1/s", Layer::Process),
+                    Evidence::new("disk_reads_per_second_before", d.disk_reads_per_second.0, "1/s", Layer::Process),
+                    Evidence::new("disk_reads_per_second_after", d.disk_reads_per_second.1, "1/s", Layer::Process),
                     Evidence::new("faults_per_second_before", d.faults_per_second.0, "1/s", Layer::Kernel),
                     Evidence::new("faults_per_second_after", d.faults_per_second.1, "1/s", Layer::Kernel),
                 ];
