@@ -190,9 +190,10 @@ pub struct Trend {
     pub peak_shortfall: f64,
     /// The longest wait between two rises of the series over the trend's
     /// samples beyond one sampling interval (seconds), counting the wait
-    /// still open at the newest sample: a staircase (a Go heap's RSS, flat while the GC reuses the
-    /// spans it freed) reaches a new level only on a rise, so the kill can
-    /// come up to one such wait after the level says ([`plateau_seconds`]).
+    /// still open at the newest sample: a staircase (a Go heap's RSS, flat
+    /// while the GC reuses the spans it freed) reaches a new level only on a
+    /// rise, so the kill can come up to one such wait after the level says
+    /// ([`plateau_seconds`]).
     pub plateau_seconds: f64,
     /// The two-sided normal quantile of the coverage the interval and the
     /// sigma are meant for ([`coverage_z`]).
