@@ -18,7 +18,9 @@
 //! linked to a heap profile kept before it, whose top inuse_space site
 //! (`go tool pprof`) is the leaking function; the healthy workloads have no
 //! finding at all; and `memlens replay` of the same history fires the same
-//! critical at the same instant.
+//! critical at the same instant. Replayed at 99 % coverage (`[findings]
+//! forecast_coverage = 0.99`, as an agent so configured would have run),
+//! each leak's first critical has the kill inside its range.
 
 use memlens_testkit::{ChildGuard, GoToolchain};
 use serde_json::Value;
@@ -209,6 +211,21 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
     );
     let replayed: Value =
         serde_json::from_str(&memlens(&["replay", "--data", &data_arg, "--json"])).unwrap();
+    // Issue 14's wide range: the same history replayed as an agent with
+    // `forecast_coverage = 0.99` would have run (replay fires as the live
+    // agent does: checked below at the default coverage).
+    let wide_config = data.with_extension("99.toml");
+    std::fs::write(&wide_config, "[findings]\nforecast_coverage = 0.99\n").unwrap();
+    recording.extra.push(wide_config.clone());
+    let wide: Value = serde_json::from_str(&memlens(&[
+        "replay",
+        "--data",
+        &data_arg,
+        "--config",
+        wide_config.to_str().unwrap(),
+        "--json",
+    ]))
+    .unwrap();
     for case in &cases {
         let mine = findings_about(&findings, case);
         if !case.leaks {
@@ -224,10 +241,42 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
         let leak_ms = kill_ms - case.leak_start_ms;
         let m = measure(critical, kill_ms, leak_ms);
         let (fired, lead_ms, error) = (m.fired_ms, m.lead_ms, m.error);
-        // The range (90 %) is reported, not bounded: one kill per case.
+        // The range at the default 90 % is reported, not bounded (one kill
+        // per case); at 99 % it must hold the kill.
         let line = format!("{}: {}", case.name, m.line);
         println!("{line}");
         recording.report.push(line);
+        let wide_critical = wide
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| {
+                f["id"] == "memory.time_to_oom"
+                    && f["severity"] == "critical"
+                    && f["target"]["key"] == cgroup_key.as_str()
+            })
+            .min_by_key(|f| f["fired_at_ms"].as_i64())
+            .unwrap_or_else(|| panic!("{}: no critical replayed at 99 %", case.name));
+        let wide_earliest =
+            oom::evidence(&wide_critical["evidence"], "predicted_kill_earliest_at_ms")
+                .expect("the earliest kill") as i64;
+        let wide_latest = oom::evidence(&wide_critical["evidence"], "predicted_kill_latest_at_ms")
+            .map(|v| v as i64);
+        let off = |ms: i64| format!("{:+.0} s", (ms - kill_ms) as f64 / 1000.0);
+        let wide_line = format!(
+            "{}: replayed at 99 %: critical {:.0} s before the kill, range {} .. {}",
+            case.name,
+            (kill_ms - wide_critical["fired_at_ms"].as_i64().unwrap()) as f64 / 1000.0,
+            off(wide_earliest),
+            wide_latest.map_or("unbounded".to_string(), off)
+        );
+        println!("{wide_line}");
+        recording.report.push(wide_line.clone());
+        // The kill time is polled every 100 ms: it is at most that late.
+        assert!(
+            wide_earliest <= kill_ms && wide_latest.is_none_or(|l| kill_ms - 100 <= l),
+            "{wide_line}: the kill outside the 99 % range"
+        );
         // Not bounded: the process's kill point is the limit minus what the
         // rest of the cgroup uses (usage - RSS), one more estimate.
         let process = measure(process_critical, kill_ms, leak_ms);
