@@ -6,19 +6,21 @@
 //! (oldest first). Argument: the coverage (default 0.9). Prints per sample:
 //! `ts_ms time_left earliest latest severity fast span`.
 
-use memlens_analyze::forecast::{forecast_with_reclaimable, severity, ForecastConfig};
-use memlens_analyze::trend::{analyse_for_forecast, TrendConfig, Window};
+use memlens_analyze::forecast::{forecast_with_reclaimable, severity};
+use memlens_analyze::trend::{analyse_for_forecast, Window};
+use memlens_analyze::Config;
 use std::io::BufRead;
 
 fn main() {
     let coverage: f64 = std::env::args()
         .nth(1)
         .map_or(0.9, |a| a.parse().expect("coverage"));
-    let config = TrendConfig {
-        coverage,
-        ..TrendConfig::default()
-    };
-    let forecast_config = ForecastConfig::default();
+    // The agent's defaults, as its engine uses them.
+    let engine = Config::default();
+    let mut config = engine.trend.clone();
+    config.coverage = coverage;
+    let forecast_config = engine.forecast.clone();
+    let skip_ms = (engine.forecast_skip_startup_seconds * 1000.0) as i64;
     let mut window = Window::default();
     let mut first_ms = None;
     for line in std::io::stdin().lock().lines() {
@@ -31,7 +33,7 @@ fn main() {
         let first = *first_ms.get_or_insert(ts);
         window.push(ts, ws, &config);
         let points = window.points();
-        let started = points.partition_point(|p| p.0 < first + 20_000);
+        let started = points.partition_point(|p| p.0 < first + skip_ms);
         let Some(trend) = analyse_for_forecast(&points, started, &config) else {
             continue;
         };
