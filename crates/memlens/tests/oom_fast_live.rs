@@ -235,17 +235,9 @@ fn a_two_minute_leak_at_a_one_second_interval_is_critical_early_and_its_kill_ins
             "{}: the kill after the range's latest end",
             case.name
         );
-        let replay_fired = replayed
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| {
-                f["id"] == "memory.time_to_oom"
-                    && f["severity"] == "critical"
-                    && f["target"]["key"] == critical["target"]
-            })
-            .filter_map(|f| f["fired_at_ms"].as_i64())
-            .min();
+        let replay_fired =
+            oom::first_replayed_critical(&replayed, critical["target"].as_str().unwrap())
+                .map(|(ms, _)| ms);
         assert_eq!(
             replay_fired,
             Some(m.fired_ms),

@@ -247,16 +247,7 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
         let line = format!("{}: {}", case.name, m.line);
         println!("{line}");
         recording.report.push(line);
-        let wide_critical = wide
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| {
-                f["id"] == "memory.time_to_oom"
-                    && f["severity"] == "critical"
-                    && f["target"]["key"] == cgroup_key.as_str()
-            })
-            .min_by_key(|f| f["fired_at_ms"].as_i64())
+        let (wide_fired_ms, wide_critical) = oom::first_replayed_critical(&wide, &cgroup_key)
             .unwrap_or_else(|| panic!("{}: no critical replayed at 99 %", case.name));
         let wide_earliest =
             oom::evidence(&wide_critical["evidence"], "predicted_kill_earliest_at_ms")
@@ -267,7 +258,7 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
         let wide_line = format!(
             "{}: replayed at 99 %: critical {:.0} s before the kill, range {} .. {}",
             case.name,
-            (kill_ms - wide_critical["fired_at_ms"].as_i64().unwrap()) as f64 / 1000.0,
+            (kill_ms - wide_fired_ms) as f64 / 1000.0,
             off(wide_earliest),
             wide_latest.map_or("unbounded".to_string(), off)
         );
@@ -313,17 +304,9 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
         );
         assert!(error <= max_error, "{}: error {error}", case.name);
         // Replay of the same history fires the same critical at the same instant.
-        let replay_fired = replayed
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| {
-                f["id"] == "memory.time_to_oom"
-                    && f["severity"] == "critical"
-                    && f["target"]["key"] == critical["target"]
-            })
-            .filter_map(|f| f["fired_at_ms"].as_i64())
-            .min();
+        let replay_fired =
+            oom::first_replayed_critical(&replayed, critical["target"].as_str().unwrap())
+                .map(|(ms, _)| ms);
         assert_eq!(replay_fired, Some(fired), "{}: replay vs live", case.name);
         // The live view showed it as it fired.
         let pid_text = format!("process {}:", case.workload.pid());

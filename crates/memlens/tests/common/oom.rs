@@ -165,6 +165,24 @@ pub fn measure(critical: &Value, kill_ms: i64, leak_ms: i64) -> Measured {
     }
 }
 
+/// The earliest `memory.time_to_oom` critical on `target_key` among the
+/// findings of `memlens replay --json`, with when it fired (ms).
+pub fn first_replayed_critical<'a>(
+    replay: &'a Value,
+    target_key: &str,
+) -> Option<(i64, &'a Value)> {
+    replay
+        .as_array()?
+        .iter()
+        .filter(|f| {
+            f["id"] == "memory.time_to_oom"
+                && f["severity"] == "critical"
+                && f["target"]["key"] == target_key
+        })
+        .filter_map(|f| Some((f["fired_at_ms"].as_i64()?, f)))
+        .min_by_key(|(ms, _)| *ms)
+}
+
 /// The agent's files of one real-kill run (its history directory, its log
 /// and `extra` files such as its config) and the test's report lines.
 /// Dropped, also when the test fails, it first keeps them with
