@@ -109,6 +109,9 @@ pub struct Forecast {
     pub growth_latest_seconds: f64,
     /// Whether the fast rule found the trend behind it.
     pub fast: bool,
+    /// The share of the trend's slope taken as growth (below 1 when a
+    /// one-off step lifted it: [`crate::trend::step_free_share`]).
+    pub growth_share: f64,
 }
 
 /// The range `(earliest, latest)` of `headroom / slope` (see the module
@@ -229,6 +232,7 @@ pub fn forecast_with_reclaimable(
         rise_wait_seconds,
         growth_latest_seconds,
         fast: trend.fast,
+        growth_share: trend.growth_share,
     })
 }
 

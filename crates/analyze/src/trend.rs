@@ -174,6 +174,10 @@ pub struct Trend {
     /// Whether the fast rule ([`fast`]) found this trend (then `lower` and
     /// `upper` are one line through the window's peaks).
     pub fast: bool,
+    /// The share of the troughs' slope that is growth, not a one-off step
+    /// (1 unless both halves of the troughs rise slower than the whole; see
+    /// [`step_free_share`]): the forecast slope is scaled by it.
+    pub growth_share: f64,
     /// The interval of [`Trend::forecast_slope_per_second`] at
     /// [`TrendConfig::coverage`] (low, high), per second.
     pub forecast_slope_interval: (f64, f64),
@@ -209,11 +213,14 @@ impl Trend {
     /// on oom_live's slow leaks). Otherwise the steeper of the two bucket
     /// envelopes (a Go heap's peaks grow GOGC/100 + 1 times as fast as its
     /// troughs, but a bucket's maximum may miss the true peak).
+    /// Either is scaled by [`Trend::growth_share`]: a one-off step inside
+    /// the window is not a rate.
     pub fn forecast_slope_per_second(&self) -> f64 {
-        match self.phase_slopes_per_second {
+        let slope = match self.phase_slopes_per_second {
             Some((_, high)) => high,
             None => self.lower.slope_per_second.max(self.upper.slope_per_second),
-        }
+        };
+        slope * self.growth_share
     }
 
     /// The value the kernel will compare with a limit now: the newest
@@ -401,6 +408,25 @@ pub fn plateau_seconds(points: &[(i64, f64)]) -> f64 {
     ((longest_ms as f64 - interval_ms) / 1000.0).max(0.0)
 }
 
+/// The share of a window's slope `whole` that is a rate of growth, given
+/// the slopes of its `older` and `newer` halves (each fitted on its own):
+/// the faster half over the whole, when both rise slower than the whole
+/// (then the whole line climbs a step between the halves that neither half
+/// shows: a workload that stalled and caught up, a sawtooth whose phase
+/// slipped; on oom_live's slow sawtooth leak such a step of ~4 MiB in an
+/// 85 s window gave both halves 0.16 MiB/s, the whole 0.21 MiB/s, and a
+/// first critical 28 % early). The step stays in the level the forecast
+/// starts from; it is not extrapolated. 1 otherwise, and when a half is not
+/// rising (a change of pace, which the persistence rule judges).
+pub fn step_free_share(whole: f64, older: f64, newer: f64) -> f64 {
+    let faster_half = older.max(newer);
+    if whole > 0.0 && older > 0.0 && newer > 0.0 && faster_half < whole {
+        faster_half / whole
+    } else {
+        1.0
+    }
+}
+
 /// The two-sided normal quantile of `config.coverage`.
 pub fn coverage_z(config: &TrendConfig) -> f64 {
     normal_quantile((1.0 + config.coverage.clamp(0.01, 0.9999)) / 2.0)
@@ -575,6 +601,15 @@ fn analyse_with(points: &[(i64, f64)], config: &TrendConfig, cut: bool) -> Optio
         .max(sampling_floor)
         .max(1.0)
         * (1.0 + 4.0 / n).sqrt();
+    let growth_share = if half >= 2 {
+        step_free_share(
+            lower.slope_per_second,
+            older_slope_per_second,
+            recent_slope_per_second,
+        )
+    } else {
+        1.0
+    };
     let growing = lower.slope_per_second > 0.0
         && span_seconds >= config.min_span_seconds
         && lows.len() >= config.min_buckets
@@ -601,6 +636,7 @@ fn analyse_with(points: &[(i64, f64)], config: &TrendConfig, cut: bool) -> Optio
         growing,
         phase_slopes_per_second,
         fast: false,
+        growth_share,
         forecast_slope_interval: {
             // The halves' slopes of the envelope followed, scaled to the
             // forecast slope.
@@ -614,13 +650,16 @@ fn analyse_with(points: &[(i64, f64)], config: &TrendConfig, cut: bool) -> Optio
             } else {
                 (older_slope_per_second, recent_slope_per_second)
             };
-            widened_interval(
+            let (low, high) = widened_interval(
                 env_slope + shift,
                 (env_low + shift, env_high + shift),
                 older,
                 newer,
                 z_coverage,
-            )
+            );
+            // A step's share comes off the low end only: the high end
+            // keeps the whole's slope (the step may be the first of more).
+            (low * growth_share, high)
         },
         peak_sigma,
         peak_shortfall: if full_periods {
@@ -686,6 +725,56 @@ mod tests {
         let flat = analyse(&series(60, 5000, |_| 1e8), &config).unwrap();
         assert!(!flat.growing, "{flat:?}");
         assert_eq!(flat.lower.slope_per_second, 0.0);
+    }
+
+    #[test]
+    fn the_step_free_share_is_the_faster_half_when_both_are_slower() {
+        // oom_live's slow leak at its first critical: halves 0.160 and
+        // 0.161 MiB/s, the whole 0.209 MiB/s.
+        let share = step_free_share(0.209, 0.160, 0.161);
+        assert!((share - 0.161 / 0.209).abs() < 1e-12, "{share}");
+        // One half as fast as the whole or faster: a change of pace, no step.
+        assert_eq!(step_free_share(0.2, 0.25, 0.1), 1.0);
+        assert_eq!(step_free_share(0.2, 0.2, 0.19), 1.0);
+        // A half not rising, or no growth at all: nothing to scale.
+        assert_eq!(step_free_share(0.2, -0.1, 0.15), 1.0);
+        assert_eq!(step_free_share(0.2, 0.15, 0.0), 1.0);
+        assert_eq!(step_free_share(0.0, 0.1, 0.1), 1.0);
+    }
+
+    #[test]
+    fn a_one_off_step_is_not_extrapolated_as_growth() {
+        let config = TrendConfig::default();
+        let rate = 0.16 * 1048576.0;
+        // 100 s at 0.16 MiB/s, 5 s samples, and once 4 MiB at 52 s (a
+        // workload that stalled and caught up).
+        let stepped = series(21, 5000, |t| {
+            1.5e8 + rate * t + if t > 52.0 { 4.0 * 1048576.0 } else { 0.0 }
+        });
+        let trend = analyse(&stepped, &config).unwrap();
+        assert!(trend.growing, "{trend:?}");
+        let whole = trend
+            .lower
+            .slope_per_second
+            .max(trend.upper.slope_per_second);
+        assert!(whole > 1.2 * rate, "the line through the step: {trend:?}");
+        assert!(trend.growth_share < 1.0, "{trend:?}");
+        let slope = trend.forecast_slope_per_second();
+        assert!(
+            (slope - rate).abs() < 0.05 * rate,
+            "{slope} vs {rate}: {trend:?}"
+        );
+        // The interval still reaches the whole's slope: the step may recur.
+        let (low, high) = trend.forecast_slope_interval;
+        assert!(low <= slope && high >= whole, "{low} .. {high}: {trend:?}");
+        // The same line without the step: all of its slope is growth.
+        let line = analyse(&series(21, 5000, |t| 1.5e8 + rate * t), &config).unwrap();
+        assert!(line.growth_share > 0.999, "{line:?}");
+        assert!((line.forecast_slope_per_second() - rate).abs() < 1e-6 * rate);
+        // A staircase of many steps keeps them in both halves: growth.
+        let stairs = series(41, 5000, |t| 1.5e8 + 4.0 * 1048576.0 * (t / 25.0).floor());
+        let trend = analyse(&stairs, &config).unwrap();
+        assert!(trend.growth_share > 0.8, "{trend:?}");
     }
 
     #[test]

@@ -659,6 +659,14 @@ impl Engine {
                 Layer::Cgroup,
             ));
         }
+        if f.growth_share < 1.0 {
+            evidence.push(Evidence::new(
+                "growth_share",
+                f.growth_share,
+                "ratio",
+                Layer::Derived,
+            ));
+        }
         if f.rise_wait_seconds > 0.0 {
             evidence.push(Evidence::new(
                 "rise_wait_seconds",

@@ -188,6 +188,7 @@ pub fn analyse(points: &[(i64, f64)], config: &TrendConfig) -> Option<Trend> {
         last_ms,
         growing: true,
         phase_slopes_per_second: None,
+        growth_share: 1.0,
         fast: true,
         forecast_slope_interval: interval,
         peak_sigma: noise * (1.0 + 4.0 / n).sqrt(),
