@@ -61,6 +61,11 @@ pub struct ForecastConfig {
     /// (its trend at an eighth of the time left), the critical waits for
     /// the trend to span a quarter of it (`max_extrapolation`).
     pub warning_max_extrapolation: f64,
+    /// A critical from the longer look (not the fast rule) needs a trend
+    /// of at least this many seconds, or longer than the time left: a
+    /// shorter one cannot tell a leak's pace from a step its series took
+    /// once (see [`severity`]), an error that grows with how far it reaches.
+    pub critical_min_span_seconds: f64,
 }
 
 impl Default for ForecastConfig {
@@ -70,6 +75,7 @@ impl Default for ForecastConfig {
             critical_seconds: 600.0,
             max_extrapolation: 4.0,
             warning_max_extrapolation: 8.0,
+            critical_min_span_seconds: 100.0,
         }
     }
 }
@@ -252,6 +258,7 @@ pub fn severity(forecast: &Forecast, config: &ForecastConfig) -> Option<Severity
     if left <= config.critical_seconds
         && reach(config.max_extrapolation)
         && forecast.growth_latest_seconds <= config.critical_seconds
+        && (forecast.fast || forecast.span_seconds >= config.critical_min_span_seconds.min(left))
     {
         Some(Severity::Critical)
     } else if left <= config.warning_seconds && reach(config.warning_max_extrapolation) {
@@ -293,6 +300,38 @@ mod tests {
         assert_eq!(severity(&ahead(7.5), &config), Some(Severity::Warning));
         let beyond = ahead(8.5);
         assert_eq!(severity(&beyond, &config), None);
+    }
+
+    #[test]
+    fn a_critical_from_the_longer_look_needs_100_s_of_trend_or_more_than_is_left() {
+        // 1 MB/s for 2 min, 300 s from the limit: critical on its own.
+        let points: Vec<(i64, f64)> = (0..25)
+            .map(|i| (i * 5000, 1e8 + 1e6 * (i * 5) as f64))
+            .collect();
+        let trend = analyse(&points, &TrendConfig::default()).unwrap();
+        let f = forecast(&trend, trend.peak_now() + 3e8).unwrap();
+        let config = ForecastConfig::default();
+        assert_eq!(config.critical_min_span_seconds, 100.0);
+        assert_eq!(severity(&f, &config), Some(Severity::Critical), "{f:?}");
+        // The same 300 s on an 85 s trend (4 spans would allow it): the
+        // trend of oom_live's slow leak whose step made it 28 % early.
+        let short = Forecast {
+            span_seconds: 85.0,
+            ..f.clone()
+        };
+        assert_eq!(severity(&short, &config), Some(Severity::Warning));
+        // From the fast rule, or with less left than the trend is long:
+        // critical.
+        let fast = Forecast {
+            fast: true,
+            ..short.clone()
+        };
+        assert_eq!(severity(&fast, &config), Some(Severity::Critical));
+        let imminent = Forecast {
+            time_left_seconds: 80.0,
+            ..short
+        };
+        assert_eq!(severity(&imminent, &config), Some(Severity::Critical));
     }
 
     #[test]

@@ -298,10 +298,13 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
         // drift through that ramp, and a critical from a 70 s trend (3.5
         // periods) once had a slope 34% above the leak's (27% error).
         // And a stall that the pacer makes up at once lifts the series by a
-        // step: in a CI-like soak a ~4 MiB step inside an 85 s trend gave
-        // a first critical 28% early, until the forecast took such one-off
-        // steps out of its slope (trend::step_free_share; replayed, that
-        // leak's first critical is 11% off and 76% of the leak ahead).
+        // step (the sawtooth's phase slips against the 5 s samples): in a
+        // CI-like soak ~4 MiB steps inside 85-90 s trends gave two first
+        // criticals 28-29% early, until the forecast took such one-off
+        // steps out of its slope (trend::step_free_share) and a critical
+        // waited for 100 s of trend (ForecastConfig::
+        // critical_min_span_seconds; replayed: 11% and 14% off, 76% and
+        // 73% of the leak ahead).
         assert!(
             lead_ms as f64 >= min_lead * leak_ms as f64,
             "{}: lead {lead_ms} ms of a {leak_ms} ms leak",
