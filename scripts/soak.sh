@@ -23,7 +23,11 @@
 # SOAK_LIKE_CI=1 loads it as CI's nextest does instead: at most two tests at a
 # time, one from the heavy group of .config/nextest.toml and one from the rest
 # (two lanes, each one binary at a time, RUST_TEST_THREADS=1). SOAK_PARALLEL
-# is then ignored. Exit status 1 when anything failed.
+# is then ignored. SOAK_HEAVY_LANES=K (default 1) runs K heavy lanes instead
+# of one, each through the heavy targets from a different starting point (so
+# K heavy tests run at once, more than CI ever does: the heavy tests, which
+# mostly wait on real kills, get K times the runs in the same hours; their
+# logs end in +hK). Exit status 1 when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +40,8 @@ selectors=("$@")
 timeout_seconds=${SOAK_TIMEOUT:-1800}
 parallel=${SOAK_PARALLEL:-2}
 like_ci=${SOAK_LIKE_CI:-0}
+heavy_lanes=${SOAK_HEAVY_LANES:-1}
+[[ "$heavy_lanes" =~ ^[1-9][0-9]*$ ]] || { echo "soak.sh: SOAK_HEAVY_LANES must be a positive integer, not '$heavy_lanes'" >&2; exit 2; }
 [[ "$parallel" =~ ^[1-9][0-9]*$ ]] || { echo "soak.sh: SOAK_PARALLEL must be a positive integer, not '$parallel'" >&2; exit 2; }
 
 # shellcheck source=scripts/env.sh
@@ -141,15 +147,17 @@ if [ "$like_ci" = 1 ]; then
   [ -n "$heavy" ] || { echo "soak.sh: no heavy test group in .config/nextest.toml" >&2; exit 2; }
   export RUST_TEST_THREADS=1
   # One lane: its targets, one at a time, RUNS times.
+  # (lane_suffix, when set, ends each log's name: a second heavy lane's.)
   lane() {
-    local run target copy
+    local run target copy log
     for ((run = 1; run <= runs; run++)); do
       declare -A copies=()
       for target in "$@"; do
         copies[$target]=$((${copies[$target]:-0} + 1))
         copy=${copies[$target]}
-        run_job "$run" "$target" "$(log_of "$run" "$target" "$copy")"
-        report_job "$(log_of "$run" "$target" "$copy")"
+        log=$(log_of "$run" "$target" "$copy")${lane_suffix:-}
+        run_job "$run" "$target" "$log"
+        report_job "$log"
       done
       unset copies
     done
@@ -158,12 +166,20 @@ if [ "$like_ci" = 1 ]; then
   for target in "${targets[@]}"; do
     if grep -qxF "${target%%::*}" <<<"$heavy"; then heavy_targets+=("$target"); else rest_targets+=("$target"); fi
   done
-  echo "soak: like CI: ${#heavy_targets[@]} heavy target(s) one at a time beside ${#rest_targets[@]} other(s) one at a time, one test at a time each"
-  (lane_name="heavy " total=$((runs * ${#heavy_targets[@]})) && lane "${heavy_targets[@]}") &
-  heavy_lane=$!
+  echo "soak: like CI: ${#heavy_targets[@]} heavy target(s) one at a time in $heavy_lanes lane(s) beside ${#rest_targets[@]} other(s) one at a time, one test at a time each"
+  lanes=()
+  for ((k = 1; k <= heavy_lanes; k++)); do
+    # Lane k starts (k-1)/K of the way through the heavy targets.
+    offset=$(((k - 1) * ${#heavy_targets[@]} / heavy_lanes))
+    rotated=("${heavy_targets[@]:offset}" "${heavy_targets[@]:0:offset}")
+    name="heavy " suffix=""
+    if [ "$k" -gt 1 ]; then name="heavy$k " suffix="+h$k"; fi
+    (lane_name=$name lane_suffix=$suffix total=$((runs * ${#heavy_targets[@]})) && lane "${rotated[@]}") &
+    lanes+=($!)
+  done
   (lane_name="rest " total=$((runs * ${#rest_targets[@]})) && lane "${rest_targets[@]}") &
-  rest_lane=$!
-  wait "$heavy_lane" "$rest_lane" || true
+  lanes+=($!)
+  wait "${lanes[@]}" || true
 else
 declare -A running # pid -> log
 for ((run = 1; run <= runs; run++)); do

@@ -2,7 +2,9 @@
 """The table of scripts/soak.sh: pass/fail per test function over every run,
 the first failure of each (its assertion message) and the machine's load.
 
-Usage: soak_report.py SOAK_DIR   (the directory soak.sh wrote: logs/, load.txt)
+Usage: soak_report.py SOAK_DIR [SOAK_DIR...]
+       (directories soak.sh wrote: logs/, load.txt; several are summed,
+       e.g. soaks of one commit on several days, each with its load)
 
 Reads each run's libtest output (logs/RUN-TARGET.out: `test NAME ... ok`,
 `... FAILED` and the `---- NAME stdout ----` sections with the panic message)
@@ -85,11 +87,22 @@ def load_summary(path):
 
 
 def main():
-    out = sys.argv[1]
-    logs = os.path.join(out, "logs")
-    # test -> {"pass": n, "fail": n, "ignored": n, "first": (run, message)}
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    # test -> {"pass": n, "fail": n, "ignored": n, "first": (run, message, logs)}
     table = OrderedDict()
     seconds = {}
+    for out in sys.argv[1:]:
+        read_soak(out, table, seconds)
+    report(sys.argv[1:], table, seconds)
+    return 1 if any(r["fail"] for r in table.values()) else 0
+
+
+def read_soak(out, table, seconds):
+    """Adds the runs of one soak directory to `table` and `seconds`."""
+    logs = os.path.join(out, "logs")
+    if not os.path.isdir(logs):
+        sys.exit(f"soak_report.py: {out}: no logs/ directory (not a soak.sh output)")
     names = sorted(n[:-3] for n in os.listdir(logs) if n.endswith(".rc"))
     for name in names:
         run, target = name.split("-", 1)
@@ -110,19 +123,23 @@ def main():
             else:
                 row["fail"] += 1
                 if row["first"] is None:
-                    row["first"] = (int(run), messages.get(test, "(no message)"))
+                    row["first"] = (int(run), messages.get(test, "(no message)"), logs)
         if rc == 0 and not results:
             rc, stderr = 0, f"ran no test: no test named {target.replace('--', '::')}"
             row = table.setdefault(f"{binary}::<binary>", {"pass": 0, "fail": 0, "ignored": 0, "first": None})
             row["fail"] += 1
             if row["first"] is None:
-                row["first"] = (int(run), stderr)
+                row["first"] = (int(run), stderr, logs)
         elif rc != 0 and (not finished or not results):
             row = table.setdefault(f"{binary}::<binary>", {"pass": 0, "fail": 0, "ignored": 0, "first": None})
             row["fail"] += 1
             if row["first"] is None:
-                row["first"] = (int(run), exit_reason(rc, stderr))
+                row["first"] = (int(run), exit_reason(rc, stderr), logs)
 
+
+def report(outs, table, seconds):
+    """Prints the table, the wall times, each directory's load and the
+    first failure of each failing test."""
     width = max([len(t) for t in table] + [4])
     print()
     print(f"{'test'.ljust(width)}  pass  fail  of")
@@ -133,16 +150,17 @@ def main():
     print()
     print("wall time per run of each binary (s): " + ", ".join(
         f"{b} {min(s)}..{max(s)}" for b, s in sorted(seconds.items())))
-    print(load_summary(os.path.join(out, "load.txt")))
+    for out in outs:
+        where = f"{out}: " if len(outs) > 1 else ""
+        print(where + load_summary(os.path.join(out, "load.txt")))
     failed = [(t, r) for t, r in table.items() if r["fail"]]
     for test, row in failed:
-        run, message = row["first"]
+        run, message, logs = row["first"]
         print(f"\nFIRST FAILURE of {test} (run {run}, logs in {logs}):")
         print("  " + message.replace("\n", "\n  "))
     passes = sum(r["pass"] for r in table.values())
     fails = sum(r["fail"] for r in table.values())
     print(f"\nsoak: {passes} passed, {fails} failed")
-    return 1 if fails else 0
 
 
 if __name__ == "__main__":
