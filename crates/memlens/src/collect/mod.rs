@@ -342,6 +342,33 @@ mod tests {
         assert!(second.processes.windows(2).all(|w| w[0].pid < w[1].pid));
     }
 
+    #[test]
+    fn a_killed_process_not_yet_reaped_has_left_its_memory() {
+        use memlens_linux::fs::{Dir, FileReader};
+        let _serial = SLEEPS_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sleeps = Sleeps::start(1);
+        let pid = sleeps.pids()[0];
+        let proc_dir = Dir::open(std::path::Path::new(&format!("/proc/{pid}"))).unwrap();
+        let mut files = FileReader::new();
+        assert!(!process::left_its_memory(&mut files, &proc_dir));
+        // Killed and not reaped: a zombie (its memory and, on v1, its
+        // memory cgroup gone: its line reads `/`).
+        sleeps.0[0].kill().expect("kill the sleep");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !process::left_its_memory(&mut files, &proc_dir) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pid {pid} kept its memory"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        assert!(stat.contains(") Z "), "{stat}");
+        // Reaped: gone.
+        sleeps.0[0].wait().unwrap();
+        assert!(process::left_its_memory(&mut files, &proc_dir));
+    }
+
     /// Waits until `pid` sleeps in nanosleep (its start-up is over, so its
     /// counters stay still).
     fn wait_asleep(pid: i32) {

@@ -217,6 +217,16 @@ impl<'a> Context<'a> {
         if missing.get() && !self.still_running(&proc_dir) {
             return None;
         }
+        // A task leaves its memory before its cgroup as it exits (exit_mm,
+        // then cgroup_exit, which moves it to the root: a zombie's v1
+        // memory line reads `/`). A root path read while it still had
+        // memory, and no memory left once read, is its exit, not its
+        // cgroup: unknown (its history keeps the cgroup it had).
+        if sample.cgroup.as_ref().is_some_and(|c| c.path == "/")
+            && left_its_memory(&mut self.files, &proc_dir)
+        {
+            sample.cgroup = None;
+        }
         Some(sample)
     }
 
@@ -304,6 +314,15 @@ impl<'a> Context<'a> {
     fn still_running(&mut self, proc_dir: &Dir) -> bool {
         self.files.read_record_in(proc_dir, "stat").is_ok()
     }
+}
+
+/// Whether the process whose `/proc/PID` is `proc_dir` has no memory of
+/// its own any more: exited (a zombie: no `VmRSS` line), gone, or its
+/// `status` unreadable.
+pub(super) fn left_its_memory(files: &mut FileReader, proc_dir: &Dir) -> bool {
+    files
+        .parse_record_in(proc_dir, "status", Status::parse)
+        .map_or(true, |status| status.is_kernel_thread())
 }
 
 /// The fingerprint of a sample's `stat` and `status` counters; `None` when
