@@ -27,7 +27,13 @@
 # of one, each through the heavy targets from a different starting point (so
 # K heavy tests run at once, more than CI ever does: the heavy tests, which
 # mostly wait on real kills, get K times the runs in the same hours; their
-# logs end in +hK). Exit status 1 when anything failed.
+# logs end in +hK). SOAK_REST_LANES=K (default 1) likewise splits the other
+# targets over K lanes: the first runs every binary of the 'serial' test
+# group (whose tests must not overlap) and its share of the rest, the others
+# share the rest (logs +rK); each lane runs its list RUNS times. E.g. twenty
+# rounds of every test in about three hours on 2 cores:
+#   SOAK_LIKE_CI=1 SOAK_HEAVY_LANES=3 SOAK_REST_LANES=2 scripts/soak.sh 20
+# Exit status 1 when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +48,8 @@ parallel=${SOAK_PARALLEL:-2}
 like_ci=${SOAK_LIKE_CI:-0}
 heavy_lanes=${SOAK_HEAVY_LANES:-1}
 [[ "$heavy_lanes" =~ ^[1-9][0-9]*$ ]] || { echo "soak.sh: SOAK_HEAVY_LANES must be a positive integer, not '$heavy_lanes'" >&2; exit 2; }
+rest_lanes=${SOAK_REST_LANES:-1}
+[[ "$rest_lanes" =~ ^[1-9][0-9]*$ ]] || { echo "soak.sh: SOAK_REST_LANES must be a positive integer, not '$rest_lanes'" >&2; exit 2; }
 [[ "$parallel" =~ ^[1-9][0-9]*$ ]] || { echo "soak.sh: SOAK_PARALLEL must be a positive integer, not '$parallel'" >&2; exit 2; }
 
 # shellcheck source=scripts/env.sh
@@ -142,8 +150,12 @@ log_of() {
 if [ "$like_ci" = 1 ]; then
   # The heavy group's binaries, from the filter of the override that puts
   # them in test-group 'heavy'.
-  heavy=$(grep -B1 "test-group = 'heavy'" .config/nextest.toml | grep -o 'binary([a-z0-9_]*)' |
-    sed 's/binary(\(.*\))/\1/' | sort -u)
+  group_binaries() { # the binaries of test group $1 in .config/nextest.toml
+    grep -B1 "test-group = '$1'" .config/nextest.toml | grep -o 'binary([a-z0-9_]*)' |
+      sed 's/binary(\(.*\))/\1/' | sort -u
+  }
+  heavy=$(group_binaries heavy)
+  serial=$(group_binaries serial)
   [ -n "$heavy" ] || { echo "soak.sh: no heavy test group in .config/nextest.toml" >&2; exit 2; }
   export RUST_TEST_THREADS=1
   # One lane: its targets, one at a time, RUNS times.
@@ -166,7 +178,7 @@ if [ "$like_ci" = 1 ]; then
   for target in "${targets[@]}"; do
     if grep -qxF "${target%%::*}" <<<"$heavy"; then heavy_targets+=("$target"); else rest_targets+=("$target"); fi
   done
-  echo "soak: like CI: ${#heavy_targets[@]} heavy target(s) one at a time in $heavy_lanes lane(s) beside ${#rest_targets[@]} other(s) one at a time, one test at a time each"
+  echo "soak: like CI: ${#heavy_targets[@]} heavy target(s) one at a time in $heavy_lanes lane(s) beside ${#rest_targets[@]} other(s) one at a time in $rest_lanes lane(s), one test at a time each"
   lanes=()
   for ((k = 1; k <= heavy_lanes; k++)); do
     # Lane k starts (k-1)/K of the way through the heavy targets.
@@ -177,8 +189,30 @@ if [ "$like_ci" = 1 ]; then
     (lane_name=$name lane_suffix=$suffix total=$((runs * ${#heavy_targets[@]})) && lane "${rotated[@]}") &
     lanes+=($!)
   done
-  (lane_name="rest " total=$((runs * ${#rest_targets[@]})) && lane "${rest_targets[@]}") &
-  lanes+=($!)
+  # The rest: lane 1 takes the serial group's binaries, then the others
+  # are dealt round-robin over the lanes.
+  declare -a rest_lane_1=() rest_lane_2=() rest_lane_3=() rest_lane_4=() rest_lane_5=() rest_lane_6=() rest_lane_7=() rest_lane_8=()
+  [ "$rest_lanes" -le 8 ] || { echo "soak.sh: SOAK_REST_LANES is at most 8" >&2; exit 2; }
+  dealt=0
+  for target in "${rest_targets[@]}"; do
+    if grep -qxF "${target%%::*}" <<<"$serial"; then
+      rest_lane_1+=("$target")
+    else
+      k=$((dealt % rest_lanes + 1))
+      dealt=$((dealt + 1))
+      declare -n into=rest_lane_$k
+      into+=("$target")
+      unset -n into
+    fi
+  done
+  for ((k = 1; k <= rest_lanes; k++)); do
+    declare -n list=rest_lane_$k
+    name="rest " suffix=""
+    if [ "$k" -gt 1 ]; then name="rest$k " suffix="+r$k"; fi
+    (lane_name=$name lane_suffix=$suffix total=$((runs * ${#list[@]})) && lane "${list[@]}") &
+    lanes+=($!)
+    unset -n list
+  done
   wait "${lanes[@]}" || true
 else
 declare -A running # pid -> log
