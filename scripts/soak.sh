@@ -23,15 +23,15 @@
 # SOAK_LIKE_CI=1 loads it as CI's nextest does instead: at most two tests at a
 # time, one from the heavy group of .config/nextest.toml and one from the rest
 # (two lanes, each one binary at a time, RUST_TEST_THREADS=1). SOAK_PARALLEL
-# is then ignored. SOAK_HEAVY_LANES=K (default 1) runs K heavy lanes instead
-# of one, each through the heavy targets from a different starting point (so
-# K heavy tests run at once, more than CI ever does: the heavy tests, which
-# mostly wait on real kills, get K times the runs in the same hours; their
-# logs end in +hK). SOAK_REST_LANES=K (default 1) likewise splits the other
-# targets over K lanes: the first runs every binary of the 'serial' test
-# group (whose tests must not overlap) and its share of the rest, the others
-# share the rest (logs +rK); each lane runs its list RUNS times. E.g. twenty
-# rounds of every test in about three hours on 2 cores:
+# is then ignored. SOAK_HEAVY_LANES=K (default 1) shares the RUNS rounds of
+# the heavy targets among K lanes (lane k runs rounds k, k+K, ..., each
+# through the heavy targets from a different starting point), so K heavy
+# tests run at once, more than CI ever does: the heavy tests mostly wait on
+# real kills, and their RUNS rounds take 1/K of the hours. SOAK_REST_LANES=K
+# (default 1) splits the other targets over K lanes: the first runs every
+# binary of the 'serial' test group (whose tests must not overlap) and its
+# share of the rest, the others share the rest; each runs its list RUNS
+# times. E.g. twenty rounds of every test in about three hours on 2 cores:
 #   SOAK_LIKE_CI=1 SOAK_HEAVY_LANES=3 SOAK_REST_LANES=2 scripts/soak.sh 20
 # Exit status 1 when anything failed.
 set -euo pipefail
@@ -159,15 +159,16 @@ if [ "$like_ci" = 1 ]; then
   [ -n "$heavy" ] || { echo "soak.sh: no heavy test group in .config/nextest.toml" >&2; exit 2; }
   export RUST_TEST_THREADS=1
   # One lane: its targets, one at a time, RUNS times.
-  # (lane_suffix, when set, ends each log's name: a second heavy lane's.)
+  # A lane runs rounds first_round, first_round + round_step, ... (1, 1
+  # unless set) up to RUNS.
   lane() {
     local run target copy log
-    for ((run = 1; run <= runs; run++)); do
+    for ((run = ${first_round:-1}; run <= runs; run += ${round_step:-1})); do
       declare -A copies=()
       for target in "$@"; do
         copies[$target]=$((${copies[$target]:-0} + 1))
         copy=${copies[$target]}
-        log=$(log_of "$run" "$target" "$copy")${lane_suffix:-}
+        log=$(log_of "$run" "$target" "$copy")
         run_job "$run" "$target" "$log"
         report_job "$log"
       done
@@ -184,9 +185,12 @@ if [ "$like_ci" = 1 ]; then
     # Lane k starts (k-1)/K of the way through the heavy targets.
     offset=$(((k - 1) * ${#heavy_targets[@]} / heavy_lanes))
     rotated=("${heavy_targets[@]:offset}" "${heavy_targets[@]:0:offset}")
-    name="heavy " suffix=""
-    if [ "$k" -gt 1 ]; then name="heavy$k " suffix="+h$k"; fi
-    (lane_name=$name lane_suffix=$suffix total=$((runs * ${#heavy_targets[@]})) && lane "${rotated[@]}") &
+    name="heavy "
+    if [ "$k" -gt 1 ]; then name="heavy$k "; fi
+    [ "$k" -le "$runs" ] || continue
+    rounds=$(((runs - k) / heavy_lanes + 1))
+    (lane_name=$name first_round=$k round_step=$heavy_lanes total=$((rounds * ${#heavy_targets[@]})) &&
+      lane "${rotated[@]}") &
     lanes+=($!)
   done
   # The rest: lane 1 takes the serial group's binaries, then the others
@@ -207,9 +211,9 @@ if [ "$like_ci" = 1 ]; then
   done
   for ((k = 1; k <= rest_lanes; k++)); do
     declare -n list=rest_lane_$k
-    name="rest " suffix=""
-    if [ "$k" -gt 1 ]; then name="rest$k " suffix="+r$k"; fi
-    (lane_name=$name lane_suffix=$suffix total=$((runs * ${#list[@]})) && lane "${list[@]}") &
+    name="rest "
+    if [ "$k" -gt 1 ]; then name="rest$k "; fi
+    (lane_name=$name total=$((runs * ${#list[@]})) && lane "${list[@]}") &
     lanes+=($!)
     unset -n list
   done
