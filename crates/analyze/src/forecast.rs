@@ -248,8 +248,10 @@ pub fn forecast_with_reclaimable(
 /// horizon, or has no latest end, is not sure enough to page on: on
 /// oom_live's slow sawtooth leaks such first criticals came with 15-36 %
 /// errors, ranges like 120 s .. 2,000 s; the wait is a known delay, not an
-/// uncertainty of the growth), and
-/// the time left is at most `max_extrapolation` times the trend's span; else
+/// uncertainty of the growth),
+/// the time left is at most `max_extrapolation` times the trend's span, and
+/// a trend of the longer look spans `critical_min_span_seconds` or more than
+/// the time left (the fast rule's trends need not); else
 /// warning within `warning_seconds` while it is at most
 /// `warning_max_extrapolation` times the span; else none.
 pub fn severity(forecast: &Forecast, config: &ForecastConfig) -> Option<Severity> {
