@@ -18,7 +18,7 @@
 //! - the recommended GOMEMLIMIT is lower than the live one by as much, and
 //!   not below `limit - margin - the cgroup's peak usage` (the kernel's);
 //! - the peak RSS is at least every `VmRSS` the test read and at most its
-//!   high-water mark, within the kernel counters' per-CPU imprecision.
+//!   high-water mark, within the slack of the kernel's per-CPU RSS counters.
 //!
 //! And an explicit `--store` that cannot be read fails naming the directory.
 
@@ -29,6 +29,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/stat_rss.rs"]
+mod stat_rss;
 use cli::{history_ready, memlens, memlens_json};
 
 const MIB: u64 = 1 << 20;
@@ -43,41 +45,6 @@ fn status_bytes(pid: i32, key: &str) -> u64 {
         .and_then(|v| v.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
         .unwrap_or_else(|| panic!("{path} has no {key}"))
         * 1024
-}
-
-/// How far one reading of `VmRSS` (or `VmHWM`) may lie from the process's
-/// true RSS: since Linux 6.2 its file, anon and shmem page counters are
-/// per-CPU counters read without summing them up, each off by less than the
-/// per-CPU batch (`max(32, 2 × online CPUs)` pages) on every online CPU, and
-/// `VmHWM` keeps such readings too. memlens reads the same counters at other
-/// instants than the test, so its peak may pass the test's readings (and
-/// the high-water mark) by up to this much, or fall short of them.
-fn rss_reading_slack_bytes() -> u64 {
-    let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
-        .expect("read /sys/devices/system/cpu/online");
-    let cpus: u64 = online
-        .trim()
-        .split(',')
-        .map(|range| match range.split_once('-') {
-            Some((first, last)) => {
-                last.parse::<u64>().expect("cpu range") - first.parse::<u64>().expect("cpu range")
-                    + 1
-            }
-            None => 1,
-        })
-        .sum();
-    let page_bytes: u64 = String::from_utf8(
-        Command::new("getconf")
-            .arg("PAGESIZE")
-            .output()
-            .expect("run getconf PAGESIZE")
-            .stdout,
-    )
-    .expect("getconf output")
-    .trim()
-    .parse()
-    .expect("a page size");
-    3 * cpus * 32.max(2 * cpus) * page_bytes
 }
 
 fn now_ms() -> i64 {
@@ -261,9 +228,11 @@ fn advise_takes_the_peaks_a_live_window_missed_from_the_history() {
         mib(kernel_peak)
     );
     let rss_history = bytes(&history, "/observed/peak_rss_bytes");
-    // (Once 42.5 MiB against readings of at most 42.5 and a VmHWM of 42.4:
-    // the counters' own imprecision, see rss_reading_slack_bytes.)
-    let slack = rss_reading_slack_bytes();
+    // VmHWM is the high-water mark the kernel keeps from its per-CPU RSS
+    // counters read without summing them (common/stat_rss.rs), so it can
+    // lie below a VmRSS read earlier by up to their slack: once 42.5 MiB
+    // from the history against readings of at most 42.5 and a VmHWM of 42.4.
+    let slack = stat_rss::stat_rss_slack_bytes();
     assert!(
         rss_history + slack >= max_service_rss
             && rss_history <= service_hwm.max(max_service_rss) + slack,
