@@ -49,7 +49,7 @@ like_ci=${SOAK_LIKE_CI:-0}
 heavy_lanes=${SOAK_HEAVY_LANES:-1}
 [[ "$heavy_lanes" =~ ^[1-9][0-9]*$ ]] || { echo "soak.sh: SOAK_HEAVY_LANES must be a positive integer, not '$heavy_lanes'" >&2; exit 2; }
 rest_lanes=${SOAK_REST_LANES:-1}
-[[ "$rest_lanes" =~ ^[1-8]$ ]] || { echo "soak.sh: SOAK_REST_LANES must be an integer from 1 to 8, not '$rest_lanes'" >&2; exit 2; }
+[[ "$rest_lanes" =~ ^[1-9][0-9]*$ ]] || { echo "soak.sh: SOAK_REST_LANES must be a positive integer, not '$rest_lanes'" >&2; exit 2; }
 [[ "$parallel" =~ ^[1-9][0-9]*$ ]] || { echo "soak.sh: SOAK_PARALLEL must be a positive integer, not '$parallel'" >&2; exit 2; }
 
 # shellcheck source=scripts/env.sh
@@ -193,28 +193,26 @@ if [ "$like_ci" = 1 ]; then
       lane "${rotated[@]}") &
     lanes+=($!)
   done
-  # The rest: lane 1 takes the serial group's binaries, then the others
-  # are dealt round-robin over the lanes.
-  declare -a rest_lane_1=() rest_lane_2=() rest_lane_3=() rest_lane_4=() rest_lane_5=() rest_lane_6=() rest_lane_7=() rest_lane_8=()
-  dealt=0
+  # The rest: lane 1 takes the serial group's binaries, the others are
+  # dealt round-robin over the lanes.
+  rest_lane_of=() dealt=0
   for target in "${rest_targets[@]}"; do
     if grep -qxF "${target%%::*}" <<<"$serial"; then
-      rest_lane_1+=("$target")
+      rest_lane_of+=(1)
     else
-      k=$((dealt % rest_lanes + 1))
+      rest_lane_of+=($((dealt % rest_lanes + 1)))
       dealt=$((dealt + 1))
-      declare -n into=rest_lane_$k
-      into+=("$target")
-      unset -n into
     fi
   done
   for ((k = 1; k <= rest_lanes; k++)); do
-    declare -n list=rest_lane_$k
+    list=()
+    for i in "${!rest_targets[@]}"; do
+      [ "${rest_lane_of[$i]}" -ne "$k" ] || list+=("${rest_targets[$i]}")
+    done
     name="rest "
     if [ "$k" -gt 1 ]; then name="rest$k "; fi
     (lane_name=$name total=$((runs * ${#list[@]})) && lane "${list[@]}") &
     lanes+=($!)
-    unset -n list
   done
   wait "${lanes[@]}" || true
 else
