@@ -287,8 +287,9 @@ fn heap_text_go119_matches_go_tool_pprof() {
 
 #[test]
 fn a_runtime_frame_between_user_frames_is_found() {
-    // Go 1.27's heap-leak workload, as captured in a failed soak run
-    // (abridged to the frames that matter).
+    // The stack of Go 1.27's heap-leak workload that failed a soak run,
+    // rebuilt from the failure's function names (addresses and lines made
+    // up, frames between them left out).
     let godebug = "heap profile: 1: 48 [1: 48] @ heap/1048576
 1: 48 [1: 48] @ 0x4a1 0x4a2 0x4a3 0x4a4 0x4a5
 #\t0x4a1\tinternal/sync.newEntryNode[go.shape.interface {},go.shape.interface {}]+0x2c\t/go/src/internal/sync/hashtriemap.go:1

@@ -299,7 +299,7 @@ fn real_oom_kills_are_forecast_early_with_evidence_and_healthy_workloads_stay_qu
         // periods) once had a slope 34% above the leak's (27% error).
         // And a stall that the pacer makes up at once lifts the series by a
         // step (the sawtooth's phase slips against the 5 s samples): in a
-        // CI-like soak ~4 MiB steps inside 85-90 s trends gave two first
+        // soak with five tests at once ~4 MiB steps inside 85-90 s trends gave two first
         // criticals 28-29% early, until the forecast took such one-off
         // steps out of its slope (trend::step_free_share) and a critical
         // waited for 100 s of trend (ForecastConfig::
