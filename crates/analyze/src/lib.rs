@@ -43,5 +43,5 @@ pub mod trend;
 pub mod victims;
 pub mod vmas;
 
-pub use engine::{metric_name, Config, Engine, KernelKill, LimitsConfig, METRICS};
+pub use engine::{metric_name, Config, Engine, KernelKill, LimitsConfig, METRICS, RUN_QUEUE_WAIT};
 pub use finding::{Evidence, Finding, Layer, Severity, Target, OOM_KILL};

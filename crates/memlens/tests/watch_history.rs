@@ -25,6 +25,7 @@ fn recorded_series_and_profiles_read_back() {
     let data = std::env::temp_dir().join(format!("memlens-history-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let data_arg = data.to_str().unwrap().to_string();
+    let wait_before_seconds = run_queue_wait_seconds(workload.pid());
 
     let mut agent = ChildGuard(
         Command::new(env!("CARGO_BIN_EXE_memlens"))
@@ -61,6 +62,7 @@ fn recorded_series_and_profiles_read_back() {
     unsafe { libc::kill(agent.pid(), libc::SIGTERM) };
     let status = agent.0.wait().unwrap();
     assert!(status.success(), "clean stop on SIGTERM: {status}");
+    let wait_after_seconds = run_queue_wait_seconds(workload.pid());
     let leaked_by_now: u64 = workload
         .stdout_lines()
         .iter()
@@ -112,6 +114,36 @@ fn recorded_series_and_profiles_read_back() {
         rss.last().unwrap().1 > rss.first().unwrap().1,
         "RSS grows with the leak"
     );
+    // The run-queue wait stored with the runtime's counters: the kernel's
+    // sum over the workload's threads, between the test's own reads of it
+    // before the agent started and after it stopped, never going back (the
+    // workload's threads live as long as it does).
+    let csv = memlens(&[
+        "query",
+        "--data",
+        &data_arg,
+        "--csv",
+        &format!(
+            "SELECT s.ts, s.value FROM samples s JOIN entities e ON e.id = s.entity \
+             WHERE e.pid = {pid} AND s.metric = 'run_queue_wait_seconds' ORDER BY s.ts"
+        ),
+    ]);
+    let wait: Vec<(i64, f64)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (ts, value) = l.split_once(',').unwrap();
+            (ts.parse().unwrap(), value.parse().unwrap())
+        })
+        .collect();
+    assert!(wait.len() >= 2, "{csv}");
+    for (i, &(ts, seconds)) in wait.iter().enumerate() {
+        assert!(
+            (wait_before_seconds..=wait_after_seconds).contains(&seconds),
+            "{seconds} s at {ts} outside {wait_before_seconds} ..= {wait_after_seconds}"
+        );
+        assert!(i == 0 || seconds >= wait[i - 1].1, "{wait:?}");
+    }
 
     // query: the same count through SQL, as CSV.
     let csv = memlens(&[
@@ -159,4 +191,20 @@ fn recorded_series_and_profiles_read_back() {
         "{text}"
     );
     std::fs::remove_dir_all(&data).ok();
+}
+
+/// The run-queue wait of `pid`'s threads, summed (seconds): the second
+/// field of each `/proc/PID/task/TID/schedstat`.
+fn run_queue_wait_seconds(pid: i32) -> f64 {
+    let mut total_ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("the workload's threads") {
+        let text = std::fs::read_to_string(task.unwrap().path().join("schedstat"))
+            .expect("a thread's schedstat");
+        total_ns += text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("schedstat {text:?}"));
+    }
+    total_ns as f64 / 1e9
 }

@@ -107,6 +107,7 @@ pub fn is_counter(metric: &str) -> bool {
         "minor_faults"
             | "major_faults"
             | "cpu_user_seconds"
+            | "run_queue_wait_seconds"
             | "cpu_system_seconds"
             | "read_bytes"
             | "write_bytes"

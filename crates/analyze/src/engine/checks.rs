@@ -10,7 +10,7 @@
 //! | `vma.count_near_limit` | `vma_count` with the host's `max_map_count` | the same |
 //! | `go.gomemlimit_*`, `go.gogc_off_without_limit` | `go_env_gomemlimit_bytes` (each Go process, each cycle) with the runtime's settings when read, its cgroup's `effective_limit_bytes`, the outside memory's peak | [`ChecksConfig::outside_window_seconds`] |
 //! | `go.goroutine_leak` | `go_goroutines` | [`ChecksConfig::goroutine_window_seconds`] |
-//! | `go.gc_pressure` | `go_gc_cycles_total` with the GC counters | [`ChecksConfig::gc_window_seconds`] |
+//! | `go.gc_pressure` | `go_gc_cycles_total` with the GC counters and [`RUN_QUEUE_WAIT`] | [`ChecksConfig::gc_window_seconds`] |
 //!
 //! Cost, bounded: the collector reads the counts anyway (the fds by a
 //! readdir, the maps by one read, every cycle); each check runs at most
@@ -34,13 +34,20 @@ pub const MAX_SAMPLES: usize = 120;
 /// ([`gomemconfig::outside_runtime_bytes`]), kept for its peak.
 const OUTSIDE: &str = "outside_runtime_bytes";
 
-/// The GC counters of [`gcpressure::Counters`], as the history names them.
-const GC_COUNTERS: [&str; 4] = [
+/// The GC counters of [`gcpressure::Counters`], as the history names them,
+/// and the run-queue wait of the process's threads read with them.
+const GC_COUNTERS: [&str; 5] = [
     "go_gc_cycles_total",
     "go_gc_pause_ns_total",
     "go_alloc_bytes_total",
     "go_mallocs_total",
+    RUN_QUEUE_WAIT,
 ];
+
+/// The summed run-queue wait of a Go process's threads (seconds,
+/// `/proc/PID/task/TID/schedstat`), a point the agent takes with each read of
+/// the runtime's counters: the GC pressure check's "CPU-starved" exemption.
+pub const RUN_QUEUE_WAIT: &str = "run_queue_wait_seconds";
 
 /// The metrics the checks read ([`crate::metric_name`] knows them too).
 pub const CHECK_METRICS: &[&str] = &[
@@ -57,6 +64,7 @@ pub const CHECK_METRICS: &[&str] = &[
     "go_mallocs_total",
     "go_gc_cpu_fraction",
     "go_heap_alloc_bytes",
+    RUN_QUEUE_WAIT,
     GO_ENV_GOMEMLIMIT,
     GO_ENV_GOGC,
 ];
@@ -321,14 +329,24 @@ impl Engine {
                     return;
                 };
                 let gomemlimit = latest("go_gomemlimit_bytes").filter(|l| *l > 0.0 && *l < 4e18);
+                // The wait read with the counters at both of the window's
+                // instants (an instant's points are all kept before any check).
+                let wait_at = |t: i64| {
+                    let kept = state.samples.series.get(RUN_QUEUE_WAIT)?;
+                    kept.iter().find(|s| s.0 == t).map(|s| s.1)
+                };
+                let run_queue_wait_seconds = match (wait_at(t0), wait_at(t1)) {
+                    (Some(start), Some(end)) if end >= start => Some(end - start),
+                    // A thread that exits takes its wait with it: a sum
+                    // that went back says nothing of the window.
+                    _ => None,
+                };
                 let obs = gcpressure::Observation {
                     start: counters(0),
                     end: counters(1),
                     window_seconds: (t1 - t0) as f64 / 1000.0,
                     gomemlimit_bytes: gomemlimit.map(|l| l as u64),
-                    // The agent keeps no run-queue wait: the pauses are
-                    // judged as they are (docs/findings.md).
-                    run_queue_wait_seconds: None,
+                    run_queue_wait_seconds,
                 };
                 let f = gcpressure::check(&obs, &c.gc, entity, ts_ms).map(|mut f| {
                     // What GOMEMLIMIT bounds, against it: the catalogue's
@@ -528,6 +546,65 @@ mod tests {
             ],
         );
         assert!(e.is_empty(), "{e:?}");
+    }
+
+    /// The GC pressure findings of a healthy, CPU-starved Go process: 300
+    /// cycles a minute (under the 600 of the cycle rule) stopping the world
+    /// 1.6 % of the time (over the 1 % of the pause rule), as the soak saw
+    /// the alloc-churn workload do at load 3, with its threads' summed
+    /// run-queue wait at each second of the run as `wait` gives it (`None`:
+    /// not read).
+    fn gc_findings_of_a_starved_process(wait: impl Fn(i64) -> Option<f64>) -> Vec<Finding> {
+        let mut engine = Engine::new(Config::default());
+        let mut events = Vec::new();
+        for i in 0..30 {
+            let seconds = i * 5;
+            let mut points = vec![
+                p(&process(), "go_gc_cycles_total", 5.0 * seconds as f64),
+                p(&process(), "go_gc_pause_ns_total", 16e6 * seconds as f64),
+                p(&process(), "go_alloc_bytes_total", 10e6 * seconds as f64),
+                p(&process(), "go_mallocs_total", 35e3 * seconds as f64),
+                p(&process(), "go_gc_cpu_fraction", 0.02),
+            ];
+            if let Some(w) = wait(seconds) {
+                points.push(p(&process(), RUN_QUEUE_WAIT, w));
+            }
+            events.extend(engine.observe(seconds * 1000, &points));
+        }
+        events
+    }
+
+    #[test]
+    fn gc_pauses_a_run_queue_wait_accounts_for_are_not_judged() {
+        // Its threads waited 20 % of the time for a CPU (0.2 thread on
+        // average), more than the 1.6 % the world was stopped.
+        let starved = gc_findings_of_a_starved_process(|s| Some(100.0 + 0.2 * s as f64));
+        assert_eq!(
+            severity_of(&starved, gcpressure::GC_PRESSURE),
+            None,
+            "{starved:?}"
+        );
+        // Without the wait, or with less of it than the pauses, the pauses
+        // are judged: a warning.
+        for (case, wait) in [
+            (
+                "not read",
+                Box::new(|_| None) as Box<dyn Fn(i64) -> Option<f64>>,
+            ),
+            ("under the pauses", Box::new(|s| Some(0.01 * s as f64))),
+            // A thread exited with its wait: the sum went back.
+            (
+                "went back",
+                Box::new(|s| Some(if s < 60 { 50.0 + s as f64 } else { 1.0 })),
+            ),
+        ] {
+            let judged = gc_findings_of_a_starved_process(wait);
+            assert_eq!(
+                severity_of(&judged, gcpressure::GC_PRESSURE),
+                Some(Severity::Warning),
+                "{case}: {judged:?}"
+            );
+        }
     }
 
     #[test]

@@ -40,7 +40,9 @@ mod kills;
 mod limits;
 mod mysql;
 
-pub use checks::{ChecksConfig, CHECK_METRICS, GO_ENV_GOGC, GO_ENV_GOMEMLIMIT, UNSET};
+pub use checks::{
+    ChecksConfig, CHECK_METRICS, GO_ENV_GOGC, GO_ENV_GOMEMLIMIT, RUN_QUEUE_WAIT, UNSET,
+};
 pub use kills::KernelKill;
 pub use limits::LimitsConfig;
 

@@ -84,6 +84,7 @@ const PROCESS: &[(&str, &str, f64, &str)] = &[
     ("threads", "memlens_process_threads", 1.0, "Threads of the process."),
     ("cpu_user_seconds", "memlens_process_cpu_user_seconds_total", 1.0, "CPU time in user mode."),
     ("cpu_system_seconds", "memlens_process_cpu_system_seconds_total", 1.0, "CPU time in kernel mode."),
+    ("run_queue_wait_seconds", "memlens_process_run_queue_wait_seconds_total", 1.0, "Time the threads waited on a run queue for a CPU, summed over the threads alive (/proc/PID/task/TID/schedstat); Go processes, read with their runtime."),
     ("vma_count", "memlens_process_memory_maps", 1.0, "Memory mappings (lines of /proc/PID/maps)."),
     ("anon_vma_count", "memlens_process_anon_memory_maps", 1.0, "Anonymous memory mappings."),
     ("largest_gap_bytes", "memlens_process_largest_address_gap_bytes", 1.0, "Largest unmapped gap of the address space."),

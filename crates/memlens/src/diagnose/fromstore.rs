@@ -37,7 +37,7 @@ pub const PROCESS_METRICS: [&str; 17] = [
 
 /// The Go runtime series read at the start of a history window (names of
 /// crates/memlens/src/watch/gotargets.rs).
-pub const GO_METRICS: [&str; 15] = [
+pub const GO_METRICS: [&str; 16] = [
     "go_gc_cycles_total",
     "go_gc_pause_ns_total",
     "go_alloc_bytes_total",
@@ -53,6 +53,7 @@ pub const GO_METRICS: [&str; 15] = [
     "go_gogc_percent",
     "go_stack_inuse_bytes",
     "go_goroutines",
+    "run_queue_wait_seconds",
 ];
 
 /// Values of one entity's series at one instant, by metric name.
@@ -182,9 +183,11 @@ pub fn go_read_at_start(values: &Values, at_seconds: f64) -> Option<GoRead> {
             gogc_percent: setting(values, "go_gogc_percent"),
         },
         from_expvar: gc_cpu_fraction.is_some(),
-        // The agent keeps no run-queue wait: a window from the history
-        // judges the pauses without it.
-        run_queue_wait_ns: None,
+        // Stored with the runtime's counters since the agent keeps it;
+        // an older history judges the pauses without it.
+        run_queue_wait_ns: values
+            .get("run_queue_wait_seconds")
+            .and_then(|s| whole(s * 1e9)),
     })
 }
 
@@ -301,8 +304,10 @@ mod tests {
             ("go_heap_alloc_bytes", 7e6),
             ("go_gomemlimit_bytes", 9_223_372_036_854_775_807.0),
             ("go_gogc_percent", 100.0),
+            ("run_queue_wait_seconds", 1.25),
         ]);
         let read = go_read_at_start(&stored, 2.5).expect("a read");
+        assert_eq!(read.run_queue_wait_ns, Some(1_250_000_000));
         assert_eq!(read.at_seconds, 2.5);
         assert_eq!(read.gc.num_gc, Some(12));
         assert_eq!(read.gc.pause_total_ns, Some(3_500_000));
@@ -314,6 +319,7 @@ mod tests {
         let expvar = values(&[("go_gc_cycles_total", 1.0), ("go_gc_cpu_fraction", 0.01)]);
         let read = go_read_at_start(&expvar, 0.0).unwrap();
         assert!(read.from_expvar);
+        assert_eq!(read.run_queue_wait_ns, None);
         assert_eq!(read.runtime.gomemlimit_bytes, None);
         assert!(go_read_at_start(&values(&[("go_goroutines", 5.0)]), 0.0).is_none());
     }

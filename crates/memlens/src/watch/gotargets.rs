@@ -3,6 +3,7 @@
 //! and every fetch is bounded by the configured timeouts and size cap.
 
 use crate::target::{self, http, Endpoint, FetchLimits, Resource};
+use memlens_analyze::RUN_QUEUE_WAIT;
 use memlens_goruntime::expvar::{parse_expvar, MemStats};
 use memlens_goruntime::pprof::Profile;
 use memlens_goruntime::promtext::{parse_promtext, Exposition};
@@ -135,16 +136,24 @@ impl GoTargets {
             if due(target.last_runtime, self.runtime_every, now) {
                 target.last_runtime = Some(now);
                 match read_runtime(&target.endpoints, &limits) {
-                    Ok(values) => emit(GoEvent::Points(
-                        values
-                            .into_iter()
-                            .map(|(metric, value)| Point {
-                                entity: entity.clone(),
-                                metric,
-                                value,
-                            })
-                            .collect(),
-                    )),
+                    Ok(mut values) => {
+                        // Read with the GC counters: how long the threads
+                        // waited for a CPU tells a starved machine's pauses
+                        // from the GC's own (the GC pressure check).
+                        if let Some(s) = root.process_schedstat(pid) {
+                            values.push((RUN_QUEUE_WAIT, s.run_queue_wait_ns as f64 / 1e9));
+                        }
+                        emit(GoEvent::Points(
+                            values
+                                .into_iter()
+                                .map(|(metric, value)| Point {
+                                    entity: entity.clone(),
+                                    metric,
+                                    value,
+                                })
+                                .collect(),
+                        ))
+                    }
                     Err(message) => emit(GoEvent::Failure(FetchFailure {
                         pid,
                         stage: "runtime",
