@@ -8,6 +8,7 @@
 use crate::timearg::parse_time_ms;
 use crate::watch::default_data_dir;
 use anyhow::{bail, Context};
+use memlens_analyze::finding::OOM_KILL;
 use memlens_store::{EntityInfo, Store, Value as SqlValue};
 use memlens_web::report;
 use std::path::PathBuf;
@@ -40,7 +41,7 @@ pub struct ReportArgs {
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub from: Option<String>,
 
-    /// End of the window [default: the entity's last sample; with --finding, when it fired].
+    /// End of the window [default: the entity's last sample or kept profile; with --finding, when it fired, or for an OOM kill the victim's last data if later].
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub to: Option<String>,
 
@@ -73,14 +74,19 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
                 .into_iter()
                 .find(|f| f.row == row)
                 .with_context(|| format!("--finding {row}: no finding with that row"))?;
-            (
-                entity_by_key(&store, &finding.target, "--finding")?,
-                finding.fired_ms,
-            )
+            let entity = entity_by_key(&store, &finding.target, "--finding")?;
+            // A kill is seen after the fact, and a heap profile fetched just
+            // before it can be stored after that: its report ends at the
+            // victim's last data when that is later.
+            let end_ms = match last_data_ms(&store, &entity)? {
+                Some(last) if finding.id == OOM_KILL => last.max(finding.fired_ms),
+                _ => finding.fired_ms,
+            };
+            (entity, end_ms)
         }
         None => {
             let entity = find_entity(&store, args)?;
-            let last = last_sample_ms(&store, &entity)?
+            let last = last_data_ms(&store, &entity)?
                 .with_context(|| format!("{}: no sample of it in the history", entity.key))?;
             (entity, last)
         }
@@ -163,14 +169,20 @@ fn entity_by_key(store: &Store, key: &str, flag: &str) -> anyhow::Result<EntityI
         })
 }
 
-fn last_sample_ms(store: &Store, entity: &EntityInfo) -> anyhow::Result<Option<i64>> {
-    // The id is the store's integer, never text from the command line.
-    let q = store.query(&format!(
-        "SELECT max(ts) FROM samples WHERE entity = {}",
-        entity.id
-    ))?;
-    Ok(match q.rows.first().map(|r| &r[0]) {
-        Some(SqlValue::Integer(ms)) => Some(*ms),
-        _ => None,
-    })
+/// When the history last heard of `entity`: its newest sample, or its
+/// newest kept profile when that is later (a profile is stored when it
+/// arrives, which can be after the process's last sample).
+fn last_data_ms(store: &Store, entity: &EntityInfo) -> anyhow::Result<Option<i64>> {
+    let mut last = None;
+    for view in ["samples", "profiles"] {
+        // The id is the store's integer, never text from the command line.
+        let q = store.query(&format!(
+            "SELECT max(ts) FROM {view} WHERE entity = {}",
+            entity.id
+        ))?;
+        if let Some(SqlValue::Integer(ms)) = q.rows.first().map(|r| &r[0]) {
+            last = last.max(Some(*ms));
+        }
+    }
+    Ok(last)
 }
