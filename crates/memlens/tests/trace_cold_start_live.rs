@@ -3,7 +3,11 @@
 //! reserving 64 MiB arenas, `sysReserve`) is in its mmap stacks with its
 //! sizes, and the time memlens gives for its first listening socket lies
 //! within 100 ms of the workload's own clock reading right after `listen()`
-//! (its `LISTEN addr at_unix_ns=T` line).
+//! (its `LISTEN addr at_unix_ns=T` line). The workload runs from a private
+//! copy of its binary that the test deletes once it listens, as a deploy
+//! replaces a binary under a running service: memlens names its frames
+//! after it exited all the same (it keeps the mapped files open; a soak
+//! failed when another test rebuilt the shared binary mid-trace).
 //!
 //! Why 100 ms holds on a loaded 2-core machine: memlens's time is the
 //! kernel's, taken by its probe when `listen()` returns (not when memlens's
@@ -23,7 +27,8 @@ mod trace;
 
 use memlens_testkit::{workload_binary, GoToolchain, TempDir};
 use serde_json::Value;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 use trace::{assert_no_orphaned_programs, can_run, event, ONE_TRACE};
 
 /// The Go runtime's heap arena on linux/amd64.
@@ -35,17 +40,39 @@ fn cold_start_shows_arena_reservations_and_time_to_listen() {
         return;
     }
     let _one = ONE_TRACE.lock().unwrap_or_else(|e| e.into_inner());
-    let binary = workload_binary(&GoToolchain::go127());
     let dir = TempDir::new("trace-cold");
+    let binary = dir.path().join("workload");
+    std::fs::copy(workload_binary(&GoToolchain::go127()), &binary).expect("copy the workload");
     let out_file = dir.path().join("workload.out");
-    let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
+    let mut memlens = Command::new(env!("CARGO_BIN_EXE_memlens"))
         .args(["trace", "--cold-start", "--duration", "60s", "--json", "--"])
         .args(["sh", "-c", "out=$1; shift; exec \"$@\" > \"$out\"", "sh"])
         .arg(&out_file)
         .arg(&binary)
-        .args(["--mode", "steady", "--duration", "3s"])
-        .output()
+        .args(["--mode", "steady", "--duration", "5s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run memlens trace --cold-start");
+    // Once the workload listens (it runs 5 s), its binary goes.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let listening = || std::fs::read_to_string(&out_file).is_ok_and(|t| t.contains("LISTEN "));
+    while !listening() && memlens.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the workload did not listen within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let done_before_deletion =
+        std::fs::read_to_string(&out_file).is_ok_and(|t| t.contains("\nDONE"));
+    std::fs::remove_file(&binary).expect("delete the workload's binary");
+    let out = memlens
+        .wait_with_output()
+        .expect("memlens trace --cold-start");
+    if done_before_deletion {
+        eprintln!("the workload was done before its binary was deleted: not the deploy case");
+    }
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "memlens: {stderr}");
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");

@@ -94,6 +94,9 @@ struct Followed {
     pids: Vec<u32>,
     names: HashMap<u32, String>,
     start_maps: HashMap<u32, Vec<crate::symbolize::Mapping>>,
+    /// The binaries of those mappings, open (read after the process exits,
+    /// whatever became of their paths).
+    start_binaries: HashMap<u32, HashMap<String, std::fs::File>>,
     /// Processes of the cgroup left out: the pid filter was full.
     left_out: usize,
 }
@@ -112,7 +115,12 @@ impl Followed {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         self.names.insert(pid, comm.trim().to_string());
         if let Some(maps) = ProcessSymbols::read_maps(pid).filter(|m| !m.is_empty()) {
-            self.start_maps.insert(pid, maps);
+            // The files are opened again only when the mappings changed.
+            if self.start_maps.get(&pid) != Some(&maps) {
+                self.start_binaries
+                    .insert(pid, ProcessSymbols::open_binaries(pid, &maps));
+                self.start_maps.insert(pid, maps);
+            }
         }
     }
 }
@@ -326,6 +334,7 @@ fn trace(
             // The held child's mappings were memlens's own until its exec:
             // never name its frames from them.
             followed.start_maps.remove(&options.pids[0]);
+            followed.start_binaries.remove(&options.pids[0]);
             cold = Some(ColdStartReport {
                 released_at_unix_ns,
                 first_listen_unix_ns: None,
@@ -366,7 +375,9 @@ fn trace(
             let maps = ProcessSymbols::read_maps(p)
                 .filter(|m| !m.is_empty())
                 .or_else(|| followed.start_maps.get(&p).cloned())?;
-            Some((p, ProcessSymbols::load(p, maps)))
+            let no_files = HashMap::new();
+            let opened = followed.start_binaries.get(&p).unwrap_or(&no_files);
+            Some((p, ProcessSymbols::load(p, maps, opened)))
         })
         .collect();
     let symbolize = |pid: u32, frames: &[u64]| -> Vec<String> {

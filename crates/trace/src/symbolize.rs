@@ -207,17 +207,49 @@ impl ProcessSymbols {
             .map(|t| parse_maps(&t))
     }
 
+    /// Opens each binary `mappings` name through `/proc/PID/map_files`
+    /// (the very file mapped, also when it was deleted or replaced since, or
+    /// lives in another mount namespace), keyed by mapping path. An open
+    /// file outlives the process: [`ProcessSymbols::load`] reads it after
+    /// the process exited, when the path may name another file or none
+    /// (a deploy replaced the binary; seen in a soak, where one test rebuilt
+    /// the workload binary that another was tracing).
+    pub fn open_binaries(pid: u32, mappings: &[Mapping]) -> HashMap<String, std::fs::File> {
+        let mut files = HashMap::new();
+        for m in mappings {
+            if m.path.is_empty() || m.path.starts_with('[') || files.contains_key(&m.path) {
+                continue;
+            }
+            let via_map_files = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
+            if let Ok(file) = std::fs::File::open(via_map_files) {
+                files.insert(m.path.clone(), file);
+            }
+        }
+        files
+    }
+
     /// A symbolizer for `pid` over `mappings`, reading each binary through
     /// `/proc/PID/map_files` (works for deleted files and other mount
-    /// namespaces) or, failing that, its path.
-    pub fn load(pid: u32, mappings: Vec<Mapping>) -> Symbolizer {
+    /// namespaces), else through the file `opened` holds for its path (see
+    /// [`ProcessSymbols::open_binaries`]: the process may have exited),
+    /// else by its path.
+    pub fn load(
+        pid: u32,
+        mappings: Vec<Mapping>,
+        opened: &HashMap<String, std::fs::File>,
+    ) -> Symbolizer {
         let mut binaries = HashMap::new();
         for m in &mappings {
             if m.path.is_empty() || m.path.starts_with('[') || binaries.contains_key(&m.path) {
                 continue;
             }
             let via_map_files = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
-            let bytes = std::fs::read(via_map_files).or_else(|_| std::fs::read(&m.path));
+            let bytes = std::fs::read(via_map_files)
+                .or_else(|e| match opened.get(&m.path) {
+                    Some(file) => read_whole(file),
+                    None => Err(e),
+                })
+                .or_else(|_| std::fs::read(&m.path));
             let symbols = bytes
                 .map(|b| {
                     // A binary without `.symtab` may have it in a debug file.
@@ -232,6 +264,15 @@ impl ProcessSymbols {
         }
         Symbolizer::new(mappings, binaries)
     }
+}
+
+/// All of an open file, from its start (whatever its offset).
+fn read_whole(file: &std::fs::File) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let length = file.metadata()?.len();
+    let mut bytes = vec![0; usize::try_from(length).map_err(std::io::Error::other)?];
+    file.read_exact_at(&mut bytes, 0)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
