@@ -31,8 +31,12 @@
 # (default 1) splits the other targets over K lanes: the first runs every
 # binary of the 'serial' test group (whose tests must not overlap) and its
 # share of the rest, the others share the rest; each runs its list RUNS
-# times. E.g. twenty rounds of every test in about three hours on 2 cores:
-#   SOAK_LIKE_CI=1 SOAK_HEAVY_LANES=3 SOAK_REST_LANES=2 scripts/soak.sh 20
+# times; SOAK_WEIGHTS_FROM=DIR (an earlier soak's directory) deals the rest
+# by how long each binary took there, so the rest lanes end together. E.g.
+# twenty rounds of every test in about two hours on 2 cores (session 11:
+# a heavy lane took ~22 min a round, the rest ~19 min of lane time a round):
+#   SOAK_LIKE_CI=1 SOAK_HEAVY_LANES=4 SOAK_REST_LANES=4 \
+#     SOAK_WEIGHTS_FROM=/work/soaklogs/soak23/s23 scripts/soak.sh 20
 # Exit status 1 when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -193,17 +197,42 @@ if [ "$like_ci" = 1 ]; then
       lane "${rotated[@]}") &
     lanes+=($!)
   done
-  # The rest: lane 1 takes the serial group's binaries, the others are
-  # dealt round-robin over the lanes.
-  rest_lane_of=() dealt=0
-  for target in "${rest_targets[@]}"; do
-    if grep -qxF "${target%%::*}" <<<"$serial"; then
-      rest_lane_of+=(1)
-    else
-      rest_lane_of+=($((dealt % rest_lanes + 1)))
-      dealt=$((dealt + 1))
-    fi
-  done
+  # The rest: lane 1 takes the serial group's binaries; the others are
+  # dealt round-robin over the lanes, or, with SOAK_WEIGHTS_FROM=DIR (an
+  # earlier soak's directory), longest first, each to the lane with the
+  # least work so far, by the median seconds a run of its binary took in
+  # DIR (binaries DIR did not run count as its median binary).
+  mapfile -t rest_lane_of < <(python3 -c '
+import glob, os, statistics, sys
+lanes, weights_dir, serial = int(sys.argv[1]), sys.argv[2], set(sys.argv[3].split())
+targets = sys.argv[4:]
+runs = {}
+for path in glob.glob(os.path.join(weights_dir, "logs", "*.seconds")) if weights_dir else []:
+    binary = os.path.basename(path)[: -len(".seconds")].split("-", 1)[1]
+    binary = binary.split("--")[0].split("+")[0]
+    try:
+        runs.setdefault(binary, []).append(float(open(path).read().split()[0]))
+    except (ValueError, IndexError):
+        pass
+medians = {b: statistics.median(s) for b, s in runs.items()}
+typical = statistics.median(medians.values()) if medians else 1.0
+def weight(i):
+    return medians.get(targets[i].split("::")[0], typical)
+lane_of, work = [0] * len(targets), [0.0] * (lanes + 1)
+for i, t in enumerate(targets):
+    if t.split("::")[0] in serial:
+        lane_of[i], work[1] = 1, work[1] + weight(i)
+others = [i for i in range(len(targets)) if not lane_of[i]]
+if medians:
+    others.sort(key=lambda i: -weight(i))
+for n, i in enumerate(others):
+    k = min(range(1, lanes + 1), key=lambda k: (work[k], k)) if medians else n % lanes + 1
+    lane_of[i], work[k] = k, work[k] + weight(i)
+print("\n".join(map(str, lane_of)))
+if medians:
+    print("soak: rest lanes by " + weights_dir + ": about " + ", ".join(
+        "%.0f" % (w / 60) for w in work[1:]) + " min a round", file=sys.stderr)
+' "$rest_lanes" "${SOAK_WEIGHTS_FROM:-}" "$serial" "${rest_targets[@]}")
   for ((k = 1; k <= rest_lanes; k++)); do
     list=()
     for i in "${!rest_targets[@]}"; do
