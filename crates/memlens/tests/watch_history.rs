@@ -118,16 +118,12 @@ fn recorded_series_and_profiles_read_back() {
     // sum over the workload's threads, between the test's own reads of it
     // before the agent started and after it stopped, never going back (the
     // workload's threads live as long as it does).
-    let csv = memlens(&[
-        "query",
-        "--data",
-        &data_arg,
-        "--csv",
-        &format!(
-            "SELECT s.ts, s.value FROM samples s JOIN entities e ON e.id = s.entity \
-             WHERE e.pid = {pid} AND s.metric = 'run_queue_wait_seconds' ORDER BY s.ts"
-        ),
-    ]);
+    // `memlens query` as CSV over the agent's history.
+    let query_csv = |sql: &str| memlens(&["query", "--data", &data_arg, "--csv", sql]);
+    let csv = query_csv(&format!(
+        "SELECT s.ts, s.value FROM samples s JOIN entities e ON e.id = s.entity \
+         WHERE e.pid = {pid} AND s.metric = 'run_queue_wait_seconds' ORDER BY s.ts"
+    ));
     let wait: Vec<(i64, f64)> = csv
         .lines()
         .skip(1)
@@ -146,16 +142,10 @@ fn recorded_series_and_profiles_read_back() {
     }
 
     // query: the same count through SQL, as CSV.
-    let csv = memlens(&[
-        "query",
-        "--data",
-        &data_arg,
-        "--csv",
-        &format!(
-            "SELECT count(*) FROM samples s JOIN entities e ON e.id = s.entity \
-             WHERE e.pid = {pid} AND s.metric = 'rss_bytes'"
-        ),
-    ]);
+    let csv = query_csv(&format!(
+        "SELECT count(*) FROM samples s JOIN entities e ON e.id = s.entity \
+         WHERE e.pid = {pid} AND s.metric = 'rss_bytes'"
+    ));
     let count: usize = csv.lines().nth(1).unwrap().parse().unwrap();
     assert_eq!(count, rss.len());
 
