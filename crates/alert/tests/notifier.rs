@@ -8,7 +8,7 @@
 
 use memlens_alert::live::http::HttpUrl;
 use memlens_alert::live::notify::{Counters, Notifier, NotifierConfig};
-use memlens_testkit::free_loopback_port;
+use memlens_testkit::RefusingLoopbackPort;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::Ordering;
@@ -81,8 +81,9 @@ fn totals(c: &Counters) -> [u64; 6] {
 
 #[test]
 fn a_receiver_back_from_an_outage_gets_the_retried_and_the_newest_in_order() {
-    let port = free_loopback_port();
-    let n = notifier(port, 3);
+    // Down until the test listens on it; nobody else can take it meanwhile.
+    let down = RefusingLoopbackPort::bind();
+    let n = notifier(down.port(), 3);
     n.send(b"0".to_vec());
     wait_for("a first failed attempt", || get(&n.counters().retries) >= 1);
     for body in ["1", "2", "3", "4", "5"] {
@@ -90,7 +91,7 @@ fn a_receiver_back_from_an_outage_gets_the_retried_and_the_newest_in_order() {
     }
     // 0 is being retried; 3 wait; 1 and 2 were dropped for 4 and 5.
     assert_eq!(totals(n.counters()), [6, 0, 2, 0, 4, 1]);
-    let listener = TcpListener::bind(("127.0.0.1", port)).expect("the port is free again");
+    let listener = down.listen();
     let received = serve(listener, Vec::new());
     let bodies: Vec<String> = (0..4)
         .map(|_| received.recv_timeout(Duration::from_secs(30)).unwrap().1)

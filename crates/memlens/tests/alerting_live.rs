@@ -43,7 +43,9 @@
 //! host delays cycles, never two thirds of them; measured: one a
 //! second). About 3.5 minutes (212 s measured).
 
-use memlens_testkit::{free_loopback_port, http_get, ChildGuard, GoToolchain, TempDir};
+use memlens_testkit::{
+    free_loopback_port, http_get, ChildGuard, GoToolchain, RefusingLoopbackPort, TempDir,
+};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -213,7 +215,11 @@ fn memlens_alerts_reach_alertmanager_and_a_webhook_before_and_after_a_real_kill(
         ),
     );
     let _prometheus = prometheus(&dir, &metrics_a, &am.addr);
-    let unreachable = format!("127.0.0.1:{}", free_loopback_port());
+    // Held bound (not listening) until the test ends, so no other test's
+    // server can be given the port meanwhile (a soak run's webhook once
+    // reached another test's HTTPS server and got 400s).
+    let refusing_hook = RefusingLoopbackPort::bind();
+    let unreachable = refusing_hook.addr();
     let (mut agent_b, metrics_b) = agent(
         &dir,
         "b",

@@ -10,7 +10,8 @@
 //! agents. Two receivers, one unreachable, keep their own watermarks.
 
 use memlens_testkit::{
-    free_loopback_port, http_get, wait_for, ChildGuard, GoToolchain, TempDir, WorkloadSpec,
+    free_loopback_port, http_get, wait_for, ChildGuard, GoToolchain, RefusingLoopbackPort, TempDir,
+    WorkloadSpec,
 };
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -540,7 +541,10 @@ fn two_receivers_have_their_own_watermarks() {
             });
         }
     });
-    let down = format!("127.0.0.1:{}", free_loopback_port());
+    // Held bound (not listening) for the whole test: no other server can be
+    // given the port and answer for the receiver that is down.
+    let refusing = RefusingLoopbackPort::bind();
+    let down = refusing.addr();
     let dir = TempDir::new("two");
     let workload = WorkloadSpec::new(&GoToolchain::go127(), "steady")
         .arg("--duration=120s")

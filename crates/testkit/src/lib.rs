@@ -41,7 +41,7 @@ pub use build::{pie_workload_binary, repo_root, stripped_workload_binary, worklo
 pub use c_program::{dwarf_c_program, DwarfCProgram};
 pub use cgroup::{CgroupVersion, TestCgroup};
 pub use child::ChildGuard;
-pub use http::{free_loopback_port, http_get, http_get_bytes};
+pub use http::{free_loopback_port, http_get, http_get_bytes, RefusingLoopbackPort};
 pub use mariadb::{MariaDb, MariaDbSpec, TEST_PASSWORD, TEST_USER};
 pub use pprof_top::{
     compare_with_binary_symbolised, go_tool_pprof_top, parse_address_row, parse_pprof_top,
